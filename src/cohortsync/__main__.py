@@ -1,0 +1,3 @@
+from cohortsync.cli.main import main
+
+main()

@@ -1,0 +1,45 @@
+"""The catalog database: one SQLite file in the home, WAL mode.
+
+Table modules register their tables on :data:`metadata`; :func:`open_catalog`
+imports them all and creates what is missing, so a fresh home just works.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+metadata = sa.MetaData()
+
+
+
+def _register_table_modules() -> None:
+    """Import every module of this package so their tables join ``metadata``."""
+    package = importlib.import_module("cohortsync.catalog")
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"cohortsync.catalog.{module.name}")
+
+
+def open_catalog(path: Path) -> sa.Engine:
+    """Open (and create) the catalog at ``path``.
+
+    SQLite runs in WAL mode with a busy timeout so that the scheduler, the CLI
+    and a running export can share it.
+    """
+    engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    _register_table_modules()
+    metadata.create_all(engine)
+    return engine

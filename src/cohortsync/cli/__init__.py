@@ -1,0 +1,1 @@
+"""Thin typer commands: parse options, call the package, print. No logic here."""

@@ -1,0 +1,74 @@
+"""The ``cohortsync`` command line.
+
+Each command group lives in its own module and exposes ``app``; top-level
+commands expose a function. Errors a user can act on (:class:`CohortsyncError`)
+print one line on stderr and exit with their code; anything else is a bug and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cohortsync.cli import (
+    activation,
+    apply,
+    audience,
+    auth,
+    braze,
+    export,
+    query,
+    runs,
+    scheduler,
+    segment,
+    warehouse,
+)
+from cohortsync.errors import CohortsyncError
+
+app = typer.Typer(
+    name="cohortsync",
+    help=(
+        "Turn warehouse query results into Braze cohorts.\n\n"
+        "Load data with 'warehouse load', check a query with 'warehouse query', save the "
+        "Braze credentials with 'auth create', then 'export' the result to a cohort. "
+        "'braze serve' runs a local Braze-compatible service to try it all against."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+app.add_typer(warehouse.app, name="warehouse")
+app.add_typer(auth.app, name="auth")
+app.command("export")(export.export)
+app.add_typer(runs.app, name="runs")
+app.add_typer(query.app, name="query")
+app.add_typer(audience.app, name="audience")
+app.add_typer(segment.app, name="segment")
+app.add_typer(activation.app, name="activation")
+app.command("scheduler")(scheduler.scheduler)
+app.command("apply")(apply.apply)
+app.add_typer(braze.app, name="braze")
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app(standalone_mode=False)
+    except CohortsyncError as error:
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        typer.secho("aborted", err=True)
+        sys.exit(130)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except Exception as error:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(2 if isinstance(error, click.UsageError) else error.exit_code)
+        raise

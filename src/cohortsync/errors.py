@@ -1,0 +1,89 @@
+"""The one exception tree of cohortsync.
+
+Every error a user can cause or act on is a :class:`CohortsyncError`. The CLI
+prints its message as one line on stderr (no traceback) and exits with its
+``exit_code``; anything else that escapes is a bug and keeps its traceback.
+
+::
+
+    CohortsyncError                 exit 1  generic failure
+    ├── ConfigError                 exit 2  bad usage or configuration
+    ├── SourceError                 exit 3  the query or source failed
+    ├── DestinationRefused          exit 4  the destination refused (400/401)
+    ├── RetriesExhausted            exit 5  retryable failures outlasted the retries
+    └── RunInterrupted              exit 6  stopped by SIGTERM/Ctrl-C; resumable
+
+The retry policy of the partner API client is written in these classes
+(as in the Singer SDK): :class:`RetriableError` is what the client retries,
+and it becomes :class:`RetriesExhausted` when the retries run out.
+"""
+
+from __future__ import annotations
+
+
+class CohortsyncError(Exception):
+    """Root of every error that a user can act on.
+
+    Args:
+        message: one line that says what failed and on which input.
+        hint: what to do about it; appended to the message when printed.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class ConfigError(CohortsyncError):
+    """Bad usage or configuration: a wrong option, a missing setting."""
+
+    exit_code = 2
+
+
+class SourceError(CohortsyncError):
+    """The query or the source failed: bad SQL, a missing table, a wrong column."""
+
+    exit_code = 3
+
+
+class DestinationRefused(CohortsyncError):
+    """The destination answered 400 or 401: retrying would not help."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class RetriesExhausted(CohortsyncError):
+    """Retryable failures (429, 5xx, 423, network) outlasted every retry."""
+
+    exit_code = 5
+
+
+class RunInterrupted(CohortsyncError):
+    """The run was stopped by a signal after recording its requests in flight."""
+
+    exit_code = 6
+
+
+class RetriableError(Exception):
+    """A failure worth retrying: not shown to users unless retries run out.
+
+    Args:
+        message: what happened, e.g. ``HTTP 503 from https://...``.
+        retry_after: seconds the server asked us to wait, when it said so.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

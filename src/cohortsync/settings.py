@@ -1,0 +1,76 @@
+"""Settings read from the environment (``COHORTSYNC_*``).
+
+The home directory holds everything the exporting side keeps: the embedded
+warehouse, the catalog, snapshots, run staging files and the secret key file.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cohortsync.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    """Process-wide settings; construct a fresh one to pick up env changes."""
+
+    model_config = SettingsConfigDict(env_prefix="COHORTSYNC_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".cohortsync")
+    warehouse: str | None = None
+    partner_api_key: SecretStr | None = None
+    partner_api_key_us: SecretStr | None = None
+    partner_api_key_eu: SecretStr | None = None
+    braze_db: str | None = None
+
+    @cached_property
+    def home_dir(self) -> Path:
+        """The home directory, created on first use."""
+        path = self.home.expanduser()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def warehouse_url(self) -> str:
+        """The warehouse URL: ``COHORTSYNC_WAREHOUSE`` or the embedded DuckDB file."""
+        return self.warehouse or f"duckdb:///{self.home_dir / 'warehouse.duckdb'}"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.home_dir / "catalog.db"
+
+    @property
+    def braze_db_url(self) -> str:
+        """The receiving service's store: ``COHORTSYNC_BRAZE_DB`` or SQLite in the home."""
+        return self.braze_db or f"sqlite:///{self.home_dir / 'braze.db'}"
+
+    def partner_api_key_for(self, endpoint: str) -> str:
+        """The partner API key for a Braze REST endpoint.
+
+        Braze issues one partner key for every US cluster and one for the EU
+        cluster; EU endpoints are ``*.braze.eu`` and the ``fra-`` hosts. A
+        region key wins over the generic ``COHORTSYNC_PARTNER_API_KEY``.
+        """
+        region = endpoint_region(endpoint)
+        regional = self.partner_api_key_eu if region == "eu" else self.partner_api_key_us
+        key = regional or self.partner_api_key
+        if key is None:
+            variable = f"COHORTSYNC_PARTNER_API_KEY_{region.upper()}"
+            raise ConfigError(
+                f"no partner API key for the {region.upper()} region of {endpoint}",
+                hint=f"set {variable} or COHORTSYNC_PARTNER_API_KEY",
+            )
+        return key.get_secret_value()
+
+
+def endpoint_region(endpoint: str) -> str:
+    """``"eu"`` for Braze's EU hosts (``*.braze.eu``, ``fra-*``), else ``"us"``."""
+    host = (urlsplit(endpoint).hostname or endpoint).lower()
+    if host.endswith(".braze.eu") or host.startswith("fra-") or ".fra-" in host:
+        return "eu"
+    return "us"

@@ -1,0 +1,74 @@
+"""Fixtures shared by every suite: an isolated home, free ports, PostgreSQL.
+
+Tests use real parts: a real HTTP server on 127.0.0.1, real DuckDB files and
+the PostgreSQL server on 127.0.0.1:5432 (a fresh database per test session).
+A suite that needs a service skips only when the service is absent and
+``COHORTSYNC_REQUIRE_ALL`` is unset; CI sets it so nothing skips silently.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "COHORTSYNC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def require_all() -> bool:
+    return os.environ.get("COHORTSYNC_REQUIRE_ALL", "") not in ("", "0")
+
+
+def missing_service(reason: str) -> None:
+    """Skip on a laptop without the service; fail where every suite must run."""
+    if require_all():
+        pytest.fail(f"{reason} (COHORTSYNC_REQUIRE_ALL is set)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh ``COHORTSYNC_HOME`` for one test, with no partner keys leaking in."""
+    path = tmp_path / "home"
+    path.mkdir()
+    monkeypatch.setenv("COHORTSYNC_HOME", str(path))
+    for name in list(os.environ):
+        if name.startswith("COHORTSYNC_") and name not in (
+            "COHORTSYNC_HOME",
+            "COHORTSYNC_REQUIRE_ALL",
+            "COHORTSYNC_TEST_POSTGRES",
+        ):
+            monkeypatch.delenv(name)
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        missing_service("psycopg is not installed")
+    name = f"cohortsync_test_{uuid.uuid4().hex[:12]}"
+    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as error:
+        missing_service(f"no PostgreSQL server answers at {admin}: {error}")
+    base = admin.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
