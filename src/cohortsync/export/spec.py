@@ -23,12 +23,15 @@ MAX_IDENTIFIERS_PER_REQUEST = 1000
 class Source:
     """Where the rows come from: exactly one of ``sql`` or ``table``.
 
-    ``warehouse_url`` is ``None`` for the configured warehouse
-    (``COHORTSYNC_WAREHOUSE`` or the embedded DuckDB file).
+    ``params`` are bound to the placeholders (``?``) of ``sql``: segments are
+    compiled to parameterised SQL, never to pasted values. ``warehouse_url`` is
+    ``None`` for the configured warehouse (``COHORTSYNC_WAREHOUSE`` or the
+    embedded DuckDB file).
     """
 
     sql: str | None = None
     table: str | None = None
+    params: tuple[Any, ...] = ()
     warehouse_url: str | None = None
 
     def describe(self) -> str:

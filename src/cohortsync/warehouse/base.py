@@ -7,7 +7,8 @@ whole result as Python objects: memory stays flat whatever the cohort size.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Protocol
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol
 
 import pyarrow as pa
 
@@ -19,8 +20,14 @@ class Engine(Protocol):
 
     url: str
 
-    def stream(self, sql: str, *, batch_size: int = 65_536) -> pa.RecordBatchReader:
-        """Run ``sql`` and stream its result; the schema is known before any row."""
+    def stream(
+        self, sql: str, params: Sequence[Any] = (), *, batch_size: int = 65_536
+    ) -> pa.RecordBatchReader:
+        """Run ``sql`` with ``?`` placeholders bound to ``params`` and stream the result.
+
+        The schema is known before any row is read, so identifier columns can
+        be checked before a single request is sent.
+        """
         ...
 
     def table_schema(self, table: str) -> pa.Schema:
