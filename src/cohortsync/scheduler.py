@@ -1,0 +1,458 @@
+"""Run saved queries and activations on their cron schedules.
+
+The scheduler is stateless: everything it knows lives in the catalog
+(:mod:`cohortsync.catalog.schedules`), so it can stop, restart, run as a
+daemon (``cohortsync scheduler``) or be called from cron (``--once``).
+
+Rules, each one a test in ``tests/scheduler``:
+
+- **Due.** A job is due when its latest cron slot at or before *now* (read in
+  the job's time zone, UTC by default) is later than the last slot it consumed
+  (or than the moment it was scheduled, for a new schedule).
+- **Missed while down.** Slots missed during downtime are consumed together by
+  one run: after a weekend off, a daily job runs once, not three times.
+- **No overlap.** A run first wins the job's lease; a job whose lease is held
+  (by another scheduler or a manual ``query run``) is left due, and runs once
+  the lease is free.
+- **SIGTERM.** The daemon stops taking jobs, tells the running ones to stop at
+  their next checkpoint, waits for them and releases their leases.
+- **Failures** leave a failed run in the run history with the message and,
+  when configured, POST the run's report to a webhook.
+
+Time comes from an injected clock so tests can move it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from types import FrameType
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from cronsim import CronSim, CronSimError
+
+from cohortsync.catalog import schedules as catalog
+from cohortsync.catalog.schedules import Lease, Schedule
+from cohortsync.errors import CohortsyncError, ConfigError, RunInterrupted
+from cohortsync.webhooks import failure_payload, post_webhook
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+LEASE_TTL = timedelta(minutes=10)
+CRON_HINT = "use five fields 'minute hour day-of-month month day-of-week', e.g. '0 6 * * *'"
+
+
+def utc_now() -> datetime:
+    """The real clock: an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+# --- cron arithmetic ---------------------------------------------------------
+
+
+def zone(name: str) -> tzinfo:
+    """The time zone called ``name`` (IANA, e.g. ``Europe/Paris``)."""
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ConfigError(
+            f"unknown time zone {name!r}", hint="use an IANA name such as 'Europe/Paris' or 'UTC'"
+        ) from error
+
+
+def check_cron(expr: str, timezone: str = "UTC") -> str:
+    """Validate a cron expression and time zone; returns the expression normalised."""
+    normalised = " ".join(expr.split())
+    if len(normalised.split()) != 5:
+        raise ConfigError(f"cron expression {expr!r} must have five fields", hint=CRON_HINT)
+    try:
+        next(CronSim(normalised, datetime.now(zone(timezone))))
+    except CronSimError as error:
+        raise ConfigError(f"cron expression {expr!r} is invalid: {error}", hint=CRON_HINT) from None
+    except StopIteration:
+        raise ConfigError(f"cron expression {expr!r} never fires", hint=CRON_HINT) from None
+    return normalised
+
+
+def latest_slot(expr: str, timezone: str, now: datetime) -> datetime | None:
+    """The latest slot of ``expr`` at or before ``now``, in UTC."""
+    local = now.astimezone(zone(timezone)).replace(microsecond=0) + timedelta(seconds=1)
+    try:
+        slot = next(CronSim(expr, local, reverse=True))
+    except StopIteration:
+        return None
+    return slot.astimezone(UTC)
+
+
+def next_slot(expr: str, timezone: str, after: datetime) -> datetime | None:
+    """The first slot of ``expr`` strictly after ``after``, in UTC."""
+    try:
+        slot = next(CronSim(expr, after.astimezone(zone(timezone)).replace(microsecond=0)))
+    except StopIteration:
+        return None
+    return slot.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class DueJob:
+    """A job to run now, and the slot its run consumes (the latest one)."""
+
+    schedule: Schedule
+    slot: datetime
+
+    @property
+    def job(self) -> str:
+        return self.schedule.job
+
+
+def due_jobs(scheduled: list[Schedule], now: datetime) -> list[DueJob]:
+    """The jobs of ``scheduled`` that are due at ``now``, missed slots collapsed into one."""
+    due = []
+    for schedule in scheduled:
+        slot = latest_slot(schedule.cron, schedule.timezone, now)
+        if slot is not None and slot > schedule.consumed_until:
+            due.append(DueJob(schedule, slot))
+    return due
+
+
+def next_run(schedule: Schedule, now: datetime) -> datetime | None:
+    """When ``schedule`` runs next: now if a slot is waiting, else its next slot."""
+    if due_jobs([schedule], now):
+        return now
+    return next_slot(schedule.cron, schedule.timezone, max(now, schedule.consumed_until))
+
+
+# --- job kinds -----------------------------------------------------------------
+
+
+@dataclass
+class JobContext:
+    """What a job runner gets: the catalog, the job's name, and a stop request.
+
+    ``stop`` is set when the scheduler received SIGTERM: a runner passes it on
+    so its export stops at the next checkpoint (and can be resumed).
+    """
+
+    catalog: sa.Engine
+    kind: str
+    name: str
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def job(self) -> str:
+        return catalog.job_label(self.kind, self.name)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """The outcome of one job run, as the run history and the webhook see it."""
+
+    status: str  # "succeeded", "failed" or "interrupted"
+    run_id: str | None = None
+    error: str | None = None
+    report: dict[str, Any] | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status != "succeeded"
+
+
+JobRunner = Callable[[JobContext], JobResult]
+
+_JOB_KINDS: dict[str, JobRunner] = {}
+
+
+def register_job_kind(kind: str, runner: JobRunner) -> None:
+    """Plug a kind of job into the scheduler: jobs ``"KIND:NAME"`` run through ``runner``."""
+    _JOB_KINDS[kind] = runner
+
+
+def job_runner(kind: str) -> JobRunner:
+    """The runner of ``kind``; the built-in kinds register themselves on first use."""
+    if kind not in _JOB_KINDS:
+        _register_builtin_kinds()
+    try:
+        return _JOB_KINDS[kind]
+    except KeyError:
+        raise ConfigError(
+            f"no job kind {kind!r}", hint=f"known kinds: {', '.join(sorted(_JOB_KINDS))}"
+        ) from None
+
+
+def _register_builtin_kinds() -> None:
+    from cohortsync.queries import run_query_job
+
+    _JOB_KINDS.setdefault("query", run_query_job)
+    try:
+        from cohortsync.audience.jobs import run_activation_job
+    except ImportError:  # pragma: no cover - the audience package is optional at import
+        return
+    _JOB_KINDS.setdefault("activation", run_activation_job)
+
+
+# --- leases --------------------------------------------------------------------
+
+
+def new_owner(role: str) -> str:
+    """A lease owner id unique to this process and call: ``role@host:pid/xxxx``."""
+    return f"{role}@{socket.gethostname()}:{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def held_lease(
+    engine: sa.Engine,
+    job: str,
+    owner: str,
+    *,
+    clock: Clock = utc_now,
+    ttl: timedelta = LEASE_TTL,
+    lease: Lease | None = None,
+) -> Iterator[Lease]:
+    """Hold the lease of ``job`` for the duration of the block, renewing it meanwhile.
+
+    Raises :class:`ConfigError` when another process holds it. Pass ``lease``
+    when it was already taken (the scheduler takes it before submitting).
+    """
+    if lease is None:
+        lease = catalog.acquire_lease(engine, job, owner, now=clock(), ttl=ttl)
+    if lease is None:
+        holder = catalog.get_lease(engine, job)
+        who = f"{holder.owner} since {holder.acquired_at:%Y-%m-%d %H:%M:%SZ}" if holder else "?"
+        raise ConfigError(
+            f"job {job} is already running ({who})",
+            hint="wait for that run to finish; a dead holder's lease expires by itself",
+        )
+    done = threading.Event()
+
+    def keep() -> None:
+        interval = max(ttl.total_seconds() / 3, 0.05)
+        while not done.wait(interval):
+            if not catalog.renew_lease(engine, lease, now=clock(), ttl=ttl):
+                log.warning("lost the lease of %s", job)
+                return
+
+    keeper = threading.Thread(target=keep, name=f"lease:{job}", daemon=True)
+    keeper.start()
+    try:
+        yield lease
+    finally:
+        done.set()
+        keeper.join()
+        catalog.release_lease(engine, lease)
+
+
+# --- running one job -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """A finished job as the scheduler reports it."""
+
+    job: str
+    slot: datetime | None
+    started_at: datetime
+    finished_at: datetime
+    result: JobResult
+    webhook_sent: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "slot": self.slot.isoformat() if self.slot else None,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "status": self.result.status,
+            "run_id": self.result.run_id,
+            "error": self.result.error,
+            "webhook_sent": self.webhook_sent,
+        }
+
+
+def execute_job(context: JobContext) -> JobResult:
+    """Run one job through its kind's runner and turn any failure into a result.
+
+    A failure that happened before an export run existed (bad SQL, a deleted
+    query, a missing authentication) still leaves a failed run in the run
+    history, so the history answers "why did last night's job not run".
+    """
+    try:
+        return job_runner(context.kind)(context)
+    except RunInterrupted as error:
+        result = JobResult("interrupted", _run_id_of(error), str(error))
+    except CohortsyncError as error:
+        result = JobResult("failed", _run_id_of(error), str(error), _report_of(error))
+    except Exception as error:
+        log.exception("job %s crashed", context.job)
+        result = JobResult("failed", None, f"{type(error).__name__}: {error}")
+    if result.run_id is None:
+        from cohortsync.queries import record_failed_run
+
+        run_id = record_failed_run(context.catalog, context.job, result.error or result.status)
+        result = JobResult(result.status, run_id, result.error, result.report)
+    return result
+
+
+def _run_id_of(error: BaseException) -> str | None:
+    run_id = getattr(error, "run_id", None)
+    return str(run_id) if run_id else None
+
+
+def _report_of(error: BaseException) -> dict[str, Any] | None:
+    report = getattr(error, "report", None)
+    if report is None:
+        return None
+    to_dict = getattr(report, "to_dict", None)
+    return to_dict() if callable(to_dict) else dict(report)
+
+
+# --- the scheduler -------------------------------------------------------------------
+
+
+class Scheduler:
+    """Finds due jobs in the catalog and runs them, at most ``max_parallel`` at a time.
+
+    Args:
+        engine: the catalog.
+        clock: where *now* comes from (tests pass a controlled clock).
+        max_parallel: how many different jobs may run at the same time.
+        webhook_url: where to POST the report of a failed run, if anywhere.
+        on_outcome: called with each finished job (the CLI prints it).
+    """
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        clock: Clock = utc_now,
+        max_parallel: int = 2,
+        webhook_url: str | None = None,
+        webhook_timeout: float = 5.0,
+        lease_ttl: timedelta = LEASE_TTL,
+        on_outcome: Callable[[JobOutcome], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.webhook_url = webhook_url
+        self.webhook_timeout = webhook_timeout
+        self.lease_ttl = lease_ttl
+        self.on_outcome = on_outcome
+        self.owner = new_owner("scheduler")
+        self.stopping = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="job")
+        self._running: dict[str, Future[JobOutcome]] = {}
+        self._lock = threading.Lock()
+
+    # one pass -----------------------------------------------------------------
+
+    def tick(self) -> list[Future[JobOutcome]]:
+        """Start every job due now; returns their futures (leased jobs are skipped)."""
+        started = []
+        now = self.clock()
+        for due in due_jobs(catalog.list_schedules(self.engine), now):
+            if self.stopping.is_set():
+                break
+            with self._lock:
+                if due.job in self._running:
+                    continue
+            lease = catalog.acquire_lease(
+                self.engine, due.job, self.owner, now=now, ttl=self.lease_ttl
+            )
+            if lease is None:
+                log.info("%s is due but already running elsewhere; it will run when free", due.job)
+                continue
+            catalog.consume_slot(self.engine, due.job, due.slot)
+            future = self._pool.submit(self._run, due, lease)
+            with self._lock:
+                self._running[due.job] = future
+            future.add_done_callback(lambda _f, job=due.job: self._forget(job))
+            started.append(future)
+        return started
+
+    def run_once(self) -> list[JobOutcome]:
+        """Run what is due now, wait for it, and return the outcomes (``--once``)."""
+        futures = self.tick()
+        return [future.result() for future in futures]
+
+    def run_forever(self, *, poll_interval: float = 30.0) -> None:
+        """Tick every ``poll_interval`` seconds until :meth:`stop`; then drain."""
+        while not self.stopping.is_set():
+            self.tick()
+            self.stopping.wait(poll_interval)
+        self.drain()
+
+    def stop(self) -> None:
+        """Stop taking jobs and ask the running ones to stop at their next checkpoint."""
+        self.stopping.set()
+
+    def drain(self) -> list[JobOutcome]:
+        """Wait for the running jobs to finish (or checkpoint) and shut the pool down."""
+        with self._lock:
+            futures = list(self._running.values())
+        outcomes = [future.result() for future in futures]
+        self._pool.shutdown(wait=True)
+        return outcomes
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the scheduler gracefully (main thread only)."""
+
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            log.warning("received %s: no new jobs; running ones stop at a checkpoint",
+                        signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    # internals -------------------------------------------------------------------
+
+    def _forget(self, job: str) -> None:
+        with self._lock:
+            self._running.pop(job, None)
+
+    def _run(self, due: DueJob, lease: Lease) -> JobOutcome:
+        schedule = due.schedule
+        context = JobContext(self.engine, schedule.kind, schedule.name, self.stopping)
+        started = self.clock()
+        log.info("running %s (slot %s)", due.job, due.slot.isoformat())
+        with held_lease(
+            self.engine, due.job, self.owner, clock=self.clock, ttl=self.lease_ttl, lease=lease
+        ):
+            result = execute_job(context)
+        finished = self.clock()
+        catalog.record_outcome(
+            self.engine,
+            due.job,
+            run_id=result.run_id,
+            status=result.status,
+            error=result.error,
+            finished_at=finished,
+        )
+        sent = None
+        if result.status == "failed" and self.webhook_url:
+            payload = failure_payload(
+                due.job,
+                run_id=result.run_id,
+                status=result.status,
+                error=result.error,
+                report=result.report,
+            )
+            sent = post_webhook(self.webhook_url, payload, timeout=self.webhook_timeout)
+        outcome = JobOutcome(due.job, due.slot, started, finished, result, sent)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+        return outcome
