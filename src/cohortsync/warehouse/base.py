@@ -2,40 +2,81 @@
 
 Engines stream results as Arrow record batches so that no export ever holds a
 whole result as Python objects: memory stays flat whatever the cohort size.
+Every failure a user can act on (bad SQL, a missing table, an unreadable file,
+a warehouse file locked by another process) is raised as a
+:class:`~cohortsync.errors.SourceError` or :class:`~cohortsync.errors.ConfigError`
+with one line that names the input and says what to do.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol
+from pathlib import Path
+from typing import Any, Literal, Protocol, Self
 
 import pyarrow as pa
 
 LoadMode = Literal["replace", "append"]
+FileFormat = Literal["csv", "parquet", "ndjson"]
+
+LOAD_MODES: tuple[LoadMode, ...] = ("replace", "append")
+DEFAULT_BATCH_SIZE = 65_536
 
 
 class Engine(Protocol):
-    """A warehouse connection. Errors are raised as :class:`SourceError`."""
+    """A warehouse connection, opened by :func:`cohortsync.warehouse.open_engine`.
+
+    Use it as a context manager (or call :meth:`close`) so the connection and,
+    for the embedded DuckDB file, its file lock are released promptly.
+    """
 
     url: str
 
     def stream(
-        self, sql: str, params: Sequence[Any] = (), *, batch_size: int = 65_536
+        self, sql: str, params: Sequence[Any] = (), *, batch_size: int = DEFAULT_BATCH_SIZE
     ) -> pa.RecordBatchReader:
         """Run ``sql`` with ``?`` placeholders bound to ``params`` and stream the result.
 
         The schema is known before any row is read, so identifier columns can
-        be checked before a single request is sent.
+        be checked before a single request is sent. Batches hold at most
+        ``batch_size`` rows. Errors raised while reading the batches are
+        :class:`SourceError` too.
         """
         ...
 
+    def count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """The number of rows ``sql`` returns, counted inside the warehouse."""
+        ...
+
     def table_schema(self, table: str) -> pa.Schema:
-        """The columns and Arrow types of ``table``."""
+        """The columns and Arrow types of ``table`` (``name`` or ``schema.name``)."""
         ...
 
-    def load(self, table: str, path: Path, *, mode: LoadMode = "replace") -> int:
-        """Load a CSV, Parquet or NDJSON file into ``table``; returns rows loaded."""
+    def tables(self) -> list[str]:
+        """The names of the tables and views a query can read, sorted."""
         ...
 
-    def close(self) -> None: ...
+    def load(
+        self,
+        table: str,
+        path: Path,
+        *,
+        mode: LoadMode = "replace",
+        format: FileFormat | None = None,
+    ) -> int:
+        """Load a CSV, Parquet or NDJSON file into ``table``; returns rows loaded.
+
+        ``replace`` swaps the table's contents and columns for the file's;
+        ``append`` adds the rows (creating the table when it does not exist).
+        The load is one transaction: when it fails the table is left as it was.
+        ``format`` defaults to the one the file's extension names.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the connection; readers still open become unusable."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
