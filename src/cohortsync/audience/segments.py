@@ -1,0 +1,232 @@
+"""Segments: rules over a parent table, kept as JSON, compiled to SQL when used.
+
+Rules are checked against the parent table when the segment is saved, and
+compiled again against the table as it is at every use, so a column dropped
+since is reported by name rather than as a warehouse error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from cohortsync.audience import store
+from cohortsync.audience.compile import CompiledSQL, compile_rules, select_sql
+from cohortsync.audience.parents import get_parent, parent_schema
+from cohortsync.audience.rules import Rule, load_rules, parse_rules, rules_to_json
+from cohortsync.catalog import audiences
+from cohortsync.catalog.audiences import ActivationRow, ParentRow, SegmentRow
+from cohortsync.errors import ConfigError
+from cohortsync.settings import Settings
+
+RulesInput = Rule | dict[str, Any] | str
+"""Rules as a parsed tree, a decoded JSON object, or JSON text / a JSON file path."""
+
+SAMPLE_SIZE = 10
+
+
+def as_rule(rules: RulesInput) -> Rule:
+    """Accept rules in any of the forms callers hold them."""
+    if isinstance(rules, str):
+        return load_rules(rules)
+    if isinstance(rules, dict):
+        return parse_rules(rules)
+    return rules
+
+
+def check_rules(rules: RulesInput, schema: pa.Schema, *, table: str) -> CompiledSQL:
+    """Compile ``rules`` against ``schema``: the check done at every save and use."""
+    return compile_rules(as_rule(rules), schema, table=table)
+
+
+@dataclass(frozen=True)
+class SegmentQuery:
+    """A segment resolved against its parent table as it is now."""
+
+    segment: SegmentRow
+    parent: ParentRow
+    schema: pa.Schema
+    where: CompiledSQL
+
+    def select(self, columns: list[str] | None = None, *, limit: int | None = None) -> CompiledSQL:
+        """The segment's rows (``columns`` are quoted select items), sorted by key if limited."""
+        order = self.parent.key_column if limit is not None else None
+        return select_sql(self.parent.table_name, self.where, columns, order_by=order, limit=limit)
+
+
+def create_segment(
+    name: str,
+    parent: str,
+    rules: RulesInput,
+    *,
+    description: str | None = None,
+    settings: Settings | None = None,
+) -> SegmentRow:
+    """Save a new segment after checking its rules against the parent table.
+
+    Raises:
+        ConfigError: the name is taken or invalid, the parent is unknown, or
+            the rules do not fit the table (:class:`RuleError`).
+    """
+    row = _checked(name, parent, rules, description, settings)
+    with store.catalog(settings) as catalog:
+        if audiences.get(catalog, SegmentRow, name) is not None:
+            raise store.exists_already("segment", name)
+        return audiences.save(catalog, row)
+
+
+def upsert_segment(
+    name: str,
+    parent: str,
+    rules: RulesInput,
+    *,
+    description: str | None = None,
+    settings: Settings | None = None,
+) -> bool:
+    """Create the segment or bring it to this definition; ``True`` if anything changed."""
+    row = _checked(name, parent, rules, description, settings)
+    with store.catalog(settings) as catalog:
+        current = audiences.get(catalog, SegmentRow, name)
+        if current is not None and audiences.definition(current) == audiences.definition(row):
+            return False
+        if current is not None and current.parent != parent:
+            _check_activations_fit(catalog, name, parent, settings)
+        audiences.save(catalog, row)
+        return True
+
+
+def _check_activations_fit(
+    catalog: sa.Engine, name: str, parent: str, settings: Settings | None
+) -> None:
+    """Moving a segment to another parent must keep its activations' mappings valid."""
+    from cohortsync.audience.mapping import check_mapping, parse_mappings
+
+    parent_row = get_parent(parent, settings=settings)
+    schema = parent_schema(parent_row, settings)
+    for activation in audiences.list_rows(catalog, ActivationRow, segment=name):
+        check_mapping(
+            parse_mappings(activation.mapping),
+            schema,
+            table=parent_row.table_name,
+            alias_column=activation.alias_column,
+            cast_to_string=activation.cast_to_string,
+        )
+
+
+def _checked(
+    name: str,
+    parent: str,
+    rules: RulesInput,
+    description: str | None,
+    settings: Settings | None,
+) -> SegmentRow:
+    store.check_name("segment", name)
+    rule = as_rule(rules)
+    parent_row = get_parent(parent, settings=settings)
+    schema = parent_schema(parent_row, settings)
+    check_rules(rule, schema, table=parent_row.table_name)
+    return SegmentRow(name, parent, rules_to_json(rule), description)
+
+
+def get_segment(name: str, *, settings: Settings | None = None) -> SegmentRow:
+    """The segment named ``name``.
+
+    Raises:
+        ConfigError: there is none.
+    """
+    with store.catalog(settings) as catalog:
+        row = audiences.get(catalog, SegmentRow, name)
+    if row is None:
+        raise store.not_found("segment", name)
+    return row
+
+
+def list_segments(
+    *, parent: str | None = None, settings: Settings | None = None
+) -> list[SegmentRow]:
+    """Every segment by name, or those of one parent."""
+    where = {"parent": parent} if parent is not None else {}
+    with store.catalog(settings) as catalog:
+        return audiences.list_rows(catalog, SegmentRow, **where)
+
+
+def delete_segment(name: str, *, settings: Settings | None = None) -> None:
+    """Delete a segment that no activation uses.
+
+    Raises:
+        ConfigError: there is no such segment, or activations still use it.
+    """
+    with store.catalog(settings) as catalog:
+        users = [a.name for a in audiences.list_rows(catalog, ActivationRow, segment=name)]
+        if users:
+            raise ConfigError(
+                f"segment {name!r} is used by activations: {', '.join(users)}",
+                hint="delete those activations first",
+            )
+        try:
+            deleted = audiences.delete(catalog, SegmentRow, name)
+        except sa.exc.IntegrityError:  # an activation was created meanwhile
+            raise ConfigError(
+                f"segment {name!r} is used by an activation", hint="delete it first"
+            ) from None
+    if not deleted:
+        raise store.not_found("segment", name)
+
+
+def resolve_segment(name: str, *, settings: Settings | None = None) -> SegmentQuery:
+    """Compile a saved segment against its parent table as it is now.
+
+    Raises:
+        ConfigError: unknown segment or parent; rules that no longer fit the table.
+        SourceError: the parent table cannot be read.
+    """
+    segment = get_segment(name, settings=settings)
+    parent = get_parent(segment.parent, settings=settings)
+    schema = parent_schema(parent, settings)
+    where = check_rules(segment.rules, schema, table=parent.table_name)
+    return SegmentQuery(segment, parent, schema, where)
+
+
+@dataclass(frozen=True)
+class SegmentSummary:
+    """What ``segment show`` prints: the definition, its size and a few rows."""
+
+    segment: SegmentRow
+    parent: ParentRow
+    sql: CompiledSQL
+    size: int
+    sample: pa.Table
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.segment.name,
+            "parent": self.parent.name,
+            "table": self.parent.table_name,
+            "key": self.parent.key_column,
+            "description": self.segment.description,
+            "rules": self.segment.rules,
+            "sql": self.sql.sql,
+            "params": [_jsonable(value) for value in self.sql.params],
+            "size": self.size,
+            "sample": self.sample.to_pylist(),
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool) else str(value)
+
+
+def describe_segment(
+    name: str, *, sample: int = SAMPLE_SIZE, settings: Settings | None = None
+) -> SegmentSummary:
+    """Count a segment's rows and read the first ``sample`` of them by key, in the warehouse."""
+    query = resolve_segment(name, settings=settings)
+    full = query.select()
+    first = query.select(limit=sample)
+    with store.warehouse(query.parent.warehouse_url, settings) as engine:
+        size = engine.count(full.sql, full.params)
+        rows = engine.stream(first.sql, first.params).read_all()
+    return SegmentSummary(query.segment, query.parent, full, size, rows)
