@@ -1,0 +1,424 @@
+"""Mirror planning: the entries and exits that make a cohort equal to the latest result.
+
+Braze asks partners to send only who entered or left a cohort since the last
+refresh, and every identifier sent costs data points. A mirror run therefore
+diffs the staged result against the snapshot of the last successful sync
+(:mod:`cohortsync.export.snapshots`) with DuckDB anti-joins, out of core: the
+scratch database lives in a file of the run directory, with a memory limit and
+a spill directory, so ten million identifiers diff inside a few hundred MB.
+
+The mirror is *tracked*: the snapshot holds only what this system added to the
+cohort through one authentication, and exits are taken from it alone, so a
+member that someone else put into the cohort is never removed.
+
+Runs that stopped half-way and were superseded by a run of another spec
+("abandoned" runs) leave the cohort uncertain: each of their batches may or
+may not have been applied. Their changes files are folded in so that nothing
+is lost or leaked: an identifier is *certainly* present when the snapshot
+holds it and no abandoned run tried to remove it, and *possibly* present when
+the snapshot or an abandoned run's additions hold it. Additions are the result
+minus the certain set; removals are the possible set minus the result.
+
+Changes are written as ``(kind, value, should_remove)`` ordered by
+``(should_remove, kind, value)``, the order the batcher numbers them in, so
+that a batch number means the same identifiers on every resume.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+
+from cohortsync.errors import CohortsyncError, ConfigError
+from cohortsync.export.snapshots import EXITS_FILE, MEMBERS_FILE, Snapshot
+from cohortsync.export.spec import MirrorOptions
+
+KINDS = ("user_ids", "device_ids", "alias")
+DEFAULT_MEMORY_LIMIT = "256MB"
+DEFAULT_SAMPLE_SIZE = 5
+
+Identifier = tuple[str, str]
+
+_EMPTY = "SELECT NULL::VARCHAR AS kind, NULL::VARCHAR AS value WHERE false"
+_EMPTY_CHANGES = (
+    "SELECT NULL::VARCHAR AS kind, NULL::VARCHAR AS value, NULL::BOOLEAN AS should_remove "
+    "WHERE false"
+)
+
+
+class ResultSource(Protocol):
+    """A staged query result: a relation of distinct ``(kind, value)`` rows."""
+
+    def relation_sql(self, con: duckdb.DuckDBPyConnection) -> str:
+        """SQL naming the relation inside ``con`` (attaching files as needed)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ParquetResult:
+    """A result held in one or more Parquet files of ``(kind, value)`` rows."""
+
+    paths: tuple[Path, ...]
+
+    @classmethod
+    def of(cls, *paths: Path) -> ParquetResult:
+        return cls(tuple(paths))
+
+    def relation_sql(self, con: duckdb.DuckDBPyConnection) -> str:
+        return f"read_parquet({_sql_list(self.paths)})"
+
+
+@dataclass(frozen=True)
+class DuckDBResult:
+    """A result held in a table of a DuckDB file, attached read-only."""
+
+    path: Path
+    table: str
+
+    def relation_sql(self, con: duckdb.DuckDBPyConnection) -> str:
+        con.execute(f"ATTACH {_sql_str(self.path)} AS staged (READ_ONLY)")
+        return f'staged."{self.table}"'
+
+
+@dataclass(frozen=True)
+class KindCounts:
+    """Counts of one identifier kind: result, tracked before, entries, exits."""
+
+    result: int = 0
+    previous: int = 0
+    entries: int = 0
+    exits: int = 0
+
+
+@dataclass(frozen=True)
+class MirrorPlan:
+    """What a mirror run will send, and the counts the guards and reports need.
+
+    ``entries`` and ``exits`` are the true changes since the last sync;
+    ``adds`` and ``removes`` are what will be sent (equal to them, except on
+    ``--full-resync`` which re-sends every member and every known exit, and
+    after abandoned runs whose uncertain changes are sent again).
+    """
+
+    first_run: bool
+    full_resync: bool
+    result_members: int
+    previous_members: int
+    entries: int
+    exits: int
+    adds: int
+    removes: int
+    new_known_exits: int
+    by_kind: dict[str, KindCounts] = field(default_factory=dict)
+    sample_adds: tuple[Identifier, ...] = ()
+    sample_removes: tuple[Identifier, ...] = ()
+    changes_path: Path | None = None
+    snapshot_dir: Path | None = None
+
+    @property
+    def unchanged(self) -> int:
+        return self.result_members - self.entries
+
+    @property
+    def to_send(self) -> int:
+        return self.adds + self.removes
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready counts and samples, for ``--json`` and the run report."""
+        return {
+            "first_run": self.first_run,
+            "full_resync": self.full_resync,
+            "result_members": self.result_members,
+            "previous_members": self.previous_members,
+            "entries": self.entries,
+            "exits": self.exits,
+            "unchanged": self.unchanged,
+            "adds": self.adds,
+            "removes": self.removes,
+            "by_kind": {kind: vars(counts) for kind, counts in self.by_kind.items()},
+            "sample_adds": [list(item) for item in self.sample_adds],
+            "sample_removes": [list(item) for item in self.sample_removes],
+        }
+
+
+def plan_mirror(
+    result: ResultSource,
+    previous: Snapshot | None,
+    *,
+    work_dir: Path,
+    options: MirrorOptions = MirrorOptions(),
+    abandoned: Sequence[Path] = (),
+    changes_path: Path | None = None,
+    snapshot_dir: Path | None = None,
+    alias_label: str | None = None,
+    cohort: str = "the cohort",
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    threads: int | None = None,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    distinct: bool = False,
+) -> MirrorPlan:
+    """Diff ``result`` against ``previous`` and, unless this is a dry run, write the changes.
+
+    Args:
+        result: the staged result, distinct ``(kind, value)`` rows (else pass ``distinct``).
+        previous: the committed snapshot, ``None`` on the first run.
+        work_dir: a directory for the scratch database and spill files (emptied after).
+        options: the guards (empty result, removal share), checked before anything is
+            written, and ``full_resync``: send every member as an add and every known
+            exit as a remove.
+        abandoned: ``changes.parquet`` files of runs since the snapshot that stopped
+            half-way and will never finish.
+        changes_path: where to write the ordered changes; ``None`` with
+            ``snapshot_dir=None`` plans without writing (``--dry-run``).
+        snapshot_dir: where to write the new snapshot's Parquet files.
+        alias_label: the alias column of this export; it must match the snapshot's.
+        cohort: how messages name the cohort.
+        memory_limit: DuckDB's memory limit; the diff spills to ``work_dir`` beyond it.
+        threads: DuckDB threads (default: all cores).
+        sample_size: how many identifiers of each side to return for display.
+        distinct: deduplicate ``result`` first (the staged result already is).
+
+    Raises:
+        CohortsyncError: a guard tripped; the message gives the numbers and the flag.
+        ConfigError: the alias column differs from the one the snapshot was made with.
+    """
+    if (changes_path is None) != (snapshot_dir is None):
+        raise ValueError("changes_path and snapshot_dir are written together or not at all")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    scratch = work_dir / "mirror-scratch.duckdb"
+    spill = work_dir / "mirror-spill"
+    _remove_scratch(scratch, spill)
+    spill.mkdir()
+    con = duckdb.connect(str(scratch))
+    try:
+        con.execute(f"SET memory_limit = {_sql_str(memory_limit)}")
+        con.execute(f"SET temp_directory = {_sql_str(spill)}")
+        con.execute("SET preserve_insertion_order = false")
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
+        diff = _Diff(con, result, previous, abandoned, distinct=distinct)
+        _check_alias_label(con, previous, alias_label, cohort)
+        plan = diff.plan(full_resync=options.full_resync, sample_size=sample_size)
+        check_guards(plan, options, cohort=cohort)
+        if changes_path is not None and snapshot_dir is not None:
+            diff.write(changes_path, snapshot_dir)
+            plan = _with_paths(plan, changes_path, snapshot_dir)
+        return plan
+    finally:
+        con.close()
+        _remove_scratch(scratch, spill)
+
+
+def check_guards(plan: MirrorPlan, guards: MirrorOptions, *, cohort: str) -> None:
+    """Refuse an empty result, or a removal share above ``max_remove_pct``.
+
+    ``--allow-empty`` is consent to empty the cohort, so an empty result it
+    allows is not also held back by the removal share.
+    """
+    if plan.result_members == 0:
+        if not guards.allow_empty:
+            tracked = plan.previous_members
+            what = f"would remove all {tracked:,} tracked members" if tracked else "is empty"
+            raise CohortsyncError(
+                f"mirror of {cohort}: the query returned no identifiers, so the sync {what}",
+                hint="check the query, or rerun with --allow-empty to empty the cohort",
+            )
+        return
+    if plan.previous_members == 0:
+        return
+    if plan.exits * 100 > guards.max_remove_pct * plan.previous_members:
+        share = 100 * plan.exits / plan.previous_members
+        needed = _ceil_pct(plan.exits, plan.previous_members)
+        raise CohortsyncError(
+            f"mirror of {cohort} would remove {plan.exits:,} of its {plan.previous_members:,} "
+            f"tracked members ({share:.1f}%), more than --max-remove-pct "
+            f"{guards.max_remove_pct:g}",
+            hint=f"check the query, or rerun with --max-remove-pct {needed:g} or higher",
+        )
+
+
+class _Diff:
+    """The views and tables of one diff inside the scratch connection."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        result: ResultSource,
+        previous: Snapshot | None,
+        abandoned: Sequence[Path],
+        *,
+        distinct: bool,
+    ) -> None:
+        self.con = con
+        self.first_run = previous is None and not abandoned
+        source = result.relation_sql(con)
+        select = "SELECT DISTINCT" if distinct else "SELECT"
+        con.execute(f"CREATE VIEW result AS {select} kind, value FROM {source}")
+        members = previous.members_path if previous else None
+        exits = previous.exits_path if previous else None
+        con.execute(f"CREATE VIEW previous AS {_parquet_or_empty(members)}")
+        con.execute(f"CREATE VIEW known_exits AS {_parquet_or_empty(exits)}")
+        if abandoned:
+            con.execute(
+                "CREATE VIEW abandoned AS SELECT kind, value, should_remove "
+                f"FROM read_parquet({_sql_list(abandoned)})"
+            )
+            # Present for sure: tracked, and no abandoned run may have removed it.
+            con.execute(
+                "CREATE VIEW certain AS SELECT kind, value FROM previous ANTI JOIN "
+                "(SELECT kind, value FROM abandoned WHERE should_remove) USING (kind, value)"
+            )
+            # Maybe present: tracked, or an abandoned run may have added it.
+            con.execute(
+                "CREATE VIEW possible AS SELECT kind, value FROM previous UNION "
+                "SELECT kind, value FROM abandoned WHERE NOT should_remove"
+            )
+        else:
+            con.execute(f"CREATE VIEW abandoned AS {_EMPTY_CHANGES}")
+            con.execute("CREATE VIEW certain AS SELECT kind, value FROM previous")
+            con.execute("CREATE VIEW possible AS SELECT kind, value FROM previous")
+        # The true changes, materialised in the scratch file (small after the first run).
+        if self.first_run:
+            con.execute("CREATE VIEW entries AS SELECT kind, value FROM result")
+        else:
+            con.execute(
+                "CREATE TABLE entries AS SELECT kind, value FROM result "
+                "ANTI JOIN certain USING (kind, value)"
+            )
+        con.execute(
+            "CREATE TABLE exits AS SELECT kind, value FROM possible "
+            "ANTI JOIN result USING (kind, value)"
+        )
+
+    def plan(self, *, full_resync: bool, sample_size: int) -> MirrorPlan:
+        counts: dict[str, dict[str, int]] = {}
+        for name, relation in (
+            ("result", "result"),
+            ("previous", "possible"),
+            ("entries", "entries"),
+            ("exits", "exits"),
+        ):
+            rows = self.con.execute(
+                f"SELECT kind, count(*) FROM {relation} GROUP BY kind"
+            ).fetchall()
+            for kind, count in rows:
+                counts.setdefault(str(kind), {})[name] = int(count)
+        by_kind = {kind: KindCounts(**values) for kind, values in sorted(counts.items())}
+        total = {
+            name: sum(values.get(name, 0) for values in counts.values())
+            for name in ("result", "previous", "entries", "exits")
+        }
+        if full_resync:
+            self.con.execute(
+                "CREATE VIEW sent_removes AS SELECT kind, value FROM "
+                "(SELECT kind, value FROM exits UNION SELECT kind, value FROM known_exits) "
+                "ANTI JOIN result USING (kind, value)"
+            )
+            self.con.execute("CREATE VIEW sent_adds AS SELECT kind, value FROM result")
+            removes = self._count("sent_removes")
+            adds = total["result"]
+        else:
+            self.con.execute("CREATE VIEW sent_removes AS SELECT kind, value FROM exits")
+            self.con.execute("CREATE VIEW sent_adds AS SELECT kind, value FROM entries")
+            removes = total["exits"]
+            adds = total["entries"]
+        self.con.execute(
+            "CREATE VIEW new_exits AS SELECT kind, value FROM known_exits "
+            "ANTI JOIN result USING (kind, value) UNION SELECT kind, value FROM exits"
+        )
+        return MirrorPlan(
+            first_run=self.first_run,
+            full_resync=full_resync,
+            result_members=total["result"],
+            previous_members=total["previous"],
+            entries=total["entries"],
+            exits=total["exits"],
+            adds=adds,
+            removes=removes,
+            new_known_exits=self._count("new_exits"),
+            by_kind=by_kind,
+            sample_adds=self._sample("sent_adds", sample_size),
+            sample_removes=self._sample("sent_removes", sample_size),
+        )
+
+    def write(self, changes_path: Path, snapshot_dir: Path) -> None:
+        """Write the ordered changes and the new snapshot's members and known exits."""
+        changes_path.parent.mkdir(parents=True, exist_ok=True)
+        snapshot_dir.mkdir(parents=True, exist_ok=True)
+        # Insertion order is relaxed for speed; the ORDER BY still fixes the file's order.
+        self.con.execute(
+            "COPY (SELECT kind, value, false AS should_remove FROM sent_adds "
+            "UNION ALL SELECT kind, value, true AS should_remove FROM sent_removes "
+            "ORDER BY should_remove, kind, value) "
+            f"TO {_sql_str(changes_path)} (FORMAT parquet, COMPRESSION zstd)"
+        )
+        self.con.execute(
+            "COPY (SELECT kind, value FROM result) "
+            f"TO {_sql_str(snapshot_dir / MEMBERS_FILE)} (FORMAT parquet, COMPRESSION zstd)"
+        )
+        self.con.execute(
+            "COPY (SELECT kind, value FROM new_exits) "
+            f"TO {_sql_str(snapshot_dir / EXITS_FILE)} (FORMAT parquet, COMPRESSION zstd)"
+        )
+
+    def _count(self, relation: str) -> int:
+        row = self.con.execute(f"SELECT count(*) FROM {relation}").fetchone()
+        return int(row[0]) if row else 0
+
+    def _sample(self, relation: str, size: int) -> tuple[Identifier, ...]:
+        rows = self.con.execute(
+            f"SELECT kind, value FROM {relation} ORDER BY kind, value LIMIT {int(size)}"
+        ).fetchall()
+        return tuple((str(kind), str(value)) for kind, value in rows)
+
+
+def _check_alias_label(
+    con: duckdb.DuckDBPyConnection, previous: Snapshot | None, alias_label: str | None, cohort: str
+) -> None:
+    """Aliases are tracked by name; their label must not change under a snapshot."""
+    if previous is None or previous.alias_label == alias_label:
+        return
+    row = con.execute("SELECT count(*) FROM previous WHERE kind = 'alias'").fetchone()
+    if row and row[0]:
+        raise ConfigError(
+            f"mirror of {cohort}: the snapshot tracks aliases labelled "
+            f"{previous.alias_label!r} but this export uses alias column {alias_label!r}",
+            hint=(
+                f"export with --alias-column {previous.alias_label}, or mirror the new "
+                "alias column into another cohort id"
+            ),
+        )
+
+
+def _with_paths(plan: MirrorPlan, changes_path: Path, snapshot_dir: Path) -> MirrorPlan:
+    return replace(plan, changes_path=changes_path, snapshot_dir=snapshot_dir)
+
+
+def _ceil_pct(part: int, whole: int) -> float:
+    """The smallest whole percentage that lets ``part`` of ``whole`` through."""
+    return float(-(-part * 100 // whole))
+
+
+def _parquet_or_empty(path: Path | None) -> str:
+    if path is None:
+        return _EMPTY
+    return f"SELECT kind, value FROM read_parquet({_sql_str(path)})"
+
+
+def _sql_str(value: object) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _sql_list(paths: Sequence[Path]) -> str:
+    return "[" + ", ".join(_sql_str(path) for path in paths) + "]"
+
+
+def _remove_scratch(scratch: Path, spill: Path) -> None:
+    for path in (scratch, scratch.with_name(scratch.name + ".wal")):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(spill, ignore_errors=True)

@@ -1,0 +1,257 @@
+"""Snapshots of what a mirror export has put into a cohort, kept under the home.
+
+A mirror run sends only the difference between the query result and the
+snapshot of the last successful sync, so the snapshot must describe exactly
+what this system added to the cohort through one authentication: it is keyed
+by (endpoint, workspace key fingerprint, partner, cohort id). The data import
+key itself is never written anywhere: only a SHA-256 fingerprint of it.
+
+On disk, one directory per cohort key::
+
+    snapshots/<cohort-slug>/
+      CURRENT                  name of the committed generation, e.g. "gen-<run id>"
+      gen-<run id>/            one committed generation
+        members.parquet        (kind, value): tracked members, what we added
+        exits.parquet          (kind, value): identifiers we added then removed
+        meta.json              counts, alias label, run id, commit time
+      pending-<run id>/        written by a run, committed once every batch is acked
+
+A generation is written in full, fsynced, renamed into place and only then
+named by ``CURRENT`` (itself replaced by an atomic rename), so a crash at any
+moment leaves either the previous snapshot or the new one, never a mix.
+Committing is idempotent: a resumed run that died half-way through its commit
+finishes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cohortsync.errors import CohortsyncError
+
+MEMBERS_FILE = "members.parquet"
+EXITS_FILE = "exits.parquet"
+META_FILE = "meta.json"
+CURRENT_FILE = "CURRENT"
+_GENERATION_PREFIX = "gen-"
+_PENDING_PREFIX = "pending-"
+
+
+def normalize_endpoint(endpoint: str) -> str:
+    """The endpoint as one canonical string: lower-case scheme and host, no trailing slash.
+
+    ``https://REST.iad-01.braze.com/`` and ``https://rest.iad-01.braze.com``
+    are one workspace endpoint and must share one snapshot.
+    """
+    parts = urlsplit(endpoint.strip())
+    if not parts.scheme or not parts.netloc:
+        return endpoint.strip().rstrip("/").lower()
+    path = parts.path.rstrip("/")
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}"
+
+
+def key_fingerprint(data_import_key: str) -> str:
+    """A short, stable fingerprint of a data import key, safe to write to disk and logs."""
+    digest = hashlib.sha256(f"cohortsync:data-import-key:{data_import_key}".encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CohortKey:
+    """What one tracked cohort is: the same cohort id in another workspace is another cohort.
+
+    Build it with :meth:`for_destination` so the key is fingerprinted, never stored.
+    """
+
+    endpoint: str
+    key_fingerprint: str
+    partner: str
+    cohort_id: str
+
+    @classmethod
+    def for_destination(
+        cls, endpoint: str, data_import_key: str, partner: str, cohort_id: str
+    ) -> CohortKey:
+        return cls(
+            endpoint=normalize_endpoint(endpoint),
+            key_fingerprint=key_fingerprint(data_import_key),
+            partner=partner,
+            cohort_id=cohort_id,
+        )
+
+    @property
+    def slug(self) -> str:
+        """A file-system-safe, unique directory name; readable prefix, hashed tail."""
+        raw = "\0".join((self.endpoint, self.key_fingerprint, self.partner, self.cohort_id))
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:20]
+        readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.cohort_id)[:40].strip("._") or "cohort"
+        return f"{readable}-{digest}"
+
+    def describe(self) -> str:
+        """How messages name the cohort: id, partner and endpoint (never the key)."""
+        return f"cohort {self.cohort_id!r} ({self.partner} at {self.endpoint})"
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "endpoint": self.endpoint,
+            "key_fingerprint": self.key_fingerprint,
+            "partner": self.partner,
+            "cohort_id": self.cohort_id,
+        }
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One committed generation: the tracked members and known exits of a cohort."""
+
+    directory: Path
+    run_id: str
+    members: int
+    exits: int
+    alias_label: str | None
+    committed_at: str
+
+    @property
+    def members_path(self) -> Path:
+        return self.directory / MEMBERS_FILE
+
+    @property
+    def exits_path(self) -> Path:
+        return self.directory / EXITS_FILE
+
+
+class SnapshotStore:
+    """The snapshots of one cohort key under ``<home>/snapshots``.
+
+    Args:
+        home: the cohortsync home directory.
+        key: the cohort the snapshots describe.
+    """
+
+    def __init__(self, home: Path, key: CohortKey) -> None:
+        self.key = key
+        self.directory = home / "snapshots" / key.slug
+
+    def current(self) -> Snapshot | None:
+        """The last committed snapshot, or ``None`` before the first successful mirror run."""
+        pointer = self.directory / CURRENT_FILE
+        try:
+            name = pointer.read_text().strip()
+        except FileNotFoundError:
+            return None
+        generation = self.directory / name
+        try:
+            meta = json.loads((generation / META_FILE).read_text())
+        except (FileNotFoundError, json.JSONDecodeError) as error:
+            raise CohortsyncError(
+                f"the snapshot of {self.key.describe()} is damaged: {generation} is unreadable",
+                hint="run the export again with --full-resync after removing that directory",
+            ) from error
+        return Snapshot(
+            directory=generation,
+            run_id=str(meta["run_id"]),
+            members=int(meta["members"]),
+            exits=int(meta["exits"]),
+            alias_label=meta.get("alias_label"),
+            committed_at=str(meta["committed_at"]),
+        )
+
+    def pending_dir(self, run_id: str) -> Path:
+        """Where run ``run_id`` writes its new snapshot before the commit (created empty)."""
+        path = self.directory / f"{_PENDING_PREFIX}{run_id}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def has_pending(self, run_id: str) -> bool:
+        """Whether run ``run_id`` has a complete pending snapshot or has already committed it."""
+        pending = self.directory / f"{_PENDING_PREFIX}{run_id}"
+        if (pending / META_FILE).exists():
+            return True
+        return (self.directory / f"{_GENERATION_PREFIX}{run_id}" / META_FILE).exists()
+
+    def write_pending_meta(
+        self, run_id: str, *, members: int, exits: int, alias_label: str | None
+    ) -> None:
+        """Mark the pending snapshot of ``run_id`` complete; the Parquet files must be written."""
+        pending = self.directory / f"{_PENDING_PREFIX}{run_id}"
+        for name in (MEMBERS_FILE, EXITS_FILE):
+            _fsync_file(pending / name)
+        meta: dict[str, Any] = {
+            "run_id": run_id,
+            "members": members,
+            "exits": exits,
+            "alias_label": alias_label,
+            "cohort": self.key.to_dict(),
+        }
+        _write_atomically(pending / META_FILE, json.dumps(meta, indent=2, sort_keys=True))
+
+    def commit(self, run_id: str) -> Snapshot:
+        """Make the pending snapshot of ``run_id`` the current one.
+
+        Call only once every batch of the run is acknowledged. Safe to call
+        again after a crash at any point of a previous call.
+        """
+        pending = self.directory / f"{_PENDING_PREFIX}{run_id}"
+        generation = self.directory / f"{_GENERATION_PREFIX}{run_id}"
+        if not generation.exists():
+            if not (pending / META_FILE).exists():
+                raise CohortsyncError(
+                    f"run {run_id} has no new snapshot to commit for {self.key.describe()}",
+                    hint="run the export again; its snapshot files were removed",
+                )
+            meta = json.loads((pending / META_FILE).read_text())
+            meta["committed_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+            _write_atomically(pending / META_FILE, json.dumps(meta, indent=2, sort_keys=True))
+            os.rename(pending, generation)
+            _fsync_dir(self.directory)
+        _write_atomically(self.directory / CURRENT_FILE, generation.name + "\n")
+        _fsync_dir(self.directory)
+        self._remove_stale(keep=generation.name)
+        snapshot = self.current()
+        assert snapshot is not None  # just committed
+        return snapshot
+
+    def discard_pending(self, run_id: str) -> None:
+        """Drop the pending snapshot of a run that will never commit (failed, superseded)."""
+        shutil.rmtree(self.directory / f"{_PENDING_PREFIX}{run_id}", ignore_errors=True)
+
+    def _remove_stale(self, *, keep: str) -> None:
+        """Remove older generations; pending ones of other runs stay until those runs end."""
+        for path in self.directory.iterdir():
+            if path.name.startswith(_GENERATION_PREFIX) and path.name != keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``: temp file, fsync, rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
