@@ -1,5 +1,160 @@
-"""`cohortsync warehouse`: Load files into the warehouse and check queries."""
+"""`cohortsync warehouse`: load files into the warehouse and check queries."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
-app = typer.Typer(help="Load files into the warehouse and check queries.", no_args_is_help=True)
+from cohortsync.settings import Settings
+from cohortsync.warehouse import open_engine
+from cohortsync.warehouse.connect import display_url
+from cohortsync.warehouse.files import check_readable, detect_format
+from cohortsync.warehouse.preview import Preview, preview
+
+app = typer.Typer(
+    help=(
+        "Load files into the warehouse and check queries.\n\n"
+        "The warehouse is the embedded DuckDB file $COHORTSYNC_HOME/warehouse.duckdb "
+        "unless --warehouse (or COHORTSYNC_WAREHOUSE) names another: "
+        "duckdb:///path/to/file.duckdb, or a SQLAlchemy URL such as "
+        "postgresql://user:password@host:5432/db."
+    ),
+    no_args_is_help=True,
+)
+
+
+class Mode(StrEnum):
+    REPLACE = "replace"
+    APPEND = "append"
+
+
+class Format(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+    ndjson = "ndjson"
+
+
+WarehouseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--warehouse",
+        envvar="COHORTSYNC_WAREHOUSE",
+        help="Warehouse URL: duckdb:///file.duckdb or a SQLAlchemy URL. "
+        "Default: the embedded DuckDB file in $COHORTSYNC_HOME.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document for scripts instead of text.")
+]
+
+
+def _url(warehouse: str | None) -> str:
+    return warehouse or Settings().warehouse_url
+
+
+@app.command()
+def load(
+    table: Annotated[str, typer.Argument(help="Table to create or fill, e.g. customers.")],
+    file: Annotated[Path, typer.Argument(help="A .csv, .parquet or .ndjson/.jsonl file.")],
+    mode: Annotated[
+        Mode,
+        typer.Option(help="replace: the table becomes the file. append: add the file's rows."),
+    ] = Mode.REPLACE,
+    file_format: Annotated[
+        Format | None,
+        typer.Option("--format", help="File format, when the extension does not say it."),
+    ] = None,
+    warehouse: WarehouseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Load a CSV, Parquet or NDJSON file into a warehouse table.
+
+    Column names and types come from the file. The load is one transaction:
+    if it fails, the table keeps its previous contents.
+
+    Example: cohortsync warehouse load customers customers.csv --mode append
+    """
+    url = _url(warehouse)
+    chosen = detect_format(check_readable(file), file_format.value if file_format else None)
+    with open_engine(url) as engine:
+        rows = engine.load(table, file, mode=mode.value, format=chosen)
+    if as_json:
+        document = {
+            "table": table,
+            "file": str(file),
+            "format": chosen,
+            "mode": mode.value,
+            "rows_loaded": rows,
+            "warehouse": display_url(url),
+        }
+        typer.echo(json.dumps(document))
+        return
+    verb = "replaced" if mode is Mode.REPLACE else "appended to"
+    typer.echo(f"loaded {rows:,} rows from {file} ({chosen}); {verb} table {table}")
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help='The SQL to run, e.g. "SELECT * FROM customers".')],
+    limit: Annotated[int, typer.Option(min=0, help="How many of the first rows to show.")] = 20,
+    warehouse: WarehouseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a query to check its result: the first rows and the total row count.
+
+    The result is streamed and counted, never held whole, so a query over
+    millions of rows is safe to check. For an export, the result needs a
+    user_ids, device_ids or alias column of strings.
+
+    Example: cohortsync warehouse query "SELECT external_id AS user_ids FROM customers"
+    """
+    with open_engine(_url(warehouse)) as engine:
+        result = preview(engine, sql, limit=limit)
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+        return
+    _print_preview(result)
+
+
+@app.command()
+def tables(
+    warehouse: WarehouseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the warehouse's tables and views."""
+    with open_engine(_url(warehouse)) as engine:
+        names = engine.tables()
+    if as_json:
+        typer.echo(json.dumps({"tables": names}))
+        return
+    if not names:
+        typer.echo("no tables yet; load one with 'cohortsync warehouse load TABLE FILE'")
+    for name in names:
+        typer.echo(name)
+
+
+def _print_preview(result: Preview) -> None:
+    console = Console()
+    if result.columns:
+        table = Table(show_lines=False, header_style="bold")
+        for name, kind in result.columns:
+            table.add_column(Text.assemble(name, "\n", (kind, "dim")), overflow="fold")
+        for row in result.rows:
+            table.add_row(
+                *(Text("NULL", style="dim") if value is None else Text(str(value)) for value in row)
+            )
+        console.print(table)
+    shown = len(result.rows)
+    plural = "" if result.row_count == 1 else "s"
+    if shown < result.row_count:
+        console.print(f"{result.row_count:,} row{plural} (first {shown:,} shown)")
+    else:
+        console.print(f"{result.row_count:,} row{plural}")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from cohortsync.errors import ConfigError
 from cohortsync.settings import Settings
 from cohortsync.warehouse.base import Engine
@@ -49,3 +52,13 @@ def open_engine(url: str | None = None) -> Engine:
             hint="use duckdb:///path/to/file.duckdb or postgresql://user@host/db",
         )
     return SQLAlchemyEngine(target)
+
+
+def display_url(url: str) -> str:
+    """``url`` safe to print: a password in it is masked."""
+    if url.startswith("duckdb:"):
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
