@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from types import FrameType
@@ -43,8 +44,10 @@ import sqlalchemy as sa
 from cronsim import CronSim, CronSimError
 
 from cohortsync.catalog import schedules as catalog
+from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.schedules import Lease, Schedule
 from cohortsync.errors import CohortsyncError, ConfigError, RunInterrupted
+from cohortsync.settings import Settings
 from cohortsync.webhooks import failure_payload, post_webhook
 
 log = logging.getLogger(__name__)
@@ -149,8 +152,10 @@ class JobContext:
     """
 
     catalog: sa.Engine
+    settings: Settings
     kind: str
     name: str
+    lease_owner: str
     stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -299,7 +304,7 @@ def execute_job(context: JobContext) -> JobResult:
     except Exception as error:
         log.exception("job %s crashed", context.job)
         result = JobResult("failed", None, f"{type(error).__name__}: {error}")
-    if result.run_id is None:
+    if result.failed and result.run_id is None:
         from cohortsync.queries import record_failed_run
 
         run_id = record_failed_run(context.catalog, context.job, result.error or result.status)
@@ -327,7 +332,7 @@ class Scheduler:
     """Finds due jobs in the catalog and runs them, at most ``max_parallel`` at a time.
 
     Args:
-        engine: the catalog.
+        settings: where the catalog and the warehouse are.
         clock: where *now* comes from (tests pass a controlled clock).
         max_parallel: how many different jobs may run at the same time.
         webhook_url: where to POST the report of a failed run, if anywhere.
@@ -336,7 +341,7 @@ class Scheduler:
 
     def __init__(
         self,
-        engine: sa.Engine,
+        settings: Settings | None = None,
         *,
         clock: Clock = utc_now,
         max_parallel: int = 2,
@@ -345,7 +350,8 @@ class Scheduler:
         lease_ttl: timedelta = LEASE_TTL,
         on_outcome: Callable[[JobOutcome], None] | None = None,
     ) -> None:
-        self.engine = engine
+        self.settings = settings or Settings()
+        self.engine = open_catalog(self.settings.catalog_path)
         self.clock = clock
         self.webhook_url = webhook_url
         self.webhook_timeout = webhook_timeout
@@ -379,40 +385,57 @@ class Scheduler:
             future = self._pool.submit(self._run, due, lease)
             with self._lock:
                 self._running[due.job] = future
-            future.add_done_callback(lambda _f, job=due.job: self._forget(job))
+            future.add_done_callback(partial(self._forget, due.job))
             started.append(future)
         return started
 
     def run_once(self) -> list[JobOutcome]:
-        """Run what is due now, wait for it, and return the outcomes (``--once``)."""
+        """Run what is due now and wait for it (``--once``); returns the outcomes."""
         futures = self.tick()
         return [future.result() for future in futures]
 
-    def run_forever(self, *, poll_interval: float = 30.0) -> None:
-        """Tick every ``poll_interval`` seconds until :meth:`stop`; then drain."""
-        while not self.stopping.is_set():
-            self.tick()
-            self.stopping.wait(poll_interval)
-        self.drain()
+    def run_forever(self, *, poll_interval: float = 30.0) -> list[JobOutcome]:
+        """Tick every ``poll_interval`` seconds until :meth:`stop`, then drain and close.
+
+        Returns the outcomes of the jobs that were still running at the stop.
+        """
+        try:
+            while not self.stopping.is_set():
+                self.tick()
+                self.stopping.wait(poll_interval)
+            return self.drain()
+        finally:
+            self.close()
 
     def stop(self) -> None:
         """Stop taking jobs and ask the running ones to stop at their next checkpoint."""
         self.stopping.set()
 
     def drain(self) -> list[JobOutcome]:
-        """Wait for the running jobs to finish (or checkpoint) and shut the pool down."""
+        """Wait for the running jobs to finish or checkpoint."""
         with self._lock:
             futures = list(self._running.values())
-        outcomes = [future.result() for future in futures]
+        return [future.result() for future in futures]
+
+    def close(self) -> None:
+        """Wait for the worker threads and close the catalog."""
         self._pool.shutdown(wait=True)
-        return outcomes
+        self.engine.dispose()
+
+    def __enter__(self) -> Scheduler:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT stop the scheduler gracefully (main thread only)."""
 
         def handler(signum: int, _frame: FrameType | None) -> None:
-            log.warning("received %s: no new jobs; running ones stop at a checkpoint",
-                        signal.Signals(signum).name)
+            log.warning(
+                "received %s: no new jobs; running ones stop at a checkpoint",
+                signal.Signals(signum).name,
+            )
             self.stop()
 
         signal.signal(signal.SIGTERM, handler)
@@ -420,13 +443,15 @@ class Scheduler:
 
     # internals -------------------------------------------------------------------
 
-    def _forget(self, job: str) -> None:
+    def _forget(self, job: str, _future: Future[JobOutcome] | None = None) -> None:
         with self._lock:
             self._running.pop(job, None)
 
     def _run(self, due: DueJob, lease: Lease) -> JobOutcome:
         schedule = due.schedule
-        context = JobContext(self.engine, schedule.kind, schedule.name, self.stopping)
+        context = JobContext(
+            self.engine, self.settings, schedule.kind, schedule.name, self.owner, self.stopping
+        )
         started = self.clock()
         log.info("running %s (slot %s)", due.job, due.slot.isoformat())
         with held_lease(

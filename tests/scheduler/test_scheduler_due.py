@@ -103,6 +103,4 @@ def test_unknown_time_zone_is_a_config_error() -> None:
 
 def test_check_cron_normalises_spaces() -> None:
     assert check_cron("  0  6 * *   1-5 ") == "0 6 * * 1-5"
-    assert latest_slot("0 6 * * 1-5", "UTC", at("2026-03-01T12:00:00")) == at(
-        "2026-02-27T06:00:00"
-    )
+    assert latest_slot("0 6 * * 1-5", "UTC", at("2026-03-01T12:00:00")) == at("2026-02-27T06:00:00")

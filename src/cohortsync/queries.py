@@ -1,0 +1,461 @@
+"""Saved queries: save, list, show, delete and run (the Data Workbench path).
+
+A saved query optionally carries export settings. Running it runs the SQL
+and, when it has an export, hands an :class:`ExportSpec` to the same
+:func:`cohortsync.export.run.run_export` as ``cohortsync export``: same
+checks, same report, same run history (the run's job is ``"query:NAME"``).
+
+Every run, manual or scheduled, first takes the job's lease, so a manual
+``query run`` never overlaps the scheduler running the same query.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cohortsync.catalog import queries as store
+from cohortsync.catalog import runs as run_history
+from cohortsync.catalog import schedules
+from cohortsync.catalog.db import open_catalog
+from cohortsync.errors import CohortsyncError, ConfigError
+from cohortsync.export.spec import DEFAULT_THREADS, ExportSpec, MirrorOptions, Operation, Source
+from cohortsync.settings import Settings
+
+KIND = "query"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+PREVIEW_ROWS = 10
+
+
+class MirrorSettings(BaseModel):
+    """The persistent guards of ``operation: mirror`` (a full resync is a one-off, per run)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow_empty: bool = False
+    max_remove_pct: float = Field(default=50.0, ge=0, le=100)
+
+
+class QueryExport(BaseModel):
+    """Where a saved query's result goes: every setting of ``cohortsync export``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    auth: str = Field(min_length=1)
+    cohort_id: str = Field(min_length=1)
+    cohort_name: str | None = None
+    operation: Operation = "add"
+    alias_column: str | None = None
+    threads: int = Field(default=DEFAULT_THREADS, ge=1, le=64)
+    mirror: MirrorSettings = Field(default_factory=MirrorSettings)
+
+    def to_spec(
+        self, source: Source, settings: Settings, *, job: str, full_resync: bool = False
+    ) -> ExportSpec:
+        """The export run of this query: the saved auth becomes a destination here."""
+        from cohortsync.catalog.auths import destination_for_auth
+
+        return ExportSpec(
+            source=source,
+            destination=destination_for_auth(self.auth, settings),
+            cohort_id=self.cohort_id,
+            cohort_name=self.cohort_name,
+            operation=self.operation,
+            alias_column=self.alias_column,
+            threads=self.threads,
+            mirror=MirrorOptions(
+                allow_empty=self.mirror.allow_empty,
+                max_remove_pct=self.mirror.max_remove_pct,
+                full_resync=full_resync,
+            ),
+            job=job,
+        )
+
+
+def parse_export(data: dict[str, Any], *, query: str) -> QueryExport:
+    """Validate export settings, as one line naming the bad field."""
+    try:
+        return QueryExport.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "export"
+        raise ConfigError(
+            f"export settings of query {query!r}: {where}: {first['msg']}",
+            hint="see 'cohortsync query save --help'",
+        ) from None
+
+
+@dataclass(frozen=True)
+class SavedQuery:
+    """A saved query with its export settings and schedule."""
+
+    name: str
+    sql: str
+    warehouse_url: str | None
+    export: QueryExport | None
+    schedule: str | None
+    timezone: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    last_run_id: str | None = None
+    last_status: str | None = None
+
+    @property
+    def job(self) -> str:
+        return schedules.job_label(KIND, self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "sql": self.sql,
+            "warehouse_url": self.warehouse_url,
+            "export": self.export.model_dump() if self.export else None,
+            "schedule": self.schedule,
+            "timezone": self.timezone if self.schedule else None,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "last_run_id": self.last_run_id,
+            "last_status": self.last_status,
+        }
+
+
+def check_name(name: str) -> str:
+    """Query names are used in job labels and on command lines: keep them plain."""
+    if not NAME_PATTERN.match(name):
+        raise ConfigError(
+            f"invalid query name {name!r}",
+            hint="use letters, digits, '_', '-' and '.', starting with a letter or digit",
+        )
+    return name
+
+
+def _catalog(settings: Settings | None) -> tuple[Settings, sa.Engine]:
+    settings = settings or Settings()
+    return settings, open_catalog(settings.catalog_path)
+
+
+def _saved(row: store.QueryRow, schedule: schedules.Schedule | None) -> SavedQuery:
+    return SavedQuery(
+        name=row.name,
+        sql=row.sql,
+        warehouse_url=row.warehouse_url,
+        export=parse_export(row.export, query=row.name) if row.export else None,
+        schedule=schedule.cron if schedule else None,
+        timezone=schedule.timezone if schedule else "UTC",
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        last_run_id=schedule.last_run_id if schedule else None,
+        last_status=schedule.last_status if schedule else None,
+    )
+
+
+# --- save / get / list / delete ---------------------------------------------------
+
+
+def save_query(
+    name: str,
+    sql: str,
+    *,
+    export: QueryExport | None = None,
+    schedule: str | None = None,
+    timezone: str = "UTC",
+    warehouse_url: str | None = None,
+    settings: Settings | None = None,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Create or replace the saved query ``name``; returns whether anything changed.
+
+    The definition is replaced whole: a save without ``schedule`` unschedules
+    the query. The export's authentication must exist, and the cron expression
+    and time zone must be valid, so a bad definition fails now rather than at
+    3 a.m. in the scheduler.
+    """
+    from cohortsync.scheduler import check_cron
+
+    check_name(name)
+    if not sql.strip():
+        raise ConfigError(f"query {name!r} has empty SQL", hint="pass --sql or --sql-file")
+    settings, catalog = _catalog(settings)
+    try:
+        if export is not None:
+            from cohortsync.catalog.auths import get_auth
+
+            get_auth(catalog, export.auth)
+        cron = check_cron(schedule, timezone) if schedule else None
+        changed = store.store_query(
+            catalog,
+            name=name,
+            sql=sql,
+            warehouse_url=warehouse_url,
+            export=export.model_dump() if export else None,
+        )
+        if cron is not None:
+            changed |= schedules.set_schedule(catalog, KIND, name, cron, timezone, now=now)
+        else:
+            changed |= schedules.clear_schedule(catalog, KIND, name)
+        return changed
+    finally:
+        catalog.dispose()
+
+
+def get_query(name: str, *, settings: Settings | None = None) -> SavedQuery:
+    """The saved query ``name``.
+
+    Raises:
+        ConfigError: no saved query has that name.
+    """
+    _, catalog = _catalog(settings)
+    try:
+        row = store.fetch_query(catalog, name)
+        if row is None:
+            raise _unknown(name)
+        return _saved(row, schedules.get_schedule(catalog, KIND, name))
+    finally:
+        catalog.dispose()
+
+
+def list_queries(*, settings: Settings | None = None) -> list[SavedQuery]:
+    """Every saved query, by name."""
+    _, catalog = _catalog(settings)
+    try:
+        scheduled = {s.name: s for s in schedules.list_schedules(catalog) if s.kind == KIND}
+        return [_saved(row, scheduled.get(row.name)) for row in store.fetch_queries(catalog)]
+    finally:
+        catalog.dispose()
+
+
+def delete_query(name: str, *, settings: Settings | None = None) -> None:
+    """Delete a saved query and its schedule (its past runs stay in the history).
+
+    Raises:
+        ConfigError: no saved query has that name.
+    """
+    _, catalog = _catalog(settings)
+    try:
+        if not store.remove_query(catalog, name):
+            raise _unknown(name)
+        schedules.clear_schedule(catalog, KIND, name)
+    finally:
+        catalog.dispose()
+
+
+def _unknown(name: str) -> ConfigError:
+    return ConfigError(
+        f"no saved query named {name!r}",
+        hint="see 'cohortsync query list', or save it with 'cohortsync query save'",
+    )
+
+
+# --- run ---------------------------------------------------------------------------
+
+
+@dataclass
+class QueryRunResult:
+    """What ``query run`` did: the export report, or the row count and a preview."""
+
+    name: str
+    status: str
+    run_id: str | None
+    report: dict[str, Any] | None = None
+    rows: int | None = None
+    columns: list[str] = field(default_factory=list)
+    preview: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.name,
+            "status": self.status,
+            "run_id": self.run_id,
+            "exported": self.report is not None,
+            "report": self.report,
+            "rows": self.rows,
+            "columns": self.columns,
+            "preview": self.preview,
+        }
+
+
+def run_query(
+    name: str,
+    *,
+    dry_run: bool = False,
+    full_resync: bool = False,
+    settings: Settings | None = None,
+    stop: threading.Event | None = None,
+    lease_owner: str | None = None,
+) -> QueryRunResult:
+    """Run the saved query ``name`` and, when it has an export, export its result.
+
+    Takes the job's lease for the whole run unless the caller (the scheduler)
+    passes the ``lease_owner`` it already holds the lease as.
+
+    Raises:
+        ConfigError: unknown query or authentication, or the job is running elsewhere.
+        SourceError: the query failed (a failed run is recorded first).
+        CohortsyncError: the export failed (its run records why).
+    """
+    from cohortsync.scheduler import held_lease, new_owner
+
+    settings, catalog = _catalog(settings)
+    try:
+        row = store.fetch_query(catalog, name)
+        if row is None:
+            raise _unknown(name)
+        job = schedules.job_label(KIND, name)
+        if lease_owner is not None:
+            return _run(catalog, settings, row, dry_run, full_resync, stop)
+        with held_lease(catalog, job, new_owner("query-run")):
+            return _run(catalog, settings, row, dry_run, full_resync, stop)
+    finally:
+        catalog.dispose()
+
+
+def _run(
+    catalog: sa.Engine,
+    settings: Settings,
+    row: store.QueryRow,
+    dry_run: bool,
+    full_resync: bool,
+    stop: threading.Event | None,
+) -> QueryRunResult:
+    job = schedules.job_label(KIND, row.name)
+    source = Source(sql=row.sql, warehouse_url=row.warehouse_url)
+    started = dt.datetime.now(dt.UTC)
+    try:
+        if row.export is None:
+            return _run_without_export(catalog, settings, row, source, dry_run)
+        export = parse_export(row.export, query=row.name)
+        spec = export.to_spec(source, settings, job=job, full_resync=full_resync)
+        report = _export(spec, dry_run=dry_run, stop=stop)
+    except CohortsyncError as error:
+        if not dry_run and getattr(error, "run_id", None) is None:
+            recorded = _run_recorded_since(catalog, job, started)
+            error.run_id = recorded or record_failed_run(  # type: ignore[attr-defined]
+                catalog, job, str(error), source=source
+            )
+        raise
+    report_dict = report.to_dict()
+    return QueryRunResult(
+        name=row.name,
+        status=str(report_dict.get("status", "succeeded")),
+        run_id=_report_run_id(report_dict),
+        report=report_dict,
+    )
+
+
+def _export(spec: ExportSpec, *, dry_run: bool, stop: threading.Event | None) -> Any:
+    """Hand the spec to the one export run (``stop`` lets SIGTERM checkpoint it)."""
+    import inspect
+
+    from cohortsync.export.run import run_export
+
+    if stop is not None and "stop" in inspect.signature(run_export).parameters:
+        return run_export(spec, dry_run=dry_run, stop=stop)  # type: ignore[call-arg]
+    return run_export(spec, dry_run=dry_run)
+
+
+def _report_run_id(report: dict[str, Any]) -> str | None:
+    run_id = report.get("run_id") or report.get("id")
+    return str(run_id) if run_id else None
+
+
+def _run_without_export(
+    catalog: sa.Engine,
+    settings: Settings,
+    row: store.QueryRow,
+    source: Source,
+    dry_run: bool,
+) -> QueryRunResult:
+    """Run a query that has no export: count its rows and keep a preview."""
+    from cohortsync.export.source import stream_source
+
+    rows = 0
+    preview: list[dict[str, Any]] = []
+    with stream_source(source, settings) as reader:
+        columns = list(reader.schema.names)
+        for batch in reader:
+            if len(preview) < PREVIEW_ROWS:
+                preview.extend(
+                    pa.Table.from_batches([batch]).slice(0, PREVIEW_ROWS - len(preview)).to_pylist()
+                )
+            rows += batch.num_rows
+    run_id = None
+    if not dry_run:
+        run_id = _record_query_run(catalog, schedules.job_label(KIND, row.name), source, rows)
+    return QueryRunResult(row.name, "succeeded", run_id, None, rows, columns, preview)
+
+
+# --- run history for runs that are not exports ------------------------------------
+
+
+def _job_dict(job: str, source: Source | None) -> dict[str, Any]:
+    data: dict[str, Any] = {"job": job}
+    if source is not None:
+        data["source"] = {"sql": source.sql, "warehouse_url": source.warehouse_url}
+    return data
+
+
+def _record_query_run(catalog: sa.Engine, job: str, source: Source, rows: int) -> str:
+    """A succeeded run of a query without export: the history shows it ran, and how many rows."""
+    run_id = run_history.start_run(
+        catalog,
+        job=_job_dict(job, source),
+        endpoint="",
+        partner="",
+        cohort_id="",
+        data_import_key="",
+        operation="query",
+    )
+    run_history.finish_run(catalog, run_id, "succeeded", report={"job": job, "rows": rows})
+    return run_id
+
+
+def record_failed_run(
+    catalog: sa.Engine, job: str, error: str, *, source: Source | None = None
+) -> str:
+    """Record a run that failed before any export run existed, with its message.
+
+    Bad SQL, a deleted query or authentication, a missing partner key: the run
+    history must still say that the job ran and why it failed.
+    """
+    run_id = run_history.start_run(
+        catalog,
+        job=_job_dict(job, source),
+        endpoint="",
+        partner="",
+        cohort_id="",
+        data_import_key="",
+        operation=job.split(":", 1)[0],
+    )
+    run_history.finish_run(catalog, run_id, "failed", error=error)
+    return run_id
+
+
+def _run_recorded_since(catalog: sa.Engine, job: str, since: dt.datetime) -> str | None:
+    """The id of a run of ``job`` the export recorded after ``since``, if it did."""
+    for record in run_history.list_runs(catalog, limit=20):
+        if record.job.get("job") == job and record.started_at >= since:
+            return record.id
+    return None
+
+
+# --- the scheduler's "query" job kind ------------------------------------------------
+
+
+def run_query_job(context: Any) -> Any:
+    """Run a saved query for the scheduler (job kind ``"query"``)."""
+    from cohortsync.scheduler import JobResult
+
+    result = run_query(
+        context.name,
+        stop=context.stop,
+        lease_owner=context.lease_owner,
+        settings=context.settings,
+    )
+    return JobResult(result.status, result.run_id, None, result.report or result.to_dict())

@@ -1,0 +1,226 @@
+"""The scheduler over a real catalog, with a controlled clock and the probe job kind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+
+import pytest
+from scheduler_helpers import Clock, Probe, WebhookReceiver, free_port_closed, wait_for
+
+from cohortsync.catalog import runs as run_history
+from cohortsync.catalog import schedules
+from cohortsync.catalog.db import open_catalog
+from cohortsync.scheduler import Scheduler
+from cohortsync.settings import Settings
+
+TTL = timedelta(minutes=10)
+
+
+def schedule(settings: Settings, name: str, cron: str, clock: Clock, tz: str = "UTC") -> None:
+    catalog = open_catalog(settings.catalog_path)
+    schedules.set_schedule(catalog, "probe", name, cron, tz, now=clock())
+    catalog.dispose()
+
+
+def test_due_and_not_due(settings: Settings, clock: Clock, probe: Probe) -> None:
+    schedule(settings, "daily", "0 6 * * *", clock)
+    with Scheduler(settings, clock=clock) as scheduler:
+        assert scheduler.run_once() == []  # scheduled at 12:00: today's 06:00 is not owed
+        clock.set("2026-03-03T05:59:59")
+        assert scheduler.run_once() == []
+        clock.set("2026-03-03T06:00:00")
+        [outcome] = scheduler.run_once()
+        assert outcome.job == "probe:daily"
+        assert outcome.result.status == "succeeded"
+        clock.set("2026-03-03T06:30:00")
+        assert scheduler.run_once() == []
+    assert probe.count("daily") == 1
+    stored = schedules.get_schedule(open_catalog(settings.catalog_path), "probe", "daily")
+    assert stored is not None
+    assert stored.last_slot == clock.now.replace(minute=0)
+    assert stored.last_status == "succeeded"
+
+
+def test_missed_while_down_runs_once(settings: Settings, clock: Clock, probe: Probe) -> None:
+    schedule(settings, "hourly", "0 * * * *", clock)
+    with Scheduler(settings, clock=clock) as scheduler:
+        clock.advance(days=3, minutes=17)  # 72 slots missed while the scheduler was down
+        [outcome] = scheduler.run_once()
+        assert outcome.slot == clock.now.replace(minute=0)
+        assert scheduler.run_once() == []
+        clock.advance(hours=1)
+        assert len(scheduler.run_once()) == 1
+    assert probe.count("hourly") == 2
+
+
+def test_time_zone_of_a_schedule(settings: Settings, clock: Clock, probe: Probe) -> None:
+    schedule(settings, "paris", "30 9 * * *", clock, tz="Europe/Paris")  # 08:30 UTC in March
+    clock.set("2026-03-03T08:29:00")
+    with Scheduler(settings, clock=clock) as scheduler:
+        assert scheduler.run_once() == []
+        clock.set("2026-03-03T08:30:00")
+        assert len(scheduler.run_once()) == 1
+
+
+def test_a_held_lease_blocks_the_job_until_released(
+    settings: Settings, clock: Clock, probe: Probe
+) -> None:
+    schedule(settings, "q", "*/5 * * * *", clock)
+    catalog = open_catalog(settings.catalog_path)
+    other = schedules.acquire_lease(catalog, "probe:q", "manual-run", now=clock(), ttl=TTL)
+    assert other is not None
+    clock.advance(minutes=5)
+    with Scheduler(settings, clock=clock) as scheduler:
+        assert scheduler.run_once() == []  # someone else runs it: left due, not consumed
+        assert probe.count("q") == 0
+        schedules.release_lease(catalog, other)
+        [outcome] = scheduler.run_once()
+        assert outcome.result.status == "succeeded"
+    assert probe.count("q") == 1
+    assert schedules.get_lease(catalog, "probe:q") is None  # released after the run
+
+
+def test_an_expired_lease_or_a_dead_holder_is_taken_over(
+    settings: Settings, clock: Clock, probe: Probe
+) -> None:
+    schedule(settings, "a", "*/5 * * * *", clock)
+    schedule(settings, "b", "*/5 * * * *", clock)
+    catalog = open_catalog(settings.catalog_path)
+    schedules.acquire_lease(catalog, "probe:a", "crashed", now=clock() - TTL * 2, ttl=TTL)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    schedules.acquire_lease(catalog, "probe:b", "killed", now=clock(), ttl=TTL)
+    with catalog.begin() as conn:
+        conn.execute(
+            schedules.job_leases.update()
+            .where(schedules.job_leases.c.job == "probe:b")
+            .values(pid=int(dead.stdout))
+        )
+    clock.advance(minutes=5)
+    with Scheduler(settings, clock=clock) as scheduler:
+        assert sorted(o.job for o in scheduler.run_once()) == ["probe:a", "probe:b"]
+
+
+def test_two_schedulers_never_run_the_same_job_at_once(
+    settings: Settings, clock: Clock, probe: Probe
+) -> None:
+    schedule(settings, "slow", "*/5 * * * *", clock)
+    clock.advance(minutes=5)
+    first, second = Scheduler(settings, clock=clock), Scheduler(settings, clock=clock)
+    barrier = threading.Barrier(2)
+    started: list[int] = []
+
+    def tick(scheduler: Scheduler) -> None:
+        barrier.wait()
+        started.append(len(scheduler.tick()))
+
+    threads = [threading.Thread(target=tick, args=(s,)) for s in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(started) == [0, 1]
+    wait_for(lambda: probe.count("slow") == 1)
+    clock.advance(minutes=5)  # the next slot comes while the first run still works
+    assert first.tick() == [] and second.tick() == []
+    probe.release.set()
+    first.drain()
+    second.drain()
+    # the slot that came during the run is owed once, now that the job is free
+    assert len(first.run_once()) + len(second.run_once()) == 1
+    first.close()
+    second.close()
+    assert probe.count("slow") == 2
+    assert probe.max_active["slow"] == 1
+
+
+def test_a_failure_is_recorded_in_the_run_history(
+    settings: Settings, clock: Clock, probe: Probe
+) -> None:
+    schedule(settings, "fail-nightly", "0 2 * * *", clock)
+    clock.set("2026-03-03T02:00:00")
+    with Scheduler(settings, clock=clock) as scheduler:
+        [outcome] = scheduler.run_once()
+    assert outcome.result.status == "failed"
+    assert outcome.result.error is not None and "table missing" in outcome.result.error
+    catalog = open_catalog(settings.catalog_path)
+    record = run_history.get_run(catalog, outcome.result.run_id or "")
+    assert record.status == "failed"
+    assert record.job["job"] == "probe:fail-nightly"
+    assert "the query of fail-nightly failed: table missing" in (record.error or "")
+    stored = schedules.get_schedule(catalog, "probe", "fail-nightly")
+    assert stored is not None and stored.last_status == "failed"
+    assert stored.last_run_id == record.id
+
+
+def test_a_failure_posts_the_report_to_the_webhook(
+    settings: Settings, clock: Clock, probe: Probe, webhook: WebhookReceiver
+) -> None:
+    schedule(settings, "fail-hook", "0 * * * *", clock)
+    schedule(settings, "fine", "0 * * * *", clock)
+    clock.advance(hours=1)
+    with Scheduler(settings, clock=clock, webhook_url=webhook.url) as scheduler:
+        outcomes = {o.job: o for o in scheduler.run_once()}
+    assert outcomes["probe:fail-hook"].webhook_sent is True
+    assert outcomes["probe:fine"].webhook_sent is None  # successes are not posted
+    [body] = webhook.bodies
+    assert body["event"] == "run.failed"
+    assert body["job"] == "probe:fail-hook"
+    assert body["status"] == "failed"
+    assert body["run_id"] == outcomes["probe:fail-hook"].result.run_id
+    assert "table missing" in str(body["error"])
+
+
+@pytest.mark.parametrize("status", [500, None])
+def test_a_failing_webhook_is_logged_not_fatal(
+    settings: Settings,
+    clock: Clock,
+    probe: Probe,
+    caplog: pytest.LogCaptureFixture,
+    status: int | None,
+) -> None:
+    receiver = WebhookReceiver(status=status or 200)
+    url = receiver.url
+    if status is None:  # nothing listens there at all
+        receiver.close()
+        url = f"http://127.0.0.1:{free_port_closed()}/hook"
+    schedule(settings, "fail-x", "0 * * * *", clock)
+    clock.advance(hours=1)
+    with Scheduler(settings, clock=clock, webhook_url=url, webhook_timeout=2) as scheduler:
+        [outcome] = scheduler.run_once()
+    if status is not None:
+        receiver.close()
+        assert len(receiver.bodies) == 1
+    assert outcome.result.status == "failed"
+    assert outcome.webhook_sent is False
+    assert "webhook" in caplog.text
+    catalog = open_catalog(settings.catalog_path)
+    assert run_history.get_run(catalog, outcome.result.run_id or "").status == "failed"
+
+
+def test_stop_takes_no_new_jobs_and_running_ones_checkpoint(
+    settings: Settings, clock: Clock, probe: Probe
+) -> None:
+    schedule(settings, "slow-stop", "*/5 * * * *", clock)
+    schedule(settings, "later", "0 * * * *", clock)
+    clock.advance(minutes=5)
+    scheduler = Scheduler(settings, clock=clock)
+    [future] = scheduler.tick()
+    wait_for(lambda: probe.count("slow-stop") == 1)
+    scheduler.stop()
+    clock.advance(hours=1)
+    assert scheduler.tick() == []  # stopping: "later" is due but not taken
+    [outcome] = scheduler.drain()
+    scheduler.close()
+    assert outcome.result.status == "interrupted"
+    assert future.result() is outcome
+    assert probe.count("later") == 0
+    catalog = open_catalog(settings.catalog_path)
+    assert schedules.get_lease(catalog, "probe:slow-stop") is None
