@@ -1,5 +1,143 @@
-"""`cohortsync auth`: Saved Braze authentications (endpoint + data import key)."""
+"""`cohortsync auth`: saved Braze authentications (endpoint + data import key)."""
 
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
 import typer
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(help="Saved Braze authentications (endpoint + data import key).", no_args_is_help=True)
+from cohortsync.catalog.auths import delete_auth, list_auths, save_auth
+from cohortsync.catalog.db import open_catalog
+from cohortsync.errors import ConfigError
+from cohortsync.export.credentials import check_credentials
+from cohortsync.export.spec import DEFAULT_PARTNER, Destination
+from cohortsync.secrets import DATA_IMPORT_KEY_ENV, read_data_import_key
+from cohortsync.settings import Settings
+
+app = typer.Typer(
+    help=(
+        "Saved Braze authentications (endpoint + data import key).\n\n"
+        "An authentication names a workspace's REST endpoint and its data import key "
+        "(Braze: Partner Integrations > Technology Partners > Treasure Data), so that "
+        "exports say '--auth NAME' instead of repeating the key. The key is checked "
+        "against the endpoint before it is saved, stored encrypted in COHORTSYNC_HOME, "
+        "and never printed in full."
+    ),
+    no_args_is_help=True,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout, for scripts.")]
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="A name for this authentication, e.g. 'braze-prod'.")],
+    endpoint: Annotated[
+        str,
+        typer.Option(
+            "--endpoint", help="The workspace's REST endpoint, e.g. https://rest.iad-01.braze.com."
+        ),
+    ],
+    data_import_key: Annotated[
+        str | None,
+        typer.Option(
+            "--data-import-key",
+            help=(
+                f"The data import key. '-' reads it from stdin; when omitted, "
+                f"{DATA_IMPORT_KEY_ENV} is used. Both keep it out of shell history."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    partner: Annotated[
+        str, typer.Option("--partner", help="Partner name in the API paths.")
+    ] = DEFAULT_PARTNER,
+    json: JsonOption = False,
+) -> None:
+    """Check the credentials against the endpoint, then save them.
+
+    The check sends an empty membership change ('cohort_changes: []'), which
+    changes nothing in Braze; credentials the endpoint refuses are not saved.
+
+    Example: cohortsync auth create braze-prod --endpoint https://rest.iad-01.braze.com
+    --data-import-key - < key.txt
+    """
+    settings = Settings()
+    key = read_data_import_key(data_import_key)
+    if not endpoint.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"the endpoint {endpoint!r} is not an http(s) URL",
+            hint="give the workspace's REST endpoint, e.g. https://rest.iad-01.braze.com",
+        )
+    endpoint = endpoint.rstrip("/")
+    destination = Destination(
+        endpoint=endpoint,
+        data_import_key=key,
+        partner_api_key=settings.partner_api_key_for(endpoint),
+        partner=partner,
+        auth_name=name,
+    )
+    catalog = open_catalog(settings.catalog_path)
+    try:
+        list_names = {record.name for record in list_auths(catalog)}
+        if name in list_names:
+            raise ConfigError(
+                f"an authentication named {name!r} exists already",
+                hint=f"pick another name or run 'cohortsync auth delete {name}' first",
+            )
+        check_credentials(destination)
+        record = save_auth(
+            catalog, settings, name=name, endpoint=endpoint, data_import_key=key, partner=partner
+        )
+    finally:
+        catalog.dispose()
+    if json:
+        typer.echo(orjson.dumps(record.to_dict()).decode())
+    else:
+        typer.echo(f"saved authentication {name!r} for {endpoint} (key {record.masked_key})")
+
+
+@app.command("list")
+def list_(json: JsonOption = False) -> None:
+    """List saved authentications; keys are masked (****abcd)."""
+    catalog = open_catalog(Settings().catalog_path)
+    try:
+        records = list_auths(catalog)
+    finally:
+        catalog.dispose()
+    if json:
+        typer.echo(orjson.dumps([record.to_dict() for record in records]).decode())
+        return
+    if not records:
+        typer.echo("no authentications yet: create one with 'cohortsync auth create'")
+        return
+    table = Table("name", "endpoint", "partner", "data import key", "created")
+    for record in records:
+        table.add_row(
+            record.name,
+            record.endpoint,
+            record.partner,
+            record.masked_key,
+            record.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+        )
+    Console().print(table)
+
+
+@app.command("delete")
+def delete(
+    name: Annotated[str, typer.Argument(help="The authentication to delete.")],
+    json: JsonOption = False,
+) -> None:
+    """Delete a saved authentication (exports that name it will fail until re-created)."""
+    catalog = open_catalog(Settings().catalog_path)
+    try:
+        delete_auth(catalog, name)
+    finally:
+        catalog.dispose()
+    if json:
+        typer.echo(orjson.dumps({"deleted": name}).decode())
+    else:
+        typer.echo(f"deleted authentication {name!r}")

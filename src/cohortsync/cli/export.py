@@ -1,6 +1,196 @@
 """`cohortsync export`: export a query result to a Braze cohort."""
 
+from __future__ import annotations
 
-def export() -> None:
-    """Export a query result to a Braze cohort (being built)."""
-    raise NotImplementedError("cohortsync export is being built")
+import logging
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+
+from cohortsync.catalog.auths import destination_for_auth
+from cohortsync.errors import ConfigError
+from cohortsync.export.run import run_export
+from cohortsync.export.spec import DEFAULT_PARTNER, DEFAULT_THREADS, Destination, ExportSpec, Source
+from cohortsync.secrets import DATA_IMPORT_KEY_ENV, read_data_import_key
+from cohortsync.settings import Settings
+
+
+class OperationChoice(StrEnum):
+    add = "add"
+    remove = "remove"
+
+
+def export(
+    query: Annotated[
+        str | None, typer.Option("--query", help="SQL whose result holds the identifiers.")
+    ] = None,
+    query_file: Annotated[
+        Path | None,
+        typer.Option("--query-file", help="A file holding the SQL.", dir_okay=False),
+    ] = None,
+    table: Annotated[
+        str | None, typer.Option("--table", help="Export a whole table (name or schema.name).")
+    ] = None,
+    auth: Annotated[
+        str | None,
+        typer.Option("--auth", help="A saved authentication (see 'cohortsync auth create')."),
+    ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option("--endpoint", help="REST endpoint, when not using --auth."),
+    ] = None,
+    data_import_key: Annotated[
+        str | None,
+        typer.Option(
+            "--data-import-key",
+            help=f"Key for --endpoint; '-' reads stdin; default ${DATA_IMPORT_KEY_ENV}.",
+            show_default=False,
+        ),
+    ] = None,
+    cohort_id: Annotated[
+        str, typer.Option("--cohort-id", help="The cohort's id in Braze (unique per workspace).")
+    ] = "",
+    cohort_name: Annotated[
+        str | None,
+        typer.Option("--cohort-name", help="Name shown in Braze; defaults to the cohort id."),
+    ] = None,
+    operation: Annotated[
+        OperationChoice,
+        typer.Option("--operation", help="Add the identifiers to the cohort or remove them."),
+    ] = OperationChoice.add,
+    alias_column: Annotated[
+        str | None,
+        typer.Option(
+            "--alias-column",
+            help="A result column sent as user aliases: its name is the alias_label.",
+        ),
+    ] = None,
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, max=64, help="Requests in flight at once.")
+    ] = DEFAULT_THREADS,
+    partner: Annotated[
+        str | None,
+        typer.Option(
+            "--partner", help=f"Partner name in the API paths [default: {DEFAULT_PARTNER}]."
+        ),
+    ] = None,
+    warehouse: Annotated[
+        str | None,
+        typer.Option(
+            "--warehouse",
+            help="Warehouse URL; default $COHORTSYNC_WAREHOUSE or the embedded DuckDB file.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Read and plan, send nothing: print counts and the first body."
+        ),
+    ] = False,
+    json: Annotated[
+        bool, typer.Option("--json", help="Print the report as one JSON object on stdout.")
+    ] = False,
+) -> None:
+    """Export a query result to a Braze cohort.
+
+    The result's identifier columns are 'user_ids' (external ids), 'device_ids',
+    and the --alias-column; they must be strings. NULL and empty values are
+    skipped, duplicates are sent once, other columns are ignored with a warning.
+    The cohort is created or renamed first, then its members are sent in
+    requests of at most 1,000 identifiers, --threads at a time, retrying 429,
+    5xx, 423 and network errors and pacing by the server's rate-limit headers.
+
+    Examples:
+
+      cohortsync export --auth braze-prod --cohort-id vip
+        --query "SELECT external_id AS user_ids FROM users"
+
+      cohortsync export --auth braze-prod --cohort-id vip --operation remove
+        --table vip_emails --alias-column email --dry-run
+
+    Exit codes: 0 success, 2 bad usage or configuration, 3 the query or source
+    failed, 4 the destination refused (400/401), 5 retries exhausted.
+    """
+    logging.basicConfig(stream=sys.stderr, format="warning: %(message)s", level=logging.WARNING)
+    settings = Settings()
+    source = Source(
+        sql=_query_text(query, query_file, table),
+        table=table,
+        warehouse_url=warehouse,
+    )
+    destination = _destination(settings, auth, endpoint, data_import_key, partner)
+    spec = ExportSpec(
+        source=source,
+        destination=destination,
+        cohort_id=cohort_id,
+        cohort_name=cohort_name,
+        operation=operation.value,
+        alias_column=alias_column,
+        threads=threads,
+    )
+    if not cohort_id:
+        raise ConfigError("missing --cohort-id", hint="give the cohort's id in Braze")
+    report = run_export(spec, dry_run=dry_run, progress=None if not json else sys.stderr.isatty())
+    if json:
+        typer.echo(orjson.dumps(report.to_dict()).decode())
+    else:
+        report.render(Console())
+
+
+def _query_text(query: str | None, query_file: Path | None, table: str | None) -> str | None:
+    given = [
+        flag
+        for flag, value in (("--query", query), ("--query-file", query_file), ("--table", table))
+        if value is not None
+    ]
+    if len(given) != 1:
+        raise ConfigError(
+            "give exactly one of --query, --query-file or --table"
+            + (f" (got {', '.join(given)})" if given else ""),
+        )
+    if query_file is not None:
+        try:
+            return query_file.read_text()
+        except OSError as error:
+            raise ConfigError(
+                f"cannot read the query file {query_file}: {error.strerror}"
+            ) from error
+    return query
+
+
+def _destination(
+    settings: Settings,
+    auth: str | None,
+    endpoint: str | None,
+    data_import_key: str | None,
+    partner: str | None,
+) -> Destination:
+    if auth is not None:
+        if endpoint is not None or data_import_key is not None:
+            raise ConfigError("give either --auth or --endpoint with --data-import-key, not both")
+        destination = destination_for_auth(auth, settings)
+        if partner is not None and partner != destination.partner:
+            destination = Destination(
+                endpoint=destination.endpoint,
+                data_import_key=destination.data_import_key,
+                partner_api_key=destination.partner_api_key,
+                partner=partner,
+                auth_name=auth,
+            )
+        return destination
+    if endpoint is None:
+        raise ConfigError(
+            "no destination given",
+            hint="give --auth NAME, or --endpoint URL with --data-import-key KEY",
+        )
+    return Destination(
+        endpoint=endpoint.rstrip("/"),
+        data_import_key=read_data_import_key(data_import_key),
+        partner_api_key=settings.partner_api_key_for(endpoint),
+        partner=partner or DEFAULT_PARTNER,
+    )

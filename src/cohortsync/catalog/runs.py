@@ -1,0 +1,222 @@
+"""Export run history and batch checkpoints.
+
+A run is recorded before anything is sent and finished with its report or
+its error, so ``cohortsync runs`` can always tell what happened. Each
+acknowledged batch of ``cohorts/users`` requests is recorded in
+``run_batches``: batch numbers are stable positions in the run's planned
+changes, so a resumed run sends exactly the batches that were never
+acknowledged. A checkpoint is written only after the server's 2xx.
+
+Secrets never reach these tables: the job is ``ExportSpec.to_public_dict()``
+and the cohort key carries a hash of the data import key, not the key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+import sqlalchemy as sa
+
+from cohortsync.catalog.db import metadata
+from cohortsync.errors import ConfigError
+
+RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("job", sa.Text, nullable=False),  # the public spec, JSON
+    sa.Column("cohort_key", sa.String, nullable=False, index=True),
+    sa.Column("endpoint", sa.String, nullable=False),
+    sa.Column("partner", sa.String, nullable=False),
+    sa.Column("cohort_id", sa.String, nullable=False),
+    sa.Column("key_hash", sa.String, nullable=False),
+    sa.Column("operation", sa.String, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("report", sa.Text),  # ExportReport.to_dict(), JSON
+    sa.Column("error", sa.Text),
+)
+
+run_batches = sa.Table(
+    "run_batches",
+    metadata,
+    sa.Column("run_id", sa.String, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("batch_number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One export run as the catalog holds it."""
+
+    id: str
+    job: dict[str, Any]
+    cohort_key: str
+    operation: str
+    status: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    report: dict[str, Any] | None
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "job": self.job,
+            "cohort_key": self.cohort_key,
+            "operation": self.operation,
+            "status": self.status,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "report": self.report,
+            "error": self.error,
+        }
+
+
+def new_run_id() -> str:
+    """A short id that sorts by start time: ``20261128T110512-3f9a``."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def key_hash(data_import_key: str) -> str:
+    """A fingerprint of the data import key: tells keys apart, cannot be used as one."""
+    return hashlib.sha256(data_import_key.encode()).hexdigest()[:16]
+
+
+def cohort_key(endpoint: str, partner: str, cohort_id: str, data_import_key: str) -> str:
+    """Which Braze cohort a run feeds: endpoint, partner, cohort id and key fingerprint."""
+    return f"{endpoint.rstrip('/')}|{partner}|{cohort_id}|{key_hash(data_import_key)}"
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:  # SQLite drops the zone
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def start_run(
+    catalog: sa.Engine,
+    *,
+    job: dict[str, Any],
+    endpoint: str,
+    partner: str,
+    cohort_id: str,
+    data_import_key: str,
+    operation: str,
+    run_id: str | None = None,
+) -> str:
+    """Record a new run as ``running`` and return its id."""
+    run_id = run_id or new_run_id()
+    with catalog.begin() as conn:
+        conn.execute(
+            runs.insert().values(
+                id=run_id,
+                job=orjson.dumps(job).decode(),
+                cohort_key=cohort_key(endpoint, partner, cohort_id, data_import_key),
+                endpoint=endpoint,
+                partner=partner,
+                cohort_id=cohort_id,
+                key_hash=key_hash(data_import_key),
+                operation=operation,
+                status="running",
+                started_at=dt.datetime.now(dt.UTC),
+            )
+        )
+    return run_id
+
+
+def record_batch_acks(catalog: sa.Engine, run_id: str, acks: Iterable[tuple[int, int]]) -> None:
+    """Record acknowledged batches as ``(batch_number, identifier count)`` pairs.
+
+    Idempotent: recording a batch twice keeps one row.
+    """
+    rows = [{"run_id": run_id, "batch_number": n, "count": c} for n, c in acks]
+    if not rows:
+        return
+    statement = sa.insert(run_batches).prefix_with("OR IGNORE")
+    with catalog.begin() as conn:
+        conn.execute(statement, rows)
+
+
+def acknowledged_batches(catalog: sa.Engine, run_id: str) -> set[int]:
+    """The batch numbers of ``run_id`` the server has acknowledged."""
+    with catalog.connect() as conn:
+        result = conn.execute(
+            sa.select(run_batches.c.batch_number).where(run_batches.c.run_id == run_id)
+        )
+        return {row[0] for row in result}
+
+
+def finish_run(
+    catalog: sa.Engine,
+    run_id: str,
+    status: RunStatus,
+    report: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> None:
+    """Close a run with its final status, report counts and error line."""
+    with catalog.begin() as conn:
+        conn.execute(
+            runs.update()
+            .where(runs.c.id == run_id)
+            .values(
+                status=status,
+                finished_at=dt.datetime.now(dt.UTC),
+                report=orjson.dumps(report).decode() if report is not None else None,
+                error=error,
+            )
+        )
+
+
+def _record(row: sa.Row[Any]) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        job=orjson.loads(row.job),
+        cohort_key=row.cohort_key,
+        operation=row.operation,
+        status=row.status,
+        started_at=_utc(row.started_at) or dt.datetime.now(dt.UTC),
+        finished_at=_utc(row.finished_at),
+        report=orjson.loads(row.report) if row.report else None,
+        error=row.error,
+    )
+
+
+def get_run(catalog: sa.Engine, run_id: str) -> RunRecord:
+    """One run by id.
+
+    Raises:
+        ConfigError: no run has that id.
+    """
+    with catalog.connect() as conn:
+        row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+    if row is None:
+        raise ConfigError(f"no export run with id {run_id!r}", hint="see 'cohortsync runs list'")
+    return _record(row)
+
+
+def list_runs(
+    catalog: sa.Engine,
+    *,
+    cohort_key: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+) -> list[RunRecord]:
+    """The latest runs first, optionally of one cohort or one status."""
+    query = sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
+    if cohort_key is not None:
+        query = query.where(runs.c.cohort_key == cohort_key)
+    if status is not None:
+        query = query.where(runs.c.status == status)
+    with catalog.connect() as conn:
+        return [_record(row) for row in conn.execute(query)]

@@ -1,0 +1,134 @@
+"""Secrets at rest: the data import keys of saved authentications.
+
+Keys are encrypted with Fernet under one local key file,
+``$COHORTSYNC_HOME/secret.key``. The file is created atomically with mode 0600
+and refused when its mode is wider: a key file others can read protects
+nothing, so we would rather stop than pretend.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from cohortsync.errors import ConfigError
+
+KEY_FILE_NAME = "secret.key"
+
+
+def key_file_path(home: Path) -> Path:
+    """Where the local secret key lives inside a home directory."""
+    return home / KEY_FILE_NAME
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a fresh Fernet key with mode 0600, atomically (no world-readable window)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(descriptor, Fernet.generate_key())
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    try:
+        # link() refuses to replace: if another process won the race, keep its key.
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def load_fernet(home: Path) -> Fernet:
+    """The Fernet cipher of this home, creating its key file on first use.
+
+    Raises:
+        ConfigError: the key file is readable by group or others, or is not a key.
+    """
+    path = key_file_path(home)
+    if not path.exists():
+        _create_key_file(path)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(
+            f"the secret key file {path} has mode {mode:04o}, readable by others",
+            hint=f"run 'chmod 600 {path}' and try again",
+        )
+    try:
+        return Fernet(path.read_bytes().strip())
+    except ValueError as error:
+        raise ConfigError(
+            f"the secret key file {path} does not hold a Fernet key",
+            hint="restore it from a backup; saved authentications cannot be read without it",
+        ) from error
+
+
+def encrypt(home: Path, secret: str) -> bytes:
+    """Encrypt ``secret`` with the home's key."""
+    return load_fernet(home).encrypt(secret.encode())
+
+
+def decrypt(home: Path, token: bytes) -> str:
+    """Decrypt a token written by :func:`encrypt`.
+
+    Raises:
+        ConfigError: the token was written under another key file.
+    """
+    try:
+        return load_fernet(home).decrypt(token).decode()
+    except InvalidToken as error:
+        raise ConfigError(
+            f"a saved data import key cannot be decrypted with {key_file_path(home)}",
+            hint="the key file changed; delete the authentication and create it again",
+        ) from error
+
+
+def mask(secret: str, *, visible: int = 4) -> str:
+    """``****abcd``: enough to recognise a key, never enough to use it."""
+    if len(secret) <= visible * 2:
+        return "****"
+    return "****" + secret[-visible:]
+
+
+def mask_prefix(secret: str, *, visible: int = 4) -> str:
+    """``abcd…``: the masked form used in printed request bodies."""
+    if len(secret) <= visible * 2:
+        return "…"
+    return secret[:visible] + "…"
+
+
+DATA_IMPORT_KEY_ENV = "COHORTSYNC_DATA_IMPORT_KEY"
+
+
+def read_data_import_key(value: str | None) -> str:
+    """The data import key from an option value, stdin or the environment.
+
+    ``-`` reads the key from stdin and ``None`` falls back to
+    ``COHORTSYNC_DATA_IMPORT_KEY``, so a key need not sit in shell history.
+
+    Raises:
+        ConfigError: no key anywhere, or an empty one.
+    """
+    import sys
+
+    if value == "-":
+        key = sys.stdin.readline().strip()
+        source = "stdin"
+    elif value is None:
+        key = os.environ.get(DATA_IMPORT_KEY_ENV, "").strip()
+        source = DATA_IMPORT_KEY_ENV
+        if not key:
+            raise ConfigError(
+                "no data import key given",
+                hint=f"pass --data-import-key KEY, --data-import-key - (stdin) or set "
+                f"{DATA_IMPORT_KEY_ENV}",
+            )
+    else:
+        key = value.strip()
+        source = "--data-import-key"
+    if not key:
+        raise ConfigError(f"the data import key from {source} is empty")
+    return key
