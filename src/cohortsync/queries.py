@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -28,6 +27,9 @@ from cohortsync.catalog.db import open_catalog
 from cohortsync.errors import CohortsyncError, ConfigError
 from cohortsync.export.spec import DEFAULT_THREADS, ExportSpec, MirrorOptions, Operation, Source
 from cohortsync.settings import Settings
+
+if TYPE_CHECKING:
+    from cohortsync.scheduler import JobContext, JobResult
 
 KIND = "query"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -286,19 +288,20 @@ def run_query(
     *,
     dry_run: bool = False,
     full_resync: bool = False,
+    progress: bool | None = None,
     settings: Settings | None = None,
-    stop: threading.Event | None = None,
     lease_owner: str | None = None,
 ) -> QueryRunResult:
     """Run the saved query ``name`` and, when it has an export, export its result.
 
-    Takes the job's lease for the whole run unless the caller (the scheduler)
-    passes the ``lease_owner`` it already holds the lease as.
+    Takes the job's lease for the whole run, unless the caller (the
+    scheduler) already holds it and says so with ``lease_owner``.
 
     Raises:
-        ConfigError: unknown query or authentication, or the job is running elsewhere.
-        SourceError: the query failed (a failed run is recorded first).
-        CohortsyncError: the export failed (its run records why).
+        ConfigError: unknown query or authentication, or the job runs elsewhere.
+        SourceError: the query failed; a failed run is in the history.
+        CohortsyncError: the export failed; its run in the history says why.
+            The error's ``run_id`` names that run.
     """
     from cohortsync.scheduler import held_lease, new_owner
 
@@ -307,11 +310,10 @@ def run_query(
         row = store.fetch_query(catalog, name)
         if row is None:
             raise _unknown(name)
-        job = schedules.job_label(KIND, name)
         if lease_owner is not None:
-            return _run(catalog, settings, row, dry_run, full_resync, stop)
-        with held_lease(catalog, job, new_owner("query-run")):
-            return _run(catalog, settings, row, dry_run, full_resync, stop)
+            return _run(catalog, settings, row, dry_run, full_resync, progress)
+        with held_lease(catalog, schedules.job_label(KIND, name), new_owner("query-run")):
+            return _run(catalog, settings, row, dry_run, full_resync, progress)
     finally:
         catalog.dispose()
 
@@ -322,8 +324,11 @@ def _run(
     row: store.QueryRow,
     dry_run: bool,
     full_resync: bool,
-    stop: threading.Event | None,
+    progress: bool | None,
 ) -> QueryRunResult:
+    from cohortsync.export.run import run_export
+    from cohortsync.scheduler import find_run_since, record_failed_run
+
     job = schedules.job_label(KIND, row.name)
     source = Source(sql=row.sql, warehouse_url=row.warehouse_url)
     started = dt.datetime.now(dt.UTC)
@@ -332,37 +337,15 @@ def _run(
             return _run_without_export(catalog, settings, row, source, dry_run)
         export = parse_export(row.export, query=row.name)
         spec = export.to_spec(source, settings, job=job, full_resync=full_resync)
-        report = _export(spec, dry_run=dry_run, stop=stop)
+        report = run_export(spec, dry_run=dry_run, progress=progress, settings=settings)
     except CohortsyncError as error:
         if not dry_run and getattr(error, "run_id", None) is None:
-            recorded = _run_recorded_since(catalog, job, started)
+            recorded = find_run_since(catalog, job, started)
             error.run_id = recorded or record_failed_run(  # type: ignore[attr-defined]
-                catalog, job, str(error), source=source
+                catalog, job, str(error), source=_source_dict(source)
             )
         raise
-    report_dict = report.to_dict()
-    return QueryRunResult(
-        name=row.name,
-        status=str(report_dict.get("status", "succeeded")),
-        run_id=_report_run_id(report_dict),
-        report=report_dict,
-    )
-
-
-def _export(spec: ExportSpec, *, dry_run: bool, stop: threading.Event | None) -> Any:
-    """Hand the spec to the one export run (``stop`` lets SIGTERM checkpoint it)."""
-    import inspect
-
-    from cohortsync.export.run import run_export
-
-    if stop is not None and "stop" in inspect.signature(run_export).parameters:
-        return run_export(spec, dry_run=dry_run, stop=stop)  # type: ignore[call-arg]
-    return run_export(spec, dry_run=dry_run)
-
-
-def _report_run_id(report: dict[str, Any]) -> str | None:
-    run_id = report.get("run_id") or report.get("id")
-    return str(run_id) if run_id else None
+    return QueryRunResult(row.name, report.status, report.run_id, report.to_dict())
 
 
 def _run_without_export(
@@ -391,21 +374,18 @@ def _run_without_export(
     return QueryRunResult(row.name, "succeeded", run_id, None, rows, columns, preview)
 
 
-# --- run history for runs that are not exports ------------------------------------
+# --- run history of a query without export ----------------------------------------
 
 
-def _job_dict(job: str, source: Source | None) -> dict[str, Any]:
-    data: dict[str, Any] = {"job": job}
-    if source is not None:
-        data["source"] = {"sql": source.sql, "warehouse_url": source.warehouse_url}
-    return data
+def _source_dict(source: Source) -> dict[str, Any]:
+    return {"sql": source.sql, "warehouse_url": source.warehouse_url}
 
 
 def _record_query_run(catalog: sa.Engine, job: str, source: Source, rows: int) -> str:
     """A succeeded run of a query without export: the history shows it ran, and how many rows."""
     run_id = run_history.start_run(
         catalog,
-        job=_job_dict(job, source),
+        job={"job": job, "source": _source_dict(source)},
         endpoint="",
         partner="",
         cohort_id="",
@@ -416,46 +396,14 @@ def _record_query_run(catalog: sa.Engine, job: str, source: Source, rows: int) -
     return run_id
 
 
-def record_failed_run(
-    catalog: sa.Engine, job: str, error: str, *, source: Source | None = None
-) -> str:
-    """Record a run that failed before any export run existed, with its message.
-
-    Bad SQL, a deleted query or authentication, a missing partner key: the run
-    history must still say that the job ran and why it failed.
-    """
-    run_id = run_history.start_run(
-        catalog,
-        job=_job_dict(job, source),
-        endpoint="",
-        partner="",
-        cohort_id="",
-        data_import_key="",
-        operation=job.split(":", 1)[0],
-    )
-    run_history.finish_run(catalog, run_id, "failed", error=error)
-    return run_id
-
-
-def _run_recorded_since(catalog: sa.Engine, job: str, since: dt.datetime) -> str | None:
-    """The id of a run of ``job`` the export recorded after ``since``, if it did."""
-    for record in run_history.list_runs(catalog, limit=20):
-        if record.job.get("job") == job and record.started_at >= since:
-            return record.id
-    return None
-
-
 # --- the scheduler's "query" job kind ------------------------------------------------
 
 
-def run_query_job(context: Any) -> Any:
+def run_query_job(context: JobContext) -> JobResult:
     """Run a saved query for the scheduler (job kind ``"query"``)."""
     from cohortsync.scheduler import JobResult
 
     result = run_query(
-        context.name,
-        stop=context.stop,
-        lease_owner=context.lease_owner,
-        settings=context.settings,
+        context.name, progress=False, settings=context.settings, lease_owner=context.lease_owner
     )
     return JobResult(result.status, result.run_id, None, result.report or result.to_dict())

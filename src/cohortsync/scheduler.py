@@ -24,6 +24,7 @@ Time comes from an injected clock so tests can move it.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -33,9 +34,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from functools import partial
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import partial
 from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -203,11 +204,16 @@ def _register_builtin_kinds() -> None:
     from cohortsync.queries import run_query_job
 
     _JOB_KINDS.setdefault("query", run_query_job)
-    try:
-        from cohortsync.audience.jobs import run_activation_job
-    except ImportError:  # pragma: no cover - the audience package is optional at import
-        return
     _JOB_KINDS.setdefault("activation", run_activation_job)
+
+
+def run_activation_job(context: JobContext) -> JobResult:
+    """Run an activation for the scheduler (job kind ``"activation"``)."""
+    from cohortsync.audience.activations import run_activation
+
+    report = run_activation(context.name, progress=False, settings=context.settings)
+    data = report.to_dict()
+    return JobResult(str(data.get("status", "succeeded")), report.run_id, None, data)
 
 
 # --- leases --------------------------------------------------------------------
@@ -288,28 +294,76 @@ class JobOutcome:
         }
 
 
-def execute_job(context: JobContext) -> JobResult:
+def execute_job(context: JobContext, runner: JobRunner | None = None) -> JobResult:
     """Run one job through its kind's runner and turn any failure into a result.
 
     A failure that happened before an export run existed (bad SQL, a deleted
     query, a missing authentication) still leaves a failed run in the run
     history, so the history answers "why did last night's job not run".
     """
+    started = datetime.now(UTC)
     try:
-        return job_runner(context.kind)(context)
-    except RunInterrupted as error:
-        result = JobResult("interrupted", _run_id_of(error), str(error))
+        result = (runner or job_runner(context.kind))(context)
+    except (RunInterrupted, KeyboardInterrupt) as error:
+        message = str(error) or "interrupted by SIGTERM; acknowledged batches are recorded"
+        result = JobResult("interrupted", _run_id_of(error), message)
     except CohortsyncError as error:
         result = JobResult("failed", _run_id_of(error), str(error), _report_of(error))
     except Exception as error:
         log.exception("job %s crashed", context.job)
         result = JobResult("failed", None, f"{type(error).__name__}: {error}")
     if result.failed and result.run_id is None:
-        from cohortsync.queries import record_failed_run
-
-        run_id = record_failed_run(context.catalog, context.job, result.error or result.status)
+        run_id = find_run_since(context.catalog, context.job, started) or record_failed_run(
+            context.catalog, context.job, result.error or result.status, status=result.status
+        )
         result = JobResult(result.status, run_id, result.error, result.report)
     return result
+
+
+# --- run history of jobs that failed outside an export run ----------------------------
+
+
+def record_failed_run(
+    engine: sa.Engine,
+    job: str,
+    error: str,
+    *,
+    status: str = "failed",
+    source: dict[str, Any] | None = None,
+) -> str:
+    """Record a run of ``job`` that failed before any export run existed, with its message.
+
+    Bad SQL, a deleted query or authentication, a missing partner key: the run
+    history must still say that the job ran and why it failed.
+    """
+    from cohortsync.catalog import runs
+
+    job_data: dict[str, Any] = {"job": job}
+    if source is not None:
+        job_data["source"] = source
+    run_id = runs.start_run(
+        engine,
+        job=job_data,
+        endpoint="",
+        partner="",
+        cohort_id="",
+        data_import_key="",
+        operation=job.split(":", 1)[0],
+    )
+    runs.finish_run(
+        engine, run_id, "interrupted" if status == "interrupted" else "failed", error=error
+    )
+    return run_id
+
+
+def find_run_since(engine: sa.Engine, job: str, since: datetime) -> str | None:
+    """The latest run of ``job`` the export recorded at or after ``since``, if any."""
+    from cohortsync.catalog import runs
+
+    for record in runs.list_runs(engine, limit=50):
+        if record.job.get("job") == job and record.started_at >= since:
+            return record.id
+    return None
 
 
 def _run_id_of(error: BaseException) -> str | None:
@@ -323,6 +377,11 @@ def _report_of(error: BaseException) -> dict[str, Any] | None:
         return None
     to_dict = getattr(report, "to_dict", None)
     return to_dict() if callable(to_dict) else dict(report)
+
+
+def _raise_in_thread(ident: int, exception: type[BaseException]) -> None:
+    """Raise ``exception`` in thread ``ident`` at its next bytecode (what Ctrl-C does to main)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exception))
 
 
 # --- the scheduler -------------------------------------------------------------------
@@ -362,6 +421,7 @@ class Scheduler:
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="job")
         self._running: dict[str, Future[JobOutcome]] = {}
         self._lock = threading.Lock()
+        self._in_runner: set[int] = set()  # worker threads inside a job runner
 
     # one pass -----------------------------------------------------------------
 
@@ -408,8 +468,16 @@ class Scheduler:
             self.close()
 
     def stop(self) -> None:
-        """Stop taking jobs and ask the running ones to stop at their next checkpoint."""
+        """Stop taking jobs and interrupt the running ones at their next checkpoint.
+
+        A running export gets the same interruption as Ctrl-C gives ``cohortsync
+        export``: it records its acknowledged batches and ends ``interrupted``.
+        The job's slot is handed back, so the next scheduler runs it again.
+        """
         self.stopping.set()
+        with self._lock:
+            for ident in self._in_runner:
+                _raise_in_thread(ident, KeyboardInterrupt)
 
     def drain(self) -> list[JobOutcome]:
         """Wait for the running jobs to finish or checkpoint."""
@@ -447,6 +515,31 @@ class Scheduler:
         with self._lock:
             self._running.pop(job, None)
 
+    def _interruptible(self, context: JobContext) -> JobResult:
+        """Run the job so that :meth:`stop` can interrupt it, and only while in its runner."""
+        ident = threading.get_ident()
+        started = datetime.now(UTC)
+        result: JobResult | None = None
+        try:
+            with self._lock:
+                if self.stopping.is_set():
+                    raise KeyboardInterrupt
+                self._in_runner.add(ident)
+            try:
+                result = execute_job(context)
+            finally:
+                with self._lock:
+                    self._in_runner.discard(ident)
+        except KeyboardInterrupt:
+            pass  # landed between the runner and our bookkeeping: handled below
+        if result is None:
+            message = "interrupted by SIGTERM; acknowledged batches are recorded"
+            run_id = find_run_since(context.catalog, context.job, started) or record_failed_run(
+                context.catalog, context.job, message, status="interrupted"
+            )
+            result = JobResult("interrupted", run_id, message)
+        return result
+
     def _run(self, due: DueJob, lease: Lease) -> JobOutcome:
         schedule = due.schedule
         context = JobContext(
@@ -457,7 +550,9 @@ class Scheduler:
         with held_lease(
             self.engine, due.job, self.owner, clock=self.clock, ttl=self.lease_ttl, lease=lease
         ):
-            result = execute_job(context)
+            result = self._interruptible(context)
+            if result.status == "interrupted":
+                catalog.restore_slot(self.engine, due.job, schedule.last_slot)
         finished = self.clock()
         catalog.record_outcome(
             self.engine,

@@ -46,10 +46,9 @@ class Probe:
             )
         try:
             if context.name.startswith("slow"):
-                # Runs until the test releases it or the scheduler asks it to stop.
+                # Runs until the test releases it (or the scheduler interrupts it).
                 while not self.release.wait(0.01):
-                    if context.stop.is_set():
-                        return JobResult("interrupted", None, "stopped at a checkpoint")
+                    pass
             if context.name.startswith("fail"):
                 raise SourceError(f"the query of {context.name} failed: table missing")
             return JobResult("succeeded", None, None, {"job": context.job})

@@ -205,7 +205,7 @@ def test_a_failing_webhook_is_logged_not_fatal(
     assert run_history.get_run(catalog, outcome.result.run_id or "").status == "failed"
 
 
-def test_stop_takes_no_new_jobs_and_running_ones_checkpoint(
+def test_stop_takes_no_new_jobs_and_interrupts_running_ones(
     settings: Settings, clock: Clock, probe: Probe
 ) -> None:
     schedule(settings, "slow-stop", "*/5 * * * *", clock)
@@ -219,8 +219,16 @@ def test_stop_takes_no_new_jobs_and_running_ones_checkpoint(
     assert scheduler.tick() == []  # stopping: "later" is due but not taken
     [outcome] = scheduler.drain()
     scheduler.close()
-    assert outcome.result.status == "interrupted"
     assert future.result() is outcome
+    assert outcome.result.status == "interrupted"
     assert probe.count("later") == 0
     catalog = open_catalog(settings.catalog_path)
     assert schedules.get_lease(catalog, "probe:slow-stop") is None
+    record = run_history.get_run(catalog, outcome.result.run_id or "")
+    assert record.status == "interrupted"
+    # the interrupted slot was handed back: the next scheduler runs it (once) with "later"
+    probe.release.set()
+    with Scheduler(settings, clock=clock) as restarted:
+        outcomes = restarted.run_once()
+    assert sorted(o.job for o in outcomes) == ["probe:later", "probe:slow-stop"]
+    assert all(o.result.status == "succeeded" for o in outcomes)

@@ -180,6 +180,16 @@ def consume_slot(engine: sa.Engine, job: str, slot: datetime) -> None:
         )
 
 
+def restore_slot(engine: sa.Engine, job: str, previous: datetime | None) -> None:
+    """Hand a consumed slot back (an interrupted run): the job is due again at once."""
+    with engine.begin() as conn:
+        conn.execute(
+            schedules.update()
+            .where(schedules.c.job == job)
+            .values(last_slot=utc_naive(previous) if previous else None)
+        )
+
+
 def record_outcome(
     engine: sa.Engine,
     job: str,
