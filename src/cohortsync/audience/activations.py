@@ -15,7 +15,8 @@ mirror snapshots of every other export.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import datetime as dt
+from collections.abc import Iterable
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -33,7 +34,8 @@ from cohortsync.audience.mapping import (
 from cohortsync.audience.segments import resolve_segment
 from cohortsync.catalog import audiences, schedules
 from cohortsync.catalog.audiences import ActivationRow, SegmentRow
-from cohortsync.errors import ConfigError
+from cohortsync.catalog.runs import RunRecord, list_runs
+from cohortsync.errors import CohortsyncError, ConfigError
 from cohortsync.export.spec import (
     DEFAULT_THREADS,
     ExportSpec,
@@ -44,8 +46,7 @@ from cohortsync.export.spec import (
 from cohortsync.settings import Settings
 
 if TYPE_CHECKING:
-    from cohortsync.catalog.runs import RunRecord
-    from cohortsync.export.run import ExportReport
+    from cohortsync.export.report import ExportReport
 
 JOB_KIND = "activation"
 OPERATIONS: tuple[str, ...] = get_args(Operation)
@@ -349,27 +350,62 @@ def run_activation(
     *,
     dry_run: bool = False,
     full_resync: bool = False,
-    progress: Callable[..., Any] | None = None,
+    progress: bool | None = None,
     settings: Settings | None = None,
+    lease_owner: str | None = None,
 ) -> ExportReport:
     """Export the activation's segment to its cohort now; returns the run's report.
 
-    Raises:
-        ConfigError, SourceError, DestinationRefused, RetriesExhausted,
-        RunInterrupted: as :func:`cohortsync.export.run.run_export` does.
-    """
-    from cohortsync.export.run import run_export
+    Holds the job's lease for the whole run, so a manual run and the scheduler
+    never feed the same cohort at once; the scheduler passes the
+    ``lease_owner`` it already holds it as. A failure before the export run
+    started (a deleted segment, a missing auth) is still recorded in the run
+    history under ``activation:NAME``, and the error carries its ``run_id``.
 
-    spec = activation_spec(name, full_resync=full_resync, settings=settings)
-    return run_export(spec, dry_run=dry_run, progress=progress)
+    Raises:
+        ConfigError: the activation cannot run as defined, or is running elsewhere.
+        SourceError, DestinationRefused, RetriesExhausted, RunInterrupted: as
+            :func:`cohortsync.export.run.run_export` raises them.
+    """
+    from cohortsync.scheduler import held_lease, new_owner
+
+    settings = settings or Settings()
+    with store.catalog(settings) as catalog:
+        if lease_owner is not None:
+            return _run(catalog, name, dry_run, full_resync, progress, settings)
+        with held_lease(catalog, job_label(name), new_owner("activation-run")):
+            return _run(catalog, name, dry_run, full_resync, progress, settings)
+
+
+def _run(
+    catalog: sa.Engine,
+    name: str,
+    dry_run: bool,
+    full_resync: bool,
+    progress: bool | None,
+    settings: Settings,
+) -> ExportReport:
+    from cohortsync.export.run import run_export
+    from cohortsync.scheduler import find_run_since, record_failed_run
+
+    job = job_label(name)
+    started = dt.datetime.now(dt.UTC)
+    try:
+        spec = activation_spec(name, full_resync=full_resync, settings=settings)
+        return run_export(spec, dry_run=dry_run, progress=progress, settings=settings)
+    except CohortsyncError as error:
+        if not dry_run and getattr(error, "run_id", None) is None:
+            run_id = find_run_since(catalog, job, started) or record_failed_run(
+                catalog, job, str(error)
+            )
+            error.run_id = run_id  # type: ignore[attr-defined]
+        raise
 
 
 def activation_runs(
     name: str, *, limit: int = 5, settings: Settings | None = None
 ) -> list[RunRecord]:
     """The last runs of an activation, latest first, from the run history."""
-    from cohortsync.catalog.runs import list_runs
-
     label = job_label(name)
     with store.catalog(settings) as catalog:
         recent = list_runs(catalog, limit=1000)

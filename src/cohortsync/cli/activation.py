@@ -1,5 +1,300 @@
-"""`cohortsync activation`: Activations: a segment exported to a Braze cohort on a schedule."""
+"""`cohortsync activation`: a segment exported to a Braze cohort, now or on a schedule."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(help="Activations: a segment exported to a Braze cohort on a schedule.", no_args_is_help=True)
+from cohortsync.audience import activations
+from cohortsync.audience.views import activation_view, run_view
+from cohortsync.cli.audience import JsonOption, echo_json
+from cohortsync.errors import CohortsyncError
+from cohortsync.export.spec import DEFAULT_THREADS
+
+app = typer.Typer(
+    help=(
+        "Activations: a segment exported to a Braze cohort, now or on a schedule.\n\n"
+        "An activation names a segment, a saved authentication ('cohortsync auth create'), "
+        "the cohort and an output mapping: --map ATTRIBUTE=OUTPUT turns a column of the "
+        "parent table into identifiers. OUTPUT is user_ids (Braze external ids), "
+        "device_ids, or the --alias-column name (aliases labelled with that name)."
+    ),
+    no_args_is_help=True,
+)
+
+
+class Op(StrEnum):
+    add = "add"
+    remove = "remove"
+    mirror = "mirror"
+
+
+MapOption = Annotated[
+    list[str],
+    typer.Option(
+        "--map",
+        help="ATTRIBUTE=OUTPUT, repeatable: a parent column and its output name "
+        "(user_ids, device_ids or the alias column).",
+    ),
+]
+
+
+@app.command()
+def create(
+    name: Annotated[
+        str, typer.Argument(help="Name of the activation; runs are 'activation:NAME'.")
+    ],
+    segment: Annotated[str, typer.Option("--segment", help="The segment to export.")],
+    auth: Annotated[str, typer.Option("--auth", help="A saved authentication (auth list).")],
+    cohort_id: Annotated[str, typer.Option("--cohort-id", help="The Braze cohort id.")],
+    mapping: MapOption,
+    cohort_name: Annotated[
+        str | None,
+        typer.Option("--cohort-name", help="Name shown in Braze. Default: the cohort id."),
+    ] = None,
+    operation: Annotated[
+        Op,
+        typer.Option(
+            help="add or remove the segment's users; mirror keeps the cohort equal to the "
+            "segment by sending only who entered and who left."
+        ),
+    ] = Op.add,
+    alias_column: Annotated[
+        str | None,
+        typer.Option(
+            "--alias-column",
+            help="Output name sent as alias_label, each row's value as alias_name, e.g. email.",
+        ),
+    ] = None,
+    threads: Annotated[
+        int, typer.Option(min=1, help="Requests in flight at the same time.")
+    ] = DEFAULT_THREADS,
+    cast_to_string: Annotated[
+        bool,
+        typer.Option(
+            "--cast-to-string",
+            help="Send non-text attributes (numbers, dates) as text; otherwise they are refused.",
+        ),
+    ] = False,
+    description: Annotated[str | None, typer.Option(help="What this activation is for.")] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option(
+            help="Cron expression (five fields) for 'cohortsync scheduler', e.g. '0 6 * * *'."
+        ),
+    ] = None,
+    timezone: Annotated[str, typer.Option(help="Time zone of --schedule (IANA).")] = "UTC",
+    allow_empty: Annotated[
+        bool,
+        typer.Option("--allow-empty", help="mirror: allow an empty segment to empty the cohort."),
+    ] = False,
+    max_remove_pct: Annotated[
+        float,
+        typer.Option(
+            "--max-remove-pct",
+            min=0,
+            max=100,
+            help="mirror: refuse a run that would remove more than this share of the cohort.",
+        ),
+    ] = 50.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an activation: export a segment to a Braze cohort.
+
+    Everything is checked now: the segment and auth exist, each --map attribute
+    is a string column of the parent table (or --cast-to-string), each output
+    name is allowed, the schedule parses.
+
+    \b
+    Example:
+      cohortsync activation create fr_vip --segment fr_adults --auth prod \\
+        --cohort-id fr_vip --map customer_id=user_ids \\
+        --alias-column email --map email=email --schedule '0 6 * * *'
+    """
+    row = activations.create_activation(
+        name,
+        segment=segment,
+        auth=auth,
+        cohort_id=cohort_id,
+        mapping=mapping,
+        cohort_name=cohort_name,
+        operation=operation.value,
+        alias_column=alias_column,
+        threads=threads,
+        cast_to_string=cast_to_string,
+        description=description,
+        schedule=schedule,
+        timezone=timezone,
+        mirror_allow_empty=allow_empty,
+        mirror_max_remove_pct=max_remove_pct,
+    )
+    if as_json:
+        echo_json(activation_view(row))
+        return
+    when = (
+        f"on schedule '{row.schedule_cron}' ({row.schedule_timezone})"
+        if row.schedule_cron
+        else "on demand"
+    )
+    typer.echo(
+        f"created activation {name}: segment {segment} -> cohort {cohort_id} "
+        f"({row.operation}), runs {when}; run it now with 'cohortsync activation run {name}'"
+    )
+
+
+@app.command()
+def update(
+    name: Annotated[str, typer.Argument(help="The activation to change.")],
+    segment: Annotated[str | None, typer.Option("--segment", help="Another segment.")] = None,
+    auth: Annotated[str | None, typer.Option("--auth", help="Another saved auth.")] = None,
+    cohort_id: Annotated[str | None, typer.Option("--cohort-id")] = None,
+    cohort_name: Annotated[str | None, typer.Option("--cohort-name")] = None,
+    operation: Annotated[Op | None, typer.Option()] = None,
+    alias_column: Annotated[str | None, typer.Option("--alias-column")] = None,
+    threads: Annotated[int | None, typer.Option(min=1)] = None,
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="Replaces the whole mapping when given."),
+    ] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    schedule: Annotated[str | None, typer.Option(help="A new cron expression.")] = None,
+    no_schedule: Annotated[
+        bool, typer.Option("--no-schedule", help="Remove the schedule: run on demand only.")
+    ] = False,
+    timezone: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change some settings of an activation; the result is checked like a new one.
+
+    Example: cohortsync activation update fr_vip --operation mirror --schedule '0 * * * *'
+    """
+    changes: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "segment": segment,
+            "auth_name": auth,
+            "cohort_id": cohort_id,
+            "cohort_name": cohort_name,
+            "operation": operation.value if operation else None,
+            "alias_column": alias_column,
+            "threads": threads,
+            "mapping": mapping or None,
+            "description": description,
+            "schedule_cron": schedule,
+            "schedule_timezone": timezone,
+        }.items()
+        if value is not None
+    }
+    if no_schedule:
+        changes["schedule_cron"] = None
+    row = activations.update_activation(name, **changes)
+    if as_json:
+        echo_json(activation_view(row))
+        return
+    typer.echo(f"updated activation {name}")
+
+
+@app.command()
+def run(
+    name: Annotated[str, typer.Argument(help="The activation to run.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Read and plan only: send and record nothing.")
+    ] = False,
+    full_resync: Annotated[
+        bool,
+        typer.Option("--full-resync", help="mirror: send the whole segment, not only changes."),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Export the activation's segment to its Braze cohort now.
+
+    The segment is compiled against the parent table as it is now; the run is
+    recorded as 'activation:NAME' (see 'cohortsync activation show NAME').
+    """
+    report = activations.run_activation(
+        name, dry_run=dry_run, full_resync=full_resync, progress=None if not as_json else False
+    )
+    if as_json:
+        echo_json(report.to_dict())
+        return
+    report.render(Console())
+
+
+@app.command("list")
+def list_(
+    segment: Annotated[
+        str | None, typer.Option(help="Only the activations of this segment.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List activations with their cohort and schedule."""
+    rows = activations.list_activations(segment=segment)
+    if as_json:
+        echo_json([activation_view(row) for row in rows])
+        return
+    if not rows:
+        typer.echo("no activations yet; create one with 'cohortsync activation create'")
+        return
+    table = Table("name", "segment", "auth", "cohort", "operation", "schedule")
+    for row in rows:
+        schedule = f"{row.schedule_cron} ({row.schedule_timezone})" if row.schedule_cron else ""
+        table.add_row(row.name, row.segment, row.auth_name, row.cohort_id, row.operation, schedule)
+    Console().print(table)
+
+
+@app.command()
+def show(
+    name: Annotated[str, typer.Argument(help="The activation to show.")],
+    runs: Annotated[int, typer.Option("--runs", min=0, help="How many last runs to list.")] = 5,
+    as_json: JsonOption = False,
+) -> None:
+    """Show an activation's definition, its SQL and its last runs."""
+    row = activations.get_activation(name)
+    last = [run_view(record) for record in activations.activation_runs(name, limit=runs)]
+    view = activation_view(row)
+    try:
+        compiled = activations.activation_sql(name)
+        view["sql"], view["params"] = compiled.sql, [str(p) for p in compiled.params]
+    except CohortsyncError as error:  # the definition stays showable when its table broke
+        view["sql"], view["params"] = f"(cannot compile now: {error})", []
+    if as_json:
+        echo_json({**view, "runs": last})
+        return
+    console = Console()
+    table = Table(show_header=False, title=f"activation {name}", title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in view.items():
+        if key == "mapping":
+            value = ", ".join(value)
+        elif key == "params":
+            value = ", ".join(value) or "none"
+        elif key == "mirror":
+            value = f"allow empty {value['allow_empty']}, max remove {value['max_remove_pct']}%"
+        table.add_row(key, "" if value is None else str(value))
+    console.print(table)
+    if not last:
+        console.print(f"no runs yet; run it with 'cohortsync activation run {name}'")
+        return
+    history = Table("run", "status", "started", "rows", "sent", "error", title="last runs")
+    for record in last:
+        history.add_row(
+            record["id"],
+            record["status"],
+            record["started_at"] or "",
+            "" if record["rows_read"] is None else f"{record['rows_read']:,}",
+            "" if record["sent"] is None else f"{record['sent']:,}",
+            record["error"] or "",
+        )
+    console.print(history)
+
+
+@app.command()
+def delete(name: Annotated[str, typer.Argument(help="The activation to delete.")]) -> None:
+    """Delete an activation and its schedule (its run history stays)."""
+    activations.delete_activation(name)
+    typer.echo(f"deleted activation {name}")

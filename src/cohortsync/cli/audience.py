@@ -1,5 +1,128 @@
-"""`cohortsync audience`: Parent segments: customer tables of the warehouse."""
+"""`cohortsync audience`: parent segments, the customer tables segments select from."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(help="Parent segments: customer tables of the warehouse.", no_args_is_help=True)
+from cohortsync.audience import parents
+from cohortsync.audience.segments import list_segments
+from cohortsync.audience.views import parent_view
+
+app = typer.Typer(
+    help=(
+        "Audience Studio: parent segments (customer tables), then segments and activations.\n\n"
+        "Start with 'audience parent create', then 'segment create' to select customers "
+        "with rules, then 'activation create' to export a segment to a Braze cohort."
+    ),
+    no_args_is_help=True,
+)
+parent_app = typer.Typer(
+    help=(
+        "Parent segments: a customer table of the warehouse and its key column.\n\n"
+        "Segments are rules over a parent's columns; activations export them."
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(parent_app, name="parent")
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document for scripts instead of text.")
+]
+
+
+def echo_json(document: Any) -> None:
+    """One JSON document on stdout; non-JSON values (dates, decimals) as text."""
+    typer.echo(json.dumps(document, indent=2, default=str))
+
+
+@parent_app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Name of the parent, e.g. customers.")],
+    table: Annotated[
+        str, typer.Option("--table", help="Warehouse table (or view): name or schema.name.")
+    ],
+    key: Annotated[str, typer.Option("--key", help="The column identifying one customer.")],
+    warehouse: Annotated[
+        str | None,
+        typer.Option(
+            "--warehouse",
+            help="Warehouse URL holding the table, stored with the parent. "
+            "Default: the configured warehouse at each use (COHORTSYNC_WAREHOUSE or "
+            "the embedded DuckDB file).",
+            show_default=False,
+        ),
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="What this table holds.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Declare a customer table as a parent segment.
+
+    The table and its key column are checked against the warehouse now.
+
+    Example: cohortsync audience parent create customers --table customers --key customer_id
+    """
+    row = parents.create_parent(name, table, key, warehouse_url=warehouse, description=description)
+    if as_json:
+        echo_json(parent_view(row))
+        return
+    typer.echo(f"created parent {name}: table {table}, key {key}")
+
+
+@parent_app.command("list")
+def list_(as_json: JsonOption = False) -> None:
+    """List parent segments."""
+    rows = parents.list_parents()
+    if as_json:
+        echo_json([parent_view(row) for row in rows])
+        return
+    if not rows:
+        typer.echo("no parent segments yet; create one with 'cohortsync audience parent create'")
+        return
+    table = Table("name", "table", "key", "warehouse", "description")
+    for row in rows:
+        table.add_row(
+            row.name,
+            row.table_name,
+            row.key_column,
+            row.warehouse_url or "(configured)",
+            row.description or "",
+        )
+    Console().print(table)
+
+
+@parent_app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="The parent to show.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show a parent: its table, its columns and types (what rules can use), its segments."""
+    row = parents.get_parent(name)
+    schema = parents.parent_schema(row)
+    columns = [{"name": field.name, "type": str(field.type)} for field in schema]
+    segments = [segment.name for segment in list_segments(parent=name)]
+    if as_json:
+        echo_json({**parent_view(row), "columns": columns, "segments": segments})
+        return
+    console = Console()
+    console.print(f"[bold]{row.name}[/bold]: table {row.table_name}, key {row.key_column}")
+    if row.description:
+        console.print(row.description)
+    table = Table("column", "type")
+    for column in columns:
+        table.add_row(column["name"], column["type"])
+    console.print(table)
+    console.print(f"segments: {', '.join(segments) or 'none'}")
+
+
+@parent_app.command("delete")
+def delete(
+    name: Annotated[str, typer.Argument(help="The parent to delete.")],
+) -> None:
+    """Delete a parent segment (refused while segments use it; the table stays)."""
+    parents.delete_parent(name)
+    typer.echo(f"deleted parent {name}")
