@@ -72,3 +72,21 @@ def postgres_url() -> Iterator[str]:
     yield f"{base}/{name}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def braze_sandbox(tmp_path: Path) -> Iterator[object]:
+    """A running Braze-compatible service on a fresh SQLite store.
+
+    It holds a workspace with the ``treasuredata`` partner ("Treasure Data",
+    a US partner API key) enabled and one data import key. The yielded
+    :class:`cohortsync.braze.sandbox.Sandbox` has ``base_url``,
+    ``partner_api_key``, ``data_import_key``, ``workspace`` (id), ``db_url``,
+    ``rest_api_key``, and the admin operations: ``load_users(rows)``,
+    ``members(cohort_id)``, ``cohorts()``, ``lock`` / ``unlock``,
+    ``generate_key()``, ``invalidate_key(key)``, ``segment_members(name)``.
+    """
+    from cohortsync.braze.sandbox import running_sandbox
+
+    with running_sandbox(f"sqlite:///{tmp_path / 'braze-sandbox.db'}") as sandbox:
+        yield sandbox

@@ -1,5 +1,324 @@
-"""`cohortsync braze`: The Braze-compatible receiving service and its administration."""
+"""`cohortsync braze`: the Braze-compatible receiving service and its administration.
 
+Thin commands over :mod:`cohortsync.braze.admin` and :mod:`cohortsync.braze.server`;
+each administration command prints JSON on stdout so scripts can read it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
 import typer
 
-app = typer.Typer(help="The Braze-compatible receiving service and its administration.", no_args_is_help=True)
+from cohortsync.braze import admin
+from cohortsync.braze.ratelimit import DEFAULT_REQUESTS_PER_HOUR, parse_rate_limit
+from cohortsync.braze.store import open_store
+from cohortsync.errors import ConfigError
+from cohortsync.settings import Settings
+
+app = typer.Typer(
+    help=(
+        "The Braze-compatible receiving service and its administration.\n\n"
+        "Set up a sandbox: 'workspace create', 'partner create treasuredata --display-name "
+        "\"Treasure Data\" --api-key KEY', 'partner enable', 'key generate', 'users load'; then "
+        "'serve' and point an export at it. 'cohorts list' shows each cohort's match rate. "
+        "Every command works on the store named by --db (default $COHORTSYNC_HOME/braze.db)."
+    ),
+    no_args_is_help=True,
+)
+workspace_app = typer.Typer(help="Workspaces: each has a REST API key.", no_args_is_help=True)
+partner_app = typer.Typer(
+    help="Technology partners (e.g. treasuredata) and their partner API keys.", no_args_is_help=True
+)
+key_app = typer.Typer(
+    help="Data import keys: the client_secret a partner sends.", no_args_is_help=True
+)
+users_app = typer.Typer(help="User profiles of a workspace.", no_args_is_help=True)
+cohorts_app = typer.Typer(
+    help="Cohorts that partners sent, their members and match rates.", no_args_is_help=True
+)
+segment_app = typer.Typer(help="Segments built from cohort filters.", no_args_is_help=True)
+app.add_typer(workspace_app, name="workspace")
+app.add_typer(partner_app, name="partner")
+app.add_typer(key_app, name="key")
+app.add_typer(users_app, name="users")
+app.add_typer(cohorts_app, name="cohorts")
+app.add_typer(segment_app, name="segment")
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="COHORTSYNC_BRAZE_DB",
+        help="Store URL: sqlite:///PATH or postgresql://USER@HOST/DB. "
+        "Default: $COHORTSYNC_HOME/braze.db.",
+        show_default=False,
+    ),
+]
+WorkspaceOption = Annotated[
+    str, typer.Option("--workspace", "-w", help="Workspace id or name.", show_default=False)
+]
+PartnerOption = Annotated[str, typer.Option("--partner", help="Partner name, as in the URL.")]
+
+
+def _db_url(db: str | None) -> str:
+    return db or Settings().braze_db_url
+
+
+@contextmanager
+def _store(db: str | None) -> Any:
+    store = open_store(_db_url(db))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _print(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9292,
+    db: DbOption = None,
+    rate_limit: Annotated[
+        str,
+        typer.Option(
+            "--rate-limit",
+            help="Requests per (partner, workspace), as N/hour, N/minute or N/second.",
+        ),
+    ] = f"{DEFAULT_REQUESTS_PER_HOUR}/hour",
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Run the service: POST /partners/{partner}/cohorts[/users] and Braze's /users, /segments.
+
+    The OpenAPI document is at /openapi.json and browsable at /docs. Stop with Ctrl-C.
+    """
+    from cohortsync.braze.server import serve as run
+
+    limit = parse_rate_limit(rate_limit)
+    url = _db_url(db)
+    typer.secho(f"store: {url}; rate limit {limit}", err=True)
+    run(url, host=host, port=port, rate_limit=limit, access_log=access_log)
+
+
+@workspace_app.command("create")
+def workspace_create(
+    name: Annotated[str, typer.Argument(help="Workspace name, unique in the store.")],
+    db: DbOption = None,
+) -> None:
+    """Create a workspace; prints {"id", "name", "rest_api_key"}."""
+    with _store(db) as store:
+        _print(admin.create_workspace(store, name))
+
+
+@partner_app.command("create")
+def partner_create(
+    name: Annotated[str, typer.Argument(help="Partner name used in the URL, e.g. treasuredata.")],
+    api_key: Annotated[str, typer.Option("--api-key", help="A partner API key to accept.")],
+    display_name: Annotated[
+        str | None,
+        typer.Option("--display-name", help='Shown in the dashboard, e.g. "Treasure Data".'),
+    ] = None,
+    filter_name: Annotated[
+        str | None,
+        typer.Option(
+            "--filter-name", help='Segment filter name. Default: "<display name> Cohorts".'
+        ),
+    ] = None,
+    region: Annotated[str, typer.Option(help="Region of this key: us or eu.")] = "us",
+    db: DbOption = None,
+) -> None:
+    """Create a technology partner, or add a partner API key (one per region) to it."""
+    with _store(db) as store:
+        _print(
+            admin.create_partner(
+                store,
+                name,
+                api_key=api_key,
+                display_name=display_name,
+                filter_name=filter_name,
+                region=region,
+            )
+        )
+
+
+@partner_app.command("enable")
+def partner_enable(
+    name: Annotated[str, typer.Argument(help="Partner name.")],
+    workspace: WorkspaceOption,
+    db: DbOption = None,
+) -> None:
+    """Let a workspace accept cohorts from the partner."""
+    with _store(db) as store:
+        _print(admin.enable_partner(store, name, workspace=workspace))
+
+
+@key_app.command("generate")
+def key_generate(
+    workspace: WorkspaceOption, partner: PartnerOption = admin.DEFAULT_PARTNER, db: DbOption = None
+) -> None:
+    """Generate a data import key; prints {"data_import_key"}. Older keys stay valid."""
+    with _store(db) as store:
+        _print(admin.generate_key(store, workspace=workspace, partner=partner))
+
+
+@key_app.command("invalidate")
+def key_invalidate(
+    key: Annotated[str, typer.Argument(help="The data import key to refuse from now on.")],
+    db: DbOption = None,
+) -> None:
+    """Invalidate a data import key: the next request that sends it gets 401."""
+    with _store(db) as store:
+        _print(admin.invalidate_key(store, key))
+
+
+@users_app.command("load")
+def users_load(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help='NDJSON, one user a line: {"external_id": "u1", "aliases": '
+            '[{"alias_label": "email", "alias_name": "a@x.io"}], "device_ids": ["d1"]}; '
+            "every field optional, no external_id = anonymous. '-' reads stdin.",
+        ),
+    ],
+    workspace: WorkspaceOption,
+    db: DbOption = None,
+) -> None:
+    """Create or extend users from an NDJSON file; loading it twice changes nothing."""
+    started = time.perf_counter()
+    with _store(db) as store:
+        if str(file) == "-":
+            report = admin.load_users(
+                store, workspace=workspace, rows=admin.read_ndjson(sys.stdin.buffer)
+            )
+        else:
+            try:
+                handle = file.open("rb")
+            except OSError as error:
+                raise ConfigError(
+                    f"cannot read {file}: {error.strerror}", hint="pass an NDJSON file or '-'"
+                ) from None
+            with handle:
+                report = admin.load_users(
+                    store, workspace=workspace, rows=admin.read_ndjson(handle)
+                )
+    _print({**report, "seconds": round(time.perf_counter() - started, 2)})
+
+
+@cohorts_app.command("list")
+def cohorts_list(workspace: WorkspaceOption, db: DbOption = None) -> None:
+    """Cohorts with size and identifiers received / matched / dropped by kind (the match rate)."""
+    with _store(db) as store:
+        _print(admin.list_cohorts(store, workspace=workspace))
+
+
+@cohorts_app.command("members")
+def cohorts_members(
+    cohort_id: Annotated[str, typer.Argument(help="The cohort_id the partner sent.")],
+    workspace: WorkspaceOption,
+    db: DbOption = None,
+) -> None:
+    """The cohort's users: a sorted JSON array of {"external_id", "aliases", "device_ids"}."""
+    with _store(db) as store:
+        _print(admin.cohort_members(store, cohort_id, workspace=workspace))
+
+
+@cohorts_app.command("lock")
+def cohorts_lock(
+    cohort_id: Annotated[str, typer.Argument(help="The cohort to lock.")],
+    workspace: WorkspaceOption,
+    db: DbOption = None,
+) -> None:
+    """Lock a cohort: partner calls on it answer 423 "Resource locked" until unlocked."""
+    with _store(db) as store:
+        _print(admin.lock_cohort(store, cohort_id, workspace=workspace))
+
+
+@cohorts_app.command("unlock")
+def cohorts_unlock(
+    cohort_id: Annotated[str, typer.Argument(help="The cohort to unlock.")],
+    workspace: WorkspaceOption,
+    db: DbOption = None,
+) -> None:
+    """Unlock a cohort: partner calls on it succeed again."""
+    with _store(db) as store:
+        _print(admin.unlock_cohort(store, cohort_id, workspace=workspace))
+
+
+class ExternalId(StrEnum):
+    present = "present"
+    absent = "absent"
+
+
+class Match(StrEnum):
+    all = "all"
+    any = "any"
+
+
+@segment_app.command("create")
+def segment_create(
+    name: Annotated[str, typer.Argument(help="Segment name, unique in the workspace.")],
+    workspace: WorkspaceOption,
+    includes_cohort: Annotated[
+        list[str] | None,
+        typer.Option("--includes-cohort", help="Users in this cohort (repeatable)."),
+    ] = None,
+    excludes_cohort: Annotated[
+        list[str] | None,
+        typer.Option("--excludes-cohort", help="Users not in this cohort (repeatable)."),
+    ] = None,
+    external_id: Annotated[
+        ExternalId | None,
+        typer.Option(
+            "--external-id", help="Only identified (present) or anonymous (absent) users."
+        ),
+    ] = None,
+    match: Annotated[
+        Match, typer.Option(help="Combine the filters with AND (all) or OR (any).")
+    ] = Match.all,
+    db: DbOption = None,
+) -> None:
+    """Create a segment from partner cohort filters.
+
+    Example: --includes-cohort vip --excludes-cohort churned --external-id present
+    """
+    with _store(db) as store:
+        _print(
+            admin.create_segment(
+                store,
+                name,
+                workspace=workspace,
+                includes_cohorts=includes_cohort or [],
+                excludes_cohorts=excludes_cohort or [],
+                external_id=None if external_id is None else external_id is ExternalId.present,
+                match=match.value,
+            )
+        )
+
+
+@segment_app.command("members")
+def segment_members(
+    name: Annotated[str, typer.Argument(help="Segment name or id.")],
+    workspace: WorkspaceOption,
+    db: DbOption = None,
+) -> None:
+    """The segment's users, in the shape of 'cohorts members'."""
+    with _store(db) as store:
+        _print(admin.segment_members(store, name, workspace=workspace))
+
+
+@segment_app.command("list")
+def segment_list(workspace: WorkspaceOption, db: DbOption = None) -> None:
+    """The workspace's segments with their filters in words."""
+    with _store(db) as store:
+        _print(admin.list_segments(store, workspace=workspace))

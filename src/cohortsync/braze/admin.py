@@ -1,0 +1,459 @@
+"""Administration of the receiving service, as plain functions over a store.
+
+The ``cohortsync braze`` commands, the tests and the demo all go through
+these, so what an administrator can do is written once. Every function takes
+an open :class:`~cohortsync.braze.store.Store` (see :func:`open_store`) and
+returns JSON-ready values; a mistake of the caller (an unknown workspace, a
+cohort that does not exist) raises :class:`~cohortsync.errors.ConfigError`.
+
+A workspace is named either by its id or by its name.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from cohortsync.braze import profiles, segments
+from cohortsync.braze.keys import new_key
+from cohortsync.braze.matching import KINDS
+from cohortsync.braze.store import (
+    Store,
+    cohort_counts,
+    cohorts,
+    data_import_keys,
+    open_store,
+    partner_api_keys,
+    partners,
+    utc_now,
+    workspace_partners,
+    workspaces,
+)
+from cohortsync.braze.store import cohort_members as members_table
+from cohortsync.braze.store import segments as segments_table
+from cohortsync.errors import ConfigError
+
+__all__ = [
+    "cohort_members",
+    "create_partner",
+    "create_segment",
+    "create_workspace",
+    "enable_partner",
+    "generate_key",
+    "invalidate_key",
+    "list_cohorts",
+    "list_segments",
+    "load_users",
+    "lock_cohort",
+    "open_store",
+    "segment_members",
+    "unlock_cohort",
+]
+
+DEFAULT_PARTNER = "treasuredata"
+PARTNER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+WorkspaceRef = int | str
+
+
+def _workspace_id(conn: sa.Connection, workspace: WorkspaceRef) -> int:
+    text = str(workspace)
+    condition = workspaces.c.name == text
+    if text.isdigit():
+        condition = sa.or_(condition, workspaces.c.id == int(text))
+    found = conn.execute(
+        sa.select(workspaces.c.id).where(condition).order_by(workspaces.c.id)
+    ).scalar()
+    if found is None:
+        raise ConfigError(
+            f"no workspace {text!r} in this store",
+            hint="create it with 'cohortsync braze workspace create NAME', or check --db",
+        )
+    return int(found)
+
+
+def _partner_id(conn: sa.Connection, name: str) -> int:
+    found = conn.execute(sa.select(partners.c.id).where(partners.c.name == name)).scalar()
+    if found is None:
+        raise ConfigError(
+            f"no partner {name!r} in this store",
+            hint=f"create it with 'cohortsync braze partner create {name} --api-key KEY'",
+        )
+    return int(found)
+
+
+def _cohort(conn: sa.Connection, workspace_id: int, cohort_id: str) -> Any:
+    row = conn.execute(
+        sa.select(cohorts).where(
+            cohorts.c.workspace_id == workspace_id, cohorts.c.cohort_id == cohort_id
+        )
+    ).first()
+    if row is None:
+        raise ConfigError(
+            f"no cohort {cohort_id!r} in workspace {workspace_id}",
+            hint="see 'cohortsync braze cohorts list'; a cohort exists once a partner sent it",
+        )
+    return row
+
+
+# ---------------------------------------------------------------- workspaces and partners
+
+
+def create_workspace(store: Store, name: str) -> dict[str, Any]:
+    """A new workspace and its REST API key: ``{"id", "name", "rest_api_key"}``."""
+    if not name.strip():
+        raise ConfigError("a workspace name must not be empty", hint="pass a NAME")
+    key = new_key()
+    with store.write() as conn:
+        exists = conn.execute(sa.select(workspaces.c.id).where(workspaces.c.name == name)).scalar()
+        if exists is not None:
+            raise ConfigError(
+                f"workspace {name!r} exists already (id {exists})", hint="pick another name"
+            )
+        workspace_id = conn.execute(
+            sa.insert(workspaces)
+            .values(name=name, rest_api_key=key, created_at=utc_now())
+            .returning(workspaces.c.id)
+        ).scalar_one()
+    return {"id": int(workspace_id), "name": name, "rest_api_key": key}
+
+
+def create_partner(
+    store: Store,
+    name: str,
+    *,
+    api_key: str,
+    display_name: str | None = None,
+    filter_name: str | None = None,
+    region: str = "us",
+) -> dict[str, Any]:
+    """Create a technology partner, or add a partner API key when it exists.
+
+    ``display_name`` and ``filter_name`` default to the name and to
+    "<display name> Cohorts"; given for an existing partner, they rename it.
+    """
+    if not PARTNER_NAME.match(name):
+        raise ConfigError(
+            f"partner name {name!r} cannot appear in a URL path",
+            hint="use lower-case letters, digits, '-' and '_', e.g. treasuredata",
+        )
+    if not api_key.strip():
+        raise ConfigError("the partner API key must not be empty", hint="pass --api-key KEY")
+    with store.write() as conn:
+        row = conn.execute(sa.select(partners).where(partners.c.name == name)).first()
+        if row is None:
+            display = display_name or name
+            partner_id = conn.execute(
+                sa.insert(partners)
+                .values(
+                    name=name, display_name=display, filter_name=filter_name or f"{display} Cohorts"
+                )
+                .returning(partners.c.id)
+            ).scalar_one()
+        else:
+            partner_id = row.id
+            changes = {}
+            if display_name:
+                changes["display_name"] = display_name
+            if filter_name or display_name:
+                changes["filter_name"] = filter_name or f"{display_name} Cohorts"
+            if changes:
+                conn.execute(
+                    sa.update(partners).where(partners.c.id == partner_id).values(**changes)
+                )
+        holder = conn.execute(
+            sa.select(partner_api_keys.c.partner_id).where(partner_api_keys.c.key == api_key)
+        ).scalar()
+        if holder is None:
+            conn.execute(
+                sa.insert(partner_api_keys).values(
+                    key=api_key, partner_id=partner_id, region=region
+                )
+            )
+        elif holder != partner_id:
+            raise ConfigError(
+                "this partner API key belongs to another partner", hint="issue a different key"
+            )
+        return _describe_partner(conn, partner_id)
+
+
+def _describe_partner(conn: sa.Connection, partner_id: int) -> dict[str, Any]:
+    row = conn.execute(sa.select(partners).where(partners.c.id == partner_id)).one()
+    keys = conn.execute(
+        sa.select(partner_api_keys.c.key, partner_api_keys.c.region)
+        .where(partner_api_keys.c.partner_id == partner_id)
+        .order_by(partner_api_keys.c.region, partner_api_keys.c.key)
+    )
+    return {
+        "name": row.name,
+        "display_name": row.display_name,
+        "filter_name": row.filter_name,
+        "api_keys": [{"key": key, "region": region} for key, region in keys],
+    }
+
+
+def enable_partner(store: Store, name: str, *, workspace: WorkspaceRef) -> dict[str, Any]:
+    """Let a workspace accept cohorts from a partner (idempotent)."""
+    with store.write() as conn:
+        workspace_id = _workspace_id(conn, workspace)
+        partner_id = _partner_id(conn, name)
+        conn.execute(
+            store.insert_ignore(workspace_partners).values(
+                workspace_id=workspace_id, partner_id=partner_id
+            )
+        )
+    return {"workspace": workspace_id, "partner": name, "enabled": True}
+
+
+# ---------------------------------------------------------------- data import keys
+
+
+def generate_key(
+    store: Store, *, workspace: WorkspaceRef, partner: str = DEFAULT_PARTNER
+) -> dict[str, Any]:
+    """A new data import key of (workspace, partner); earlier keys stay valid."""
+    key = new_key()
+    with store.write() as conn:
+        workspace_id = _workspace_id(conn, workspace)
+        partner_id = _partner_id(conn, partner)
+        conn.execute(
+            sa.insert(data_import_keys).values(
+                key=key, workspace_id=workspace_id, partner_id=partner_id, created_at=utc_now()
+            )
+        )
+    return {"data_import_key": key, "workspace": workspace_id, "partner": partner}
+
+
+def invalidate_key(store: Store, key: str) -> dict[str, Any]:
+    """Refuse a data import key from now on (the next request gets 401)."""
+    with store.write() as conn:
+        row = conn.execute(sa.select(data_import_keys).where(data_import_keys.c.key == key)).first()
+        if row is None:
+            raise ConfigError(
+                "no such data import key in this store", hint="check the key and --db"
+            )
+        when = row.invalidated_at or utc_now()
+        conn.execute(
+            sa.update(data_import_keys)
+            .where(data_import_keys.c.key == key)
+            .values(invalidated_at=when)
+        )
+    return {"data_import_key": key, "invalidated_at": when}
+
+
+# ---------------------------------------------------------------- users
+
+
+def load_users(store: Store, *, workspace: WorkspaceRef, rows: Iterable[Any]) -> dict[str, int]:
+    """Load users from dicts of the NDJSON line shape; see :func:`profiles.load_users`."""
+    with store.read() as conn:
+        workspace_id = _workspace_id(conn, workspace)
+    return profiles.load_users(store, workspace_id, rows).as_dict()
+
+
+def read_ndjson(lines: Iterable[bytes | str]) -> Iterable[Any]:
+    """Parse NDJSON lines (blank lines skipped); the error names the line."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            raise ConfigError(
+                f"line {number}: not valid JSON ({error})",
+                hint="the file holds one JSON object per line",
+            ) from None
+
+
+# ---------------------------------------------------------------- cohorts
+
+
+def list_cohorts(store: Store, *, workspace: WorkspaceRef) -> list[dict[str, Any]]:
+    """Every cohort with its size and its identifiers received / matched / dropped.
+
+    The counts are the "match rate" Braze does not show: they explain why a
+    cohort holds fewer users than the query that fed it returned.
+    """
+    with store.read() as conn:
+        workspace_id = _workspace_id(conn, workspace)
+        sizes: dict[int, int] = dict(
+            conn.execute(
+                sa.select(members_table.c.cohort_pk, sa.func.count())
+                .join(cohorts, cohorts.c.id == members_table.c.cohort_pk)
+                .where(cohorts.c.workspace_id == workspace_id)
+                .group_by(members_table.c.cohort_pk)
+            ).all()
+        )
+        counts: dict[int, dict[str, dict[str, int]]] = {}
+        for row in conn.execute(
+            sa.select(cohort_counts)
+            .join(cohorts, cohorts.c.id == cohort_counts.c.cohort_pk)
+            .where(cohorts.c.workspace_id == workspace_id)
+        ):
+            counts.setdefault(row.cohort_pk, {})[row.kind] = {
+                "received": int(row.received),
+                "matched": int(row.matched),
+                "dropped": int(row.dropped),
+            }
+        rows = conn.execute(
+            sa.select(cohorts, partners.c.name.label("partner"))
+            .join(partners, partners.c.id == cohorts.c.partner_id)
+            .where(cohorts.c.workspace_id == workspace_id)
+            .order_by(cohorts.c.cohort_id)
+        ).all()
+    listing = []
+    for row in rows:
+        identifiers = {
+            kind: counts.get(row.id, {}).get(kind, {"received": 0, "matched": 0, "dropped": 0})
+            for kind in KINDS
+        }
+        received = sum(c["received"] for c in identifiers.values())
+        matched = sum(c["matched"] for c in identifiers.values())
+        listing.append(
+            {
+                "cohort_id": row.cohort_id,
+                "name": row.name,
+                "partner": row.partner,
+                "created_at": row.created_at,
+                "updated_at": row.updated_at,
+                "locked": bool(row.locked),
+                "size": int(sizes.get(row.id, 0)),
+                "identifiers": identifiers,
+                "match_rate": round(matched / received, 4) if received else None,
+            }
+        )
+    return listing
+
+
+def cohort_members(
+    store: Store, cohort_id: str, *, workspace: WorkspaceRef
+) -> list[dict[str, Any]]:
+    """The cohort's users as a sorted list of ``{"external_id", "aliases", "device_ids"}``."""
+    with store.read() as conn:
+        row = _cohort(conn, _workspace_id(conn, workspace), cohort_id)
+        selected = sa.select(members_table.c.user_id).where(members_table.c.cohort_pk == row.id)
+        return profiles.describe_users(conn, selected)
+
+
+def _set_lock(
+    store: Store, cohort_id: str, workspace: WorkspaceRef, locked: bool
+) -> dict[str, Any]:
+    with store.write() as conn:
+        row = _cohort(conn, _workspace_id(conn, workspace), cohort_id)
+        conn.execute(sa.update(cohorts).where(cohorts.c.id == row.id).values(locked=locked))
+    return {"cohort_id": cohort_id, "locked": locked}
+
+
+def lock_cohort(store: Store, cohort_id: str, *, workspace: WorkspaceRef) -> dict[str, Any]:
+    """Make partner calls on the cohort answer 423 until :func:`unlock_cohort`."""
+    return _set_lock(store, cohort_id, workspace, True)
+
+
+def unlock_cohort(store: Store, cohort_id: str, *, workspace: WorkspaceRef) -> dict[str, Any]:
+    return _set_lock(store, cohort_id, workspace, False)
+
+
+# ---------------------------------------------------------------- segments
+
+
+def create_segment(
+    store: Store,
+    name: str,
+    *,
+    workspace: WorkspaceRef,
+    includes_cohorts: Iterable[str] = (),
+    excludes_cohorts: Iterable[str] = (),
+    external_id: bool | None = None,
+    match: str = "all",
+    filter: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A segment from cohort includes / excludes and external id presence.
+
+    The conditions combine with AND (``match="all"``) or OR (``"any"``);
+    ``filter`` passes a whole tree instead (see :mod:`.segments`).
+    """
+    if match not in ("all", "any"):
+        raise ConfigError(f"unknown match {match!r}", hint="use 'all' (AND) or 'any' (OR)")
+    if filter is None:
+        parts = [segments.cohort_filter(c, includes=True) for c in includes_cohorts]
+        parts += [segments.cohort_filter(c, includes=False) for c in excludes_cohorts]
+        if external_id is not None:
+            parts.append(segments.external_id_filter(present=external_id))
+        if not parts:
+            raise ConfigError(
+                f"segment {name!r} has no filter", hint="pass --includes-cohort ID at least"
+            )
+        filter = segments.combine("and" if match == "all" else "or", parts)
+    now = utc_now()
+    segment_id = str(uuid.uuid4())
+    with store.write() as conn:
+        workspace_id = _workspace_id(conn, workspace)
+        segments.validate_filter(conn, workspace_id, filter)
+        exists = conn.execute(
+            sa.select(segments_table.c.id).where(
+                segments_table.c.workspace_id == workspace_id, segments_table.c.name == name
+            )
+        ).scalar()
+        if exists is not None:
+            raise ConfigError(f"segment {name!r} exists already", hint="pick another name")
+        conn.execute(
+            sa.insert(segments_table).values(
+                id=segment_id,
+                workspace_id=workspace_id,
+                name=name,
+                filter=orjson.dumps(filter).decode(),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        description = segments.describe_filter(conn, workspace_id, filter)
+    return {"id": segment_id, "name": name, "filter": filter, "text_description": description}
+
+
+def _segment(conn: sa.Connection, workspace_id: int, name: str) -> Any:
+    row = conn.execute(
+        sa.select(segments_table).where(
+            segments_table.c.workspace_id == workspace_id,
+            sa.or_(segments_table.c.name == name, segments_table.c.id == name),
+        )
+    ).first()
+    if row is None:
+        raise ConfigError(
+            f"no segment {name!r} in workspace {workspace_id}",
+            hint="create it with 'cohortsync braze segment create'",
+        )
+    return row
+
+
+def segment_members(store: Store, name: str, *, workspace: WorkspaceRef) -> list[dict[str, Any]]:
+    """The segment's users (by name or id), in the shape of :func:`cohort_members`."""
+    with store.read() as conn:
+        workspace_id = _workspace_id(conn, workspace)
+        row = _segment(conn, workspace_id, name)
+        query = segments.members_query(workspace_id, orjson.loads(row.filter))
+        return profiles.describe_users(conn, query)
+
+
+def list_segments(store: Store, *, workspace: WorkspaceRef) -> list[dict[str, Any]]:
+    with store.read() as conn:
+        workspace_id = _workspace_id(conn, workspace)
+        rows = conn.execute(
+            sa.select(segments_table)
+            .where(segments_table.c.workspace_id == workspace_id)
+            .order_by(segments_table.c.name)
+        ).all()
+        return [
+            {
+                "id": row.id,
+                "name": row.name,
+                "filter": orjson.loads(row.filter),
+                "text_description": segments.describe_filter(
+                    conn, workspace_id, orjson.loads(row.filter)
+                ),
+            }
+            for row in rows
+        ]

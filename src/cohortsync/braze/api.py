@@ -1,0 +1,372 @@
+"""The HTTP routes of the Braze-compatible service (FastAPI).
+
+Partner routes check, in the spec's order, the partner API key, the client
+secret and the partner's enablement, then the rate limit of (partner,
+workspace), then the body, then the cohort's lock; only then do they write.
+REST routes authenticate with the workspace's REST API key (Bearer).
+
+Every handler reads its raw body through :mod:`.validation`, so statuses and
+messages are the spec's, and does its store work in one thread-pool hop.
+Every answer of a rate-limited route carries ``X-RateLimit-*`` headers;
+requests that could not be tied to a workspace count against an anonymous
+budget of their partner (or of the REST API).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import cohortsync
+from cohortsync.braze import matching, messages, profiles, rest, schemas
+from cohortsync.braze.keys import PartnerCaller, authenticate_partner, authenticate_rest
+from cohortsync.braze.ratelimit import Decision, RateLimit, RateLimiter, parse_rate_limit
+from cohortsync.braze.segments import describe_filter
+from cohortsync.braze.store import Store
+from cohortsync.braze.store import segments as segments_table
+from cohortsync.braze.validation import (
+    ApiError,
+    credential,
+    parse_cohort_definition,
+    parse_membership_changes,
+    read_json_object,
+)
+
+SEGMENTS_PAGE_SIZE = 100
+PARTNER_ERRORS = schemas.error_responses(400, 401, 413, 415, 423, 429, 503)
+REST_ERRORS = schemas.error_responses(400, 401, 413, 415, 429, 503)
+SUCCESS_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"description": 'Done: {"message": "success"}.'}
+}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
+    )
+
+
+def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit()) -> FastAPI:
+    """The service over an open store, with its own rate-limit counters."""
+    app = FastAPI(
+        title="cohortsync Braze-compatible service",
+        version=getattr(cohortsync, "__version__", "0.1.0"),
+        description=(
+            "Braze's partner cohort import API (`/partners/{partner}/cohorts[/users]`) and the "
+            "REST endpoints around it, over a real store of users, cohorts and segments."
+        ),
+    )
+    limiter = RateLimiter(parse_rate_limit(rate_limit))
+    app.state.store = store
+    app.state.limiter = limiter
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, error: StarletteHTTPException) -> Response:
+        return json_response(
+            {"message": str(error.detail)}, error.status_code, dict(error.headers or {})
+        )
+
+    async def answer(
+        key: tuple[Any, ...], work: Callable[[list[Decision]], Any], request: Request
+    ) -> Response:
+        """Run ``work`` in the thread pool and turn its outcome into a response.
+
+        ``work`` appends the rate-limit decision once it knows the workspace;
+        failures before that count against ``key``, the anonymous budget.
+        """
+        decisions: list[Decision] = []
+        try:
+            body = await read_json_object(
+                request.headers.get("content-type"),
+                request.headers.get("content-length"),
+                request.stream(),
+            )
+            result = await run_in_threadpool(work_with_body, work, body, decisions)
+            status, payload = 200, result
+        except ApiError as error:
+            status, payload = error.status, error.body()
+            extra = error.headers
+        else:
+            extra = {}
+        if not decisions:
+            decisions.append(limiter.hit(key))
+        headers = {**decisions[0].headers(), **extra}
+        return json_response(payload, status, headers)
+
+    def work_with_body(
+        work: Callable[..., Any], body: dict[str, Any], decisions: list[Decision]
+    ) -> Any:
+        try:
+            return work(body, decisions)
+        except sa.exc.OperationalError:
+            raise ApiError(503, messages.STORE_UNAVAILABLE, headers={"Retry-After": "1"}) from None
+
+    def partner_work(
+        partner: str, apply: Callable[[PartnerCaller, dict[str, Any]], None]
+    ) -> Callable[..., Any]:
+        def work(body: dict[str, Any], decisions: list[Decision]) -> Any:
+            with store.read() as conn:
+                caller = authenticate_partner(
+                    conn,
+                    partner,
+                    credential(body.get("partner_api_key")),
+                    credential(body.get("client_secret")),
+                )
+            decision = limiter.hit(("partner", partner, caller.workspace_id))
+            decisions.append(decision)
+            if not decision.allowed:
+                raise ApiError(429, messages.RATE_LIMITED)
+            apply(caller, body)
+            return {"message": messages.SUCCESS}
+
+        return work
+
+    @app.post(
+        "/partners/{partner}/cohorts",
+        summary="Create or rename a cohort",
+        tags=["partner cohort import"],
+        openapi_extra=schemas.json_body(schemas.COHORT_DEFINITION),
+        responses={**SUCCESS_RESPONSE, **PARTNER_ERRORS},
+    )
+    async def create_cohort(partner: str, request: Request) -> Response:
+        """Called when a cohort is first exported and whenever its name changes."""
+
+        def apply(caller: PartnerCaller, body: dict[str, Any]) -> None:
+            matching.define_cohort(store, caller, parse_cohort_definition(body))
+
+        return await answer(("partner", partner, None), partner_work(partner, apply), request)
+
+    @app.post(
+        "/partners/{partner}/cohorts/users",
+        summary="Add users to a cohort or remove them",
+        tags=["partner cohort import"],
+        openapi_extra=schemas.json_body(schemas.MEMBERSHIP_CHANGES),
+        responses={**SUCCESS_RESPONSE, **PARTNER_ERRORS},
+    )
+    async def change_cohort_users(partner: str, request: Request) -> Response:
+        """At most 1,000 identifiers per request; unknown identifiers are dropped."""
+
+        def apply(caller: PartnerCaller, body: dict[str, Any]) -> None:
+            matching.apply_membership_changes(store, caller, parse_membership_changes(body))
+
+        return await answer(("partner", partner, None), partner_work(partner, apply), request)
+
+    def rest_work(
+        request: Request, operation: Callable[[int, dict[str, Any]], Any]
+    ) -> Callable[..., Any]:
+        authorization = request.headers.get("authorization")
+
+        def work(body: dict[str, Any], decisions: list[Decision]) -> Any:
+            with store.read() as conn:
+                workspace_id = authenticate_rest(conn, authorization)
+            decision = limiter.hit(("rest", workspace_id))
+            decisions.append(decision)
+            if not decision.allowed:
+                raise ApiError(429, messages.RATE_LIMITED)
+            return {**operation(workspace_id, body), "message": messages.SUCCESS}
+
+        return work
+
+    def with_errors(errors: list[str], **fields: Any) -> dict[str, Any]:
+        return {**fields, "errors": errors} if errors else fields
+
+    rest_route: dict[str, Any] = {
+        "tags": ["users"],
+        "responses": {**SUCCESS_RESPONSE, **REST_ERRORS},
+    }
+
+    @app.post(
+        "/users/track",
+        summary="Create or update users",
+        openapi_extra=schemas.json_body(schemas.TRACK),
+        **rest_route,
+    )
+    async def track(request: Request) -> Response:
+        """Each object names a user by external_id or user_alias; other keys are attributes."""
+
+        def operation(workspace_id: int, body: dict[str, Any]) -> dict[str, Any]:
+            items = rest.parse_track(body)
+            errors = profiles.track_users(store, workspace_id, items)
+            return with_errors(errors, attributes_processed=len(items) - len(errors))
+
+        return await answer(("rest", None), rest_work(request, operation), request)
+
+    @app.post(
+        "/users/alias/new",
+        summary="Add aliases",
+        openapi_extra=schemas.json_body(schemas.ALIAS_NEW),
+        **rest_route,
+    )
+    async def alias_new(request: Request) -> Response:
+        """With external_id: an alias on that user; without: a new alias-only user."""
+
+        def operation(workspace_id: int, body: dict[str, Any]) -> dict[str, Any]:
+            items = rest.parse_alias_new(body)
+            return with_errors(profiles.add_aliases(store, workspace_id, items))
+
+        return await answer(("rest", None), rest_work(request, operation), request)
+
+    @app.post(
+        "/users/identify",
+        summary="Identify alias-only users",
+        openapi_extra=schemas.json_body(schemas.IDENTIFY),
+        **rest_route,
+    )
+    async def identify(request: Request) -> Response:
+        """Gives an alias-only user an external id, merging it into that user when one exists."""
+
+        def operation(workspace_id: int, body: dict[str, Any]) -> dict[str, Any]:
+            items = rest.parse_identify(body)
+            return with_errors(profiles.identify_users(store, workspace_id, items))
+
+        return await answer(("rest", None), rest_work(request, operation), request)
+
+    @app.post(
+        "/users/export/ids",
+        summary="Export user profiles",
+        openapi_extra=schemas.json_body(schemas.EXPORT_IDS),
+        **rest_route,
+    )
+    async def export_ids(request: Request) -> Response:
+        """Profiles by external ids, aliases or a device id, with the cohorts each belongs to."""
+
+        def operation(workspace_id: int, body: dict[str, Any]) -> dict[str, Any]:
+            external_ids, aliases, device_id = rest.parse_export(body)
+            exported = profiles.export_users(store, workspace_id, external_ids, aliases, device_id)
+            fields = body.get("fields_to_export") or []
+            if fields:
+                exported["users"] = [
+                    {k: v for k, v in u.items() if k in fields} for u in exported["users"]
+                ]
+            return exported
+
+        return await answer(("rest", None), rest_work(request, operation), request)
+
+    async def answer_get(
+        request: Request, operation: Callable[[int, dict[str, Any]], Any]
+    ) -> Response:
+        """GET routes have no body: their query parameters stand in for it."""
+        decisions: list[Decision] = []
+        try:
+            params = dict(request.query_params)
+            result = await run_in_threadpool(
+                work_with_body, rest_work(request, operation), params, decisions
+            )
+            status, payload, extra = 200, result, {}
+        except ApiError as error:
+            status, payload, extra = error.status, error.body(), error.headers
+        if not decisions:
+            decisions.append(limiter.hit(("rest", None)))
+        return json_response(payload, status, {**decisions[0].headers(), **extra})
+
+    segments_route: dict[str, Any] = {
+        "tags": ["segments"],
+        "responses": {**SUCCESS_RESPONSE, **schemas.error_responses(400, 401, 404, 429, 503)},
+    }
+
+    @app.get(
+        "/segments/list",
+        summary="List segments",
+        openapi_extra={
+            "parameters": [
+                {
+                    "name": "page",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 0},
+                },
+                {
+                    "name": "sort_direction",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "enum": ["asc", "desc"]},
+                },
+            ]
+        },
+        **segments_route,
+    )
+    async def segments_list(request: Request) -> Response:
+        """One hundred segments a page, oldest first unless sort_direction=desc."""
+
+        def operation(workspace_id: int, params: dict[str, Any]) -> dict[str, Any]:
+            page_text = params.get("page", "0")
+            if not page_text.isdigit() or len(page_text) > 9:
+                raise ApiError(400, "page must be a non-negative integer")
+            direction = params.get("sort_direction", "asc")
+            if direction not in ("asc", "desc"):
+                raise ApiError(400, "sort_direction must be asc or desc")
+            order = segments_table.c.created_at
+            with store.read() as conn:
+                rows = conn.execute(
+                    sa.select(segments_table.c.id, segments_table.c.name)
+                    .where(segments_table.c.workspace_id == workspace_id)
+                    .order_by(order.desc() if direction == "desc" else order, segments_table.c.name)
+                    .offset(int(page_text) * SEGMENTS_PAGE_SIZE)
+                    .limit(SEGMENTS_PAGE_SIZE)
+                ).all()
+            return {
+                "segments": [
+                    {
+                        "id": row.id,
+                        "name": row.name,
+                        "analytics_tracking_enabled": False,
+                        "tags": [],
+                    }
+                    for row in rows
+                ]
+            }
+
+        return await answer_get(request, operation)
+
+    @app.get(
+        "/segments/details",
+        summary="Describe a segment",
+        openapi_extra={
+            "parameters": [
+                {
+                    "name": "segment_id",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            ]
+        },
+        **segments_route,
+    )
+    async def segments_details(request: Request) -> Response:
+        """The segment's filters in words (text_description) and as a tree (filter)."""
+
+        def operation(workspace_id: int, params: dict[str, Any]) -> dict[str, Any]:
+            segment_id = params.get("segment_id")
+            if not segment_id:
+                raise ApiError(400, "segment_id is required")
+            with store.read() as conn:
+                row = conn.execute(
+                    sa.select(segments_table).where(
+                        segments_table.c.workspace_id == workspace_id,
+                        segments_table.c.id == segment_id,
+                    )
+                ).first()
+                if row is None:
+                    raise ApiError(404, f"no segment with segment_id {segment_id}")
+                tree = orjson.loads(row.filter)
+                text = describe_filter(conn, workspace_id, tree)
+            return {
+                "created_at": row.created_at,
+                "updated_at": row.updated_at,
+                "name": row.name,
+                "description": None,
+                "text_description": text,
+                "filter": tree,
+                "tags": [],
+            }
+
+        return await answer_get(request, operation)
+
+    return app

@@ -1,0 +1,88 @@
+"""Credentials: REST API keys, partner API keys and data import keys.
+
+Every request is checked against the store, never a cache, so that a data
+import key refused after ``key invalidate`` is refused on the very next call.
+The partner checks run in the spec's order: partner API key, client secret,
+partner enabled.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from cohortsync.braze import messages
+from cohortsync.braze.store import (
+    data_import_keys,
+    partner_api_keys,
+    partners,
+    workspace_partners,
+    workspaces,
+)
+from cohortsync.braze.validation import ApiError
+
+
+def new_key() -> str:
+    """A fresh random key, shaped like Braze's (a UUID-like hex string)."""
+    raw = secrets.token_hex(16)
+    return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+
+
+@dataclass(frozen=True)
+class PartnerCaller:
+    """Who is calling a partner endpoint, once the credentials have passed."""
+
+    workspace_id: int
+    partner_id: int
+
+
+def authenticate_partner(
+    conn: sa.Connection, partner_name: str, partner_api_key: str | None, client_secret: str | None
+) -> PartnerCaller:
+    """Check a partner call's two keys; raise the spec's 401 on the first failure."""
+    partner_id = conn.execute(
+        sa.select(partners.c.id)
+        .join(partner_api_keys, partner_api_keys.c.partner_id == partners.c.id)
+        .where(partners.c.name == partner_name, partner_api_keys.c.key == (partner_api_key or ""))
+    ).scalar()
+    if partner_id is None:
+        raise ApiError(401, messages.INVALID_PARTNER_API_KEY)
+    key = conn.execute(
+        sa.select(data_import_keys.c.workspace_id, data_import_keys.c.partner_id).where(
+            data_import_keys.c.key == (client_secret or ""),
+            data_import_keys.c.invalidated_at.is_(None),
+        )
+    ).first()
+    if key is None:
+        raise ApiError(401, messages.INVALID_CLIENT_SECRET)
+    if key.partner_id != partner_id:
+        # A real data import key, but issued for another partner's integration.
+        raise ApiError(401, messages.UNAUTHORIZED)
+    enabled = conn.execute(
+        sa.select(sa.literal(1)).where(
+            workspace_partners.c.workspace_id == key.workspace_id,
+            workspace_partners.c.partner_id == partner_id,
+        )
+    ).scalar()
+    if enabled is None:
+        raise ApiError(401, messages.partner_not_enabled(client_secret or ""))
+    return PartnerCaller(workspace_id=int(key.workspace_id), partner_id=int(partner_id))
+
+
+def authenticate_rest(conn: sa.Connection, authorization: str | None) -> int:
+    """The workspace id of a ``Bearer <REST API key>`` header, else 401."""
+    scheme, _, token = (authorization or "").partition(" ")
+    workspace_id = None
+    if scheme.lower() == "bearer" and token.strip():
+        workspace_id = conn.execute(
+            sa.select(workspaces.c.id).where(workspaces.c.rest_api_key == token.strip())
+        ).scalar()
+    if workspace_id is None:
+        raise ApiError(
+            401,
+            messages.UNAUTHORIZED,
+            errors=["send the workspace's REST API key as 'Authorization: Bearer KEY'"],
+        )
+    return int(workspace_id)

@@ -1,0 +1,170 @@
+"""Request and response schemas published in the service's OpenAPI document.
+
+Handlers validate raw bodies themselves (see :mod:`.validation`) so that the
+statuses and messages follow the spec; these JSON Schemas describe the same
+shapes for readers and for fuzzers such as schemathesis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cohortsync.braze.store import MAX_IDENTIFIER_LENGTH
+from cohortsync.braze.validation import MAX_IDENTIFIERS_PER_REQUEST
+
+_STRING = {"type": "string", "maxLength": MAX_IDENTIFIER_LENGTH}
+_KEY = {**_STRING, "description": "A key, sent in the body as Braze's partner API does."}
+
+ALIAS: dict[str, Any] = {
+    "type": "object",
+    "required": ["alias_name", "alias_label"],
+    "properties": {"alias_name": _STRING, "alias_label": _STRING},
+}
+
+COHORT_DEFINITION: dict[str, Any] = {
+    "type": "object",
+    "required": ["partner_api_key", "client_secret", "cohort_id", "name", "created_at"],
+    "properties": {
+        "partner_api_key": _KEY,
+        "client_secret": {**_KEY, "description": "The workspace's data import key."},
+        "cohort_id": {**_STRING, "minLength": 1, "description": "Unique per workspace."},
+        "name": {**_STRING, "minLength": 1, "description": "Shown in the segment filter."},
+        "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "example": "2021-01-21T19:20:30+05:00",
+        },
+    },
+}
+
+COHORT_CHANGE: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "user_ids": {"type": "array", "items": _STRING, "description": "External ids."},
+        "device_ids": {"type": "array", "items": _STRING},
+        "aliases": {"type": "array", "items": ALIAS},
+        "should_remove": {"type": "boolean", "default": False},
+    },
+    "anyOf": [{"required": ["user_ids"]}, {"required": ["device_ids"]}, {"required": ["aliases"]}],
+}
+
+MEMBERSHIP_CHANGES: dict[str, Any] = {
+    "type": "object",
+    "required": ["partner_api_key", "client_secret", "cohort_id", "cohort_changes"],
+    "properties": {
+        "partner_api_key": _KEY,
+        "client_secret": {**_KEY, "description": "The workspace's data import key."},
+        "cohort_id": {**_STRING, "minLength": 1},
+        "cohort_changes": {
+            "type": "array",
+            "items": COHORT_CHANGE,
+            "description": (
+                f"At most {MAX_IDENTIFIERS_PER_REQUEST} identifiers in all objects together."
+            ),
+        },
+    },
+}
+
+USER_ALIAS_REF: dict[str, Any] = {"user_alias": ALIAS}
+
+TRACK: dict[str, Any] = {
+    "type": "object",
+    "required": ["attributes"],
+    "properties": {
+        "attributes": {
+            "type": "array",
+            "maxItems": 75,
+            "items": {
+                "type": "object",
+                "description": "external_id or user_alias, then any custom attributes.",
+                "properties": {
+                    "external_id": _STRING,
+                    "user_alias": ALIAS,
+                    "_update_existing_only": {"type": "boolean"},
+                },
+                "oneOf": [{"required": ["external_id"]}, {"required": ["user_alias"]}],
+            },
+        }
+    },
+}
+
+ALIAS_NEW: dict[str, Any] = {
+    "type": "object",
+    "required": ["user_aliases"],
+    "properties": {
+        "user_aliases": {
+            "type": "array",
+            "maxItems": 50,
+            "items": {
+                "type": "object",
+                "required": ["alias_name", "alias_label"],
+                "properties": {
+                    "external_id": _STRING,
+                    "alias_name": _STRING,
+                    "alias_label": _STRING,
+                },
+            },
+        }
+    },
+}
+
+IDENTIFY: dict[str, Any] = {
+    "type": "object",
+    "required": ["aliases_to_identify"],
+    "properties": {
+        "aliases_to_identify": {
+            "type": "array",
+            "maxItems": 50,
+            "items": {
+                "type": "object",
+                "required": ["external_id", "user_alias"],
+                "properties": {"external_id": _STRING, "user_alias": ALIAS},
+            },
+        }
+    },
+}
+
+EXPORT_IDS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "external_ids": {"type": "array", "maxItems": 50, "items": _STRING},
+        "user_aliases": {"type": "array", "maxItems": 50, "items": ALIAS},
+        "device_id": _STRING,
+        "fields_to_export": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+MESSAGE: dict[str, Any] = {
+    "type": "object",
+    "required": ["message"],
+    "properties": {
+        "message": {"type": "string"},
+        "errors": {"type": "array", "items": {}},
+    },
+}
+
+
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` documenting a required JSON request body."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers of a route, each a ``{"message"}`` body."""
+    reasons = {
+        400: "The body is not what the endpoint takes; the message says which field.",
+        401: "A key is wrong, invalidated, or the partner is not enabled.",
+        404: "No such segment.",
+        413: "The body is larger than 4 MiB.",
+        415: "The body is not application/json.",
+        423: "An administrator locked the cohort; retry with backoff.",
+        429: "Rate limited; wait Retry-After seconds.",
+        503: "The store is busy; retry with exponential backoff.",
+    }
+    return {
+        status: {
+            "description": reasons[status],
+            "content": {"application/json": {"schema": MESSAGE}},
+        }
+        for status in statuses
+    }

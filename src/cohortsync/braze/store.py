@@ -1,0 +1,309 @@
+"""The receiving service's store: tables and transactions, SQLAlchemy Core.
+
+One schema serves SQLite (the default, a local sandbox) and PostgreSQL (a shared
+one). Both speak the same Core statements; only three things differ and they
+live here:
+
+* **Write serialisation.** SQLite has one writer per file, so every write runs
+  under a process-wide lock per database file and starts with
+  ``BEGIN IMMEDIATE`` (another process, such as the admin CLI, then waits on the
+  busy timeout instead of failing on a lock upgrade). PostgreSQL serialises
+  writes per cohort with ``SELECT ... FOR UPDATE`` (see :mod:`.matching`).
+* **Insert-or-ignore**, through each dialect's ``ON CONFLICT DO NOTHING``.
+* **Timeouts.** ``busy_timeout`` is SQLite's busy timeout and PostgreSQL's
+  ``lock_timeout``: past it a write fails with ``OperationalError``, which the
+  service answers with 503 so that clients retry.
+
+User ids come from :func:`allocate_ids` rather than autoincrement so that a
+bulk load can insert a million users and their identifiers with plain
+``executemany`` and no round trip per user.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+
+from cohortsync.errors import ConfigError
+
+metadata = sa.MetaData()
+
+# Identifier strings are bounded so that every one fits a PostgreSQL btree entry.
+MAX_IDENTIFIER_LENGTH = 512
+
+workspaces = sa.Table(
+    "braze_workspaces",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String, nullable=False, unique=True),
+    sa.Column("rest_api_key", sa.String, nullable=False, unique=True),
+    sa.Column("created_at", sa.String, nullable=False),
+)
+
+partners = sa.Table(
+    "braze_partners",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String, nullable=False, unique=True),
+    sa.Column("display_name", sa.String, nullable=False),
+    sa.Column("filter_name", sa.String, nullable=False),
+)
+
+partner_api_keys = sa.Table(
+    "braze_partner_api_keys",
+    metadata,
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("partner_id", sa.ForeignKey("braze_partners.id"), nullable=False),
+    sa.Column("region", sa.String, nullable=False),
+)
+
+workspace_partners = sa.Table(
+    "braze_workspace_partners",
+    metadata,
+    sa.Column("workspace_id", sa.ForeignKey("braze_workspaces.id"), primary_key=True),
+    sa.Column("partner_id", sa.ForeignKey("braze_partners.id"), primary_key=True),
+)
+
+data_import_keys = sa.Table(
+    "braze_data_import_keys",
+    metadata,
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("workspace_id", sa.ForeignKey("braze_workspaces.id"), nullable=False),
+    sa.Column("partner_id", sa.ForeignKey("braze_partners.id"), nullable=False),
+    sa.Column("created_at", sa.String, nullable=False),
+    sa.Column("invalidated_at", sa.String, nullable=True),
+)
+
+id_counters = sa.Table(
+    "braze_id_counters",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("next_value", sa.BigInteger, nullable=False),
+)
+
+users = sa.Table(
+    "braze_users",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("workspace_id", sa.Integer, nullable=False),
+    sa.Column("external_id", sa.String, nullable=True),
+    sa.Column("attributes", sa.Text, nullable=True),
+    sa.Column("created_at", sa.String, nullable=False),
+    sa.UniqueConstraint("workspace_id", "external_id", name="uq_braze_users_external_id"),
+)
+
+user_aliases = sa.Table(
+    "braze_user_aliases",
+    metadata,
+    sa.Column("workspace_id", sa.Integer, primary_key=True),
+    sa.Column("alias_name", sa.String, primary_key=True),
+    sa.Column("alias_label", sa.String, primary_key=True),
+    sa.Column("user_id", sa.BigInteger, nullable=False, index=True),
+)
+
+user_devices = sa.Table(
+    "braze_user_devices",
+    metadata,
+    sa.Column("workspace_id", sa.Integer, primary_key=True),
+    sa.Column("device_id", sa.String, primary_key=True),
+    sa.Column("user_id", sa.BigInteger, nullable=False, index=True),
+)
+
+cohorts = sa.Table(
+    "braze_cohorts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("workspace_id", sa.ForeignKey("braze_workspaces.id"), nullable=False),
+    sa.Column("partner_id", sa.ForeignKey("braze_partners.id"), nullable=False),
+    sa.Column("cohort_id", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("created_at", sa.String, nullable=False),
+    sa.Column("updated_at", sa.String, nullable=False),
+    sa.Column("locked", sa.Boolean, nullable=False, default=False),
+    sa.UniqueConstraint("workspace_id", "cohort_id", name="uq_braze_cohorts_cohort_id"),
+)
+
+cohort_members = sa.Table(
+    "braze_cohort_members",
+    metadata,
+    sa.Column("cohort_pk", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.BigInteger, primary_key=True, index=True),
+)
+
+cohort_counts = sa.Table(
+    "braze_cohort_counts",
+    metadata,
+    sa.Column("cohort_pk", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String, primary_key=True),
+    sa.Column("received", sa.BigInteger, nullable=False, default=0),
+    sa.Column("matched", sa.BigInteger, nullable=False, default=0),
+    sa.Column("dropped", sa.BigInteger, nullable=False, default=0),
+)
+
+segments = sa.Table(
+    "braze_segments",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("workspace_id", sa.ForeignKey("braze_workspaces.id"), nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("filter", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String, nullable=False),
+    sa.Column("updated_at", sa.String, nullable=False),
+    sa.UniqueConstraint("workspace_id", "name", name="uq_braze_segments_name"),
+)
+
+# One lock per SQLite file, shared by every Store of this process on that file.
+_sqlite_write_locks: dict[str, threading.Lock] = {}
+_sqlite_write_locks_guard = threading.Lock()
+
+
+def utc_now() -> str:
+    """The current time as the ISO-8601 UTC string every table stores."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Store:
+    """An open store: the engine plus the write discipline of its dialect."""
+
+    engine: sa.Engine
+    url: str
+    _write_lock: threading.Lock | None = field(default=None, repr=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A read transaction (a consistent snapshot on both dialects)."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """A write transaction: committed on success, rolled back on any error."""
+        if self._write_lock is None:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+            return
+        with self._write_lock, self.engine.connect() as conn:
+            immediate = conn.execution_options(sqlite_immediate=True)
+            with immediate.begin():
+                yield immediate
+
+    def insert_ignore(self, table: sa.Table) -> Any:
+        """``INSERT ... ON CONFLICT DO NOTHING`` for this store's dialect."""
+        if self.is_sqlite:
+            return sqlite.insert(table).on_conflict_do_nothing()
+        return postgresql.insert(table).on_conflict_do_nothing()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def allocate_ids(conn: sa.Connection, name: str, count: int) -> int:
+    """Reserve ``count`` consecutive ids of the counter ``name``; return the first.
+
+    The counter row stays locked until the transaction ends, so concurrent
+    allocations (PostgreSQL) never overlap.
+    """
+    result = conn.execute(
+        sa.update(id_counters)
+        .where(id_counters.c.name == name)
+        .values(next_value=id_counters.c.next_value + count)
+        .returning(id_counters.c.next_value)
+    ).scalar_one()
+    return int(result) - count
+
+
+def _normalise_url(db_url: str) -> sa.URL:
+    try:
+        url = make_url(db_url)
+    except sa.exc.ArgumentError as error:
+        raise ConfigError(
+            f"cannot read the store URL {db_url!r}",
+            hint="use sqlite:///PATH or postgresql://USER@HOST/DB",
+        ) from error
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"unsupported store URL {db_url!r}",
+            hint="use sqlite:///PATH or postgresql://USER@HOST/DB",
+        )
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise ConfigError(
+                f"the store {db_url!r} must be a file",
+                hint="use sqlite:///PATH; the service and the admin commands share it",
+            )
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def _sqlite_engine(url: sa.URL, busy_timeout: float) -> tuple[sa.Engine, threading.Lock]:
+    engine = sa.create_engine(
+        url, connect_args={"timeout": busy_timeout, "check_same_thread": False}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, emit BEGIN so writes can use IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    key = str(Path(url.database or "").expanduser().resolve())
+    with _sqlite_write_locks_guard:
+        lock = _sqlite_write_locks.setdefault(key, threading.Lock())
+    return engine, lock
+
+
+def open_store(db_url: str, *, busy_timeout: float = 30.0) -> Store:
+    """Open the store at ``db_url`` and create whatever tables are missing.
+
+    Args:
+        db_url: ``sqlite:///PATH`` (created with its folder) or
+            ``postgresql://USER@HOST/DB`` (the database must exist).
+        busy_timeout: seconds a write waits for a lock before failing.
+    """
+    url = _normalise_url(db_url)
+    lock: threading.Lock | None = None
+    if url.get_backend_name() == "sqlite":
+        engine, lock = _sqlite_engine(url, busy_timeout)
+    else:
+        options = f"-c lock_timeout={int(busy_timeout * 1000)}"
+        engine = sa.create_engine(
+            url, pool_size=10, max_overflow=20, connect_args={"options": options}
+        )
+    store = Store(engine=engine, url=db_url, _write_lock=lock)
+    try:
+        with store.write() as conn:
+            metadata.create_all(conn)
+            conn.execute(store.insert_ignore(id_counters).values(name="users", next_value=1))
+    except sa.exc.OperationalError as error:
+        engine.dispose()
+        raise ConfigError(
+            f"cannot open the store {db_url}: {error.orig}",
+            hint="check the URL and that the database server answers",
+        ) from error
+    return store
