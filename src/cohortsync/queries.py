@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -161,6 +161,9 @@ def _saved(row: store.QueryRow, schedule: schedules.Schedule | None) -> SavedQue
 # --- save / get / list / delete ---------------------------------------------------
 
 
+SaveOutcome = Literal["created", "updated", "unchanged"]
+
+
 def save_query(
     name: str,
     sql: str,
@@ -171,26 +174,28 @@ def save_query(
     warehouse_url: str | None = None,
     settings: Settings | None = None,
     now: dt.datetime | None = None,
-) -> bool:
-    """Create or replace the saved query ``name``; returns whether anything changed.
+) -> SaveOutcome:
+    """Create or replace the saved query ``name``: ``created``, ``updated`` or ``unchanged``.
 
     The definition is replaced whole: a save without ``schedule`` unschedules
     the query. The export's authentication must exist, and the cron expression
     and time zone must be valid, so a bad definition fails now rather than at
     3 a.m. in the scheduler.
     """
-    from cohortsync.scheduler import check_cron
+    from cohortsync.scheduler import check_cron, zone
 
     check_name(name)
     if not sql.strip():
         raise ConfigError(f"query {name!r} has empty SQL", hint="pass --sql or --sql-file")
+    zone(timezone)
+    cron = check_cron(schedule, timezone) if schedule else None
     settings, catalog = _catalog(settings)
     try:
         if export is not None:
             from cohortsync.catalog.auths import get_auth
 
             get_auth(catalog, export.auth)
-        cron = check_cron(schedule, timezone) if schedule else None
+        existed = store.fetch_query(catalog, name) is not None
         changed = store.store_query(
             catalog,
             name=name,
@@ -202,9 +207,11 @@ def save_query(
             changed |= schedules.set_schedule(catalog, KIND, name, cron, timezone, now=now)
         else:
             changed |= schedules.clear_schedule(catalog, KIND, name)
-        return changed
     finally:
         catalog.dispose()
+    if not existed:
+        return "created"
+    return "updated" if changed else "unchanged"
 
 
 def get_query(name: str, *, settings: Settings | None = None) -> SavedQuery:
@@ -407,3 +414,14 @@ def run_query_job(context: JobContext) -> JobResult:
         context.name, progress=False, settings=context.settings, lease_owner=context.lease_owner
     )
     return JobResult(result.status, result.run_id, None, result.report or result.to_dict())
+
+
+def query_runs(name: str, *, limit: int = 5, settings: Settings | None = None) -> list[Any]:
+    """The last runs of a saved query, latest first, from the run history."""
+    label = schedules.job_label(KIND, name)
+    _, catalog = _catalog(settings)
+    try:
+        recent = run_history.list_runs(catalog, limit=1000)
+    finally:
+        catalog.dispose()
+    return [run for run in recent if run.job.get("job") == label][:limit]

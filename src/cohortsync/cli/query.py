@@ -1,5 +1,321 @@
-"""`cohortsync query`: Saved queries, optionally exported to a cohort after each run."""
+"""`cohortsync query`: saved queries, optionally exported to a cohort after each run."""
 
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
 import typer
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(help="Saved queries, optionally exported to a cohort after each run.", no_args_is_help=True)
+from cohortsync import queries
+from cohortsync.errors import ConfigError
+from cohortsync.export.spec import DEFAULT_THREADS
+
+app = typer.Typer(
+    help=(
+        "Saved queries (the Data Workbench path), optionally exported to a cohort.\n\n"
+        "Save a query with 'query save', check it with 'query run --dry-run', run it now "
+        "with 'query run', or give it a --schedule and let 'cohortsync scheduler' run it. "
+        "When a saved query has an export (--export AUTH --cohort-id ID), each successful "
+        "run sends its result to that Braze cohort, exactly like 'cohortsync export'."
+    ),
+    no_args_is_help=True,
+)
+
+
+class OperationChoice(StrEnum):
+    add = "add"
+    remove = "remove"
+    mirror = "mirror"
+
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document for scripts instead of text.")
+]
+NameArgument = Annotated[str, typer.Argument(help="The saved query's name, e.g. vip_daily.")]
+
+
+def _echo_json(document: Any) -> None:
+    typer.echo(orjson.dumps(document, default=str).decode())
+
+
+@app.command()
+def save(
+    name: NameArgument,
+    sql: Annotated[
+        str | None, typer.Option("--sql", help='The SQL, e.g. "SELECT id AS user_ids FROM t".')
+    ] = None,
+    sql_file: Annotated[
+        Path | None, typer.Option("--sql-file", help="A file holding the SQL.", dir_okay=False)
+    ] = None,
+    warehouse: Annotated[
+        str | None,
+        typer.Option(
+            "--warehouse",
+            help="Warehouse URL the query runs on; default: the configured warehouse at run time.",
+        ),
+    ] = None,
+    export_auth: Annotated[
+        str | None,
+        typer.Option(
+            "--export",
+            metavar="AUTH",
+            help="Export each result with this saved authentication ('cohortsync auth list').",
+        ),
+    ] = None,
+    cohort_id: Annotated[
+        str | None, typer.Option("--cohort-id", help="The Braze cohort id (needs --export).")
+    ] = None,
+    cohort_name: Annotated[
+        str | None,
+        typer.Option("--cohort-name", help="Name shown in Braze; defaults to the cohort id."),
+    ] = None,
+    operation: Annotated[
+        OperationChoice,
+        typer.Option(
+            "--operation",
+            help="add or remove the rows; mirror keeps the cohort equal to the latest result.",
+        ),
+    ] = OperationChoice.add,
+    alias_column: Annotated[
+        str | None,
+        typer.Option("--alias-column", help="A result column sent as user aliases (its label)."),
+    ] = None,
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, max=64, help="Requests in flight at once.")
+    ] = DEFAULT_THREADS,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty", help="mirror: accept an empty result (it empties the cohort)."
+        ),
+    ] = False,
+    max_remove_pct: Annotated[
+        float,
+        typer.Option(
+            "--max-remove-pct",
+            min=0,
+            max=100,
+            help="mirror: refuse a run that would remove more than this % of the cohort.",
+        ),
+    ] = 50.0,
+    schedule: Annotated[
+        str | None,
+        typer.Option(
+            "--schedule",
+            metavar="CRON",
+            help="Run it on this five-field cron expression, e.g. '0 6 * * *'.",
+        ),
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option("--timezone", help="Time zone of --schedule (IANA name).")
+    ] = "UTC",
+    as_json: JsonOption = False,
+) -> None:
+    """Save a query under a name, with an optional export and schedule.
+
+    Saving an existing name replaces its whole definition (a save without
+    --schedule unschedules it). The authentication, cron expression and time
+    zone are checked now.
+
+    Examples:
+
+      cohortsync query save vip --sql "SELECT external_id AS user_ids FROM customers
+      WHERE ltv > 1000" --export braze-prod --cohort-id vip --operation mirror
+      --schedule "0 6 * * *" --timezone Europe/Paris
+
+      cohortsync query save churn --sql-file churn.sql
+    """
+    text = _sql_text(sql, sql_file)
+    export = None
+    if export_auth is not None:
+        if not cohort_id:
+            raise ConfigError("--export needs --cohort-id", hint="give the cohort's id in Braze")
+        export = queries.parse_export(
+            {
+                "auth": export_auth,
+                "cohort_id": cohort_id,
+                "cohort_name": cohort_name,
+                "operation": operation.value,
+                "alias_column": alias_column,
+                "threads": threads,
+                "mirror": {"allow_empty": allow_empty, "max_remove_pct": max_remove_pct},
+            },
+            query=name,
+        )
+    elif cohort_id or cohort_name or alias_column:
+        raise ConfigError("export settings were given without --export", hint="add --export AUTH")
+    outcome = queries.save_query(
+        name,
+        text,
+        export=export,
+        schedule=schedule,
+        timezone=timezone,
+        warehouse_url=warehouse,
+    )
+    saved = queries.get_query(name)
+    if as_json:
+        _echo_json({"outcome": outcome, "query": saved.to_dict()})
+        return
+    typer.echo(f"{outcome} query {name}")
+    if saved.schedule:
+        typer.echo(f"scheduled '{saved.schedule}' ({saved.timezone}); next run {_next(saved)}")
+
+
+@app.command("list")
+def list_command(as_json: JsonOption = False) -> None:
+    """List saved queries: export target, schedule, next run and last status."""
+    saved = queries.list_queries()
+    if as_json:
+        _echo_json({"queries": [q.to_dict() | {"next_run": _next(q)} for q in saved]})
+        return
+    if not saved:
+        typer.echo("no saved queries yet; save one with 'cohortsync query save NAME --sql ...'")
+        return
+    table = Table(header_style="bold")
+    for column in ("name", "export", "schedule", "next run", "last run"):
+        table.add_column(column)
+    for query in saved:
+        table.add_row(
+            query.name,
+            _export_text(query),
+            f"{query.schedule} ({query.timezone})" if query.schedule else "-",
+            _next(query) or "-",
+            query.last_status or "-",
+        )
+    Console().print(table)
+
+
+@app.command()
+def show(name: NameArgument, as_json: JsonOption = False) -> None:
+    """Show one saved query: its SQL, export, schedule and last runs."""
+    query = queries.get_query(name)
+    runs = queries.query_runs(name)
+    if as_json:
+        document = query.to_dict() | {"next_run": _next(query)}
+        document["recent_runs"] = [run.to_dict() for run in runs]
+        _echo_json(document)
+        return
+    console = Console()
+    console.print(f"[bold]{query.name}[/bold]")
+    console.print(query.sql, markup=False, highlight=False)
+    console.print(f"export:    {_export_text(query)}", markup=False)
+    if query.schedule:
+        console.print(f"schedule:  {query.schedule} ({query.timezone}); next run {_next(query)}")
+    else:
+        console.print("schedule:  none (runs on demand: 'cohortsync query run')")
+    if query.warehouse_url:
+        console.print(f"warehouse: {query.warehouse_url}", markup=False)
+    for run in runs:
+        line = f"run {run.id}: {run.status} at {run.started_at:%Y-%m-%d %H:%M:%S}Z"
+        console.print(line + (f" - {run.error}" if run.error else ""), markup=False)
+
+
+@app.command()
+def delete(name: NameArgument, as_json: JsonOption = False) -> None:
+    """Delete a saved query and its schedule (its runs stay in the history)."""
+    queries.delete_query(name)
+    if as_json:
+        _echo_json({"deleted": name})
+    else:
+        typer.echo(f"deleted query {name}")
+
+
+@app.command()
+def run(
+    name: NameArgument,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Run the query and plan the export; send and record nothing."
+        ),
+    ] = False,
+    full_resync: Annotated[
+        bool,
+        typer.Option(
+            "--full-resync",
+            help="mirror: resend the whole result instead of the changes since the last sync.",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a saved query now; when it has an export, export its result.
+
+    The export goes through the same run as 'cohortsync export': same checks,
+    report and run history. A query without export prints its row count and
+    first rows. A query the scheduler is running right now is refused.
+
+    Exit codes: 0 success, 2 bad usage or configuration (or already running),
+    3 the query failed, 4 the destination refused, 5 retries exhausted,
+    6 interrupted (the next run resumes the work).
+    """
+    logging.basicConfig(stream=sys.stderr, format="warning: %(message)s", level=logging.WARNING)
+    progress = None if not as_json else False
+    result = queries.run_query(name, dry_run=dry_run, full_resync=full_resync, progress=progress)
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    if result.report is not None:
+        from cohortsync.export.report import ExportReport
+
+        ExportReport(**_report_fields(result.report)).render(Console())
+        return
+    typer.echo(
+        f"query {name}: {result.rows:,} rows" + (f" (run {result.run_id})" if result.run_id else "")
+    )
+    if result.preview:
+        table = Table(header_style="bold")
+        for column in result.columns:
+            table.add_column(column, overflow="fold")
+        for row in result.preview:
+            table.add_row(
+                *("NULL" if row.get(c) is None else str(row.get(c)) for c in result.columns)
+            )
+        Console().print(table)
+
+
+def _report_fields(report: dict[str, Any]) -> dict[str, Any]:
+    from dataclasses import fields
+
+    from cohortsync.export.report import ExportReport
+
+    names = {f.name for f in fields(ExportReport)}
+    return {key: value for key, value in report.items() if key in names}
+
+
+def _sql_text(sql: str | None, sql_file: Path | None) -> str:
+    if (sql is None) == (sql_file is None):
+        raise ConfigError("give exactly one of --sql and --sql-file")
+    if sql_file is not None:
+        try:
+            return sql_file.read_text()
+        except OSError as error:
+            raise ConfigError(
+                f"cannot read --sql-file {sql_file}: {error.strerror}",
+                hint="check the path and its permissions",
+            ) from None
+    assert sql is not None
+    return sql
+
+
+def _export_text(query: queries.SavedQuery) -> str:
+    export = query.export
+    if export is None:
+        return "none"
+    return f"{export.auth} -> cohort {export.cohort_id} ({export.operation})"
+
+
+def _next(query: queries.SavedQuery) -> str | None:
+    from cohortsync.scheduler import next_slot
+
+    if not query.schedule:
+        return None
+    upcoming = next_slot(query.schedule, query.timezone, dt.datetime.now(dt.UTC))
+    return upcoming.isoformat() if upcoming else None
