@@ -25,13 +25,18 @@ from cohortsync.warehouse import Engine, open_engine
 def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "duckdb":
         return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    return request.getfixturevalue("postgres_warehouse_url")
+
+
+@pytest.fixture
+def postgres_warehouse_url(postgres_url: str) -> str:
+    """The session's PostgreSQL database, seen through a fresh schema of this test."""
     import psycopg
 
-    base: str = request.getfixturevalue("postgres_url")
     schema = f"w_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(base, autocommit=True) as connection:
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
-    return f"{base}?options=-csearch_path%3D{schema}"
+    return f"{postgres_url}?options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture
