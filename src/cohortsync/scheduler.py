@@ -211,7 +211,9 @@ def run_activation_job(context: JobContext) -> JobResult:
     """Run an activation for the scheduler (job kind ``"activation"``)."""
     from cohortsync.audience.activations import run_activation
 
-    report = run_activation(context.name, progress=False, settings=context.settings)
+    report = run_activation(
+        context.name, progress=False, settings=context.settings, lease_owner=context.lease_owner
+    )
     data = report.to_dict()
     return JobResult(str(data.get("status", "succeeded")), report.run_id, None, data)
 
