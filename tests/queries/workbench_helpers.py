@@ -1,0 +1,87 @@
+"""A Data Workbench set up for real: a DuckDB warehouse, the receiving service, an auth.
+
+Shared by the saved-query, scheduler and apply tests: every export in them
+travels over HTTP to the real Braze-compatible service.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from cohortsync.catalog.auths import save_auth
+from cohortsync.catalog.db import open_catalog
+from cohortsync.settings import Settings
+
+AUTH = "sandbox"
+
+
+@dataclass
+class Workbench:
+    """The home, its warehouse file, and the sandbox service the auth points at."""
+
+    home: Path
+    sandbox: Any  # cohortsync.braze.sandbox.Sandbox
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    def sql(self, statement: str) -> None:
+        """Run SQL on the home's DuckDB warehouse (create and change tables)."""
+        with duckdb.connect(str(self.warehouse_path)) as connection:
+            connection.execute(statement)
+
+    def add_customers(self, count: int, *, table: str = "customers") -> None:
+        """``count`` customers c1..cN (tier gold every 3rd), known to the service too."""
+        self.sql(
+            f"CREATE OR REPLACE TABLE {table} AS SELECT 'c' || i AS external_id, "
+            "CASE WHEN i % 3 = 0 THEN 'gold' ELSE 'silver' END AS tier, "
+            "'c' || i || '@example.com' AS email, i AS score FROM range(1, "
+            f"{count + 1}) t(i)"
+        )
+        self.sandbox.load_users({"external_id": f"c{i}"} for i in range(1, count + 1))
+
+    def members(self, cohort_id: str) -> list[str]:
+        """External ids of the cohort in the service, sorted."""
+        return sorted(m["external_id"] for m in self.sandbox.members(cohort_id))
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run ``cohortsync`` in a subprocess, as a user would."""
+        return subprocess.run(
+            [sys.executable, "-m", "cohortsync", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=dict(os.environ),
+        )
+
+    def cli_json(self, *args: str) -> Any:
+        done = self.cli(*args, "--json")
+        assert done.returncode == 0, done.stderr
+        return orjson.loads(done.stdout)
+
+
+def make_workbench(home: Path, sandbox: Any) -> Workbench:
+    """Save the auth ``sandbox`` pointing at the running service."""
+    os.environ["COHORTSYNC_PARTNER_API_KEY"] = sandbox.partner_api_key
+    settings = Settings()
+    catalog = open_catalog(settings.catalog_path)
+    try:
+        save_auth(
+            catalog,
+            settings,
+            name=AUTH,
+            endpoint=sandbox.base_url,
+            data_import_key=sandbox.data_import_key,
+        )
+    finally:
+        catalog.dispose()
+    return Workbench(home, sandbox)
