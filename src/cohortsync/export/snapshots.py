@@ -200,25 +200,31 @@ class SnapshotStore:
         Call only once every batch of the run is acknowledged. Safe to call
         again after a crash at any point of a previous call.
         """
-        pending = self.directory / f"{_PENDING_PREFIX}{run_id}"
-        generation = self.directory / f"{_GENERATION_PREFIX}{run_id}"
-        if not generation.exists():
-            if not (pending / META_FILE).exists():
-                raise CohortsyncError(
-                    f"run {run_id} has no new snapshot to commit for {self.key.describe()}",
-                    hint="run the export again; its snapshot files were removed",
-                )
-            meta = json.loads((pending / META_FILE).read_text())
-            meta["committed_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-            _write_atomically(pending / META_FILE, json.dumps(meta, indent=2, sort_keys=True))
-            os.rename(pending, generation)
-            _fsync_dir(self.directory)
+        generation = self._promote(run_id)
         _write_atomically(self.directory / CURRENT_FILE, generation.name + "\n")
         _fsync_dir(self.directory)
         self._remove_stale(keep=generation.name)
         snapshot = self.current()
         assert snapshot is not None  # just committed
         return snapshot
+
+    def _promote(self, run_id: str) -> Path:
+        """First half of a commit: the pending snapshot becomes a generation (not yet current)."""
+        pending = self.directory / f"{_PENDING_PREFIX}{run_id}"
+        generation = self.directory / f"{_GENERATION_PREFIX}{run_id}"
+        if generation.exists():
+            return generation
+        if not (pending / META_FILE).exists():
+            raise CohortsyncError(
+                f"run {run_id} has no new snapshot to commit for {self.key.describe()}",
+                hint="run the export again; its snapshot files were removed",
+            )
+        meta = json.loads((pending / META_FILE).read_text())
+        meta["committed_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        _write_atomically(pending / META_FILE, json.dumps(meta, indent=2, sort_keys=True))
+        os.rename(pending, generation)
+        _fsync_dir(self.directory)
+        return generation
 
     def discard_pending(self, run_id: str) -> None:
         """Drop the pending snapshot of a run that will never commit (failed, superseded)."""
