@@ -63,7 +63,7 @@ def test_the_data_import_key_is_never_written(tmp_path: Path) -> None:
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
-    assert key_fingerprint(SECRET) in (store.current().directory / "meta.json").read_text()  # type: ignore[union-attr]
+    assert key_fingerprint(SECRET) in (store.current().directory / "meta.json").read_text()
 
 
 def test_nothing_is_current_until_a_commit(tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_commit_finishes_after_a_crash_between_rename_and_pointer(tmp_path: Path
     store.commit("r1")
     stage(store, "r2", {("user_ids", "u2")})
     store._promote("r2")  # a crash here: the generation is in place, CURRENT still r1
-    assert store.current().run_id == "r1"  # type: ignore[union-attr]
+    assert store.current().run_id == "r1"
     assert store.has_pending("r2")
     snapshot = store.commit("r2")
     assert snapshot.run_id == "r2"
