@@ -55,21 +55,14 @@ app.add_typer(braze.app, name="braze")
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point.
+
+    Typer runs in standalone mode, so usage errors print click's message and
+    exit 2; a :class:`CohortsyncError` escapes it and is printed here as one
+    line, without traceback.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except CohortsyncError as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         sys.exit(error.exit_code)
-    except typer.Abort:
-        typer.secho("aborted", err=True)
-        sys.exit(130)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except Exception as error:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(2 if isinstance(error, click.UsageError) else error.exit_code)
-        raise
