@@ -26,6 +26,7 @@ from .conftest import CUSTOMERS
         ("duckdb:///data/w.duckdb", "data/w.duckdb"),
         ("duckdb:////abs/w.duckdb", "/abs/w.duckdb"),
         ("duckdb:////abs/my%20w.duckdb", "/abs/my w.duckdb"),
+        ("duckdb:///~/w.duckdb", str(Path.home() / "w.duckdb")),
     ],
 )
 def test_duckdb_urls(url: str, path: str) -> None:

@@ -195,7 +195,7 @@ def test_load_input_errors(engine: Engine, tmp_path: Path, customers_parquet: Pa
     with pytest.raises(ConfigError, match="--format"):
         engine.load("t", notes)
     with pytest.raises(ConfigError, match="unsupported format 'xml'"):
-        engine.load("t", notes, format="xml")  # type: ignore[arg-type]
+        engine.load("t", notes, format="xml")
     with pytest.raises(ConfigError, match="invalid table name"):
         engine.load("t; DROP TABLE x", customers_parquet)
 

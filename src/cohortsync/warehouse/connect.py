@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import unquote
 
 from sqlalchemy.engine import make_url
@@ -19,7 +20,8 @@ DUCKDB_PREFIX = "duckdb:///"
 def duckdb_path(url: str) -> str:
     """The file of a ``duckdb:///path`` URL (``duckdb:////abs`` or ``duckdb:///rel``).
 
-    ``duckdb:///:memory:`` and ``duckdb://`` are an in-memory database.
+    ``duckdb:///:memory:`` and ``duckdb://`` are an in-memory database;
+    ``duckdb:///~/w.duckdb`` is in the user's home directory.
     """
     if url in ("duckdb://", "duckdb:///", f"{DUCKDB_PREFIX}{MEMORY}", f"duckdb://{MEMORY}"):
         return MEMORY
@@ -29,7 +31,8 @@ def duckdb_path(url: str) -> str:
             hint="use duckdb:///relative/file.duckdb, duckdb:////absolute/file.duckdb "
             "or duckdb:///:memory:",
         )
-    return unquote(url.removeprefix(DUCKDB_PREFIX).split("?", 1)[0])
+    path = unquote(url.removeprefix(DUCKDB_PREFIX).split("?", 1)[0])
+    return str(Path(path).expanduser()) if path.startswith("~") else path
 
 
 def open_engine(url: str | None = None) -> Engine:
