@@ -70,7 +70,7 @@ def test_segment_commands(warehouse: Path, tmp_path: Path) -> None:
     rules_file.write_text(json.dumps({"column": "nickname", "op": "=", "value": INJECTION}))
     cli("segment", "create", "tricky", "--parent", "customers", "--rules", str(rules_file))
     tricky = cli("segment", "show", "tricky").stdout
-    assert "1 rows" in tricky and "ana@x.io" in tricky and "bob@x.io" not in tricky
+    assert "1 row\n" in tricky and "ana@x.io" in tricky and "bob@x.io" not in tricky
 
     assert [s["name"] for s in cli_json("segment", "list")] == ["fr_30", "tricky"]
     wrong = cli(

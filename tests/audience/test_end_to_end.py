@@ -65,7 +65,7 @@ def test_activation_adds_exactly_the_segment(service: Any) -> None:
     )
     report = run_activation("fr_vip", progress=False)
     assert report.status == "succeeded"
-    assert report.sent == {"user_ids": 3}
+    assert report.sent_total == 3
     assert external_ids(service, "fr_vip") == ["c1", "c2", "c6"]
     runs = activation_runs("fr_vip")
     assert [(run.id, run.status) for run in runs] == [(report.run_id, "succeeded")]
@@ -82,7 +82,7 @@ def test_injection_segment_exports_only_the_literal_match(service: Any) -> None:
         mapping=["email=email"],
     )
     shown = cli_json("activation", "run", "tricky")
-    assert shown["status"] == "succeeded" and shown["sent"] == {"aliases": 1}
+    assert shown["status"] == "succeeded" and shown["sent_total"] == 1
     assert service.members("tricky") == [
         {
             "external_id": "c1",

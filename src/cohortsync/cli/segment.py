@@ -86,7 +86,7 @@ def show(
     parent = summary.parent
     console.print(
         f"[bold]{name}[/bold] of parent {parent.name} (table {parent.table_name}): "
-        f"[bold]{summary.size:,}[/bold] rows"
+        f"[bold]{summary.size:,}[/bold] row{'' if summary.size == 1 else 's'}"
     )
     if summary.segment.description:
         console.print(summary.segment.description)
