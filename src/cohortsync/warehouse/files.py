@@ -6,7 +6,6 @@ pyarrow, batch by batch, so a file larger than memory can still be loaded.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -85,9 +84,7 @@ def open_batches(path: Path, file_format: FileFormat) -> pa.RecordBatchReader:
     try:
         if file_format == "parquet":
             parquet = pq.ParquetFile(path)
-            return pa.RecordBatchReader.from_batches(
-                parquet.schema_arrow, _parquet_batches(parquet)
-            )
+            return pa.RecordBatchReader.from_batches(parquet.schema_arrow, parquet.iter_batches())
         if file_format == "csv":
             delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
             return cast(
@@ -104,10 +101,6 @@ def open_batches(path: Path, file_format: FileFormat) -> pa.RecordBatchReader:
         )
     except (pa.ArrowException, OSError) as error:
         raise unreadable(path, file_format, error) from error
-
-
-def _parquet_batches(parquet: pq.ParquetFile) -> Iterator[pa.RecordBatch]:
-    yield from parquet.iter_batches()
 
 
 def unreadable(path: Path, file_format: FileFormat, error: BaseException) -> SourceError:

@@ -49,15 +49,14 @@ _SQLSTATE_HINTS = {
 
 # A server-side cursor (PostgreSQL's DECLARE ... CURSOR) only takes a query;
 # other statements (CREATE VIEW, SHOW, ...) run on a client-side cursor.
-_LEADING_NOISE = re.compile(r"(\s+|--[^\n]*(\n|$)|/\*.*?\*/|\()*", re.DOTALL)
+_FIRST_WORD = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*([A-Za-z]+)", re.DOTALL)
 _QUERY_KEYWORDS = ("select", "with", "values", "table")
 
 
 def is_query(sql: str) -> bool:
     """True when ``sql`` starts (after comments and parentheses) with a query keyword."""
-    rest = sql[_LEADING_NOISE.match(sql).end() :]  # type: ignore[union-attr]
-    word = re.match(r"[A-Za-z]+", rest)
-    return word is not None and word.group(0).lower() in _QUERY_KEYWORDS
+    first = _FIRST_WORD.match(sql)
+    return first is not None and first.group(1).lower() in _QUERY_KEYWORDS
 
 
 def driver_url(url: str) -> sa.URL:
