@@ -201,3 +201,44 @@ def test_spec_of_a_run(segment: str, monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert spec.destination.auth_name == "sandbox"
     assert spec.destination.data_import_key == "data-import-key-0001"
+
+
+@pytest.mark.postgres
+def test_parent_in_postgresql(postgres_url: str, auth: str) -> None:
+    """A parent stored with its own warehouse URL: rules, sample and cast run in PostgreSQL."""
+    import psycopg
+
+    from cohortsync.audience.segments import describe_segment
+
+    from .conftest import CUSTOMERS, CUSTOMERS_DDL
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS customers")
+        conn.execute(CUSTOMERS_DDL)
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO customers VALUES (%s, %s, %s, %s, %s, %s, %s)", CUSTOMERS
+            )
+    create_parent("pg_customers", "customers", "customer_id", warehouse_url=postgres_url)
+    create_segment("fr", "pg_customers", {"or": [FR, {"column": "age", "op": "<", "value": 20}]})
+    summary = describe_segment("fr", sample=3)
+    assert summary.size == 4
+    assert summary.sample.column("customer_id").to_pylist() == ["c1", "c2", "c3"]
+    activate(mapping=["member_no=user_ids"], cast_to_string=True)
+    compiled = activation_sql("fr_vip")
+    with open_engine(postgres_url) as engine:
+        values = engine.stream(compiled.sql, compiled.params).read_all().column(0).to_pylist()
+    assert sorted(values) == ["1001", "1002", "1003", "1006"]
+
+
+def test_parent_change_that_would_break_a_mapping_is_refused(segment: str, warehouse: Path) -> None:
+    import duckdb
+
+    from cohortsync.audience.parents import get_parent, upsert_parent
+
+    activate(mapping=["email=email"], alias_column="email")
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("CREATE TABLE slim AS SELECT customer_id, country FROM customers")
+    with pytest.raises(ConfigError, match="unknown attribute 'email' in table slim"):
+        upsert_parent("customers", "slim", "customer_id")
+    assert get_parent("customers").table_name == "customers"

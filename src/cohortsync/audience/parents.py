@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from cohortsync.audience import store
 from cohortsync.audience.compile import find_column
 from cohortsync.catalog import audiences
-from cohortsync.catalog.audiences import ParentRow, SegmentRow
+from cohortsync.catalog.audiences import ActivationRow, ParentRow, SegmentRow
 from cohortsync.errors import ConfigError
 from cohortsync.settings import Settings
 
@@ -75,9 +75,11 @@ def upsert_parent(
 ) -> bool:
     """Create the parent or bring it to this definition; ``True`` if anything changed.
 
-    When the table changes, the segments of this parent are checked against
-    the new table before anything is saved, so a change cannot strand them.
+    When the table changes, the segments of this parent and the mappings of
+    their activations are checked against the new table before anything is
+    saved, so a change cannot strand them.
     """
+    from cohortsync.audience.mapping import check_mapping, parse_mappings
     from cohortsync.audience.segments import check_rules
 
     row = ParentRow(name, table, key, warehouse_url, description)
@@ -88,6 +90,14 @@ def upsert_parent(
         schema = _checked(row, settings)
         for segment in audiences.list_rows(catalog, SegmentRow, parent=name):
             check_rules(segment.rules, schema, table=table)
+            for activation in audiences.list_rows(catalog, ActivationRow, segment=segment.name):
+                check_mapping(
+                    parse_mappings(activation.mapping),
+                    schema,
+                    table=table,
+                    alias_column=activation.alias_column,
+                    cast_to_string=activation.cast_to_string,
+                )
         audiences.save(catalog, row)
         return True
 
