@@ -32,7 +32,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -418,6 +418,7 @@ class Scheduler:
         self.webhook_timeout = webhook_timeout
         self.lease_ttl = lease_ttl
         self.on_outcome = on_outcome
+        self.max_parallel = max_parallel
         self.owner = new_owner("scheduler")
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="job")
@@ -428,15 +429,28 @@ class Scheduler:
     # one pass -----------------------------------------------------------------
 
     def tick(self) -> list[Future[JobOutcome]]:
-        """Start every job due now; returns their futures (leased jobs are skipped)."""
+        """Start the jobs due now, as many as there are free workers; returns their futures."""
+        return [future for _job, future in self._tick(frozenset())]
+
+    def _tick(self, skip: frozenset[str]) -> list[tuple[str, Future[JobOutcome]]]:
+        """Claim and start due jobs, except those of ``skip``.
+
+        A job is claimed (its lease taken, its slot consumed) only when a worker
+        is free to start it, so a job waiting for a worker never blocks a
+        manual run, and one still due after this tick is simply taken later.
+        Jobs whose lease is held elsewhere stay due.
+        """
         started = []
         now = self.clock()
         for due in due_jobs(catalog.list_schedules(self.engine), now):
             if self.stopping.is_set():
                 break
             with self._lock:
-                if due.job in self._running:
-                    continue
+                busy = {job for job, future in self._running.items() if not future.done()}
+            if due.job in busy or due.job in skip:
+                continue
+            if len(busy) >= self.max_parallel:
+                break
             lease = catalog.acquire_lease(
                 self.engine, due.job, self.owner, now=now, ttl=self.lease_ttl
             )
@@ -448,13 +462,23 @@ class Scheduler:
             with self._lock:
                 self._running[due.job] = future
             future.add_done_callback(partial(self._forget, due.job))
-            started.append(future)
+            started.append((due.job, future))
         return started
 
     def run_once(self) -> list[JobOutcome]:
-        """Run what is due now and wait for it (``--once``); returns the outcomes."""
-        futures = self.tick()
-        return [future.result() for future in futures]
+        """Run every job due now, each once, and wait for them (``--once``)."""
+        outcomes: list[JobOutcome] = []
+        seen: set[str] = set()
+        pending: set[Future[JobOutcome]] = set()
+        while True:
+            if not self.stopping.is_set():
+                started = self._tick(frozenset(seen))
+                seen.update(job for job, _future in started)
+                pending.update(future for _job, future in started)
+            if not pending:
+                return outcomes
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            outcomes.extend(future.result() for future in done)
 
     def run_forever(self, *, poll_interval: float = 30.0) -> list[JobOutcome]:
         """Tick every ``poll_interval`` seconds until :meth:`stop`, then drain and close.
@@ -513,9 +537,10 @@ class Scheduler:
 
     # internals -------------------------------------------------------------------
 
-    def _forget(self, job: str, _future: Future[JobOutcome] | None = None) -> None:
+    def _forget(self, job: str, future: Future[JobOutcome]) -> None:
         with self._lock:
-            self._running.pop(job, None)
+            if self._running.get(job) is future:
+                del self._running[job]
 
     def _interruptible(self, context: JobContext) -> JobResult:
         """Run the job so that :meth:`stop` can interrupt it, and only while in its runner."""

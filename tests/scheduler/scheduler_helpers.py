@@ -34,6 +34,7 @@ class Probe:
     calls: list[str] = field(default_factory=list)
     active: dict[str, int] = field(default_factory=dict)
     max_active: dict[str, int] = field(default_factory=dict)
+    max_total: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     release: threading.Event = field(default_factory=threading.Event)
 
@@ -44,6 +45,7 @@ class Probe:
             self.max_active[context.name] = max(
                 self.max_active.get(context.name, 0), self.active[context.name]
             )
+            self.max_total = max(self.max_total, sum(self.active.values()))
         try:
             if context.name.startswith("slow"):
                 # Runs until the test releases it (or the scheduler interrupts it).
@@ -51,6 +53,7 @@ class Probe:
                     pass
             if context.name.startswith("fail"):
                 raise SourceError(f"the query of {context.name} failed: table missing")
+            time.sleep(0.05)  # long enough for overlapping runs to be seen
             return JobResult("succeeded", None, None, {"job": context.job})
         finally:
             with self.lock:

@@ -232,3 +232,19 @@ def test_stop_takes_no_new_jobs_and_interrupts_running_ones(
         outcomes = restarted.run_once()
     assert sorted(o.job for o in outcomes) == ["probe:later", "probe:slow-stop"]
     assert all(o.result.status == "succeeded" for o in outcomes)
+
+
+def test_once_runs_every_due_job_within_the_parallel_limit(
+    settings: Settings, clock: Clock, probe: Probe
+) -> None:
+    for name in ("a", "b", "c"):
+        schedule(settings, name, "0 * * * *", clock)
+    clock.advance(hours=1)
+    with Scheduler(settings, clock=clock, max_parallel=1) as scheduler:
+        outcomes = scheduler.run_once()
+    assert sorted(o.job for o in outcomes) == ["probe:a", "probe:b", "probe:c"]
+    assert probe.max_total == 1
+    with Scheduler(settings, clock=clock, max_parallel=3) as scheduler:
+        clock.advance(hours=1)
+        assert len(scheduler.run_once()) == 3
+    assert probe.max_total > 1
