@@ -68,6 +68,15 @@ class RunRecord:
     finished_at: dt.datetime | None
     report: dict[str, Any] | None
     error: str | None
+    endpoint: str = ""
+    partner: str = ""
+    cohort_id: str = ""
+    key_hash: str = ""
+
+    @property
+    def unfinished(self) -> bool:
+        """Whether the run may still be resumed: it never reached succeeded or failed."""
+        return self.status in ("running", "interrupted")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -189,6 +198,10 @@ def _record(row: sa.Row[Any]) -> RunRecord:
         finished_at=_utc(row.finished_at),
         report=orjson.loads(row.report) if row.report else None,
         error=row.error,
+        endpoint=row.endpoint,
+        partner=row.partner,
+        cohort_id=row.cohort_id,
+        key_hash=row.key_hash,
     )
 
 
@@ -211,12 +224,40 @@ def list_runs(
     cohort_key: str | None = None,
     status: str | None = None,
     limit: int = 50,
+    cohort_id: str | None = None,
 ) -> list[RunRecord]:
-    """The latest runs first, optionally of one cohort or one status."""
+    """The latest runs first, optionally of one cohort (key or id) or one status."""
     query = sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
     if cohort_key is not None:
         query = query.where(runs.c.cohort_key == cohort_key)
+    if cohort_id is not None:
+        query = query.where(runs.c.cohort_id == cohort_id)
     if status is not None:
         query = query.where(runs.c.status == status)
     with catalog.connect() as conn:
         return [_record(row) for row in conn.execute(query)]
+
+
+def unfinished_runs(catalog: sa.Engine, cohort_key: str) -> list[RunRecord]:
+    """Runs of one cohort left ``running`` or ``interrupted``, the latest first.
+
+    Under the cohort's lock (:mod:`cohortsync.export.locks`) a ``running`` one
+    is a run whose process died.
+    """
+    query = (
+        sa.select(runs)
+        .where(runs.c.cohort_key == cohort_key, runs.c.status.in_(("running", "interrupted")))
+        .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+    )
+    with catalog.connect() as conn:
+        return [_record(row) for row in conn.execute(query)]
+
+
+def reopen_run(catalog: sa.Engine, run_id: str) -> None:
+    """Mark an unfinished run ``running`` again, as it resumes; its checkpoints stay."""
+    with catalog.begin() as conn:
+        conn.execute(
+            runs.update()
+            .where(runs.c.id == run_id)
+            .values(status="running", finished_at=None, error=None)
+        )
