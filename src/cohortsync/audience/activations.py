@@ -26,14 +26,13 @@ from cohortsync.audience import store
 from cohortsync.audience.compile import CompiledSQL
 from cohortsync.audience.mapping import (
     MappingInput,
-    OutputMapping,
     check_mapping,
     parse_mappings,
     select_items,
 )
 from cohortsync.audience.segments import resolve_segment
 from cohortsync.catalog import audiences, schedules
-from cohortsync.catalog.audiences import ActivationRow, SegmentRow
+from cohortsync.catalog.audiences import ActivationRow, ParentRow
 from cohortsync.catalog.runs import RunRecord, list_runs
 from cohortsync.errors import CohortsyncError, ConfigError
 from cohortsync.export.spec import (
@@ -291,11 +290,11 @@ def activation_sql(name: str, *, settings: Settings | None = None) -> CompiledSQ
     Compiled against the parent table as it is now, so a column dropped since
     the activation was saved is reported by name.
     """
-    row = get_activation(name, settings=settings)
-    return _compiled(row, settings)
+    sql, _ = _compiled(get_activation(name, settings=settings), settings)
+    return sql
 
 
-def _compiled(row: ActivationRow, settings: Settings | None) -> CompiledSQL:
+def _compiled(row: ActivationRow, settings: Settings | None) -> tuple[CompiledSQL, ParentRow]:
     query = resolve_segment(row.segment, settings=settings)
     mappings = parse_mappings(row.mapping)
     check_mapping(
@@ -305,7 +304,8 @@ def _compiled(row: ActivationRow, settings: Settings | None) -> CompiledSQL:
         alias_column=row.alias_column,
         cast_to_string=row.cast_to_string,
     )
-    return query.select(select_items(mappings, query.schema, cast_to_string=row.cast_to_string))
+    items = select_items(mappings, query.schema, cast_to_string=row.cast_to_string)
+    return query.select(items), query.parent
 
 
 def activation_spec(
@@ -320,16 +320,9 @@ def activation_spec(
     from cohortsync.catalog.auths import destination_for_auth
 
     row = get_activation(name, settings=settings)
-    sql = _compiled(row, settings)
-    with store.catalog(settings) as catalog:
-        segment = audiences.get(catalog, SegmentRow, row.segment)
-        parent = audiences.get(catalog, audiences.ParentRow, segment.parent) if segment else None
+    sql, parent = _compiled(row, settings)
     return ExportSpec(
-        source=Source(
-            sql=sql.sql,
-            params=sql.params,
-            warehouse_url=parent.warehouse_url if parent else None,
-        ),
+        source=Source(sql=sql.sql, params=sql.params, warehouse_url=parent.warehouse_url),
         destination=destination_for_auth(row.auth_name, settings),
         cohort_id=row.cohort_id,
         cohort_name=row.cohort_name,
@@ -410,8 +403,3 @@ def activation_runs(
     with store.catalog(settings) as catalog:
         recent = list_runs(catalog, limit=1000)
     return [run for run in recent if run.job.get("job") == label][:limit]
-
-
-def mapping_of(row: ActivationRow) -> list[OutputMapping]:
-    """An activation's output mapping as objects."""
-    return parse_mappings(row.mapping)
