@@ -1,10 +1,11 @@
 """Cut a plan into request bodies of at most 1,000 identifiers.
 
-Bodies are built straight from Arrow slices: one ``to_pylist`` per kind and
-one ``orjson.dumps`` per request, no per-identifier Python except for alias
-objects. Because the plan is sorted by ``(should_remove, kind, value)``, a
-batch holds a few contiguous runs, each becoming one ``cohort_changes``
-object.
+The plan stores each identifier already encoded as JSON with a trailing
+comma (the ``item`` column), so a body is assembled from byte slices of
+Arrow buffers: no Python object per identifier, no JSON encoding per request.
+Because the plan is grouped by ``(should_remove, kind)``, a batch holds one
+run of equal ``(kind, should_remove)``, rarely a few, each becoming one
+``cohort_changes`` object.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -22,6 +22,7 @@ from cohortsync.export.identifiers import ALIAS
 from cohortsync.export.spec import MAX_IDENTIFIERS_PER_REQUEST
 
 READ_BATCH_ROWS = 50_000
+PLAN_COLUMNS = ["kind", "should_remove", "item"]
 
 
 @dataclass(frozen=True)
@@ -37,62 +38,72 @@ class Batch:
         return sum(self.counts.values())
 
 
-@dataclass(frozen=True)
 class BodyBuilder:
-    """Builds request bodies for one cohort; holds the keys, so never printed."""
+    """Builds the request bodies of one cohort; holds the keys, so never printed.
 
-    partner_api_key: str
-    client_secret: str
-    cohort_id: str
-    alias_label: str | None = None
+    Args:
+        partner_api_key: the vendor's key for the endpoint's region.
+        client_secret: the workspace's data import key.
+        cohort_id: the cohort the changes go to.
+    """
+
+    def __init__(self, partner_api_key: str, client_secret: str, cohort_id: str) -> None:
+        envelope = orjson.dumps(
+            {
+                "partner_api_key": partner_api_key,
+                "client_secret": client_secret,
+                "cohort_id": cohort_id,
+            }
+        )
+        self._prefix = envelope[:-1] + b',"cohort_changes":['
+        self.cohort_id = cohort_id
 
     def __repr__(self) -> str:
         return f"BodyBuilder(cohort_id={self.cohort_id!r})"
 
-    def envelope(self) -> dict[str, Any]:
-        return {
-            "partner_api_key": self.partner_api_key,
-            "client_secret": self.client_secret,
-            "cohort_id": self.cohort_id,
-        }
-
     def changes_body(self, chunk: pa.Table) -> tuple[bytes, dict[str, int]]:
-        """The body of one request for ``chunk`` (columns kind, value, should_remove)."""
-        changes: list[dict[str, Any]] = []
+        """The body of one request for ``chunk`` (columns kind, should_remove, item)."""
+        parts = [self._prefix]
         counts: dict[str, int] = {}
-        for kind, remove, values in _runs(chunk):
-            change: dict[str, Any]
-            if kind == ALIAS:
-                label = self.alias_label
-                change = {
-                    "aliases": [{"alias_name": v, "alias_label": label} for v in values.to_pylist()]
-                }
-            else:
-                change = {kind: values.to_pylist()}
-            change["should_remove"] = remove
-            changes.append(change)
-            counts[kind] = counts.get(kind, 0) + len(values)
-        body = self.envelope()
-        body["cohort_changes"] = changes
-        return orjson.dumps(body), counts
+        for index, (kind, remove, items) in enumerate(_runs(chunk)):
+            key = b'"aliases"' if kind == ALIAS else orjson.dumps(kind)
+            parts.append(b"," if index else b"")
+            parts += [b"{", key, b":[", joined_items(items)[:-1], b"]"]
+            parts.append(b',"should_remove":true}' if remove else b',"should_remove":false}')
+            counts[kind] = counts.get(kind, 0) + len(items)
+        parts.append(b"]}")
+        return b"".join(parts), counts
+
+
+def joined_items(items: pa.ChunkedArray | pa.Array) -> bytes:
+    """The concatenated bytes of a string array's values, straight from its data buffer."""
+    if isinstance(items, pa.ChunkedArray):
+        return b"".join(joined_items(chunk) for chunk in items.chunks)
+    if len(items) == 0:
+        return b""
+    _, offsets, data = items.buffers()
+    raw = memoryview(offsets)
+    positions = raw.cast("q") if pa.types.is_large_string(items.type) else raw.cast("i")
+    start, end = positions[items.offset], positions[items.offset + len(items)]
+    return memoryview(data)[start:end].tobytes()
 
 
 def _runs(chunk: pa.Table) -> Iterator[tuple[str, bool, pa.ChunkedArray]]:
-    """Contiguous runs of equal ``(kind, should_remove)`` in a sorted chunk."""
+    """Contiguous runs of equal ``(kind, should_remove)`` in a grouped chunk."""
     kinds = chunk.column("kind")
     removes = chunk.column("should_remove")
-    values = chunk.column("value")
+    items = chunk.column("item")
     last = len(chunk) - 1
     first_key = (kinds[0].as_py(), removes[0].as_py())
     if first_key == (kinds[last].as_py(), removes[last].as_py()):
-        yield first_key[0], bool(first_key[1]), values  # the common case: one run
+        yield first_key[0], bool(first_key[1]), items  # the common case: one run
         return
     keys = list(zip(kinds.to_pylist(), removes.to_pylist(), strict=True))
     start = 0
     for index in range(1, len(keys) + 1):
         if index == len(keys) or keys[index] != keys[start]:
             kind, remove = keys[start]
-            yield kind, bool(remove), values.slice(start, index - start)
+            yield kind, bool(remove), items.slice(start, index - start)
             start = index
 
 
@@ -121,9 +132,7 @@ def iter_batches(
 ) -> Iterator[Batch]:
     """The plan's requests in batch-number order, leaving out the ``skip`` numbers."""
     parquet = pq.ParquetFile(plan_path)
-    record_batches = parquet.iter_batches(
-        batch_size=READ_BATCH_ROWS, columns=["kind", "value", "should_remove"]
-    )
+    record_batches = parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=PLAN_COLUMNS)
     for number, chunk in enumerate(rechunk(record_batches, batch_size)):
         if number in skip:
             continue

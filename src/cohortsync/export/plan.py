@@ -1,10 +1,16 @@
-"""Decide what one run sends, and write it down in a stable order.
+"""Decide what one run sends, and write it down once, in a fixed order.
 
-The plan is a Parquet file of ``(kind, value, should_remove)`` rows ordered by
-``(should_remove, kind, value)``. Batch number ``n`` is rows
-``[n * 1000, (n + 1) * 1000)`` of that file, so batch numbers mean the same
-thing on every read and a resumed run sends exactly the batches that were
-never acknowledged.
+The plan is a Parquet file, ``runs/<run_id>/changes.parquet``, of
+``(kind, value, should_remove, item)`` rows grouped by
+``(should_remove, kind)``. ``item`` is the identifier already encoded as
+JSON with a trailing comma (``"u1",`` or ``{"alias_name":"a@x.io",
+"alias_label":"email"},``), so a request body is a slice of bytes, not a
+Python list. Batch number ``n`` is rows ``[n * 1000, (n + 1) * 1000)`` of the
+file; the file is written once per run and read as is when the run resumes,
+so a batch number always means the same identifiers.
+
+Within a ``(should_remove, kind)`` group the order is the one DuckDB's
+aggregation produced: sorting strings would cost more than the whole send.
 
 :func:`changes_sql` is the seam between "what the source holds" and "what to
 send": ``add`` and ``remove`` send the staged identifiers as they are; an
@@ -20,9 +26,9 @@ from pathlib import Path
 import duckdb
 
 from cohortsync.errors import ConfigError
-from cohortsync.export.identifiers import KINDS
+from cohortsync.export.identifiers import ALIAS, KINDS
 from cohortsync.export.spec import MAX_IDENTIFIERS_PER_REQUEST, ExportSpec
-from cohortsync.export.staging import IDENTIFIERS_VIEW, Staging
+from cohortsync.export.staging import Staging
 
 CHANGES_FILE = "changes.parquet"
 PLAN_ROW_GROUP = 100_000
@@ -48,40 +54,69 @@ class Plan:
     def by_kind(self) -> dict[str, int]:
         """Identifiers to send per kind, adds and removes together."""
         totals: dict[str, int] = {}
-        for (kind, _), count in self.counts.items():
+        for (kind, _), count in sorted(self.counts.items()):
             totals[kind] = totals.get(kind, 0) + count
         return totals
 
 
-def changes_sql(staging: Staging, spec: ExportSpec) -> str:
-    """SQL of the run's changes: ``(kind UTINYINT, value VARCHAR, should_remove BOOLEAN)``.
+def changes_sql(spec: ExportSpec, identifiers_sql: str) -> tuple[str, bool]:
+    """The run's changes as SQL over the staged identifiers, and whether it mixes groups.
+
+    Args:
+        spec: the export (its operation decides).
+        identifiers_sql: distinct ``(kind UTINYINT, value VARCHAR)`` of the source.
+
+    Returns:
+        SQL with columns ``(kind, value, should_remove)``, and ``True`` when its
+        rows may hold more than one ``should_remove`` value (then they are sorted).
 
     Raises:
         ConfigError: the operation is not one this planner knows.
     """
-    if spec.operation == "add":
-        return f"SELECT kind, value, false AS should_remove FROM {IDENTIFIERS_VIEW}"
-    if spec.operation == "remove":
-        return f"SELECT kind, value, true AS should_remove FROM {IDENTIFIERS_VIEW}"
+    if spec.operation in ("add", "remove"):
+        remove = "true" if spec.operation == "remove" else "false"
+        return f"SELECT kind, value, {remove} AS should_remove FROM ({identifiers_sql})", False
     raise ConfigError(
         f"operation {spec.operation!r} is not supported by this export",
         hint="use --operation add or --operation remove",
     )
 
 
-def write_plan(staging: Staging, spec: ExportSpec, run_dir: Path) -> Plan:
-    """Write the run's ordered changes to ``run_dir/changes.parquet``."""
-    path = run_dir / CHANGES_FILE
-    kind_names = " ".join(f"WHEN {code} THEN '{name}'" for code, name in enumerate(KINDS))
-    staging.connection.execute(
-        f"""
-        COPY (
-            SELECT CASE kind {kind_names} END AS kind, value, should_remove
-            FROM ({changes_sql(staging, spec)})
-            ORDER BY should_remove, kind, value
-        ) TO '{_literal(path)}' (FORMAT parquet, ROW_GROUP_SIZE {PLAN_ROW_GROUP})
-        """
+def item_sql(alias_label: str | None) -> str:
+    """SQL of the JSON text of one identifier with its trailing comma."""
+    label = _string_literal(alias_label or "")
+    alias = (
+        f"""'{{"alias_name":' || to_json(value) || ',"alias_label":' || to_json({label}) || '}}'"""
     )
+    return f"(CASE WHEN kind = {KINDS.index(ALIAS)} THEN {alias} ELSE to_json(value) END) || ','"
+
+
+def write_plan(
+    staging: Staging, spec: ExportSpec, run_dir: Path, identifiers_sql: str, *, kinds: int
+) -> Plan:
+    """Write the run's changes to ``run_dir/changes.parquet`` and summarise them.
+
+    Args:
+        kinds: how many identifier kinds the source has; with one kind and one
+            ``should_remove`` value the rows need no sorting at all.
+    """
+    path = run_dir / CHANGES_FILE
+    sql, mixed = changes_sql(spec, identifiers_sql)
+    kind_names = " ".join(f"WHEN {code} THEN '{name}'" for code, name in enumerate(KINDS))
+    order = "ORDER BY should_remove, kind" if mixed or kinds > 1 else ""
+    statement = f"""
+        COPY (
+            SELECT CASE kind {kind_names} END AS kind, value, should_remove,
+                   {item_sql(spec.alias_column)}::VARCHAR AS item
+            FROM ({sql}) {order}
+        ) TO {_string_literal(str(path))} (FORMAT parquet, ROW_GROUP_SIZE {PLAN_ROW_GROUP})
+    """
+    try:
+        staging.connection.execute(statement)
+    except duckdb.Error as error:
+        staging.check_stream(error)
+        raise
+    staging.check_stream()
     return read_plan(path)
 
 
@@ -99,5 +134,5 @@ def read_plan(path: Path) -> Plan:
     return Plan(path=path, total=sum(counts.values()), counts=counts)
 
 
-def _literal(path: Path) -> str:
-    return str(path).replace("'", "''")
+def _string_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

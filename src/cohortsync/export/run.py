@@ -25,7 +25,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
+import pyarrow as pa
 import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import (
@@ -170,23 +172,27 @@ def prepare(spec: ExportSpec, settings: Settings, run_dir: Path, report: ExportR
                 ", ".join(repr(name) for name in columns.ignored),
             )
         with Staging(run_dir) as staging:
-            counts = _stage(staging, reader, columns, spec)
-            _fill_counts(report, counts)
-            return write_plan(staging, spec, run_dir)
+            plan = _stage_and_plan(staging, reader, columns, spec, run_dir)
+            staging.set_distinct(plan.by_kind())
+            _fill_counts(report, staging.counts)
+            return plan
 
 
-def _stage(
-    staging: Staging, reader: Any, columns: IdentifierColumns, spec: ExportSpec
-) -> StagedCounts:
-    import duckdb
-
+def _stage_and_plan(
+    staging: Staging,
+    reader: pa.RecordBatchReader,
+    columns: IdentifierColumns,
+    spec: ExportSpec,
+    run_dir: Path,
+) -> Plan:
+    identifiers = staging.identifiers_sql(reader, columns)
     try:
-        return staging.load(reader, columns)
+        return write_plan(staging, spec, run_dir, identifiers, kinds=len(columns.kinds))
     except SourceStreamFailed as failed:
         raise query_failed(spec.source, failed.cause) from failed.cause
     except duckdb.Error as error:
         raise CohortsyncError(
-            f"staging the result in {staging.path} failed: {error}",
+            f"staging the result in {staging.path.parent} failed: {error}",
             hint="check the free disk space of COHORTSYNC_HOME",
         ) from error
 
@@ -194,10 +200,7 @@ def _stage(
 def _fill_counts(report: ExportReport, counts: StagedCounts) -> None:
     report.rows_read = counts.rows_read
     report.skipped = counts.skipped()
-    report.skipped_by_kind = {
-        kind: {"null": c.null, "empty": c.empty, "duplicate": c.duplicate}
-        for kind, c in counts.kinds.items()
-    }
+    report.skipped_by_kind = counts.skipped_by_kind()
     report.sent = {kind: 0 for kind in counts.kinds}
 
 
@@ -206,7 +209,6 @@ def body_builder(spec: ExportSpec) -> BodyBuilder:
         partner_api_key=spec.destination.partner_api_key,
         client_secret=spec.destination.data_import_key,
         cohort_id=spec.cohort_id,
-        alias_label=spec.alias_column,
     )
 
 

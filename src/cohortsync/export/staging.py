@@ -1,43 +1,51 @@
 """Stage a result's identifiers out of core, deduplicated and counted.
 
-The Arrow stream of the source goes straight into a per-run DuckDB file under
-``$COHORTSYNC_HOME/runs/<run_id>/`` with a small memory limit and a temp
-directory beside it, so ten million identifiers spill to disk instead of
-living as Python objects. One ``GROUP BY (kind, value)`` over the stream gives
-the distinct identifiers and, from the group sizes, the NULL, empty and
-duplicate counts: a single pass, no per-row Python.
+The Arrow stream of the source is read once, by DuckDB, in a per-run
+database under ``$COHORTSYNC_HOME/runs/<run_id>/`` with a small memory limit
+and a spill directory beside it: ten million identifiers go through a
+``GROUP BY (kind, value)`` on disk instead of living as Python objects.
+
+While DuckDB pulls the stream, a thin wrapper counts rows, NULL and empty
+values per kind with Arrow (no per-row Python); duplicates are what the
+distinct count leaves over. :meth:`Staging.identifiers_sql` is the relation
+of distinct identifiers that :mod:`plan` turns into changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cohortsync.export.identifiers import KINDS, IdentifierColumns
 
 STAGING_MEMORY_LIMIT = "128MB"
 STAGING_THREADS = 2
-IDENTIFIERS_VIEW = "identifiers"
-"""The staged relation: distinct ``(kind UTINYINT, value VARCHAR)``, no NULL or empty."""
+SOURCE_VIEW = "source_stream"
 
 
 @dataclass
 class KindCounts:
     """What one identifier kind contributed: values kept and values skipped."""
 
+    values: int = 0  # non-NULL, non-empty values read, duplicates included
     distinct: int = 0
     null: int = 0
     empty: int = 0
-    duplicate: int = 0
+
+    @property
+    def duplicate(self) -> int:
+        return self.values - self.distinct
 
 
 @dataclass
 class StagedCounts:
-    """Rows read from the source and per-kind counts of the staged identifiers."""
+    """Rows read from the source and per-kind counts of its identifiers."""
 
     rows_read: int = 0
     kinds: dict[str, KindCounts] = field(default_factory=dict)
@@ -48,6 +56,12 @@ class StagedCounts:
             "null": sum(k.null for k in self.kinds.values()),
             "empty": sum(k.empty for k in self.kinds.values()),
             "duplicate": sum(k.duplicate for k in self.kinds.values()),
+        }
+
+    def skipped_by_kind(self) -> dict[str, dict[str, int]]:
+        return {
+            kind: {"null": c.null, "empty": c.empty, "duplicate": c.duplicate}
+            for kind, c in self.kinds.items()
         }
 
 
@@ -78,6 +92,8 @@ class Staging:
                 "threads": STAGING_THREADS,
             },
         )
+        self.counts = StagedCounts()
+        self._counted: _CountingStream | None = None
 
     def __enter__(self) -> Staging:
         return self
@@ -91,71 +107,96 @@ class Staging:
         for path in (self.path, self.path.with_name(self.path.name + ".wal")):
             path.unlink(missing_ok=True)
 
-    def load(self, reader: pa.RecordBatchReader, columns: IdentifierColumns) -> StagedCounts:
-        """Stage the identifiers of ``reader`` and count what was kept and skipped.
+    def identifiers_sql(self, reader: pa.RecordBatchReader, columns: IdentifierColumns) -> str:
+        """Register ``reader`` and return the SQL of its distinct identifiers.
 
-        Raises:
-            SourceStreamFailed: the source stream failed while being read; the
-                caller turns it into a :class:`SourceError` naming the source.
-            duckdb.Error: staging itself failed (disk full, for instance).
+        The relation has columns ``kind`` (UTINYINT, the index in :data:`KINDS`)
+        and ``value`` (VARCHAR), without NULL or empty values. The stream can be
+        read only once: run exactly one statement over it, then call
+        :meth:`check_stream` and :meth:`set_distinct`.
         """
         names = list(dict.fromkeys(columns.columns.values()))
-        counts = StagedCounts()
-        failure: list[BaseException] = []
-
-        def counted() -> Iterator[pa.RecordBatch]:
-            try:
-                for batch in reader:
-                    counts.rows_read += batch.num_rows
-                    yield batch.select(names)
-            except Exception as error:
-                failure.append(error)
-                raise
+        kinds_of = {kind: columns.columns[kind] for kind in columns.kinds}
+        self.counts.kinds = {kind: KindCounts() for kind in columns.kinds}
 
         schema = pa.schema([reader.schema.field(name) for name in names])
-        stream = pa.RecordBatchReader.from_batches(schema, counted())
-        self.connection.register("source_stream", stream)
+        counted = _CountingStream(reader, names, lambda batch: self._count(batch, kinds_of))
+        self._counted = counted
+        self.connection.register(SOURCE_VIEW, pa.RecordBatchReader.from_batches(schema, counted))
         kinds = columns.kinds
         codes = ", ".join(str(KINDS.index(kind)) for kind in kinds)
-        values = ", ".join(f"{_quote(columns.columns[kind])}::VARCHAR" for kind in kinds)
+        values = ", ".join(f"{_quote(kinds_of[kind])}::VARCHAR" for kind in kinds)
         if len(kinds) == 1:
-            pairs = f"SELECT {codes}::UTINYINT AS kind, {values} AS value FROM source_stream"
+            pairs = f"SELECT {codes}::UTINYINT AS kind, {values} AS value FROM {SOURCE_VIEW}"
         else:
             pairs = (
                 f"SELECT unnest([{codes}])::UTINYINT AS kind, unnest([{values}]) AS value "
-                "FROM source_stream"
+                f"FROM {SOURCE_VIEW}"
             )
-        try:
-            self.connection.execute(
-                f"CREATE OR REPLACE TABLE staged AS "
-                f"SELECT kind, value, count(*) AS n FROM ({pairs}) GROUP BY kind, value"
-            )
-        except duckdb.Error as error:
-            if failure:
-                raise SourceStreamFailed(failure[0]) from error
-            raise
-        finally:
-            self.connection.unregister("source_stream")
-        self.connection.execute(
-            f"CREATE OR REPLACE VIEW {IDENTIFIERS_VIEW} AS "
-            "SELECT kind, value FROM staged WHERE value IS NOT NULL AND value <> ''"
+        return (
+            f"SELECT kind, value FROM ({pairs}) "
+            "WHERE value IS NOT NULL AND value <> '' GROUP BY kind, value"
         )
-        rows = self.connection.execute(
-            """
-            SELECT kind,
-                   count(*) FILTER (WHERE value <> ''),
-                   coalesce(sum(n) FILTER (WHERE value IS NULL), 0),
-                   coalesce(sum(n) FILTER (WHERE value = ''), 0),
-                   coalesce(sum(n - 1) FILTER (WHERE value <> ''), 0)
-            FROM staged GROUP BY kind ORDER BY kind
-            """
-        ).fetchall()
-        counts.kinds = {kind: KindCounts() for kind in kinds}
-        for code, distinct, null, empty, duplicate in rows:
-            counts.kinds[KINDS[code]] = KindCounts(
-                int(distinct), int(null), int(empty), int(duplicate)
-            )
-        return counts
+
+    def check_stream(self, error: duckdb.Error | None = None) -> None:
+        """Raise :class:`SourceStreamFailed` if the source failed while being read."""
+        if self._counted is not None and self._counted.failure is not None:
+            raise SourceStreamFailed(self._counted.failure) from error
+
+    def set_distinct(self, distinct: dict[str, int]) -> None:
+        """Record the distinct count of each kind, once the identifiers are planned."""
+        for kind, counts in self.counts.kinds.items():
+            counts.distinct = distinct.get(kind, 0)
+
+    def _count(self, batch: pa.RecordBatch, kinds_of: dict[str, str]) -> None:
+        self.counts.rows_read += batch.num_rows
+        for kind, column in kinds_of.items():
+            array = batch.column(column)
+            if pa.types.is_dictionary(array.type):
+                array = array.dictionary_decode()
+            nulls = array.null_count
+            empty = pc.sum(pc.equal(pc.binary_length(array), 0)).as_py() or 0
+            counts = self.counts.kinds[kind]
+            counts.null += nulls
+            counts.empty += empty
+            counts.values += len(array) - nulls - empty
+
+
+class _CountingStream:
+    """The source's batches, counted on the way; safe to pull from several threads.
+
+    DuckDB may pull a registered stream from more than one of its threads, so
+    this is a locked iterator rather than a generator (which would raise
+    "generator already executing"). The first error of the source is kept so
+    that it is reported as the source's failure, not as a staging failure.
+    """
+
+    def __init__(
+        self,
+        reader: pa.RecordBatchReader,
+        names: list[str],
+        count: Callable[[pa.RecordBatch], None],
+    ) -> None:
+        self._reader = reader
+        self._names = names
+        self._count = count
+        self._lock = threading.Lock()
+        self.failure: BaseException | None = None
+
+    def __iter__(self) -> _CountingStream:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        with self._lock:
+            try:
+                batch = self._reader.read_next_batch()
+            except StopIteration:
+                raise
+            except Exception as error:
+                self.failure = self.failure or error
+                raise
+            self._count(batch)
+            return batch.select(self._names)
 
 
 def _quote(name: str) -> str:
