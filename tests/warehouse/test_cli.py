@@ -148,11 +148,6 @@ def test_input_errors_exit_2(tmp_path: Path) -> None:
     assert bad_url.stderr.startswith("error: no database driver")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/main.py catches click.ClickException, but typer 0.29 raises its vendored "
-    "typer._click exceptions, so usage errors escape with a traceback",
-)
 def test_usage_errors_exit_2_without_traceback(tmp_path: Path) -> None:
     bad_mode = cohortsync("load", "t", "x.csv", "--mode", "upsert", home=tmp_path)
 
