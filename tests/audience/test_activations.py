@@ -242,3 +242,39 @@ def test_parent_change_that_would_break_a_mapping_is_refused(segment: str, wareh
     with pytest.raises(ConfigError, match="unknown attribute 'email' in table slim"):
         upsert_parent("customers", "slim", "customer_id")
     assert get_parent("customers").table_name == "customers"
+
+
+def test_a_run_waits_for_no_one_and_records_why_it_failed(
+    segment: str, warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+
+    import duckdb
+
+    from cohortsync.audience.activations import activation_runs, run_activation
+    from cohortsync.catalog.schedules import acquire_lease, release_lease
+
+    monkeypatch.setenv("COHORTSYNC_PARTNER_API_KEY", "partner-key")
+    activate()
+    catalog = open_catalog(Settings().catalog_path)
+    try:
+        lease = acquire_lease(
+            catalog,
+            "activation:fr_vip",
+            "scheduler@elsewhere",
+            now=dt.datetime.now(dt.UTC),
+            ttl=dt.timedelta(minutes=5),
+        )
+        assert lease is not None
+        with pytest.raises(ConfigError, match="job activation:fr_vip is already running"):
+            run_activation("fr_vip", progress=False)
+        release_lease(catalog, lease)
+    finally:
+        catalog.dispose()
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("ALTER TABLE customers DROP COLUMN country")
+    with pytest.raises(ConfigError, match="unknown column 'country'") as caught:
+        run_activation("fr_vip", progress=False)
+    runs = activation_runs("fr_vip")
+    assert [(run.id, run.status) for run in runs] == [(caught.value.run_id, "failed")]  # type: ignore[attr-defined]
+    assert "unknown column 'country'" in (runs[0].error or "")

@@ -113,3 +113,14 @@ def test_mirror_follows_the_segment_when_its_rules_change(service: Any) -> None:
     run_activation("target", progress=False)
     assert external_ids(service, "target") == []
     assert [run.status for run in activation_runs("target")] == ["succeeded"] * 3
+
+
+def test_dry_run_plans_and_sends_nothing(service: Any) -> None:
+    create_segment("fr", "customers", {"column": "country", "op": "=", "value": "FR"})
+    create_activation(
+        "fr_vip", segment="fr", auth="braze", cohort_id="fr_vip", mapping=["customer_id=user_ids"]
+    )
+    report = run_activation("fr_vip", dry_run=True, progress=False)
+    assert report.dry_run and report.rows_read == 3
+    assert service.cohorts() == []
+    assert activation_runs("fr_vip") == []
