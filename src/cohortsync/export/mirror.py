@@ -35,10 +35,10 @@ from typing import Any, Protocol
 import duckdb
 
 from cohortsync.errors import CohortsyncError, ConfigError
-from cohortsync.export.snapshots import EXITS_FILE, MEMBERS_FILE, Snapshot
+from cohortsync.export.identifiers import KINDS
+from cohortsync.export.snapshots import EXITS_FILE, MEMBERS_FILE, Snapshot, SnapshotStore
 from cohortsync.export.spec import MirrorOptions
 
-KINDS = ("user_ids", "device_ids", "alias")
 DEFAULT_MEMORY_LIMIT = "256MB"
 DEFAULT_SAMPLE_SIZE = 5
 
@@ -161,6 +161,7 @@ def plan_mirror(
     threads: int | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     distinct: bool = False,
+    write_members: bool = True,
 ) -> MirrorPlan:
     """Diff ``result`` against ``previous`` and, unless this is a dry run, write the changes.
 
@@ -182,6 +183,8 @@ def plan_mirror(
         threads: DuckDB threads (default: all cores).
         sample_size: how many identifiers of each side to return for display.
         distinct: deduplicate ``result`` first (the staged result already is).
+        write_members: write the new snapshot's members file; ``False`` when ``result``
+            already is that file (the pipeline stages the result there).
 
     Raises:
         CohortsyncError: a guard tripped; the message gives the numbers and the flag.
@@ -206,7 +209,7 @@ def plan_mirror(
         plan = diff.plan(full_resync=options.full_resync, sample_size=sample_size)
         check_guards(plan, options, cohort=cohort)
         if changes_path is not None and snapshot_dir is not None:
-            diff.write(changes_path, snapshot_dir)
+            diff.write(changes_path, snapshot_dir, write_members=write_members)
             plan = _with_paths(plan, changes_path, snapshot_dir)
         return plan
     finally:
@@ -346,7 +349,7 @@ class _Diff:
             sample_removes=self._sample("sent_removes", sample_size),
         )
 
-    def write(self, changes_path: Path, snapshot_dir: Path) -> None:
+    def write(self, changes_path: Path, snapshot_dir: Path, *, write_members: bool) -> None:
         """Write the ordered changes and the new snapshot's members and known exits."""
         changes_path.parent.mkdir(parents=True, exist_ok=True)
         snapshot_dir.mkdir(parents=True, exist_ok=True)
@@ -357,10 +360,11 @@ class _Diff:
             "ORDER BY should_remove, kind, value) "
             f"TO {_sql_str(changes_path)} (FORMAT parquet, COMPRESSION zstd)"
         )
-        self.con.execute(
-            "COPY (SELECT kind, value FROM result) "
-            f"TO {_sql_str(snapshot_dir / MEMBERS_FILE)} (FORMAT parquet, COMPRESSION zstd)"
-        )
+        if write_members:
+            self.con.execute(
+                "COPY (SELECT kind, value FROM result) "
+                f"TO {_sql_str(snapshot_dir / MEMBERS_FILE)} (FORMAT parquet, COMPRESSION zstd)"
+            )
         self.con.execute(
             "COPY (SELECT kind, value FROM new_exits) "
             f"TO {_sql_str(snapshot_dir / EXITS_FILE)} (FORMAT parquet, COMPRESSION zstd)"
@@ -422,3 +426,109 @@ def _remove_scratch(scratch: Path, spill: Path) -> None:
     for path in (scratch, scratch.with_name(scratch.name + ".wal")):
         path.unlink(missing_ok=True)
     shutil.rmtree(spill, ignore_errors=True)
+
+
+class MirrorStep:
+    """The mirror planner as one step of an export run (:mod:`cohortsync.export.plan`).
+
+    The staged result is written once, as the new snapshot's members file, by
+    the statement that reads the source stream; the diff then reads it back
+    from Parquet. In a dry run the "new snapshot" goes to the run's scratch
+    directory and is never committed.
+
+    Args:
+        store: the cohort's snapshot store.
+        run_id: the run; names its pending snapshot.
+        options: guards and ``full_resync``.
+        alias_label: the export's alias column.
+        abandoned: plans of earlier runs that may have been applied in part.
+        dry_run: plan only; keep the store untouched.
+    """
+
+    def __init__(
+        self,
+        store: SnapshotStore,
+        run_id: str,
+        options: MirrorOptions,
+        *,
+        alias_label: str | None,
+        abandoned: Sequence[Path] = (),
+        dry_run: bool = False,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.options = options
+        self.alias_label = alias_label
+        self.abandoned = tuple(abandoned)
+        self.dry_run = dry_run
+        self.plan: MirrorPlan | None = None
+
+    def changes_sql(self, staging: StagingLike, identifiers_sql: str, run_dir: Path) -> str:
+        """Stage the result, diff it, and return SQL of the changes with kind codes.
+
+        Args:
+            staging: the run's staging database (its connection reads the source).
+            identifiers_sql: distinct ``(kind UTINYINT, value VARCHAR)`` of the source.
+            run_dir: the run's directory (scratch files, the ordered changes).
+
+        Raises:
+            CohortsyncError: a guard tripped (before anything is sent).
+        """
+        snapshot_dir = run_dir / "snapshot" if self.dry_run else self.store.pending_dir(self.run_id)
+        snapshot_dir.mkdir(parents=True, exist_ok=True)
+        members = snapshot_dir / MEMBERS_FILE
+        names = " ".join(f"WHEN {code} THEN '{name}'" for code, name in enumerate(KINDS))
+        statement = (
+            f"COPY (SELECT CASE kind {names} END AS kind, value FROM ({identifiers_sql})) "
+            f"TO {_sql_str(members)} (FORMAT parquet, COMPRESSION zstd)"
+        )
+        try:
+            staging.connection.execute(statement)
+        except duckdb.Error as error:
+            staging.check_stream(error)
+            raise
+        staging.check_stream()
+        mirror_changes = run_dir / "mirror-changes.parquet"
+        self.plan = plan_mirror(
+            ParquetResult.of(members),
+            self.store.current(),
+            work_dir=run_dir / "mirror",
+            options=self.options,
+            abandoned=self.abandoned,
+            changes_path=mirror_changes,
+            snapshot_dir=snapshot_dir,
+            alias_label=self.alias_label,
+            cohort=self.store.key.describe(),
+            write_members=False,
+        )
+        if not self.dry_run:
+            self.store.write_pending_meta(
+                self.run_id,
+                members=self.plan.result_members,
+                exits=self.plan.new_known_exits,
+                alias_label=self.alias_label,
+            )
+        codes = " ".join(f"WHEN '{name}' THEN {code}" for code, name in enumerate(KINDS))
+        return (
+            f"SELECT (CASE kind {codes} END)::UTINYINT AS kind, value, should_remove "
+            f"FROM read_parquet({_sql_str(mirror_changes)})"
+        )
+
+    def distinct_by_kind(self) -> dict[str, int]:
+        """Distinct identifiers of the result per kind (the staging's duplicate counts)."""
+        if self.plan is None:
+            return {}
+        return {kind: counts.result for kind, counts in self.plan.by_kind.items()}
+
+    def commit(self) -> None:
+        """Make this run's snapshot current: every batch has been acknowledged."""
+        self.store.commit(self.run_id)
+
+
+class StagingLike(Protocol):
+    """What :class:`MirrorStep` needs of the run's staging database."""
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection: ...
+
+    def check_stream(self, error: duckdb.Error | None = None) -> None: ...

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cohortsync.catalog.runs import RunRecord, key_hash
 from cohortsync.errors import CohortsyncError
 
 MEMBERS_FILE = "members.parquet"
@@ -60,9 +61,11 @@ def normalize_endpoint(endpoint: str) -> str:
 
 
 def key_fingerprint(data_import_key: str) -> str:
-    """A short, stable fingerprint of a data import key, safe to write to disk and logs."""
-    digest = hashlib.sha256(f"cohortsync:data-import-key:{data_import_key}".encode())
-    return digest.hexdigest()[:16]
+    """A short, stable fingerprint of a data import key, safe to write to disk and logs.
+
+    The same fingerprint as the run history's, so a run record names its snapshot.
+    """
+    return key_hash(data_import_key)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,16 @@ class CohortKey:
         digest = hashlib.sha256(raw.encode()).hexdigest()[:20]
         readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.cohort_id)[:40].strip("._") or "cohort"
         return f"{readable}-{digest}"
+
+    @classmethod
+    def for_run(cls, run: RunRecord) -> CohortKey:
+        """The cohort a recorded run feeds (the record holds the key's fingerprint only)."""
+        return cls(
+            endpoint=normalize_endpoint(run.endpoint),
+            key_fingerprint=run.key_hash,
+            partner=run.partner,
+            cohort_id=run.cohort_id,
+        )
 
     def describe(self) -> str:
         """How messages name the cohort: id, partner and endpoint (never the key)."""
