@@ -158,6 +158,8 @@ def test_a_file_written_by_another_process_gives_a_clear_error(
         assert "try again" in str(raised.value)
         with pytest.raises(SourceError, match=f"in use by another process \\(PID {pid}\\)"):
             engine.stream("SELECT * FROM t")
+        with pytest.raises(SourceError, match="which has it open for writing"):
+            engine.table_schema("t")
 
 
 def test_readers_in_other_processes_do_not_block_reads(

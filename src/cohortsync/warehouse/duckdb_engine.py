@@ -137,7 +137,7 @@ class DuckDBEngine:
                 "then try again",
             )
         return SourceError(
-            f"the warehouse file {path} is in use by {holder} that is writing to it",
+            f"the warehouse file {path} is in use by {holder}, which has it open for writing",
             hint="wait until the load or write has finished, then try again",
         )
 
@@ -192,7 +192,11 @@ class DuckDBEngine:
                 f"SELECT * FROM {quote_table_name(table)} LIMIT 0", ()
             )
         except SourceError as error:
-            raise SourceError(f"no table {table!r} in the warehouse", hint=_TABLES_HINT) from error
+            if isinstance(error.__cause__, duckdb.CatalogException):
+                raise SourceError(
+                    f"no table {table!r} in the warehouse", hint=_TABLES_HINT
+                ) from error
+            raise
         try:
             return relation.to_arrow_table().schema
         finally:
