@@ -220,3 +220,20 @@ def test_append_of_values_that_do_not_fit_leaves_the_table(engine: Engine, tmp_p
     assert engine.stream("SELECT user_ids FROM cohort ORDER BY 1").read_all().column(
         0
     ).to_pylist() == ["a", "b"]
+
+
+def test_percent_signs_and_colons_in_literals_survive_binding(
+    engine: Engine, customers_parquet: Path
+) -> None:
+    engine.load("customers", customers_parquet)
+
+    reader = engine.stream(
+        "SELECT external_id, ':not_a_param' AS c FROM customers "
+        "WHERE email LIKE '%gmail.com' AND age > ? ORDER BY 1",
+        [30],
+    )
+
+    assert reader.read_all().to_pylist() == [{"external_id": "TDCohort1", "c": ":not_a_param"}]
+    assert (
+        engine.count("SELECT * FROM customers WHERE email LIKE '%gmail%' AND score < ?", [1]) == 2
+    )
