@@ -27,6 +27,7 @@ import duckdb
 
 from cohortsync.errors import ConfigError
 from cohortsync.export.identifiers import ALIAS, KINDS
+from cohortsync.export.mirror import MirrorStep
 from cohortsync.export.spec import MAX_IDENTIFIERS_PER_REQUEST, ExportSpec
 from cohortsync.export.staging import Staging
 
@@ -92,23 +93,40 @@ def item_sql(alias_label: str | None) -> str:
 
 
 def write_plan(
-    staging: Staging, spec: ExportSpec, run_dir: Path, identifiers_sql: str, *, kinds: int
+    staging: Staging,
+    spec: ExportSpec,
+    run_dir: Path,
+    identifiers_sql: str,
+    *,
+    kinds: int,
+    mirror: MirrorStep | None = None,
 ) -> Plan:
     """Write the run's changes to ``run_dir/changes.parquet`` and summarise them.
 
     Args:
         kinds: how many identifier kinds the source has; with one kind and one
             ``should_remove`` value the rows need no sorting at all.
+        mirror: the mirror step of a ``mirror`` export: it diffs the staged
+            identifiers against the cohort's snapshot (guards raise here, before
+            any request) and its changes are fully ordered, values included.
     """
     path = run_dir / CHANGES_FILE
-    sql, mixed = changes_sql(spec, identifiers_sql)
+    if spec.operation == "mirror":
+        if mirror is None:
+            raise ConfigError("a mirror export needs its snapshot step")
+        sql, order = mirror.changes_sql(staging, identifiers_sql, run_dir), True
+    else:
+        sql, mixed = changes_sql(spec, identifiers_sql)
+        order = mixed or kinds > 1
     kind_names = " ".join(f"WHEN {code} THEN '{name}'" for code, name in enumerate(KINDS))
-    order = "ORDER BY should_remove, kind" if mixed or kinds > 1 else ""
+    order_by = "ORDER BY should_remove, kind" if order else ""
+    if spec.operation == "mirror":
+        order_by += ", value"
     statement = f"""
         COPY (
             SELECT CASE kind {kind_names} END AS kind, value, should_remove,
                    {item_sql(spec.alias_column)}::VARCHAR AS item
-            FROM ({sql}) {order}
+            FROM ({sql}) {order_by}
         ) TO {_string_literal(str(path))} (FORMAT parquet, ROW_GROUP_SIZE {PLAN_ROW_GROUP})
     """
     try:

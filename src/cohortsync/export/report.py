@@ -39,6 +39,7 @@ class ExportReport:
     identifiers_per_second: float = 0.0
     dry_run: bool = False
     plan: dict[str, Any] | None = None
+    mirror: dict[str, Any] | None = None  # a mirror run's diff counts (export.mirror)
 
     @property
     def sent_total(self) -> int:
@@ -47,8 +48,9 @@ class ExportReport:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["sent_total"] = self.sent_total
-        if data["plan"] is None:
-            del data["plan"]
+        for optional in ("plan", "mirror"):
+            if data[optional] is None:
+                del data[optional]
         return data
 
     def render(self, console: Console) -> None:

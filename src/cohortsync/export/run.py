@@ -10,6 +10,13 @@ so a failed run can be resumed from its plan and checkpoints.
 
 A dry run (``dry_run=True``) stages and plans in a scratch directory, sends
 nothing, and is not recorded in the run history: it changes no state.
+
+Runs are durable (:mod:`resume`, :mod:`locks`, :mod:`stopping`): a run holds
+its cohort's lock from before it plans until it has finished; the same export
+started again continues an unfinished run from its plan and checkpoints; on
+SIGTERM or Ctrl-C a run lets its requests in flight finish, records them and
+ends ``interrupted``. A ``mirror`` run commits its new snapshot only once every
+batch is acknowledged, and before it is marked succeeded.
 """
 
 from __future__ import annotations
@@ -46,18 +53,25 @@ from cohortsync.errors import CohortsyncError, ConfigError, RunInterrupted
 from cohortsync.export.batches import Batch, BodyBuilder, iter_batches
 from cohortsync.export.client import PartnerClient
 from cohortsync.export.identifiers import IdentifierColumns, identifier_columns
-from cohortsync.export.plan import Plan, write_plan
+from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT, CohortLock
+from cohortsync.export.mirror import MirrorStep
+from cohortsync.export.plan import CHANGES_FILE, Plan, read_plan, write_plan
 from cohortsync.export.report import ExportReport
+from cohortsync.export.resume import RunChoice, choose_run, resolve_superseded
 from cohortsync.export.send import send_all
+from cohortsync.export.snapshots import CohortKey, SnapshotStore
 from cohortsync.export.source import query_failed, stream_source
 from cohortsync.export.spec import ExportSpec
 from cohortsync.export.staging import SourceStreamFailed, StagedCounts, Staging
+from cohortsync.export.stopping import GracefulStop
 from cohortsync.settings import Settings
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_SECONDS = 0.5
-CHECKPOINT_BATCHES = 500
+# Every acknowledgement is recorded before its worker takes another batch, so a
+# run killed at any moment re-sends at most the batches that were in flight.
+CHECKPOINT_BATCHES = 1
 
 
 def run_export(
@@ -66,6 +80,8 @@ def run_export(
     dry_run: bool = False,
     progress: bool | None = None,
     settings: Settings | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    resume_run_id: str | None = None,
 ) -> ExportReport:
     """Run one export and return its report.
 
@@ -75,9 +91,13 @@ def run_export(
         progress: show a progress bar on stderr; ``None`` shows it when stderr
             is a terminal.
         settings: the settings to use; read from the environment when ``None``.
+        lock_timeout: seconds to wait for another run of the same cohort.
+        resume_run_id: continue this run (``cohortsync runs resume``); by
+            default the cohort's unfinished run of the same job is continued.
 
     Raises:
         CohortsyncError: the run failed; its subclass says how (exit codes).
+        RunInterrupted: stopped by SIGTERM or Ctrl-C; run it again to resume.
     """
     settings = settings or Settings()
     check_spec(spec)
@@ -88,8 +108,16 @@ def run_export(
     if dry_run:
         run_dir = settings.home_dir / "runs" / f"dry-{runs.new_run_id()}"
         try:
-            plan = prepare(spec, settings, run_dir, report)
+            mirror = None
+            if spec.operation == "mirror":
+                store = SnapshotStore(settings.home_dir, cohort_key_of(spec))
+                mirror = MirrorStep(
+                    store, run_dir.name, spec.mirror, alias_label=spec.alias_column, dry_run=True
+                )
+            plan = prepare(spec, settings, run_dir, report, mirror=mirror)
             report.plan = dry_run_plan(spec, plan)
+            if mirror is not None and mirror.plan is not None:
+                report.plan["mirror"] = mirror.plan.to_dict()
             report.status = "dry-run"
             report.batches = plan.batches
             report.duration_s = round(time.monotonic() - started, 3)
@@ -98,7 +126,47 @@ def run_export(
             shutil.rmtree(run_dir, ignore_errors=True)
 
     catalog = open_catalog(settings.catalog_path)
+    lock = CohortLock(settings.home_dir, cohort_key_of(spec))
     try:
+        with GracefulStop() as stop:
+            try:
+                lock.acquire(timeout=lock_timeout)
+            except KeyboardInterrupt:
+                raise RunInterrupted(
+                    f"stopped while waiting for another run of cohort {spec.cohort_id!r}"
+                ) from None
+            choice = choose_run(catalog, settings.home_dir, spec, resume_run_id=resume_run_id)
+            return _run_locked(spec, settings, catalog, lock, choice, report, stop, progress)
+    finally:
+        lock.release()
+        catalog.dispose()
+
+
+def cohort_key_of(spec: ExportSpec) -> CohortKey:
+    """The cohort an export feeds: its lock and its mirror snapshots are keyed by it."""
+    destination = spec.destination
+    return CohortKey.for_destination(
+        destination.endpoint, destination.data_import_key, destination.partner, spec.cohort_id
+    )
+
+
+def _run_locked(
+    spec: ExportSpec,
+    settings: Settings,
+    catalog: sa.Engine,
+    lock: CohortLock,
+    choice: RunChoice,
+    report: ExportReport,
+    stop: GracefulStop,
+    progress: bool | None,
+) -> ExportReport:
+    """One run under its cohort's lock: plan (or resume), send, commit, finish."""
+    started = time.monotonic()
+    if choice.resume is not None:
+        run_id = choice.resume.id
+        runs.reopen_run(catalog, run_id)
+        _restore_counts(report, choice.resume.report)
+    else:
         run_id = runs.start_run(
             catalog,
             job=spec.to_public_dict(),
@@ -108,29 +176,65 @@ def run_export(
             data_import_key=spec.destination.data_import_key,
             operation=spec.operation,
         )
-        report.run_id = run_id
-        run_dir = run_directory(settings, run_id)
-        try:
-            plan = prepare(spec, settings, run_dir, report)
-            report.batches = plan.batches
-            send_plan(spec, plan, catalog, run_id, report, show_progress(progress))
-        except CohortsyncError as error:
-            _finish(catalog, report, started, "failed", str(error))
-            raise
-        except KeyboardInterrupt:
-            _finish(catalog, report, started, "interrupted", "interrupted by the user")
-            raise RunInterrupted(
-                f"export run {run_id} was interrupted; acknowledged batches are recorded",
-                hint="run the export again",
-            ) from None
-        except Exception as error:
-            _finish(catalog, report, started, "failed", f"internal error: {error!r}")
-            raise
-        _finish(catalog, report, started, "succeeded", None)
-        shutil.rmtree(run_dir, ignore_errors=True)
-        return report
-    finally:
-        catalog.dispose()
+    lock.set_run(run_id)
+    report.run_id = run_id
+    run_dir = run_directory(settings, run_id)
+    mirror = None
+    if spec.operation == "mirror":
+        mirror = MirrorStep(
+            SnapshotStore(settings.home_dir, lock.key),
+            run_id,
+            spec.mirror,
+            alias_label=spec.alias_column,
+            abandoned=choice.abandoned_changes(settings.home_dir),
+        )
+    try:
+        if choice.resume is not None:
+            plan = read_plan(run_dir / CHANGES_FILE)
+        else:
+            plan = prepare(spec, settings, run_dir, report, mirror=mirror)
+        if mirror is not None and mirror.plan is not None:
+            report.mirror = mirror.plan.to_dict()
+        report.batches = plan.batches
+        with stop.sending():
+            send_plan(spec, plan, catalog, run_id, report, show_progress(progress), stop=stop)
+        if stop.requested and len(runs.acknowledged_batches(catalog, run_id)) < plan.batches:
+            raise KeyboardInterrupt(stop.signal_name)
+        if mirror is not None:
+            mirror.commit()
+        resolve_superseded(catalog, settings.home_dir, run_id, choice.superseded)
+    except CohortsyncError as error:
+        _finish(catalog, report, started, "failed", str(error))
+        if not (run_dir / CHANGES_FILE).exists():  # nothing was sent: nothing to resume
+            shutil.rmtree(run_dir, ignore_errors=True)
+            if mirror is not None:
+                mirror.store.discard_pending(run_id)
+        raise
+    except KeyboardInterrupt:
+        by = stop.signal_name or "the user"
+        _finish(catalog, report, started, "interrupted", f"interrupted by {by}")
+        raise RunInterrupted(
+            f"export run {run_id} was interrupted by {by}; acknowledged batches are recorded",
+            hint=f"run the same export again, or 'cohortsync runs resume {run_id}'",
+        ) from None
+    except Exception as error:
+        _finish(catalog, report, started, "failed", f"internal error: {error!r}")
+        raise
+    _finish(catalog, report, started, "succeeded", None)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return report
+
+
+def _restore_counts(report: ExportReport, previous: dict[str, Any] | None) -> None:
+    """A resumed run's report starts from what the interrupted attempt recorded."""
+    if not previous:
+        return
+    report.rows_read = int(previous.get("rows_read", 0))
+    report.sent = dict(previous.get("sent", {}))
+    report.skipped = dict(previous.get("skipped", report.skipped))
+    report.skipped_by_kind = dict(previous.get("skipped_by_kind", {}))
+    report.ignored_columns = list(previous.get("ignored_columns", []))
+    report.mirror = previous.get("mirror")
 
 
 def check_spec(spec: ExportSpec) -> None:
@@ -157,7 +261,14 @@ def run_directory(settings: Settings, run_id: str) -> Path:
     return settings.home_dir / "runs" / run_id
 
 
-def prepare(spec: ExportSpec, settings: Settings, run_dir: Path, report: ExportReport) -> Plan:
+def prepare(
+    spec: ExportSpec,
+    settings: Settings,
+    run_dir: Path,
+    report: ExportReport,
+    *,
+    mirror: MirrorStep | None = None,
+) -> Plan:
     """Stream the source, stage its identifiers and write the plan; fill the counts.
 
     Raises:
@@ -172,8 +283,8 @@ def prepare(spec: ExportSpec, settings: Settings, run_dir: Path, report: ExportR
                 ", ".join(repr(name) for name in columns.ignored),
             )
         with Staging(run_dir) as staging:
-            plan = _stage_and_plan(staging, reader, columns, spec, run_dir)
-            staging.set_distinct(plan.by_kind())
+            plan = _stage_and_plan(staging, reader, columns, spec, run_dir, mirror)
+            staging.set_distinct(mirror.distinct_by_kind() if mirror else plan.by_kind())
             _fill_counts(report, staging.counts)
             return plan
 
@@ -184,10 +295,13 @@ def _stage_and_plan(
     columns: IdentifierColumns,
     spec: ExportSpec,
     run_dir: Path,
+    mirror: MirrorStep | None,
 ) -> Plan:
     identifiers = staging.identifiers_sql(reader, columns)
     try:
-        return write_plan(staging, spec, run_dir, identifiers, kinds=len(columns.kinds))
+        return write_plan(
+            staging, spec, run_dir, identifiers, kinds=len(columns.kinds), mirror=mirror
+        )
     except SourceStreamFailed as failed:
         raise query_failed(spec.source, failed.cause) from failed.cause
     except duckdb.Error as error:
@@ -270,10 +384,18 @@ def send_plan(
     run_id: str,
     report: ExportReport,
     progress: bool,
+    *,
+    stop: GracefulStop | None = None,
 ) -> None:
-    """Send the plan's unacknowledged batches, recording each acknowledgement."""
+    """Send the plan's unacknowledged batches, recording each acknowledgement.
+
+    After ``stop`` is requested no new batch is handed out; the requests in
+    flight finish and are recorded.
+    """
     done = runs.acknowledged_batches(catalog, run_id)
     batches = iter_batches(plan.path, body_builder(spec), skip=done)
+    if stop is not None:
+        batches = stop.batches(batches)
     checkpoint = Checkpoint(catalog, run_id)
     client = PartnerClient(spec.destination, threads=spec.threads)
     name_body = client.body(**name_fields(spec))
