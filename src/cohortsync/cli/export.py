@@ -6,7 +6,7 @@ import logging
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -14,8 +14,16 @@ from rich.console import Console
 
 from cohortsync.catalog.auths import destination_for_auth
 from cohortsync.errors import ConfigError
+from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
 from cohortsync.export.run import run_export
-from cohortsync.export.spec import DEFAULT_PARTNER, DEFAULT_THREADS, Destination, ExportSpec, Source
+from cohortsync.export.spec import (
+    DEFAULT_PARTNER,
+    DEFAULT_THREADS,
+    Destination,
+    ExportSpec,
+    MirrorOptions,
+    Source,
+)
 from cohortsync.secrets import DATA_IMPORT_KEY_ENV, read_data_import_key
 from cohortsync.settings import Settings
 
@@ -23,6 +31,7 @@ from cohortsync.settings import Settings
 class OperationChoice(StrEnum):
     add = "add"
     remove = "remove"
+    mirror = "mirror"
 
 
 def export(
@@ -61,7 +70,13 @@ def export(
     ] = None,
     operation: Annotated[
         OperationChoice,
-        typer.Option("--operation", help="Add the identifiers to the cohort or remove them."),
+        typer.Option(
+            "--operation",
+            help=(
+                "add or remove the identifiers, or mirror: keep the cohort equal to the "
+                "result by sending only who entered and who left since the last sync."
+            ),
+        ),
     ] = OperationChoice.add,
     alias_column: Annotated[
         str | None,
@@ -86,10 +101,45 @@ def export(
             help="Warehouse URL; default $COHORTSYNC_WAREHOUSE or the embedded DuckDB file.",
         ),
     ] = None,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="mirror: accept a result with no identifiers (empties the cohort).",
+        ),
+    ] = False,
+    max_remove_pct: Annotated[
+        float,
+        typer.Option(
+            "--max-remove-pct",
+            min=0,
+            max=100,
+            help="mirror: fail rather than remove more than this % of the tracked members.",
+        ),
+    ] = 50.0,
+    full_resync: Annotated[
+        bool,
+        typer.Option(
+            "--full-resync",
+            help="mirror: re-send every member and every known exit (when Braze may have drifted).",
+        ),
+    ] = False,
+    lock_timeout: Annotated[
+        float,
+        typer.Option(
+            "--lock-timeout",
+            min=0,
+            help="Seconds to wait for another run of the same cohort before failing.",
+        ),
+    ] = DEFAULT_LOCK_TIMEOUT,
     dry_run: Annotated[
         bool,
         typer.Option(
-            "--dry-run", help="Read and plan, send nothing: print counts and the first body."
+            "--dry-run",
+            help=(
+                "Read and plan, send nothing: print counts and the first body "
+                "(mirror: entries, exits and the first identifiers of each)."
+            ),
         ),
     ] = False,
     json: Annotated[
@@ -105,6 +155,18 @@ def export(
     requests of at most 1,000 identifiers, --threads at a time, retrying 429,
     5xx, 423 and network errors and pacing by the server's rate-limit headers.
 
+    With --operation mirror the cohort is kept equal to the latest result: the
+    first run adds everyone, later runs send only entries and exits, computed
+    against a snapshot of what this system added (members someone else added
+    are never removed). Before any request, a result with no identifiers fails
+    unless --allow-empty, and removing more than --max-remove-pct of the
+    tracked members fails unless raised.
+
+    Runs are recorded ('cohortsync runs list'). One run per cohort at a time: a
+    second waits up to --lock-timeout. A run stopped by SIGTERM or Ctrl-C
+    finishes its requests in flight and exits 6; a stopped or killed run is
+    continued by running the same command again (or 'cohortsync runs resume').
+
     Examples:
 
       cohortsync export --auth braze-prod --cohort-id vip
@@ -113,8 +175,12 @@ def export(
       cohortsync export --auth braze-prod --cohort-id vip --operation remove
         --table vip_emails --alias-column email --dry-run
 
+      cohortsync export --auth braze-prod --cohort-id active --operation mirror
+        --query "SELECT external_id AS user_ids FROM users WHERE active"
+
     Exit codes: 0 success, 2 bad usage or configuration, 3 the query or source
-    failed, 4 the destination refused (400/401), 5 retries exhausted.
+    failed, 4 the destination refused (400/401), 5 retries exhausted, 6
+    interrupted (resumable), 1 another failure (a mirror guard, a busy cohort).
     """
     logging.basicConfig(stream=sys.stderr, format="warning: %(message)s", level=logging.WARNING)
     settings = Settings()
@@ -132,14 +198,43 @@ def export(
         operation=operation.value,
         alias_column=alias_column,
         threads=threads,
+        mirror=MirrorOptions(
+            allow_empty=allow_empty, max_remove_pct=max_remove_pct, full_resync=full_resync
+        ),
     )
     if not cohort_id:
         raise ConfigError("missing --cohort-id", hint="give the cohort's id in Braze")
-    report = run_export(spec, dry_run=dry_run, progress=None if not json else sys.stderr.isatty())
+    report = run_export(
+        spec,
+        dry_run=dry_run,
+        progress=None if not json else sys.stderr.isatty(),
+        lock_timeout=lock_timeout,
+    )
     if json:
         typer.echo(orjson.dumps(report.to_dict()).decode())
     else:
-        report.render(Console())
+        console = Console()
+        report.render(console)
+        render_mirror(console, report.mirror or (report.plan or {}).get("mirror"))
+
+
+def render_mirror(console: Console, mirror: dict[str, Any] | None) -> None:
+    """The mirror diff for people: counts, then the first identifiers of each side."""
+    if not mirror:
+        return
+    what = "first run" if mirror["first_run"] else "diff against the last sync"
+    if mirror["full_resync"]:
+        what += ", full resync"
+    console.print(
+        f"mirror ({what}): {mirror['result_members']:,} in the result, "
+        f"{mirror['previous_members']:,} tracked before; {mirror['entries']:,} entries, "
+        f"{mirror['exits']:,} exits, {mirror['unchanged']:,} unchanged; "
+        f"sending {mirror['adds']:,} adds and {mirror['removes']:,} removes"
+    )
+    for side, key in (("adds", "sample_adds"), ("removes", "sample_removes")):
+        if mirror[key]:
+            first = ", ".join(f"{kind}:{value}" for kind, value in mirror[key])
+            console.print(f"  first {side}: {first}")
 
 
 def _query_text(query: str | None, query_file: Path | None, table: str | None) -> str | None:
