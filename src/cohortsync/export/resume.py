@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
@@ -65,8 +66,9 @@ def changes_path(home: Path, run_id: str) -> Path:
 
 
 def public_job(job: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a job that decide what is sent (not how fast)."""
-    return {key: value for key, value in job.items() if key != "threads"}
+    """The parts of a job that decide what is sent (not how fast), as stored in JSON."""
+    stored: dict[str, Any] = orjson.loads(orjson.dumps(job))
+    return {key: value for key, value in stored.items() if key != "threads"}
 
 
 def choose_run(
