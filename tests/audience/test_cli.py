@@ -11,7 +11,7 @@ from typing import Any
 
 from cohortsync.audience.activations import list_activations
 from cohortsync.audience.parents import create_parent, list_parents
-from cohortsync.audience.segments import create_segment
+from cohortsync.audience.segments import create_segment, list_segments
 
 from .conftest import INJECTION
 
@@ -48,12 +48,11 @@ def test_parent_commands(warehouse: Path) -> None:
     assert missing.stderr.startswith("error: unknown key column 'nope' in table customers")
     assert "Traceback" not in missing.stderr
     cli("audience", "parent", "delete", "customers")
-    assert cli_json("audience", "parent", "list") == []
     assert list_parents() == []
 
 
 def test_segment_commands(warehouse: Path, tmp_path: Path) -> None:
-    cli("audience", "parent", "create", "customers", "--table", "customers", "--key", "customer_id")
+    create_parent("customers", "customers", "customer_id")
     rules = {
         "and": [
             {"column": "country", "op": "=", "value": "FR"},
@@ -85,7 +84,7 @@ def test_segment_commands(warehouse: Path, tmp_path: Path) -> None:
     )
     assert wrong.stderr.startswith("error: 'like' needs a text column")
     cli("segment", "delete", "tricky")
-    assert [s["name"] for s in cli_json("segment", "list")] == ["fr_30"]
+    assert [s.name for s in list_segments()] == ["fr_30"]
 
 
 def test_activation_commands(warehouse: Path, auth: str) -> None:
