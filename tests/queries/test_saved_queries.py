@@ -84,14 +84,7 @@ def test_saving_the_same_definition_changes_nothing(workbench: Workbench) -> Non
     ("args", "message"),
     [
         (["--sql", GOLD, "--schedule", "0 25 * * *"], "cron expression '0 25 * * *' is invalid"),
-        (
-            ["--sql", GOLD, "--schedule", "0 6 * * *", "--timezone", "Moon/Base"],
-            "unknown time zone",
-        ),
-        (["--sql", GOLD, "--export", "nope", "--cohort-id", "x"], "no authentication named 'nope'"),
         (["--sql", GOLD, "--export", AUTH], "--export needs --cohort-id"),
-        (["--sql", GOLD, "--cohort-id", "x"], "without --export"),
-        ([], "give exactly one of --sql and --sql-file"),
     ],
 )
 def test_bad_definitions_are_refused_with_one_line(
@@ -102,6 +95,26 @@ def test_bad_definitions_are_refused_with_one_line(
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"schedule": "0 6 * * *", "timezone": "Moon/Base"}, "unknown time zone 'Moon/Base'"),
+        ({"schedule": "0 6 * *"}, "must have five fields"),
+        ({"export": QueryExport(auth="nope", cohort_id="x")}, "no authentication named 'nope'"),
+        ({"sql": "  "}, "query 'bad' has empty SQL"),
+        ({"name": "bad name"}, "invalid query name 'bad name'"),
+    ],
+)
+def test_bad_definitions_are_refused_before_saving(
+    workbench: Workbench, kwargs: dict[str, object], message: str
+) -> None:
+    arguments: dict[str, object] = {"name": "bad", "sql": GOLD, **kwargs}
+    name, sql = str(arguments.pop("name")), str(arguments.pop("sql"))
+    with pytest.raises(ConfigError, match=message):
+        queries.save_query(name, sql, **arguments)  # type: ignore[arg-type]
+    assert queries.list_queries() == []
 
 
 def test_run_without_export_counts_and_previews(workbench: Workbench) -> None:
