@@ -64,7 +64,7 @@ def test_postgres_types_map_to_arrow(postgres_warehouse_url: str) -> None:
             "at_tz": "timestamp[us, tz=UTC]",
             "doc": "string",
             "id": "string",
-            "list": "string",
+            "list": "list<item: int32>",
         }
         row = reader.read_all().to_pylist()[0]
     assert row["unbounded"] == "7"
@@ -72,6 +72,32 @@ def test_postgres_types_map_to_arrow(postgres_warehouse_url: str) -> None:
     assert row["id"] == "6b2c3d3e-1f7a-4c1e-9a55-0f0f5a0e9a11"
     assert row["at_tz"].isoformat() == "2024-01-02T01:04:05+00:00"
     assert row["fixed"] == "y "
+    assert row["list"] == [1, 2]
+
+
+@pytest.mark.postgres
+def test_arrays_are_lists_in_results_and_table_schemas(postgres_warehouse_url: str) -> None:
+    with open_engine(postgres_warehouse_url) as engine:
+        engine.stream("CREATE TABLE tagged (tags text[], ns int8[], ids uuid[])").read_all()
+        engine.stream(
+            "INSERT INTO tagged VALUES (ARRAY['a', 'b'], ARRAY[1, NULL], "
+            "ARRAY['6b2c3d3e-1f7a-4c1e-9a55-0f0f5a0e9a11'::uuid]), (NULL, NULL, NULL)"
+        ).read_all()
+
+        reader = engine.stream("SELECT * FROM tagged")
+        expected = pa.schema(
+            [
+                ("tags", pa.list_(pa.string())),
+                ("ns", pa.list_(pa.int64())),
+                ("ids", pa.list_(pa.string())),
+            ]
+        )
+        assert reader.schema == expected
+        assert engine.table_schema("tagged") == expected
+        assert reader.read_all().to_pylist() == [
+            {"tags": ["a", "b"], "ns": [1, None], "ids": ["6b2c3d3e-1f7a-4c1e-9a55-0f0f5a0e9a11"]},
+            {"tags": None, "ns": None, "ids": None},
+        ]
 
 
 @pytest.mark.postgres

@@ -59,6 +59,10 @@ def _to_text(value: Any) -> Any:
     return str(value)
 
 
+def _items_to_text(value: Any) -> Any:
+    return None if value is None else [_to_text(item) for item in value]
+
+
 def result_columns(description: Sequence[Any], driver: str) -> list[ResultColumn]:
     """The Arrow fields of a cursor description (PEP 249), known before any row."""
     return [_result_column(column, driver) for column in description]
@@ -77,6 +81,12 @@ def _result_column(column: Any, driver: str) -> ResultColumn:
                     return ResultColumn(pa.field(name, pa.decimal128(precision, scale or 0)))
             elif info.name in _POSTGRES_TYPES:
                 return ResultColumn(pa.field(name, _POSTGRES_TYPES[info.name]))
+        elif info is not None and info.array_oid == column[1]:
+            # Arrays are lists; items without an Arrow type of their own are text.
+            item = _POSTGRES_TYPES.get(info.name)
+            if item is not None:
+                return ResultColumn(pa.field(name, pa.list_(item)))
+            return ResultColumn(pa.field(name, pa.list_(pa.string())), _items_to_text)
     return ResultColumn(pa.field(name, pa.string()), _to_text)
 
 
@@ -134,6 +144,9 @@ def sql_type(field: pa.Field) -> sa.types.TypeEngine[Any]:
 
 def arrow_type(column_type: sa.types.TypeEngine[Any]) -> pa.DataType:
     """The Arrow type of a column found by SQLAlchemy inspection; unknown -> string."""
+    if isinstance(column_type, sa.ARRAY):
+        item = arrow_type(column_type.item_type)
+        return pa.list_(pa.string() if pa.types.is_decimal(item) else item)
     if isinstance(column_type, sa.Boolean):
         return pa.bool_()
     if isinstance(column_type, sa.SmallInteger):
