@@ -35,6 +35,7 @@ from cohortsync.catalog import audiences, schedules
 from cohortsync.catalog.audiences import ActivationRow, ParentRow
 from cohortsync.catalog.runs import RunRecord, list_runs
 from cohortsync.errors import CohortsyncError, ConfigError
+from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
 from cohortsync.export.spec import (
     DEFAULT_THREADS,
     ExportSpec,
@@ -346,14 +347,18 @@ def run_activation(
     progress: bool | None = None,
     settings: Settings | None = None,
     lease_owner: str | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> ExportReport:
     """Export the activation's segment to its cohort now; returns the run's report.
 
     Holds the job's lease for the whole run, so a manual run and the scheduler
     never feed the same cohort at once; the scheduler passes the
-    ``lease_owner`` it already holds it as. A failure before the export run
-    started (a deleted segment, a missing auth) is still recorded in the run
-    history under ``activation:NAME``, and the error carries its ``run_id``.
+    ``lease_owner`` it already holds it as. ``lock_timeout`` is how long to
+    wait for another run feeding the same cohort (a saved query, say).
+
+    A failure before the export run started (a deleted segment, a missing
+    auth) is still recorded in the run history under ``activation:NAME``, and
+    the error carries its ``run_id``.
 
     Raises:
         ConfigError: the activation cannot run as defined, or is running elsewhere.
@@ -365,9 +370,9 @@ def run_activation(
     settings = settings or Settings()
     with store.catalog(settings) as catalog:
         if lease_owner is not None:
-            return _run(catalog, name, dry_run, full_resync, progress, settings)
+            return _run(catalog, name, dry_run, full_resync, progress, settings, lock_timeout)
         with held_lease(catalog, job_label(name), new_owner("activation-run")):
-            return _run(catalog, name, dry_run, full_resync, progress, settings)
+            return _run(catalog, name, dry_run, full_resync, progress, settings, lock_timeout)
 
 
 def _run(
@@ -377,6 +382,7 @@ def _run(
     full_resync: bool,
     progress: bool | None,
     settings: Settings,
+    lock_timeout: float,
 ) -> ExportReport:
     from cohortsync.export.run import run_export
     from cohortsync.scheduler import find_run_since, record_failed_run
@@ -385,7 +391,9 @@ def _run(
     started = dt.datetime.now(dt.UTC)
     try:
         spec = activation_spec(name, full_resync=full_resync, settings=settings)
-        return run_export(spec, dry_run=dry_run, progress=progress, settings=settings)
+        return run_export(
+            spec, dry_run=dry_run, progress=progress, settings=settings, lock_timeout=lock_timeout
+        )
     except CohortsyncError as error:
         if not dry_run and getattr(error, "run_id", None) is None:
             run_id = find_run_since(catalog, job, started) or record_failed_run(

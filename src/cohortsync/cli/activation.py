@@ -13,6 +13,7 @@ from cohortsync.audience import activations
 from cohortsync.audience.views import activation_view, run_view
 from cohortsync.cli.audience import JsonOption, echo_json
 from cohortsync.errors import CohortsyncError
+from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
 from cohortsync.export.spec import DEFAULT_THREADS
 
 app = typer.Typer(
@@ -208,6 +209,14 @@ def run(
         bool,
         typer.Option("--full-resync", help="mirror: send the whole segment, not only changes."),
     ] = False,
+    lock_timeout: Annotated[
+        float,
+        typer.Option(
+            "--lock-timeout",
+            min=0,
+            help="Seconds to wait for another run of the same cohort before failing.",
+        ),
+    ] = DEFAULT_LOCK_TIMEOUT,
     as_json: JsonOption = False,
 ) -> None:
     """Export the activation's segment to its Braze cohort now.
@@ -216,7 +225,11 @@ def run(
     recorded as 'activation:NAME' (see 'cohortsync activation show NAME').
     """
     report = activations.run_activation(
-        name, dry_run=dry_run, full_resync=full_resync, progress=None if not as_json else False
+        name,
+        dry_run=dry_run,
+        full_resync=full_resync,
+        progress=False if as_json else None,
+        lock_timeout=lock_timeout,
     )
     if as_json:
         echo_json(report.to_dict())
