@@ -42,7 +42,9 @@ def warehouse(home: Path) -> Callable[[str], None]:
 def cli(home: Path) -> CliRunner:
     """Run ``cohortsync`` in a subprocess, as a user would, with this test's env."""
 
-    def run(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, stdin: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "cohortsync", *args],
             input=stdin,

@@ -78,7 +78,9 @@ class PartnerServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def script(self, which: str, status: int, message: str, *, times: int = 1, **headers: str) -> None:
+    def script(
+        self, which: str, status: int, message: str, *, times: int = 1, **headers: str
+    ) -> None:
         """Answer the next ``times`` requests to ``which`` ("cohorts" or "users") so."""
         headers = {name.replace("_", "-"): value for name, value in headers.items()}
         for _ in range(times):
@@ -95,7 +97,7 @@ class PartnerServer:
         ]
 
     def identifiers(self) -> Iterator[tuple[str, str, bool]]:
-        """Every identifier of the 2xx-answered ``cohorts/users`` requests: (kind, value, remove)."""
+        """Identifiers of the 2xx-answered ``cohorts/users`` requests: (kind, value, remove)."""
         for request in self.users_requests():
             for change in request.body["cohort_changes"]:
                 remove = change.get("should_remove", False)
@@ -190,7 +192,10 @@ class PartnerServer:
         if body.get("partner_api_key") != self.partner_api_key:
             return 401, "Invalid Partner API key"
         if body.get("client_secret") != self.client_secret:
-            return 401, f"Partner not enabled for client with client secret: {body.get('client_secret')}"
+            return (
+                401,
+                f"Partner not enabled for client with client secret: {body.get('client_secret')}",
+            )
         if not isinstance(body.get("cohort_id"), str) or not body["cohort_id"]:
             return 400, "cohort_id must be a valid string"
         if record.kind == "cohorts":
@@ -216,7 +221,10 @@ def _validate_changes(changes: Any) -> tuple[int, str] | None:
     total = 0
     for change in changes:
         if not isinstance(change, dict) or not set(change) <= {
-            "user_ids", "device_ids", "aliases", "should_remove"
+            "user_ids",
+            "device_ids",
+            "aliases",
+            "should_remove",
         }:
             return 400, CHANGES_SHAPE
         for key in ("user_ids", "device_ids"):

@@ -1,0 +1,129 @@
+"""``cohortsync auth``: credentials checked before saving, encrypted at rest, never shown."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from export.conftest import CliRunner
+from export.partner_server import CLIENT_SECRET, PartnerServer
+
+
+def create(
+    cli: CliRunner,
+    partner: PartnerServer,
+    name: str = "prod",
+    *extra: str,
+    key: str = CLIENT_SECRET,
+):
+    return cli("auth", "create", name, "--endpoint", partner.url, "--data-import-key", key, *extra)
+
+
+def test_create_checks_with_an_empty_change_then_saves_encrypted(
+    partner: PartnerServer, cli: CliRunner, home: Path
+) -> None:
+    result = create(cli, partner, "prod", "--json")
+    assert result.returncode == 0, result.stderr
+    (check,) = partner.requests
+    assert check.path == "/partners/treasuredata/cohorts/users"
+    assert check.body["cohort_changes"] == []
+    assert check.body["client_secret"] == CLIENT_SECRET
+    assert check.body["partner_api_key"] == partner.partner_api_key
+    saved = json.loads(result.stdout)
+    assert saved["name"] == "prod" and saved["data_import_key"] == "****" + CLIENT_SECRET[-4:]
+
+    key_file = home / "secret.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert CLIENT_SECRET.encode() not in (home / "catalog.db").read_bytes()
+
+    listed = cli("auth", "list", "--json")
+    assert listed.returncode == 0
+    (entry,) = json.loads(listed.stdout)
+    assert entry["endpoint"] == partner.url and entry["partner"] == "treasuredata"
+    assert entry["data_import_key"] == "****" + CLIENT_SECRET[-4:]
+    human = cli("auth", "list")
+    assert "prod" in human.stdout and CLIENT_SECRET not in human.stdout
+
+
+def test_refused_credentials_are_not_saved(partner: PartnerServer, cli: CliRunner) -> None:
+    result = create(cli, partner, "prod", key="dik-wrong-000000000000")
+    assert result.returncode == 4
+    assert "HTTP 401 Partner not enabled for client with client secret" in result.stderr
+    assert "dik-wrong-000000000000" not in result.stderr
+    assert json.loads(cli("auth", "list", "--json").stdout) == []
+
+
+def test_unreachable_endpoint_is_not_saved(
+    home: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COHORTSYNC_PARTNER_API_KEY", "pk-test")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = cli(
+        "auth", "create", "prod", "--endpoint", f"http://127.0.0.1:{port}",
+        "--data-import-key", CLIENT_SECRET,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"the endpoint http://127.0.0.1:{port} is unreachable" in result.stderr
+    assert json.loads(cli("auth", "list", "--json").stdout) == []
+
+
+def test_key_from_stdin_or_environment(
+    partner: PartnerServer, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from_stdin = cli(
+        "auth", "create", "a", "--endpoint", partner.url, "--data-import-key", "-",
+        stdin=CLIENT_SECRET + "\n",
+    )  # fmt: skip
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    monkeypatch.setenv("COHORTSYNC_DATA_IMPORT_KEY", CLIENT_SECRET)
+    from_env = cli("auth", "create", "b", "--endpoint", partner.url)
+    assert from_env.returncode == 0, from_env.stderr
+    assert [r.body["client_secret"] for r in partner.requests] == [CLIENT_SECRET] * 2
+
+
+def test_duplicate_name_and_delete(partner: PartnerServer, cli: CliRunner) -> None:
+    assert create(cli, partner).returncode == 0
+    again = create(cli, partner)
+    assert again.returncode == 2 and "exists already" in again.stderr
+    assert len(partner.requests) == 1  # refused before checking again
+    deleted = cli("auth", "delete", "prod")
+    assert deleted.returncode == 0 and "deleted" in deleted.stdout
+    missing = cli("auth", "delete", "prod")
+    assert missing.returncode == 2 and "no authentication named 'prod'" in missing.stderr
+
+
+def test_export_with_a_saved_auth(
+    partner: PartnerServer, cli: CliRunner, warehouse: Callable[[str], None]
+) -> None:
+    assert create(cli, partner).returncode == 0
+    warehouse("CREATE TABLE t AS SELECT 'u' || i AS user_ids FROM range(5) r(i)")
+    result = cli("export", "--auth", "prod", "--table", "t", "--cohort-id", "c", "--json")
+    assert result.returncode == 0, result.stderr
+    assert sorted(v for _, v, _ in partner.identifiers()) == [f"u{i}" for i in range(5)]
+    unknown = cli("export", "--auth", "nope", "--table", "t", "--cohort-id", "c")
+    assert unknown.returncode == 2 and "no authentication named 'nope'" in unknown.stderr
+
+
+def test_a_key_file_readable_by_others_is_refused(
+    partner: PartnerServer, cli: CliRunner, home: Path
+) -> None:
+    assert create(cli, partner).returncode == 0
+    os.chmod(home / "secret.key", 0o644)
+    result = cli("export", "--auth", "prod", "--table", "t", "--cohort-id", "c")
+    assert result.returncode == 2
+    assert "has mode 0644, readable by others" in result.stderr
+    assert "chmod 600" in result.stderr
+
+
+def test_help_teaches(cli: CliRunner, home: Path) -> None:
+    result = cli("auth", "create", "--help")
+    assert result.returncode == 0
+    assert "COHORTSYNC_DATA_IMPORT_KEY" in result.stdout and "cohort_changes" in result.stdout
