@@ -59,7 +59,16 @@ def test_segment_commands(warehouse: Path, tmp_path: Path) -> None:
             {"not": {"column": "age", "op": "<", "value": 30}},
         ]
     }
-    cli("segment", "create", "fr_30", "--parent", "customers", "--rules", json.dumps(rules))
+    cli(
+        "segment",
+        "create",
+        "fr_30",
+        "--parent",
+        "customers",
+        "--rules",
+        json.dumps(rules["and"][0]),
+    )
+    cli("segment", "update", "fr_30", "--rules", json.dumps(rules))
     shown = cli_json("segment", "show", "fr_30")
     assert shown["size"] == 2
     assert [row["customer_id"] for row in shown["sample"]] == ["c2", "c6"]

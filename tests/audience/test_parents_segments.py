@@ -21,6 +21,7 @@ from cohortsync.audience.segments import (
     describe_segment,
     get_segment,
     list_segments,
+    update_segment,
     upsert_segment,
 )
 from cohortsync.errors import ConfigError, SourceError
@@ -145,3 +146,14 @@ def test_upsert_segment_and_delete_order(parent: str) -> None:
     delete_parent(parent)
     with pytest.raises(ConfigError, match="no parent named 'customers'"):
         get_parent(parent)
+
+
+def test_update_segment_keeps_what_is_not_given(parent: str) -> None:
+    create_segment("fr", parent, FR, description="French")
+    updated = update_segment("fr", rules={"column": "country", "op": "in", "value": ["FR", "BE"]})
+    assert updated.description == "French"
+    assert describe_segment("fr").size == 4
+    with pytest.raises(RuleError, match="unknown column 'land'"):
+        update_segment("fr", rules={"column": "land", "op": "=", "value": "FR"})
+    assert get_segment("fr").rules == updated.rules
+    assert update_segment("fr", description="Benelux and France").rules == updated.rules

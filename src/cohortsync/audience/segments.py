@@ -98,6 +98,34 @@ def upsert_segment(
         return True
 
 
+def update_segment(
+    name: str,
+    *,
+    rules: RulesInput | None = None,
+    parent: str | None = None,
+    description: str | None = None,
+    settings: Settings | None = None,
+) -> SegmentRow:
+    """Change a segment's rules, parent or description; ``None`` keeps the current one.
+
+    The result is checked like a new segment, and a new parent must keep the
+    segment's activations' mappings valid. Activations pick the change up at
+    their next run.
+
+    Raises:
+        ConfigError: unknown segment or parent, or rules that do not fit the table.
+    """
+    current = get_segment(name, settings=settings)
+    upsert_segment(
+        name,
+        parent if parent is not None else current.parent,
+        rules if rules is not None else current.rules,
+        description=description if description is not None else current.description,
+        settings=settings,
+    )
+    return get_segment(name, settings=settings)
+
+
 def _check_activations_fit(
     catalog: sa.Engine, name: str, parent: str, settings: Settings | None
 ) -> None:

@@ -69,6 +69,28 @@ def create(
 
 
 @app.command()
+def update(
+    name: Annotated[str, typer.Argument(help="The segment to change.")],
+    rules: Annotated[
+        str | None,
+        typer.Option("--rules", help="New rules: inline JSON or the path of a JSON file."),
+    ] = None,
+    parent: Annotated[str | None, typer.Option("--parent", help="Another parent.")] = None,
+    description: Annotated[str | None, typer.Option(help="A new description.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a segment's rules, parent or description; activations use it at their next run.
+
+    Example: cohortsync segment update fr_adults --rules rules.json
+    """
+    row = segments.update_segment(name, rules=rules, parent=parent, description=description)
+    if as_json:
+        echo_json(segment_view(row))
+        return
+    typer.echo(f"updated segment {name}; see it with 'cohortsync segment show {name}'")
+
+
+@app.command()
 def show(
     name: Annotated[str, typer.Argument(help="The segment to show.")],
     sample: Annotated[int, typer.Option(min=0, help="How many rows to show, by key.")] = 10,
