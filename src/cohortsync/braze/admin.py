@@ -24,7 +24,6 @@ from cohortsync.braze.keys import new_key
 from cohortsync.braze.matching import KINDS
 from cohortsync.braze.store import (
     Store,
-    cohort_counts,
     cohorts,
     data_import_keys,
     open_store,
@@ -288,17 +287,6 @@ def list_cohorts(store: Store, *, workspace: WorkspaceRef) -> list[dict[str, Any
                 .group_by(members_table.c.cohort_pk)
             ).all()
         )
-        counts: dict[int, dict[str, dict[str, int]]] = {}
-        for row in conn.execute(
-            sa.select(cohort_counts)
-            .join(cohorts, cohorts.c.id == cohort_counts.c.cohort_pk)
-            .where(cohorts.c.workspace_id == workspace_id)
-        ):
-            counts.setdefault(row.cohort_pk, {})[row.kind] = {
-                "received": int(row.received),
-                "matched": int(row.matched),
-                "dropped": int(row.dropped),
-            }
         rows = conn.execute(
             sa.select(cohorts, partners.c.name.label("partner"))
             .join(partners, partners.c.id == cohorts.c.partner_id)
@@ -308,7 +296,11 @@ def list_cohorts(store: Store, *, workspace: WorkspaceRef) -> list[dict[str, Any
     listing = []
     for row in rows:
         identifiers = {
-            kind: counts.get(row.id, {}).get(kind, {"received": 0, "matched": 0, "dropped": 0})
+            kind: {
+                "received": int(row._mapping[f"{kind}_received"]),
+                "matched": int(row._mapping[f"{kind}_matched"]),
+                "dropped": int(row._mapping[f"{kind}_received"] - row._mapping[f"{kind}_matched"]),
+            }
             for kind in KINDS
         }
         received = sum(c["received"] for c in identifiers.values())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -38,37 +39,70 @@ class PartnerCaller:
     partner_id: int
 
 
+def _partner_check() -> sa.Select[Any]:
+    """One query answering all three partner checks (built once, bound per call).
+
+    Row absent: the partner API key is wrong. ``workspace_id`` NULL: no active
+    data import key. ``key_partner_id`` differs: the key is another
+    partner's. ``enabled`` false: the workspace has not enabled the partner.
+    """
+    key = (
+        sa.select(data_import_keys.c.workspace_id, data_import_keys.c.partner_id)
+        .where(
+            data_import_keys.c.key == sa.bindparam("client_secret"),
+            data_import_keys.c.invalidated_at.is_(None),
+        )
+        .subquery()
+    )
+    enabled = (
+        sa.select(sa.literal(1))
+        .where(
+            workspace_partners.c.workspace_id == key.c.workspace_id,
+            workspace_partners.c.partner_id == partners.c.id,
+        )
+        .exists()
+    )
+    return (
+        sa.select(
+            partners.c.id.label("partner_id"),
+            key.c.workspace_id,
+            key.c.partner_id.label("key_partner_id"),
+            enabled.label("enabled"),
+        )
+        .join(partner_api_keys, partner_api_keys.c.partner_id == partners.c.id)
+        .outerjoin(key, sa.true())
+        .where(
+            partners.c.name == sa.bindparam("partner"),
+            partner_api_keys.c.key == sa.bindparam("partner_api_key"),
+        )
+    )
+
+
+_PARTNER_CHECK = _partner_check()
+
+
 def authenticate_partner(
     conn: sa.Connection, partner_name: str, partner_api_key: str | None, client_secret: str | None
 ) -> PartnerCaller:
     """Check a partner call's two keys; raise the spec's 401 on the first failure."""
-    partner_id = conn.execute(
-        sa.select(partners.c.id)
-        .join(partner_api_keys, partner_api_keys.c.partner_id == partners.c.id)
-        .where(partners.c.name == partner_name, partner_api_keys.c.key == (partner_api_key or ""))
-    ).scalar()
-    if partner_id is None:
-        raise ApiError(401, messages.INVALID_PARTNER_API_KEY)
-    key = conn.execute(
-        sa.select(data_import_keys.c.workspace_id, data_import_keys.c.partner_id).where(
-            data_import_keys.c.key == (client_secret or ""),
-            data_import_keys.c.invalidated_at.is_(None),
-        )
+    row = conn.execute(
+        _PARTNER_CHECK,
+        {
+            "partner": partner_name,
+            "partner_api_key": partner_api_key or "",
+            "client_secret": client_secret or "",
+        },
     ).first()
-    if key is None:
+    if row is None:
+        raise ApiError(401, messages.INVALID_PARTNER_API_KEY)
+    if row.workspace_id is None:
         raise ApiError(401, messages.INVALID_CLIENT_SECRET)
-    if key.partner_id != partner_id:
+    if row.key_partner_id != row.partner_id:
         # A real data import key, but issued for another partner's integration.
         raise ApiError(401, messages.UNAUTHORIZED)
-    enabled = conn.execute(
-        sa.select(sa.literal(1)).where(
-            workspace_partners.c.workspace_id == key.workspace_id,
-            workspace_partners.c.partner_id == partner_id,
-        )
-    ).scalar()
-    if enabled is None:
+    if not row.enabled:
         raise ApiError(401, messages.partner_not_enabled(client_secret or ""))
-    return PartnerCaller(workspace_id=int(key.workspace_id), partner_id=int(partner_id))
+    return PartnerCaller(workspace_id=int(row.workspace_id), partner_id=int(row.partner_id))
 
 
 def authenticate_rest(conn: sa.Connection, authorization: str | None) -> int:

@@ -7,31 +7,36 @@ or removes nobody. Unknown identifiers are dropped and counted: no user is
 ever created here.
 
 Each request costs one lookup per identifier kind (not one per identifier),
-one membership read and at most one insert and one delete, all in one write
-transaction holding the cohort: on SQLite the store's single writer, on
-PostgreSQL the cohort row ``FOR UPDATE``. Concurrent requests on one cohort
-therefore queue and all succeed.
+run on a read snapshot so that concurrent requests resolve in parallel, then
+one ``INSERT ... SELECT`` and one ``DELETE`` in a write transaction holding
+the cohort: on SQLite the store's single writer, on PostgreSQL the cohort row
+``FOR UPDATE``. Concurrent requests on one cohort therefore queue and all
+succeed. A user merged away (``/users/identify``) between the lookup and the
+write may leave a membership row for a user id that no longer exists; every
+listing reads members through the users table, so such a row shows nowhere.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from cohortsync.braze import messages
 from cohortsync.braze.keys import PartnerCaller
 from cohortsync.braze.store import (
     Store,
-    cohort_counts,
     cohort_members,
     cohorts,
     user_aliases,
     user_devices,
     users,
     utc_now,
+    values_table,
 )
 from cohortsync.braze.validation import (
     Alias,
@@ -73,7 +78,74 @@ class Resolved:
     by_device_id: dict[str, int]
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """The hot path's statements, built once per dialect with named parameters.
+
+    Building SQLAlchemy constructs costs more than running them on a warm
+    SQLite file, so each request only binds values.
+    """
+
+    by_external_id: sa.Select[Any]
+    by_alias_name: sa.Select[Any]
+    by_device_id: sa.Select[Any]
+    add_members: Any
+    remove_members: sa.Delete
+    count_changes: sa.Update
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
+    ids, names, devices = (
+        values_table(dialect, key, sa.String()) for key in ("ids", "names", "devices")
+    )
+    added, removed = (values_table(dialect, key, sa.BigInteger()) for key in ("added", "removed"))
+    workspace = sa.bindparam("workspace_id", type_=sa.Integer)
+    cohort_pk = sa.bindparam("cohort_pk", type_=sa.Integer)
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    return _Statements(
+        by_external_id=sa.select(users.c.external_id, users.c.id).where(
+            users.c.workspace_id == workspace, users.c.external_id.in_(sa.select(ids.c.value))
+        ),
+        by_alias_name=sa.select(
+            user_aliases.c.alias_label, user_aliases.c.alias_name, user_aliases.c.user_id
+        ).where(
+            user_aliases.c.workspace_id == workspace,
+            user_aliases.c.alias_name.in_(sa.select(names.c.value)),
+        ),
+        by_device_id=sa.select(user_devices.c.device_id, user_devices.c.user_id)
+        .join(users, users.c.id == user_devices.c.user_id)
+        .where(
+            user_devices.c.workspace_id == workspace,
+            user_devices.c.device_id.in_(sa.select(devices.c.value)),
+            users.c.external_id.is_(None),
+        ),
+        add_members=insert(cohort_members)
+        .from_select(
+            ["cohort_pk", "user_id"],
+            sa.select(cohort_pk, added.c.value).where(sa.true()),
+        )
+        .on_conflict_do_nothing(),
+        remove_members=sa.delete(cohort_members).where(
+            cohort_members.c.cohort_pk == cohort_pk,
+            cohort_members.c.user_id.in_(sa.select(removed.c.value)),
+        ),
+        count_changes=sa.update(cohorts)
+        .where(cohorts.c.id == sa.bindparam("pk", type_=sa.Integer))
+        .values(
+            updated_at=sa.bindparam("now", type_=sa.String),
+            **{
+                f"{kind}_{count}": cohorts.c[f"{kind}_{count}"]
+                + sa.bindparam(f"add_{kind}_{count}", type_=sa.BigInteger)
+                for kind in KINDS
+                for count in ("received", "matched")
+            },
+        ),
+    )
+
+
 def resolve(
+    store: Store,
     conn: sa.Connection,
     workspace_id: int,
     external_ids: Iterable[str],
@@ -81,48 +153,43 @@ def resolve(
     device_ids: Iterable[str],
 ) -> Resolved:
     """Find the users behind identifiers, one query per kind."""
+    statements = _statements(store.engine.dialect.name)
     ext_list = sorted(set(external_ids))
     alias_set = set(aliases)
     device_list = sorted(set(device_ids))
     by_external_id: dict[str, int] = {}
     if ext_list:
-        ext_rows = conn.execute(
-            sa.select(users.c.external_id, users.c.id).where(
-                users.c.workspace_id == workspace_id, users.c.external_id.in_(ext_list)
-            )
-        )
-        by_external_id = {row[0]: row[1] for row in ext_rows}
+        rows = conn.execute(
+            statements.by_external_id,
+            {"workspace_id": workspace_id, "ids": store.values_param(ext_list)},
+        ).all()
+        by_external_id = {row[0]: row[1] for row in rows}
     by_alias: dict[Alias, int] = {}
     if alias_set:
-        alias_rows = conn.execute(
-            sa.select(
-                user_aliases.c.alias_label, user_aliases.c.alias_name, user_aliases.c.user_id
-            ).where(
-                user_aliases.c.workspace_id == workspace_id,
-                user_aliases.c.alias_name.in_(sorted({name for _, name in alias_set})),
-            )
-        )
-        by_alias = {(row[0], row[1]): row[2] for row in alias_rows if (row[0], row[1]) in alias_set}
+        names = sorted({name for _, name in alias_set})
+        rows = conn.execute(
+            statements.by_alias_name,
+            {"workspace_id": workspace_id, "names": store.values_param(names)},
+        ).all()
+        by_alias = {(row[0], row[1]): row[2] for row in rows if (row[0], row[1]) in alias_set}
     by_device_id: dict[str, int] = {}
     if device_list:
-        device_rows = conn.execute(
-            sa.select(user_devices.c.device_id, user_devices.c.user_id)
-            .join(users, users.c.id == user_devices.c.user_id)
-            .where(
-                user_devices.c.workspace_id == workspace_id,
-                user_devices.c.device_id.in_(device_list),
-                users.c.external_id.is_(None),
-            )
-        )
-        by_device_id = {row[0]: row[1] for row in device_rows}
+        rows = conn.execute(
+            statements.by_device_id,
+            {"workspace_id": workspace_id, "devices": store.values_param(device_list)},
+        ).all()
+        by_device_id = {row[0]: row[1] for row in rows}
     return Resolved(by_external_id, by_alias, by_device_id)
 
 
-def _cohort_for_update(store: Store, conn: sa.Connection, workspace_id: int, cohort_id: str) -> Any:
+def _cohort_for_update(
+    store: Store, conn: sa.Connection, workspace_id: int, cohort_id: str, *, lock: bool = True
+) -> Any:
+    """The cohort's id and lock flag; on PostgreSQL its row stays locked with ``lock``."""
     query = sa.select(cohorts.c.id, cohorts.c.locked).where(
         cohorts.c.workspace_id == workspace_id, cohorts.c.cohort_id == cohort_id
     )
-    if not store.is_sqlite:
+    if lock and not store.is_sqlite:
         query = query.with_for_update()
     return conn.execute(query).first()
 
@@ -180,6 +247,20 @@ def apply_membership_changes(
     report = ChangeReport()
     if request.size == 0:
         return report
+    # Lookups read a snapshot outside the write lock, so concurrent requests
+    # resolve in parallel and only the membership writes queue.
+    with store.read() as conn:
+        known = _cohort_for_update(store, conn, caller.workspace_id, request.cohort_id, lock=False)
+        if known is not None and known.locked:
+            raise ApiError(423, messages.RESOURCE_LOCKED)
+        resolved = resolve(
+            store,
+            conn,
+            caller.workspace_id,
+            (uid for change in request.changes for uid in change.user_ids),
+            (alias for change in request.changes for alias in change.aliases),
+            (device for change in request.changes for device in change.device_ids),
+        )
     with store.write() as conn:
         cohort = _cohort_for_update(store, conn, caller.workspace_id, request.cohort_id)
         if cohort is None:
@@ -187,19 +268,13 @@ def apply_membership_changes(
             cohort = _cohort_for_update(store, conn, caller.workspace_id, request.cohort_id)
         if cohort.locked:
             raise ApiError(423, messages.RESOURCE_LOCKED)
-        resolved = resolve(
-            conn,
-            caller.workspace_id,
-            (uid for change in request.changes for uid in change.user_ids),
-            (alias for change in request.changes for alias in change.aliases),
-            (device for change in request.changes for device in change.device_ids),
-        )
         wanted = _final_membership(request, resolved, report)
-        _write_membership(conn, cohort.id, wanted, report)
-        _record_counts(store, conn, cohort.id, report)
-        conn.execute(
-            sa.update(cohorts).where(cohorts.c.id == cohort.id).values(updated_at=utc_now())
-        )
+        _write_membership(store, conn, cohort.id, wanted, report)
+        params: dict[str, Any] = {"pk": cohort.id, "now": utc_now()}
+        for kind, counts in report.counts.items():
+            params[f"add_{kind}_received"] = counts.received
+            params[f"add_{kind}_matched"] = counts.matched
+        conn.execute(_statements(store.engine.dialect.name).count_changes, params)
     return report
 
 
@@ -226,48 +301,15 @@ def _final_membership(
 
 
 def _write_membership(
-    conn: sa.Connection, cohort_pk: int, wanted: dict[int, bool], report: ChangeReport
+    store: Store, conn: sa.Connection, cohort_pk: int, wanted: dict[int, bool], report: ChangeReport
 ) -> None:
-    if not wanted:
-        return
-    current = set(
-        conn.execute(
-            sa.select(cohort_members.c.user_id).where(
-                cohort_members.c.cohort_pk == cohort_pk,
-                cohort_members.c.user_id.in_(sorted(wanted)),
-            )
-        ).scalars()
-    )
-    to_add = [uid for uid, member in wanted.items() if member and uid not in current]
-    to_remove = [uid for uid, member in wanted.items() if not member and uid in current]
+    """One INSERT ... SELECT for the adds, one DELETE for the removes."""
+    statements = _statements(store.engine.dialect.name)
+    to_add = sorted(uid for uid, member in wanted.items() if member)
+    to_remove = sorted(uid for uid, member in wanted.items() if not member)
     if to_add:
-        conn.execute(
-            sa.insert(cohort_members), [{"cohort_pk": cohort_pk, "user_id": uid} for uid in to_add]
-        )
+        params = {"cohort_pk": cohort_pk, "added": store.values_param(to_add)}
+        report.added = conn.execute(statements.add_members, params).rowcount
     if to_remove:
-        conn.execute(
-            sa.delete(cohort_members).where(
-                cohort_members.c.cohort_pk == cohort_pk, cohort_members.c.user_id.in_(to_remove)
-            )
-        )
-    report.added, report.removed = len(to_add), len(to_remove)
-
-
-def _record_counts(store: Store, conn: sa.Connection, cohort_pk: int, report: ChangeReport) -> None:
-    for kind, counts in report.counts.items():
-        if not counts.received:
-            continue
-        conn.execute(
-            store.insert_ignore(cohort_counts).values(
-                cohort_pk=cohort_pk, kind=kind, received=0, matched=0, dropped=0
-            )
-        )
-        conn.execute(
-            sa.update(cohort_counts)
-            .where(cohort_counts.c.cohort_pk == cohort_pk, cohort_counts.c.kind == kind)
-            .values(
-                received=cohort_counts.c.received + counts.received,
-                matched=cohort_counts.c.matched + counts.matched,
-                dropped=cohort_counts.c.dropped + counts.dropped,
-            )
-        )
+        params = {"cohort_pk": cohort_pk, "removed": store.values_param(to_remove)}
+        report.removed = conn.execute(statements.remove_members, params).rowcount

@@ -464,19 +464,37 @@ def _merge_user(conn: sa.Connection, source: Any, target: Any) -> None:
     conn.execute(
         sa.update(user_devices).where(user_devices.c.user_id == source.id).values(user_id=target.id)
     )
-    target_cohorts = sa.select(cohort_members.c.cohort_pk).where(
-        cohort_members.c.user_id == target.id
+    # Memberships are keyed (cohort, user): ask per cohort of the workspace.
+    workspace_cohorts = list(
+        conn.execute(sa.select(cohorts.c.id).where(cohorts.c.workspace_id == source.workspace_id))
+        .scalars()
+        .all()
     )
-    conn.execute(
-        sa.insert(cohort_members).from_select(
-            ["cohort_pk", "user_id"],
-            sa.select(cohort_members.c.cohort_pk, sa.literal(target.id, sa.BigInteger)).where(
-                cohort_members.c.user_id == source.id,
-                cohort_members.c.cohort_pk.not_in(target_cohorts),
-            ),
+
+    def cohorts_of(user_id: int) -> set[int]:
+        return set(
+            conn.execute(
+                sa.select(cohort_members.c.cohort_pk).where(
+                    cohort_members.c.cohort_pk.in_(workspace_cohorts),
+                    cohort_members.c.user_id == user_id,
+                )
+            ).scalars()
         )
-    )
-    conn.execute(sa.delete(cohort_members).where(cohort_members.c.user_id == source.id))
+
+    source_cohorts = cohorts_of(source.id)
+    missing = source_cohorts - cohorts_of(target.id)
+    if missing:
+        conn.execute(
+            sa.insert(cohort_members),
+            [{"cohort_pk": pk, "user_id": target.id} for pk in sorted(missing)],
+        )
+    if source_cohorts:
+        conn.execute(
+            sa.delete(cohort_members).where(
+                cohort_members.c.cohort_pk.in_(sorted(source_cohorts)),
+                cohort_members.c.user_id == source.id,
+            )
+        )
     if source.attributes:
         _merge_attributes(conn, target, orjson.loads(source.attributes), keep=True)
     conn.execute(sa.delete(users).where(users.c.id == source.id))
@@ -513,14 +531,16 @@ def export_users(
                     )
                 ).scalars()
             )
-        profiles = _export_profiles(conn, sorted(ids))
+        profiles = _export_profiles(conn, workspace_id, sorted(ids))
     return {
         "users": profiles,
         "invalid_user_ids": [uid for uid in external_ids if uid not in found_ext],
     }
 
 
-def _export_profiles(conn: sa.Connection, ids: list[int]) -> list[dict[str, Any]]:
+def _export_profiles(
+    conn: sa.Connection, workspace_id: int, ids: list[int]
+) -> list[dict[str, Any]]:
     described = describe_users_by_id(conn, sa.select(users.c.id).where(users.c.id.in_(ids)))
     extras = {
         row.id: row
@@ -531,8 +551,9 @@ def _export_profiles(conn: sa.Connection, ids: list[int]) -> list[dict[str, Any]
     memberships: dict[int, list[str]] = {}
     for user_id, cohort_id in conn.execute(
         sa.select(cohort_members.c.user_id, cohorts.c.cohort_id)
-        .join(cohorts, cohorts.c.id == cohort_members.c.cohort_pk)
-        .where(cohort_members.c.user_id.in_(ids))
+        .select_from(cohorts)
+        .join(cohort_members, cohorts.c.id == cohort_members.c.cohort_pk)
+        .where(cohorts.c.workspace_id == workspace_id, cohort_members.c.user_id.in_(ids))
         .order_by(cohorts.c.cohort_id)
     ):
         memberships.setdefault(user_id, []).append(cohort_id)

@@ -199,11 +199,22 @@ def _parse_change(item: Any, index: int) -> CohortChange:
 
 
 def _strings(value: Any, key: str, invalid: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(is_identifier(item) for item in value):
+    if not isinstance(value, list) or not are_identifiers(value):
         raise invalid(
             f"{key} is not an array of strings (at most {MAX_IDENTIFIER_LENGTH} characters)"
         )
     return tuple(value)
+
+
+def are_identifiers(values: list[Any]) -> bool:
+    """:func:`is_identifier` for every item, at C speed (requests carry a thousand)."""
+    if not values:
+        return True
+    try:
+        joined = "\x01".join(values)
+    except TypeError:
+        return False
+    return "\x00" not in joined and max(map(len, values)) <= MAX_IDENTIFIER_LENGTH
 
 
 def parse_alias(value: Any) -> Alias | None:
