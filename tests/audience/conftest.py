@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -59,3 +64,20 @@ def auth(home: Path) -> str:
     finally:
         catalog.dispose()
     return "sandbox"
+
+
+def cli(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+    """Run ``cohortsync ARGS`` as a user would; check its exit code."""
+    done = subprocess.run(
+        [sys.executable, "-m", "cohortsync", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=60,
+    )
+    assert done.returncode == code, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def cli_json(*args: str) -> Any:
+    return json.loads(cli(*args, "--json").stdout)

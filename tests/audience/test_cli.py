@@ -3,34 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 from cohortsync.audience.activations import list_activations
 from cohortsync.audience.parents import create_parent, list_parents
 from cohortsync.audience.segments import create_segment, list_segments
 
-from .conftest import INJECTION
-
-
-def cli(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    """Run ``cohortsync ARGS`` as a user would; check its exit code."""
-    done = subprocess.run(
-        [sys.executable, "-m", "cohortsync", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=60,
-    )
-    assert done.returncode == code, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-    return done
-
-
-def cli_json(*args: str) -> Any:
-    return json.loads(cli(*args, "--json").stdout)
+from .conftest import INJECTION, cli, cli_json
 
 
 def test_parent_commands(warehouse: Path) -> None:

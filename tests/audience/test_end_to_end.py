@@ -19,8 +19,7 @@ from cohortsync.catalog.auths import save_auth
 from cohortsync.catalog.db import open_catalog
 from cohortsync.settings import Settings
 
-from .conftest import CUSTOMERS, INJECTION
-from .test_cli import cli_json
+from .conftest import CUSTOMERS, INJECTION, cli_json
 
 
 @pytest.fixture
