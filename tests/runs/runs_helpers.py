@@ -12,6 +12,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -40,7 +41,7 @@ def export_args(server: PartnerServer, *args: str, cohort: str = "vip") -> list[
     )
 
 
-def runs_json(*args: str) -> object:
+def runs_json(*args: str) -> Any:
     """``cohortsync runs ... --json``, parsed."""
     done = subprocess.run(
         cohortsync_command("runs", *args, "--json"),

@@ -46,14 +46,14 @@ def test_sigterm_finishes_requests_in_flight_then_resume_completes(
     assert "interrupted by SIGTERM" in stderr
     assert "Traceback" not in stderr
 
-    [run] = runs_json("list")  # type: ignore[misc]
+    [run] = runs_json("list")
     assert run["status"] == "interrupted"
     assert run["error"] == "interrupted by SIGTERM"
     shown = runs_json("show", run["id"])
     answered = len(partner.users_requests())
     assert 0 < answered < 30
     # Every request the server answered was waited for and recorded: nothing in flight is lost.
-    assert shown["acknowledged_batches"] == answered  # type: ignore[index]
+    assert shown["acknowledged_batches"] == answered
     assert len(partner.users_requests(answered=False)) == answered
 
     partner.delay = 0
@@ -61,7 +61,7 @@ def test_sigterm_finishes_requests_in_flight_then_resume_completes(
     assert done.returncode == 0, done.stderr
     assert membership(partner) == users(0, 30_000)
     assert max(received(partner).values()) == 1  # a graceful stop re-sends nothing
-    [latest] = runs_json("list")  # type: ignore[misc]
+    [latest] = runs_json("list")
     assert latest["id"] == run["id"]  # the same run, continued
     assert latest["status"] == "succeeded"
 
@@ -76,7 +76,7 @@ def test_runs_resume_continues_a_stopped_run_by_id(
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=30)
     assert process.returncode == 6
-    [run] = runs_json("list")  # type: ignore[misc]
+    [run] = runs_json("list")
     warehouse(table_of(500_000, 500_010))  # the query's result has changed since: no matter
     partner.delay = 0
     resumed = run_cli(
@@ -98,6 +98,13 @@ def test_runs_resume_continues_a_stopped_run_by_id(
     )
     assert again.returncode == 2
     assert "not the one run" in again.stderr
+
+
+def partway(
+    process: subprocess.Popen[str], server: PartnerServer, requests: int
+) -> Callable[[], bool]:
+    """True once the server has seen ``requests`` requests, or the process has ended."""
+    return lambda: process.poll() is not None or len(server.requests) >= requests
 
 
 @pytest.mark.slow
@@ -125,11 +132,7 @@ def test_sigkill_at_random_points_then_restart_converges(
             if rng.random() < 0.3:  # while starting, staging, planning or committing
                 time.sleep(rng.uniform(0.0, 1.5))
             else:  # while sending: after a random number of requests, mid-request
-                target = seen + rng.randint(1, 15)
-                wait_for(
-                    lambda: process.poll() is not None or len(partner.requests) >= target,
-                    what=f"request {target}",
-                )
+                wait_for(partway(process, partner, seen + rng.randint(1, 15)), what="a request")
                 time.sleep(rng.uniform(0.0, 0.05))
             process.send_signal(signal.SIGKILL)
             process.communicate(timeout=30)
@@ -144,7 +147,7 @@ def test_sigkill_at_random_points_then_restart_converges(
     removed = {(kind, value) for (kind, value, remove) in received(partner) if remove}
     assert removed <= users(0, 3_000), f"seed {seed}: removed what it never added"
     assert kills > 0, f"seed {seed}: no kill landed"
-    statuses = {run["status"] for run in runs_json("list", "--limit", "100")}  # type: ignore[union-attr]
+    statuses = {run["status"] for run in runs_json("list", "--limit", "100")}
     assert "running" not in statuses
 
 
@@ -168,7 +171,7 @@ def test_a_second_run_of_the_cohort_waits_then_fails_naming_the_first(
     first.communicate(timeout=60)
     assert first.returncode == 0
     # One run only was recorded: the second never started.
-    assert [run["status"] for run in runs_json("list")] == ["succeeded"]  # type: ignore[union-attr]
+    assert [run["status"] for run in runs_json("list")] == ["succeeded"]
 
 
 def test_a_second_run_that_waits_long_enough_runs_after_the_first(
@@ -203,7 +206,7 @@ def test_a_killed_run_shows_dead_and_the_same_command_continues_it(
     wait_for(lambda: len(partner.users_requests()) >= 2, what="2 acknowledged requests")
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
-    [run] = runs_json("list")  # type: ignore[misc]
+    [run] = runs_json("list")
     assert run["status"] == "running"
     assert run["alive"] is False
     assert run["resumable"] is True
@@ -212,7 +215,7 @@ def test_a_killed_run_shows_dead_and_the_same_command_continues_it(
     partner.delay = 0
     done = run_cli(export_args(partner))
     assert done.returncode == 0, done.stderr
-    [after] = runs_json("list")  # type: ignore[misc]
+    [after] = runs_json("list")
     assert after["id"] == run["id"]
     assert after["status"] == "succeeded"
     assert membership(partner) == users(0, 8_000)
