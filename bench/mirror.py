@@ -1,28 +1,42 @@
 """Mirror benchmark: diff 10,000,000 tracked members against a result with 1% churn.
 
-Prints, for the mirror diff and for re-sending the whole result with ``add``:
-wall time, peak resident memory of the process doing the work, and the number
-of identifiers that would be sent. Each measured step runs in a fresh child
-process so its peak memory (``ru_maxrss``, the kernel's high-water mark)
-counts nothing else.
+Part 1, the diff alone (:func:`cohortsync.export.mirror.plan_mirror` on
+Parquet files): for the mirror diff and for planning a re-send of the whole
+result with ``add``, wall time, peak resident memory of the process doing the
+work, and the number of identifiers that would be sent.
 
-Targets (issue 4): diff under 20 s and under 500 MB on 2 cores.
+Part 2, end to end: ``cohortsync export`` processes against a local partner
+API server that answers at once and counts the ``cohorts/users`` requests it
+gets: the first mirror run, the 1% churn run, an ``add`` of the whole result,
+and a run with no change (which must send no membership request).
 
-    .venv/bin/python bench/mirror.py [--members 10000000] [--churn 0.01] [--dir PATH]
+Each measured step runs in a fresh child process so its peak memory
+(``ru_maxrss``, the kernel's high-water mark) counts nothing else.
+
+Targets (issue 4): diff under 20 s and under 500 MB on 2 cores; a run with no
+change sends no membership request.
+
+    .venv/bin/python bench/mirror.py [--members 10000000] [--churn 0.01] [--skip-e2e]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
+from typing import ClassVar
 
 import duckdb
+import orjson
 
 from cohortsync.export.mirror import ParquetResult, plan_mirror
 from cohortsync.export.snapshots import CohortKey, SnapshotStore
@@ -152,6 +166,8 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="256MB")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--child", default=None)
+    parser.add_argument("--skip-e2e", action="store_true", help="only the diff, no exports")
+    parser.add_argument("--e2e-threads", type=int, default=4)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.dir, args.memory_limit, args.threads)
@@ -191,6 +207,119 @@ def main() -> None:
         print(
             f"mirror with no change: {same['seconds']} s, peak {same['peak_mb']} MB, "
             f"{same['sent']:,} identifiers to send"
+        )
+        if not args.skip_e2e:
+            end_to_end(directory, args.members, args.churn, args.e2e_threads)
+
+
+class CountingPartner(asyncio.Protocol):
+    """A partner API that answers 201 at once and counts requests and identifiers by path."""
+
+    counts: ClassVar[Counter[str]] = Counter()
+    _BODY = b'{"message":"success"}'
+    _RESPONSE = (
+        b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(_BODY)).encode() + b"\r\n\r\n" + _BODY
+    )
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = bytes(self.buffer[:end]).lower()
+            start = head.find(b"content-length:")
+            line_end = head.find(b"\r\n", start)
+            length = int(head[start + 15 : line_end if line_end > 0 else None])
+            if len(self.buffer) < end + 4 + length:
+                return
+            body = bytes(self.buffer[end + 4 : end + 4 + length])
+            del self.buffer[: end + 4 + length]
+            path = head.split(b" ", 2)[1].decode()
+            CountingPartner.counts[path] += 1
+            if path.endswith("/cohorts/users"):
+                for change in orjson.loads(body)["cohort_changes"]:
+                    for key in ("user_ids", "device_ids", "aliases"):
+                        CountingPartner.counts["identifiers"] += len(change.get(key, ()))
+            self.transport.write(self._RESPONSE)  # type: ignore[attr-defined]
+
+
+def serve_counting_partner() -> str:
+    """Start the counting partner in a daemon thread; return its URL."""
+    ready = threading.Event()
+    address: list[int] = []
+
+    def run() -> None:
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            server = await loop.create_server(CountingPartner, "127.0.0.1", 0, backlog=256)
+            address.append(server.sockets[0].getsockname()[1])
+            ready.set()
+            async with server:
+                await server.serve_forever()
+
+        asyncio.run(main())
+
+    threading.Thread(target=run, daemon=True).start()
+    ready.wait()
+    return f"http://127.0.0.1:{address[0]}"
+
+
+def end_to_end(directory: Path, members: int, churn: float, threads: int) -> None:
+    """``cohortsync export`` processes against the counting partner; prints one line each."""
+    home = directory / "e2e-home"
+    home.mkdir()
+    endpoint = serve_counting_partner()
+    with duckdb.connect(str(home / "warehouse.duckdb")) as con:
+        con.execute(
+            f"CREATE TABLE base AS SELECT * FROM read_parquet('{directory / 'base.parquet'}')"
+        )
+        con.execute(
+            f"CREATE TABLE churned AS SELECT * FROM read_parquet('{directory / 'result.parquet'}')"
+        )
+        for name in ("base", "churned"):
+            con.execute(
+                f"CREATE VIEW {name}_cohort AS SELECT "
+                "CASE WHEN kind = 'user_ids' THEN value END AS user_ids, "
+                "CASE WHEN kind = 'device_ids' THEN value END AS device_ids, "
+                f"CASE WHEN kind = 'alias' THEN value END AS email FROM {name}"
+            )
+    env = {**os.environ, "COHORTSYNC_HOME": str(home), "COHORTSYNC_PARTNER_API_KEY": "bench"}
+    head = [sys.executable, "-m", "cohortsync", "export", "--endpoint", endpoint]
+    head += ["--data-import-key", "bench-key", "--alias-column", "email"]
+    head += ["--threads", str(threads), "--json"]
+    steps = [
+        ("mirror, first run", "base_cohort", "mirror", "bench"),
+        (f"mirror, {churn:.0%} churn", "churned_cohort", "mirror", "bench"),
+        ("mirror, no change", "churned_cohort", "mirror", "bench"),
+        ("add, whole result", "churned_cohort", "add", "bench-add"),
+    ]
+    print(f"\nend to end, {members:,} members, {threads} threads, instant local server:")
+    for label, table, operation, cohort in steps:
+        before = Counter(CountingPartner.counts)
+        command = [*head, "--table", table, "--operation", operation, "--cohort-id", cohort]
+        command += ["--max-remove-pct", "100"]
+        started = time.perf_counter()
+        with tempfile.TemporaryFile() as errors:
+            process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=errors)
+            assert process.stdout is not None
+            stdout = process.stdout.read()
+            _, status, usage = os.wait4(process.pid, 0)
+            seconds = time.perf_counter() - started
+            errors.seek(0)
+            stderr = errors.read().decode().strip()
+        if os.waitstatus_to_exitcode(status) != 0:
+            print(f"  {label}: FAILED {stderr}")
+            continue
+        report = json.loads(stdout)
+        after = CountingPartner.counts - before
+        requests = sum(n for path, n in after.items() if path.endswith("/cohorts/users"))
+        print(
+            f"  {label:<24} {seconds:6.1f} s, {requests:>6,} membership requests, "
+            f"{after['identifiers']:>10,} identifiers sent, peak {usage.ru_maxrss / 1024:.0f} MB, "
+            f"status {report['status']}"
         )
 
 
