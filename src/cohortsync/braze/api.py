@@ -28,7 +28,7 @@ from cohortsync.braze import matching, messages, profiles, rest, schemas
 from cohortsync.braze.keys import PartnerCaller, authenticate_partner, authenticate_rest
 from cohortsync.braze.ratelimit import Decision, RateLimit, RateLimiter, parse_rate_limit
 from cohortsync.braze.segments import describe_filter
-from cohortsync.braze.store import Store
+from cohortsync.braze.store import Store, StoreBusy
 from cohortsync.braze.store import segments as segments_table
 from cohortsync.braze.validation import (
     ApiError,
@@ -104,7 +104,7 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
     ) -> Any:
         try:
             return work(body, decisions)
-        except sa.exc.OperationalError:
+        except (sa.exc.OperationalError, StoreBusy):
             raise ApiError(503, messages.STORE_UNAVAILABLE, headers={"Retry-After": "1"}) from None
 
     def partner_work(

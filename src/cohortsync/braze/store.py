@@ -35,7 +35,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
-from cohortsync.errors import ConfigError
+from cohortsync.errors import CohortsyncError, ConfigError
 
 metadata = sa.MetaData()
 
@@ -167,6 +167,11 @@ segments = sa.Table(
     sa.UniqueConstraint("workspace_id", "name", name="uq_braze_segments_name"),
 )
 
+
+class StoreBusy(CohortsyncError):
+    """A write waited longer than the busy timeout for the store's write lock."""
+
+
 # One lock per SQLite file, shared by every Store of this process on that file.
 _sqlite_write_locks: dict[str, threading.Lock] = {}
 _sqlite_write_locks_guard = threading.Lock()
@@ -183,6 +188,7 @@ class Store:
 
     engine: sa.Engine
     url: str
+    busy_timeout: float = 30.0
     _write_lock: threading.Lock | None = field(default=None, repr=False)
 
     @property
@@ -202,10 +208,18 @@ class Store:
             with self.engine.connect() as conn, conn.begin():
                 yield conn
             return
-        with self._write_lock, self.engine.connect() as conn:
-            immediate = conn.execution_options(sqlite_immediate=True)
-            with immediate.begin():
-                yield immediate
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            raise StoreBusy(
+                f"the store {self.url} stayed busy for {self.busy_timeout:g} s",
+                hint="retry; a long write (such as a bulk load) holds it",
+            )
+        try:
+            with self.engine.connect() as conn:
+                immediate = conn.execution_options(sqlite_immediate=True)
+                with immediate.begin():
+                    yield immediate
+        finally:
+            self._write_lock.release()
 
     def insert_ignore(self, table: sa.Table) -> Any:
         """``INSERT ... ON CONFLICT DO NOTHING`` for this store's dialect."""
@@ -240,9 +254,8 @@ def values_table(dialect: str, name: str, type_: sa.types.TypeEngine[Any]) -> sa
         return sa.func.json_each(sa.bindparam(name, type_=sa.String)).table_valued(
             sa.column("value", type_)
         )
-    return sa.func.unnest(sa.bindparam(name, type_=postgresql.ARRAY(type_))).table_valued(
-        sa.column("value", type_)
-    )
+    array = sa.bindparam(name, type_=postgresql.ARRAY(type_))
+    return sa.func.unnest(array).table_valued(sa.column("value", type_)).render_derived()
 
 
 def allocate_ids(conn: sa.Connection, name: str, count: int) -> int:
@@ -332,7 +345,7 @@ def open_store(db_url: str, *, busy_timeout: float = 30.0) -> Store:
         engine = sa.create_engine(
             url, pool_size=10, max_overflow=20, connect_args={"options": options}
         )
-    store = Store(engine=engine, url=db_url, _write_lock=lock)
+    store = Store(engine=engine, url=db_url, busy_timeout=busy_timeout, _write_lock=lock)
     try:
         with store.write() as conn:
             metadata.create_all(conn)
