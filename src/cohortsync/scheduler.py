@@ -549,8 +549,8 @@ class Scheduler:
         result: JobResult | None = None
         try:
             with self._lock:
-                if self.stopping.is_set():
-                    raise KeyboardInterrupt
+                if self.stopping.is_set():  # stopped before it began: nothing ran or to record
+                    return JobResult("interrupted", None, "not started: the scheduler was stopping")
                 self._in_runner.add(ident)
             try:
                 result = execute_job(context)
