@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -248,3 +249,26 @@ def test_once_runs_every_due_job_within_the_parallel_limit(
         clock.advance(hours=1)
         assert len(scheduler.run_once()) == 3
     assert probe.max_total > 1
+
+
+def test_a_held_lease_is_renewed_while_its_run_works(settings: Settings) -> None:
+    from cohortsync.errors import ConfigError
+    from cohortsync.scheduler import held_lease, utc_now
+
+    catalog = open_catalog(settings.catalog_path)
+    ttl = timedelta(seconds=0.3)
+    with held_lease(catalog, "probe:long", "runner-1", ttl=ttl) as lease:
+        time.sleep(0.8)  # well past the first expiry: only renewal keeps it
+        current = schedules.get_lease(catalog, "probe:long")
+        assert current is not None and current.owner == "runner-1"
+        assert current.expires_at > lease.expires_at
+        assert (
+            schedules.acquire_lease(catalog, "probe:long", "runner-2", now=utc_now(), ttl=ttl)
+            is None
+        )
+        with (
+            pytest.raises(ConfigError, match=r"job probe:long is already running \(runner-1"),
+            held_lease(catalog, "probe:long", "runner-3"),
+        ):
+            pass
+    assert schedules.get_lease(catalog, "probe:long") is None
