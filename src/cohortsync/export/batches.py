@@ -131,7 +131,7 @@ def iter_batches(
     batch_size: int = MAX_IDENTIFIERS_PER_REQUEST,
 ) -> Iterator[Batch]:
     """The plan's requests in batch-number order, leaving out the ``skip`` numbers."""
-    parquet = pq.ParquetFile(plan_path)
+    parquet = pq.ParquetFile(plan_path, pre_buffer=False)  # pre-buffering keeps every row group
     record_batches = parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=PLAN_COLUMNS)
     for number, chunk in enumerate(rechunk(record_batches, batch_size)):
         if number in skip:
