@@ -33,6 +33,7 @@ def apply(
 
     Example file (see docs/as-code.md for every field):
 
+    \b
       authentications:
         - name: braze-prod
           endpoint: https://rest.iad-01.braze.com
@@ -43,7 +44,9 @@ def apply(
           export: {auth: braze-prod, cohort_id: vip, operation: mirror}
           schedule: "0 6 * * *"
 
-    Example: BRAZE_DATA_IMPORT_KEY=... cohortsync apply cohortsync.yaml --dry-run
+    \b
+    Example:
+      BRAZE_DATA_IMPORT_KEY=... cohortsync apply cohortsync.yaml --dry-run
     """
     result = apply_file(file, dry_run=dry_run)
     if as_json:

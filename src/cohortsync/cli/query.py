@@ -127,9 +127,10 @@ def save(
 
     Examples:
 
-      cohortsync query save vip --sql "SELECT external_id AS user_ids FROM customers
-      WHERE ltv > 1000" --export braze-prod --cohort-id vip --operation mirror
-      --schedule "0 6 * * *" --timezone Europe/Paris
+    \b
+      cohortsync query save vip --sql-file vip.sql
+        --export braze-prod --cohort-id vip --operation mirror
+        --schedule "0 6 * * *" --timezone Europe/Paris
 
       cohortsync query save churn --sql-file churn.sql
     """

@@ -63,10 +63,9 @@ def scheduler(
     checkpoint (acknowledged batches are recorded) and run again at the next
     start.
 
+    \b
     Examples:
-
       cohortsync scheduler                       # a daemon, e.g. under systemd
-
       */5 * * * *  cohortsync scheduler --once   # from cron or an orchestrator
 
     Exit code with --once: 0 when every job succeeded, 1 when one failed.
