@@ -108,6 +108,7 @@ class SavedQuery:
     updated_at: dt.datetime
     last_run_id: str | None = None
     last_status: str | None = None
+    next_run: dt.datetime | None = None
 
     @property
     def job(self) -> str:
@@ -125,6 +126,7 @@ class SavedQuery:
             "updated_at": self.updated_at.isoformat(),
             "last_run_id": self.last_run_id,
             "last_status": self.last_status,
+            "next_run": self.next_run.isoformat() if self.next_run else None,
         }
 
 
@@ -144,6 +146,8 @@ def _catalog(settings: Settings | None) -> tuple[Settings, sa.Engine]:
 
 
 def _saved(row: store.QueryRow, schedule: schedules.Schedule | None) -> SavedQuery:
+    from cohortsync.scheduler import next_run
+
     return SavedQuery(
         name=row.name,
         sql=row.sql,
@@ -155,6 +159,7 @@ def _saved(row: store.QueryRow, schedule: schedules.Schedule | None) -> SavedQue
         updated_at=row.updated_at,
         last_run_id=schedule.last_run_id if schedule else None,
         last_status=schedule.last_status if schedule else None,
+        next_run=next_run(schedule, dt.datetime.now(dt.UTC)) if schedule else None,
     )
 
 

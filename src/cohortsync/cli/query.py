@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import sys
 from enum import StrEnum
@@ -175,7 +174,7 @@ def list_command(as_json: JsonOption = False) -> None:
     """List saved queries: export target, schedule, next run and last status."""
     saved = queries.list_queries()
     if as_json:
-        _echo_json({"queries": [q.to_dict() | {"next_run": _next(q)} for q in saved]})
+        _echo_json({"queries": [query.to_dict() for query in saved]})
         return
     if not saved:
         typer.echo("no saved queries yet; save one with 'cohortsync query save NAME --sql ...'")
@@ -200,7 +199,7 @@ def show(name: NameArgument, as_json: JsonOption = False) -> None:
     query = queries.get_query(name)
     runs = queries.query_runs(name)
     if as_json:
-        document = query.to_dict() | {"next_run": _next(query)}
+        document = query.to_dict()
         document["recent_runs"] = [run.to_dict() for run in runs]
         _echo_json(document)
         return
@@ -314,9 +313,4 @@ def _export_text(query: queries.SavedQuery) -> str:
 
 
 def _next(query: queries.SavedQuery) -> str | None:
-    from cohortsync.scheduler import next_slot
-
-    if not query.schedule:
-        return None
-    upcoming = next_slot(query.schedule, query.timezone, dt.datetime.now(dt.UTC))
-    return upcoming.isoformat() if upcoming else None
+    return query.next_run.isoformat() if query.next_run else None
