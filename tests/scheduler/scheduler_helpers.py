@@ -74,7 +74,7 @@ def wait_for(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untype
 class WebhookReceiver:
     """A real HTTP server on 127.0.0.1 that keeps every JSON body POSTed to it."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, delay: float = 0.0) -> None:
         import json
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -86,6 +86,7 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 receiver.bodies.append(json.loads(self.rfile.read(length)))
+                time.sleep(delay)
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -272,3 +272,16 @@ def test_a_held_lease_is_renewed_while_its_run_works(settings: Settings) -> None
         ):
             pass
     assert schedules.get_lease(catalog, "probe:long") is None
+
+
+def test_a_hanging_webhook_is_cut_short(settings: Settings, clock: Clock, probe: Probe) -> None:
+    receiver = WebhookReceiver(delay=5)
+    schedule(settings, "fail-slow-hook", "0 * * * *", clock)
+    clock.advance(hours=1)
+    started = time.monotonic()
+    with Scheduler(settings, clock=clock, webhook_url=receiver.url, webhook_timeout=0.5) as sched:
+        [outcome] = sched.run_once()
+    assert time.monotonic() - started < 4
+    assert outcome.result.status == "failed"
+    assert outcome.webhook_sent is False
+    receiver.close()
