@@ -285,3 +285,35 @@ def test_a_hanging_webhook_is_cut_short(settings: Settings, clock: Clock, probe:
     assert outcome.result.status == "failed"
     assert outcome.webhook_sent is False
     receiver.close()
+
+
+RACE = """
+import sys, time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from cohortsync.catalog import schedules
+from cohortsync.catalog.db import open_catalog
+catalog = open_catalog(Path(sys.argv[1]))
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+lease = schedules.acquire_lease(
+    catalog, "probe:race", sys.argv[3], now=datetime.now(UTC), ttl=timedelta(minutes=5)
+)
+print("won" if lease else "lost")
+time.sleep(0.5)  # keep the pid alive while the others try
+"""
+
+
+def test_racing_processes_get_one_lease(settings: Settings) -> None:
+    open_catalog(settings.catalog_path).dispose()  # create the tables first
+    start = time.time() + 1.5
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, str(settings.catalog_path), str(start), f"racer-{n}"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(6)
+    ]
+    results = sorted(racer.communicate(timeout=60)[0].strip() for racer in racers)
+    assert results == ["lost"] * 5 + ["won"]
