@@ -307,7 +307,8 @@ def run_query(
     """Run the saved query ``name`` and, when it has an export, export its result.
 
     Takes the job's lease for the whole run, unless the caller (the
-    scheduler) already holds it and says so with ``lease_owner``.
+    scheduler) already holds it and says so with ``lease_owner``. A dry run
+    sends and records nothing, so it needs no lease.
 
     Raises:
         ConfigError: unknown query or authentication, or the job runs elsewhere.
@@ -322,7 +323,7 @@ def run_query(
         row = store.fetch_query(catalog, name)
         if row is None:
             raise _unknown(name)
-        if lease_owner is not None:
+        if lease_owner is not None or dry_run:
             return _run(catalog, settings, row, dry_run, full_resync, progress)
         with held_lease(catalog, schedules.job_label(KIND, name), new_owner("query-run")):
             return _run(catalog, settings, row, dry_run, full_resync, progress)
