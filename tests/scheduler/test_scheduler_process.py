@@ -82,4 +82,11 @@ def test_sigterm_takes_no_new_job_and_checkpoints_the_running_export(
         assert schedules.get_lease(catalog, "query:a_export") is None
         stored = schedules.get_schedule(catalog, "query", "a_export")
         assert stored is not None and stored.last_slot is None  # due again at the next start
+
+        # The next start runs it again and finishes the cohort; the other job runs too.
+        again = bench.cli("scheduler", "--once", "--json")
+        assert again.returncode == 0, again.stderr
+        outcomes = {o["job"]: o["status"] for o in map(orjson.loads, again.stdout.splitlines())}
+        assert outcomes == {"query:a_export": "succeeded", "query:b_next": "succeeded"}
+        assert len(bench.members("everyone")) == 20_000
         catalog.dispose()
