@@ -301,12 +301,12 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
             direction = params.get("sort_direction", "asc")
             if direction not in ("asc", "desc"):
                 raise ApiError(400, "sort_direction must be asc or desc")
-            order = segments_table.c.created_at
+            keys = [segments_table.c.created_at, segments_table.c.name]
             with store.read() as conn:
                 rows = conn.execute(
                     sa.select(segments_table.c.id, segments_table.c.name)
                     .where(segments_table.c.workspace_id == workspace_id)
-                    .order_by(order.desc() if direction == "desc" else order, segments_table.c.name)
+                    .order_by(*(k.desc() if direction == "desc" else k for k in keys))
                     .offset(int(page_text) * SEGMENTS_PAGE_SIZE)
                     .limit(SEGMENTS_PAGE_SIZE)
                 ).all()
