@@ -483,11 +483,19 @@ class Scheduler:
     def run_forever(self, *, poll_interval: float = 30.0) -> list[JobOutcome]:
         """Tick every ``poll_interval`` seconds until :meth:`stop`, then drain and close.
 
-        Returns the outcomes of the jobs that were still running at the stop.
+        A look at the schedules that fails (the catalog is locked for longer
+        than its busy timeout, say) is logged and retried at the next poll: a
+        daemon does not die of a transient error. Returns the outcomes of the
+        jobs that were still running at the stop.
         """
         try:
             while not self.stopping.is_set():
-                self.tick()
+                try:
+                    self.tick()
+                except (sa.exc.SQLAlchemyError, OSError):
+                    log.exception(
+                        "could not read the schedules; trying again in %ss", poll_interval
+                    )
                 self.stopping.wait(poll_interval)
             return self.drain()
         finally:
