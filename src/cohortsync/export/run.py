@@ -60,11 +60,12 @@ from cohortsync.export.report import ExportReport
 from cohortsync.export.resume import RunChoice, choose_run, resolve_superseded
 from cohortsync.export.send import send_all
 from cohortsync.export.snapshots import CohortKey, SnapshotStore
-from cohortsync.export.source import query_failed, stream_source
+from cohortsync.export.source import query_failed, source_sql, stream_source
 from cohortsync.export.spec import ExportSpec
 from cohortsync.export.staging import SourceStreamFailed, StagedCounts, Staging
 from cohortsync.export.stopping import GracefulStop
 from cohortsync.settings import Settings
+from cohortsync.warehouse.connect import duckdb_path
 
 log = logging.getLogger(__name__)
 
@@ -274,24 +275,58 @@ def prepare(
     Raises:
         SourceError: the query failed or the result has no usable identifier column.
     """
-    with stream_source(spec.source, settings) as reader:
-        columns = identifier_columns(reader.schema, spec.alias_column)
+    with Staging(run_dir) as staging, _source(spec, settings, staging) as (schema, reader):
+        columns = identifier_columns(schema, spec.alias_column)
         if columns.ignored:
             report.ignored_columns = list(columns.ignored)
             log.warning(
                 "ignoring columns %s: only user_ids, device_ids and the alias column are sent",
                 ", ".join(repr(name) for name in columns.ignored),
             )
-        with Staging(run_dir) as staging:
-            plan = _stage_and_plan(staging, reader, columns, spec, run_dir, mirror)
-            staging.set_distinct(mirror.distinct_by_kind() if mirror else plan.by_kind())
-            _fill_counts(report, staging.counts)
-            return plan
+        plan = _stage_and_plan(staging, reader, columns, spec, run_dir, mirror)
+        staging.set_distinct(mirror.distinct_by_kind() if mirror else plan.by_kind())
+        _fill_counts(report, staging.counts)
+        return plan
+
+
+@contextmanager
+def _source(
+    spec: ExportSpec, settings: Settings, staging: Staging
+) -> Iterator[tuple[pa.Schema, pa.RecordBatchReader | None]]:
+    """The source's schema and stream; no stream when the staging database reads it itself.
+
+    The embedded DuckDB warehouse is attached to the staging database (see
+    :mod:`staging`); parameterised or multi-statement SQL, and every other
+    engine, stream Arrow batches through :func:`stream_source`.
+    """
+    path = pushdown_path(spec, settings)
+    if path is not None:
+        try:
+            schema = staging.attach_warehouse(path, source_sql(spec.source))
+        except duckdb.Error as error:
+            raise query_failed(spec.source, error) from error
+        if schema is not None:
+            yield schema, None
+            return
+    with stream_source(spec.source, settings) as reader:
+        yield reader.schema, reader
+
+
+def pushdown_path(spec: ExportSpec, settings: Settings) -> str | None:
+    """The DuckDB warehouse file the staging database can read the source from, if any."""
+    url = spec.source.warehouse_url or settings.warehouse_url
+    if not url.startswith("duckdb:") or spec.source.params:
+        return None
+    path = duckdb_path(url)
+    sql = source_sql(spec.source).strip().rstrip(";")
+    if path == ":memory:" or ";" in sql or not Path(path).is_file():
+        return None
+    return path
 
 
 def _stage_and_plan(
     staging: Staging,
-    reader: pa.RecordBatchReader,
+    reader: pa.RecordBatchReader | None,
     columns: IdentifierColumns,
     spec: ExportSpec,
     run_dir: Path,

@@ -1,14 +1,24 @@
 """Stage a result's identifiers out of core, deduplicated and counted.
 
-The Arrow stream of the source is read once, by DuckDB, in a per-run
-database under ``$COHORTSYNC_HOME/runs/<run_id>/`` with a small memory limit
-and a spill directory beside it: ten million identifiers go through a
+The source is read once, by DuckDB, in a per-run database under
+``$COHORTSYNC_HOME/runs/<run_id>/`` with a small memory limit and a spill
+directory beside it: ten million identifiers go through a
 ``GROUP BY (kind, value)`` on disk instead of living as Python objects.
 
-While DuckDB pulls the stream, a thin wrapper counts rows, NULL and empty
-values per kind with Arrow (no per-row Python); duplicates are what the
-distinct count leaves over. :meth:`Staging.identifiers_sql` is the relation
-of distinct identifiers that :mod:`plan` turns into changes.
+Two ways in, one relation out (:meth:`Staging.identifiers_sql`, the distinct
+identifiers that :mod:`plan` turns into changes):
+
+- **Arrow stream** (any engine): the engine's record batches are registered
+  in the staging database; a thin wrapper counts rows, NULL and empty values
+  per kind with Arrow while DuckDB pulls them.
+- **Pushdown** (the embedded DuckDB warehouse): the warehouse file is
+  attached read-only to the staging database and the query runs there, so
+  one DuckDB instance under one memory limit does all the work, in parallel,
+  with no Arrow hop and no second buffer pool. Rows, NULL and empty values
+  are then counted by one more scan of the query in the same read-only
+  attachment (writers are locked out, so both scans see the same rows).
+
+Either way duplicates are what the distinct count leaves over.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ import pyarrow.compute as pc
 
 from cohortsync.export.identifiers import KINDS, IdentifierColumns
 
-STAGING_MEMORY_LIMIT = "128MB"
+STAGING_MEMORY_LIMIT = "100MB"
 STAGING_THREADS = 2
 SOURCE_VIEW = "source_stream"
 
@@ -94,6 +104,8 @@ class Staging:
         )
         self.counts = StagedCounts()
         self._counted: _CountingStream | None = None
+        self._pushed_sql: str | None = None
+        self._columns: IdentifierColumns | None = None
 
     def __enter__(self) -> Staging:
         return self
@@ -107,46 +119,97 @@ class Staging:
         for path in (self.path, self.path.with_name(self.path.name + ".wal")):
             path.unlink(missing_ok=True)
 
-    def identifiers_sql(self, reader: pa.RecordBatchReader, columns: IdentifierColumns) -> str:
-        """Register ``reader`` and return the SQL of its distinct identifiers.
+    def attach_warehouse(self, path: str, sql: str) -> pa.Schema | None:
+        """Read the source inside this database: attach the DuckDB warehouse file read-only.
+
+        Returns the result's schema (no row is read), or ``None`` when the file
+        cannot be attached here (held by a writer, or open in this process):
+        then the caller streams the source through its engine instead.
+
+        Raises:
+            duckdb.Error: the query does not bind (bad SQL, unknown table or
+                column); the caller reports it as the source's failure.
+        """
+        try:
+            self.connection.execute(f"ATTACH {_literal(path)} AS warehouse (READ_ONLY)")
+            self.connection.execute("USE warehouse")
+        except duckdb.Error:
+            return None
+        query = sql.strip().rstrip(";")
+        schema = self.connection.sql(f"SELECT * FROM ({query}) AS source LIMIT 0").to_arrow_table()
+        self._pushed_sql = query
+        return schema.schema
+
+    def identifiers_sql(
+        self, reader: pa.RecordBatchReader | None, columns: IdentifierColumns
+    ) -> str:
+        """Return the SQL of the source's distinct identifiers.
 
         The relation has columns ``kind`` (UTINYINT, the index in :data:`KINDS`)
-        and ``value`` (VARCHAR), without NULL or empty values. The stream can be
-        read only once: run exactly one statement over it, then call
-        :meth:`check_stream` and :meth:`set_distinct`.
+        and ``value`` (VARCHAR), without NULL or empty values. ``reader`` is the
+        source's stream, or ``None`` after :meth:`attach_warehouse`. A stream can
+        be read only once: run exactly one statement over the relation, then
+        call :meth:`check_stream` and :meth:`set_distinct`.
         """
         names = list(dict.fromkeys(columns.columns.values()))
         kinds_of = {kind: columns.columns[kind] for kind in columns.kinds}
         self.counts.kinds = {kind: KindCounts() for kind in columns.kinds}
+        self._columns = columns
+        if reader is None:
+            if self._pushed_sql is None:
+                raise ValueError("identifiers_sql needs a reader or attach_warehouse first")
+            return _distinct_sql(f"({self._pushed_sql}) AS source", columns)
 
         schema = pa.schema([reader.schema.field(name) for name in names])
         counted = _CountingStream(reader, names, lambda batch: self._count(batch, kinds_of))
         self._counted = counted
         self.connection.register(SOURCE_VIEW, pa.RecordBatchReader.from_batches(schema, counted))
-        kinds = columns.kinds
-        codes = ", ".join(str(KINDS.index(kind)) for kind in kinds)
-        values = ", ".join(f"{_quote(kinds_of[kind])}::VARCHAR" for kind in kinds)
-        if len(kinds) == 1:
-            pairs = f"SELECT {codes}::UTINYINT AS kind, {values} AS value FROM {SOURCE_VIEW}"
-        else:
-            pairs = (
-                f"SELECT unnest([{codes}])::UTINYINT AS kind, unnest([{values}]) AS value "
-                f"FROM {SOURCE_VIEW}"
-            )
-        return (
-            f"SELECT kind, value FROM ({pairs}) "
-            "WHERE value IS NOT NULL AND value <> '' GROUP BY kind, value"
-        )
+        return _distinct_sql(SOURCE_VIEW, columns)
 
     def check_stream(self, error: duckdb.Error | None = None) -> None:
-        """Raise :class:`SourceStreamFailed` if the source failed while being read."""
+        """Raise :class:`SourceStreamFailed` if the source failed while being read.
+
+        After a pushdown the query runs in this database, so any error of the
+        statement except running out of disk or memory is the source's.
+        """
         if self._counted is not None and self._counted.failure is not None:
             raise SourceStreamFailed(self._counted.failure) from error
+        if (
+            self._pushed_sql is not None
+            and error is not None
+            and not isinstance(error, duckdb.IOException | duckdb.OutOfMemoryException)
+        ):
+            raise SourceStreamFailed(error) from error
 
     def set_distinct(self, distinct: dict[str, int]) -> None:
-        """Record the distinct count of each kind, once the identifiers are planned."""
+        """Record the distinct count of each kind, once the identifiers are planned.
+
+        After a pushdown this also counts rows, NULL and empty values (one scan).
+        """
+        if self._pushed_sql is not None and self._columns is not None:
+            self._count_pushed_down(self._pushed_sql, self._columns)
         for kind, counts in self.counts.kinds.items():
             counts.distinct = distinct.get(kind, 0)
+
+    def _count_pushed_down(self, sql: str, columns: IdentifierColumns) -> None:
+        kinds = columns.kinds
+        measures = ["count(*)"]
+        for kind in kinds:
+            column = _quote(columns.columns[kind])
+            measures += [
+                f"count(*) FILTER (WHERE {column} IS NULL)",
+                f"count(*) FILTER (WHERE {column}::VARCHAR = '')",
+            ]
+        row = self.connection.execute(
+            f"SELECT {', '.join(measures)} FROM ({sql}) AS source"
+        ).fetchone()
+        assert row is not None
+        self.counts.rows_read = int(row[0])
+        for index, kind in enumerate(kinds):
+            null, empty = int(row[1 + 2 * index]), int(row[2 + 2 * index])
+            self.counts.kinds[kind] = KindCounts(
+                values=self.counts.rows_read - null - empty, null=null, empty=empty
+            )
 
     def _count(self, batch: pa.RecordBatch, kinds_of: dict[str, str]) -> None:
         self.counts.rows_read += batch.num_rows
@@ -197,6 +260,28 @@ class _CountingStream:
                 raise
             self._count(batch)
             return batch.select(self._names)
+
+
+def _distinct_sql(relation: str, columns: IdentifierColumns) -> str:
+    """SQL of the distinct non-empty ``(kind, value)`` pairs of ``relation``."""
+    kinds = columns.kinds
+    codes = ", ".join(str(KINDS.index(kind)) for kind in kinds)
+    values = ", ".join(f"{_quote(columns.columns[kind])}::VARCHAR" for kind in kinds)
+    if len(kinds) == 1:
+        pairs = f"SELECT {codes}::UTINYINT AS kind, {values} AS value FROM {relation}"
+    else:
+        pairs = (
+            f"SELECT unnest([{codes}])::UTINYINT AS kind, unnest([{values}]) AS value "
+            f"FROM {relation}"
+        )
+    return (
+        f"SELECT kind, value FROM ({pairs}) "
+        "WHERE value IS NOT NULL AND value <> '' GROUP BY kind, value"
+    )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _quote(name: str) -> str:
