@@ -97,12 +97,14 @@ class LoadReport:
     lines: int = 0
     users_created: int = 0
     users_updated: int = 0
+    lines_without_identifiers: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {
             "lines": self.lines,
             "users_created": self.users_created,
             "users_updated": self.users_updated,
+            "lines_without_identifiers": self.lines_without_identifiers,
         }
 
 
@@ -142,10 +144,11 @@ def load_users(
 
     A line with an external id extends that user when it exists; a line
     without one extends the anonymous user that already holds one of its
-    aliases or device ids, else creates one. An alias or device id already
-    held by another user stays with that user. Each chunk commits on its own,
-    so the service keeps answering during a long load; loading the same file
-    again changes nothing.
+    aliases or device ids, else creates one; a line with no identifier at
+    all is skipped (and counted), as nothing could ever match that user. An
+    alias or device id already held by another user stays with that user.
+    Each chunk commits on its own, so the service keeps answering during a
+    long load; loading the same file again changes nothing.
     """
     report = LoadReport()
     numbered = enumerate(rows, start=1)
@@ -238,6 +241,11 @@ def _load_chunk(
         return -next_id  # placeholder until ids are allocated
 
     for profile in chunk:
+        if profile.external_id is None and not profile.aliases and not profile.device_ids:
+            # Nothing could ever find such a user, and loading it twice would make two.
+            report.lines_without_identifiers += 1
+            owners.append(0)
+            continue
         if profile.external_id is not None:
             owner = by_external_id.get(profile.external_id) or pending_external.get(
                 profile.external_id
