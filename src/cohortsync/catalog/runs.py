@@ -157,6 +157,36 @@ def record_batch_acks(catalog: sa.Engine, run_id: str, acks: Iterable[tuple[int,
         conn.execute(statement, rows)
 
 
+class AckRecorder:
+    """Records acknowledged batches of one run over one held connection.
+
+    A run may record every acknowledgement as it arrives (thousands per
+    run); holding one DBAPI connection with a prepared statement makes each
+    record a plain SQLite insert and commit instead of a pool checkout and a
+    statement compile. Idempotent like :func:`record_batch_acks`.
+    """
+
+    _INSERT = "INSERT OR IGNORE INTO run_batches (run_id, batch_number, count) VALUES (?, ?, ?)"
+
+    def __init__(self, catalog: sa.Engine, run_id: str) -> None:
+        self.run_id = run_id
+        self._connection = catalog.raw_connection()
+
+    def record(self, acks: Iterable[tuple[int, int]]) -> None:
+        """Record ``(batch_number, identifier count)`` pairs and commit."""
+        rows = [(self.run_id, number, count) for number, count in acks]
+        if rows:
+            cursor = self._connection.cursor()
+            try:
+                cursor.executemany(self._INSERT, rows)
+            finally:
+                cursor.close()
+            self._connection.commit()
+
+    def close(self) -> None:
+        self._connection.close()
+
+
 def acknowledged_batches(catalog: sa.Engine, run_id: str) -> set[int]:
     """The batch numbers of ``run_id`` the server has acknowledged."""
     with catalog.connect() as conn:

@@ -394,8 +394,7 @@ class Checkpoint:
     """
 
     def __init__(self, catalog: sa.Engine, run_id: str) -> None:
-        self.catalog = catalog
-        self.run_id = run_id
+        self.recorder = runs.AckRecorder(catalog, run_id)
         self.pending: list[tuple[int, int]] = []
         self.last_flush = time.monotonic()
 
@@ -407,9 +406,16 @@ class Checkpoint:
 
     def flush(self) -> None:
         if self.pending:
-            runs.record_batch_acks(self.catalog, self.run_id, self.pending)
+            self.recorder.record(self.pending)
             self.pending = []
         self.last_flush = time.monotonic()
+
+    def close(self) -> None:
+        """Flush what is pending and release the connection."""
+        try:
+            self.flush()
+        finally:
+            self.recorder.close()
 
 
 def send_plan(
@@ -451,7 +457,7 @@ def send_plan(
         try:
             asyncio.run(main())
         finally:
-            checkpoint.flush()
+            checkpoint.close()
             report.requests = client.stats.requests
             report.retries = client.stats.retries
 
