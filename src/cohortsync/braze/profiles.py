@@ -94,6 +94,9 @@ class ProfileLine:
 
 @dataclass
 class LoadReport:
+    """What a load did: ``users_updated`` counts lines that extended a user
+    who existed already or whom an earlier line of the same load created."""
+
     lines: int = 0
     users_created: int = 0
     users_updated: int = 0
@@ -253,13 +256,13 @@ def _load_chunk(
             if owner is None:
                 owner = pending_external[profile.external_id] = create(profile.external_id)
             else:
-                report.users_updated += owner > 0
+                report.users_updated += 1
         else:
             known = [by_alias[a] for a in profile.aliases if a in by_alias]
             known += [by_device[d] for d in profile.device_ids if d in by_device]
             if known:
                 owner = known[0]
-                report.users_updated += owner > 0
+                report.users_updated += 1
             else:
                 owner = create(None)
             for alias in profile.aliases:
