@@ -38,7 +38,7 @@ from typing import ClassVar
 import duckdb
 import orjson
 
-from cohortsync.export.mirror import ParquetResult, plan_mirror
+from cohortsync.export.mirror import DEFAULT_MEMORY_LIMIT, ParquetResult, plan_mirror
 from cohortsync.export.snapshots import CohortKey, SnapshotStore
 from cohortsync.export.spec import MirrorOptions
 
@@ -163,7 +163,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=10_000_000)
     parser.add_argument("--churn", type=float, default=0.01)
     parser.add_argument("--dir", type=Path, default=None)
-    parser.add_argument("--memory-limit", default="256MB")
+    parser.add_argument("--memory-limit", default=DEFAULT_MEMORY_LIMIT)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--child", default=None)
     parser.add_argument("--skip-e2e", action="store_true", help="only the diff, no exports")

@@ -221,3 +221,29 @@ def test_a_killed_run_shows_dead_and_the_same_command_continues_it(
     assert membership(partner) == users(0, 8_000)
     twice = sum(count - 1 for count in received(partner).values() if count > 1)
     assert twice <= 1000  # one thread: at most the batch in flight
+
+
+def test_another_export_supersedes_a_stopped_mirror_run_and_folds_its_changes(
+    partner: PartnerServer, warehouse: Callable[[str], None], spawn: Spawn, run_cli: RunCli
+) -> None:
+    """A stopped run of another job is not continued: its changes are folded into the next."""
+    warehouse(table_of(0, 5_000))
+    assert run_cli(export_args(partner)).returncode == 0
+    warehouse(table_of(2_000, 9_000))  # 2,000 exits, 4,000 entries
+    partner.delay = 0.2
+    before = len(partner.users_requests())
+    process = spawn(export_args(partner, "--threads", "1"))
+    wait_for(lambda: len(partner.users_requests()) >= before + 2, what="2 acknowledged requests")
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert process.returncode == 6
+    stopped = runs_json("list")[0]
+    partner.delay = 0
+    warehouse(table_of(1_000, 6_000))
+    done = run_cli(export_args(partner, "--cohort-name", "VIP customers", "--json"))
+    assert done.returncode == 0, done.stderr
+    assert membership(partner) == users(1_000, 6_000)
+    history = {run["id"]: run for run in runs_json("list")}
+    assert history[stopped["id"]]["status"] == "failed"
+    assert "superseded by run" in history[stopped["id"]]["error"]
+    assert len(history) == 3

@@ -79,7 +79,8 @@ def list_(
         typer.echo("no export runs yet (see 'cohortsync export --help')")
         return
     table = Table(title=f"Export runs (latest {limit})", title_justify="left")
-    for column in ("run", "status", "cohort", "operation", "started (UTC)", "took", "sent"):
+    table.add_column("run", no_wrap=True)
+    for column in ("status", "cohort", "operation", "started (UTC)", "took", "sent"):
         table.add_column(column)
     for view in views:
         report = view["report"] or {}

@@ -108,20 +108,19 @@ def write_plan(
             ``should_remove`` value the rows need no sorting at all.
         mirror: the mirror step of a ``mirror`` export: it diffs the staged
             identifiers against the cohort's snapshot (guards raise here, before
-            any request) and its changes are fully ordered, values included.
+            any request) and orders its changes by ``(should_remove, kind, value)``.
     """
     path = run_dir / CHANGES_FILE
     if spec.operation == "mirror":
         if mirror is None:
             raise ConfigError("a mirror export needs its snapshot step")
-        sql, order = mirror.changes_sql(staging, identifiers_sql, run_dir), True
+        # Already ordered by (should_remove, kind, value); DuckDB keeps a file's order.
+        sql, order = mirror.changes_sql(staging, identifiers_sql, run_dir), False
     else:
         sql, mixed = changes_sql(spec, identifiers_sql)
         order = mixed or kinds > 1
     kind_names = " ".join(f"WHEN {code} THEN '{name}'" for code, name in enumerate(KINDS))
     order_by = "ORDER BY should_remove, kind" if order else ""
-    if spec.operation == "mirror":
-        order_by += ", value"
     statement = f"""
         COPY (
             SELECT CASE kind {kind_names} END AS kind, value, should_remove,
