@@ -9,7 +9,9 @@ on a second signal, the signal interrupts at once (as ``KeyboardInterrupt``),
 which the run also records as ``interrupted``.
 
 Handlers are installed only in the main thread (Python delivers signals
-there); a run started from another thread keeps the process's handlers.
+there); a run started from another thread keeps the process's handlers. A
+handler the caller had installed is restored afterwards and, if a signal came
+during the run, called once with it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class GracefulStop:
         self.signal_name: str | None = None
         self._sending = False
         self._previous: dict[int, Any] = {}
+        self._received: int | None = None
 
     def __enter__(self) -> GracefulStop:
         if threading.current_thread() is threading.main_thread():
@@ -47,9 +50,14 @@ class GracefulStop:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        for signum, handler in self._previous.items():
+        previous, self._previous = self._previous, {}
+        for signum, handler in previous.items():
             signal.signal(signum, handler)
-        self._previous.clear()
+        # A caller's own handler (a scheduler, say) still learns of the stop request.
+        received = self._received
+        handler = previous.get(received) if received is not None else None
+        if callable(handler) and handler is not signal.default_int_handler:
+            handler(received, None)
 
     @contextmanager
     def sending(self) -> Iterator[None]:
@@ -69,6 +77,7 @@ class GracefulStop:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.signal_name = signal.Signals(signum).name
+        self._received = signum
         if self._sending and not self.requested:
             self.requested = True
             return
