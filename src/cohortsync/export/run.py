@@ -136,8 +136,14 @@ def run_export(
                 raise RunInterrupted(
                     f"stopped while waiting for another run of cohort {spec.cohort_id!r}"
                 ) from None
-            choice = choose_run(catalog, settings.home_dir, spec, resume_run_id=resume_run_id)
-            return _run_locked(spec, settings, catalog, lock, choice, report, stop, progress)
+            try:
+                choice = choose_run(catalog, settings.home_dir, spec, resume_run_id=resume_run_id)
+                return _run_locked(spec, settings, catalog, lock, choice, report, stop, progress)
+            except KeyboardInterrupt:  # between two steps, before the run could record it
+                raise RunInterrupted(
+                    f"export of cohort {spec.cohort_id!r} was stopped before it started sending",
+                    hint="run the same export again",
+                ) from None
     finally:
         lock.release()
         catalog.dispose()
