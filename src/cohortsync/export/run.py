@@ -393,7 +393,7 @@ def dry_run_plan(spec: ExportSpec, plan: Plan) -> dict[str, Any]:
 
 
 class Checkpoint:
-    """Records acknowledged batches in small groups: every 0.5 s or 500 batches.
+    """Records acknowledged batches as they come (see :data:`CHECKPOINT_BATCHES`).
 
     Only batches the server acknowledged are ever added, so a checkpoint never
     claims a batch that was not received; :meth:`flush` runs on every exit.
