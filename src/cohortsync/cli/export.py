@@ -169,14 +169,15 @@ def export(
 
     Examples:
 
-      cohortsync export --auth braze-prod --cohort-id vip
+    \b
+      cohortsync export --auth braze-prod --cohort-id vip \\
         --query "SELECT external_id AS user_ids FROM users"
-
-      cohortsync export --auth braze-prod --cohort-id vip --operation remove
+      cohortsync export --auth braze-prod --cohort-id vip --operation remove \\
         --table vip_emails --alias-column email --dry-run
-
-      cohortsync export --auth braze-prod --cohort-id active --operation mirror
+      cohortsync export --auth braze-prod --cohort-id active --operation mirror \\
         --query "SELECT external_id AS user_ids FROM users WHERE active"
+      cohortsync export --endpoint https://rest.iad-01.braze.com --data-import-key - \\
+        --cohort-id vip --table vip_users --json < key.txt
 
     Exit codes: 0 success, 2 bad usage or configuration, 3 the query or source
     failed, 4 the destination refused (400/401), 5 retries exhausted, 6
