@@ -97,9 +97,11 @@ def scheduler(
     runner.install_signal_handlers()
     if once:
         try:
-            runner.run_once()
+            outcomes = runner.run_once()
         finally:
             runner.close()
+        if not outcomes and not as_json:
+            typer.echo("nothing due now; 'cohortsync scheduler --list' shows the next runs")
         if failed:
             raise typer.Exit(1)
         return
