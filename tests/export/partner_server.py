@@ -30,9 +30,10 @@ class Recorded:
 
     path: str
     body: Any
-    started: float
+    started: float  # monotonic
     finished: float = 0.0
     status: int = 0
+    wall: float = field(default_factory=time.time)  # wall clock at arrival
 
     @property
     def kind(self) -> str:

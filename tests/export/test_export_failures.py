@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import socket
 import time
@@ -48,6 +49,24 @@ def test_retry_after_is_honoured(
     refused, accepted = partner.users_requests(answered=False)
     assert refused.status == 429 and accepted.status == 201
     assert accepted.started - refused.finished >= 1.4
+
+
+def test_retry_after_as_an_http_date_is_honoured(
+    partner: PartnerServer, warehouse: Warehouse, cli: CliRunner
+) -> None:
+    users_table(warehouse, 10)
+    not_before = int(time.time()) + 4  # whole seconds: HTTP dates have no fractions
+    partner.script(
+        "users",
+        503,
+        "Service Unavailable",
+        Retry_After=email.utils.formatdate(not_before, usegmt=True),
+    )
+    result = cli(*export_args(partner, "--table", "users", "--cohort-id", "c"))
+    assert result.returncode == 0, result.stderr
+    refused, accepted = partner.users_requests(answered=False)
+    assert refused.wall < not_before - 1  # the date was still ahead when it was answered
+    assert accepted.wall >= not_before - 0.01
 
 
 @pytest.mark.parametrize(

@@ -170,3 +170,25 @@ def test_query_file_sends_each_identifier_once(
     assert result.returncode == 0, result.stderr
     values = [value for _, value, _ in partner.identifiers()]
     assert sorted(values) == [f"user-{i:06d}" for i in range(0, 3000, 2)]
+
+
+def test_values_are_sent_exactly_as_stored_whatever_their_characters(
+    partner: PartnerServer, warehouse: Warehouse, cli: CliRunner
+) -> None:
+    odd = [
+        'quote"inside',
+        "back\\slash",
+        "new\nline",
+        "tab\there",
+        "émoji😀",
+        "nul\x01ctl",
+        "'single'",
+    ]
+    values = ", ".join("(" + "'" + v.replace("'", "''") + "')" for v in odd)
+    warehouse(f"CREATE TABLE odd AS SELECT v AS user_ids, v AS email FROM (VALUES {values}) t(v)")
+    result = cli(
+        *export_args(partner, "--table", "odd", "--alias-column", "email", "--cohort-id", "c")
+    )
+    assert result.returncode == 0, result.stderr
+    sent = sorted((kind, value) for kind, value, _ in partner.identifiers())
+    assert sent == sorted([("user_ids", v) for v in odd] + [("alias:email", v) for v in odd])
