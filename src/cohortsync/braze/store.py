@@ -314,6 +314,10 @@ def _sqlite_engine(url: sa.URL, busy_timeout: float) -> tuple[sa.Engine, threadi
         # mapped (shared by all connections) and each keeps a 64 MiB page cache.
         cursor.execute("PRAGMA mmap_size=1073741824")
         cursor.execute("PRAGMA cache_size=-65536")
+        # Each import dirties hundreds of pages; checkpoint (and fsync) every
+        # ~40 MiB of WAL rather than every 4 MiB. Lists from json_each sort in memory.
+        cursor.execute("PRAGMA wal_autocheckpoint=10000")
+        cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.close()
 
