@@ -235,3 +235,18 @@ def test_openapi_document_is_published(sandbox: Sandbox) -> None:
     assert {"/segments/list", "/segments/details"} <= set(paths)
     changes = paths["/partners/{partner}/cohorts/users"]["post"]["requestBody"]["content"]
     assert "cohort_changes" in changes["application/json"]["schema"]["required"]
+
+
+def test_concurrent_tracks_of_one_new_user_make_one_user(rest: Rest, sandbox: Sandbox) -> None:
+    """Racing creations never answer 500: SQLite queues them, PostgreSQL may say 409."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def track(n: int) -> int:
+        body = {"attributes": [{"external_id": "racer", f"a{n}": n}]}
+        return rest.post("/users/track", body).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(track, range(16)))
+    assert set(statuses) <= {200, 409} and 200 in statuses
+    [user] = rest.export(external_ids=["racer"])
+    assert len(user["custom_attributes"]) == statuses.count(200)

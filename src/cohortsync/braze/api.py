@@ -40,7 +40,7 @@ from cohortsync.braze.validation import (
 
 SEGMENTS_PAGE_SIZE = 100
 PARTNER_ERRORS = schemas.error_responses(400, 401, 413, 415, 423, 429, 503)
-REST_ERRORS = schemas.error_responses(400, 401, 413, 415, 429, 503)
+REST_ERRORS = schemas.error_responses(400, 401, 409, 413, 415, 429, 503)
 SUCCESS_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"description": 'Done: {"message": "success"}.'}
 }
@@ -106,6 +106,9 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
             return work(body, decisions)
         except (sa.exc.OperationalError, StoreBusy):
             raise ApiError(503, messages.STORE_UNAVAILABLE, headers={"Retry-After": "1"}) from None
+        except sa.exc.IntegrityError:
+            # PostgreSQL: a concurrent request created the same user or alias first.
+            raise ApiError(409, messages.CONFLICT, headers={"Retry-After": "1"}) from None
 
     def partner_work(
         partner: str, apply: Callable[[PartnerCaller, dict[str, Any]], None]

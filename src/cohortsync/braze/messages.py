@@ -21,6 +21,7 @@ INVALID_CLIENT_SECRET = "Invalid client secret"
 UNAUTHORIZED = "Unauthorized access"
 RESOURCE_LOCKED = "Resource locked"
 RATE_LIMITED = "Rate limited"
+CONFLICT = "A concurrent request changed the same user first; retry the request"
 STORE_UNAVAILABLE = "Service unavailable: the store is busy; retry with exponential backoff"
 
 

@@ -369,10 +369,17 @@ def _create_user(
 def _merge_attributes(
     conn: sa.Connection, user: Any, custom: dict[str, Any], *, keep: bool = False
 ) -> None:
-    """Write custom attributes onto a user; with ``keep``, the user's own values win."""
+    """Write custom attributes onto a user; with ``keep``, the user's own values win.
+
+    The row is re-read ``FOR UPDATE`` (PostgreSQL; SQLite has one writer) so
+    that concurrent updates of one user merge instead of overwriting each other.
+    """
     if not custom:
         return
-    current = orjson.loads(user.attributes) if user.attributes else {}
+    stored = conn.execute(
+        sa.select(users.c.attributes).where(users.c.id == user.id).with_for_update()
+    ).scalar()
+    current = orjson.loads(stored) if stored else {}
     merged = {**custom, **current} if keep else {**current, **custom}
     conn.execute(
         sa.update(users)

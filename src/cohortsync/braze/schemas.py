@@ -155,6 +155,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         400: "The body is not what the endpoint takes; the message says which field.",
         401: "A key is wrong, invalidated, or the partner is not enabled.",
         404: "No such segment.",
+        409: "A concurrent request created the same user first; retry.",
         413: "The body is larger than 4 MiB.",
         415: "The body is not application/json.",
         423: "An administrator locked the cohort; retry with backoff.",

@@ -8,6 +8,7 @@ yields the free port the system picked.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -68,6 +69,13 @@ def serve(
     """Serve until interrupted (Ctrl-C or SIGTERM stop it cleanly)."""
     app, store = build_app(db_url, rate_limit=rate_limit)
     sock = bind(host, port)
+    bound_port = sock.getsockname()[1]
+    print(
+        f"serving on http://{host}:{bound_port} (OpenAPI document at /openapi.json, "
+        "browsable at /docs); Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         _uvicorn_server(app, log_level="info", access_log=access_log).run(sockets=[sock])
     finally:
