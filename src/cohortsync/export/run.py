@@ -115,7 +115,8 @@ def run_export(
                 mirror = MirrorStep(
                     store, run_dir.name, spec.mirror, alias_label=spec.alias_column, dry_run=True
                 )
-            plan = prepare(spec, settings, run_dir, report, mirror=mirror)
+            with _reading(show_progress(progress)):
+                plan = prepare(spec, settings, run_dir, report, mirror=mirror)
             report.plan = dry_run_plan(spec, plan)
             if mirror is not None and mirror.plan is not None:
                 report.plan["mirror"] = mirror.plan.to_dict()
@@ -199,7 +200,8 @@ def _run_locked(
         if choice.resume is not None:
             plan = read_plan(run_dir / CHANGES_FILE)
         else:
-            plan = prepare(spec, settings, run_dir, report, mirror=mirror)
+            with _reading(show_progress(progress)):
+                plan = prepare(spec, settings, run_dir, report, mirror=mirror)
         if mirror is not None and mirror.plan is not None:
             report.mirror = mirror.plan.to_dict()
         report.batches = plan.batches
@@ -470,6 +472,16 @@ def send_plan(
 
 def show_progress(progress: bool | None) -> bool:
     return sys.stderr.isatty() if progress is None else progress
+
+
+@contextmanager
+def _reading(enabled: bool) -> Iterator[None]:
+    """A spinner on stderr while the source is read and planned (no count is known yet)."""
+    if not enabled:
+        yield
+        return
+    with Console(stderr=True).status("reading, deduplicating and planning the source"):
+        yield
 
 
 @contextmanager
