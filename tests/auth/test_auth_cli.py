@@ -127,3 +127,17 @@ def test_help_teaches(cli: CliRunner, home: Path) -> None:
     result = cli("auth", "create", "--help")
     assert result.returncode == 0
     assert "COHORTSYNC_DATA_IMPORT_KEY" in result.stdout and "cohort_changes" in result.stdout
+
+
+def test_the_partner_key_comes_from_the_endpoint_region(
+    partner: PartnerServer, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COHORTSYNC_PARTNER_API_KEY")
+    monkeypatch.setenv("COHORTSYNC_PARTNER_API_KEY_EU", "pk-eu-only")
+    missing = create(cli, partner)
+    assert missing.returncode == 2  # 127.0.0.1 is not an EU host: the EU key does not apply
+    assert "no partner API key for the US region" in missing.stderr
+    assert partner.requests == []
+    monkeypatch.setenv("COHORTSYNC_PARTNER_API_KEY_US", partner.partner_api_key)
+    assert create(cli, partner).returncode == 0
+    assert partner.requests[0].body["partner_api_key"] == partner.partner_api_key
