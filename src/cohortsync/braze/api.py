@@ -111,8 +111,12 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
             raise ApiError(409, messages.CONFLICT, headers={"Retry-After": "1"}) from None
 
     def partner_work(
-        partner: str, apply: Callable[[PartnerCaller, dict[str, Any]], None]
+        partner: str,
+        prepare: Callable[[sa.Connection, PartnerCaller, dict[str, Any]], Any],
+        finish: Callable[[PartnerCaller, Any], None],
     ) -> Callable[..., Any]:
+        """Checks and reads on one snapshot (``prepare``), then the write (``finish``)."""
+
         def work(body: dict[str, Any], decisions: list[Decision]) -> Any:
             with store.read() as conn:
                 caller = authenticate_partner(
@@ -121,11 +125,12 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
                     credential(body.get("partner_api_key")),
                     credential(body.get("client_secret")),
                 )
-            decision = limiter.hit(("partner", partner, caller.workspace_id))
-            decisions.append(decision)
-            if not decision.allowed:
-                raise ApiError(429, messages.RATE_LIMITED)
-            apply(caller, body)
+                decision = limiter.hit(("partner", partner, caller.workspace_id))
+                decisions.append(decision)
+                if not decision.allowed:
+                    raise ApiError(429, messages.RATE_LIMITED)
+                prepared = prepare(conn, caller, body)
+            finish(caller, prepared)
             return {"message": messages.SUCCESS}
 
         return work
@@ -140,10 +145,14 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
     async def create_cohort(partner: str, request: Request) -> Response:
         """Called when a cohort is first exported and whenever its name changes."""
 
-        def apply(caller: PartnerCaller, body: dict[str, Any]) -> None:
-            matching.define_cohort(store, caller, parse_cohort_definition(body))
+        def prepare(_conn: sa.Connection, _caller: PartnerCaller, body: dict[str, Any]) -> Any:
+            return parse_cohort_definition(body)
 
-        return await answer(("partner", partner, None), partner_work(partner, apply), request)
+        def finish(caller: PartnerCaller, definition: Any) -> None:
+            matching.define_cohort(store, caller, definition)
+
+        work = partner_work(partner, prepare, finish)
+        return await answer(("partner", partner, None), work, request)
 
     @app.post(
         "/partners/{partner}/cohorts/users",
@@ -155,10 +164,15 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
     async def change_cohort_users(partner: str, request: Request) -> Response:
         """At most 1,000 identifiers per request; unknown identifiers are dropped."""
 
-        def apply(caller: PartnerCaller, body: dict[str, Any]) -> None:
-            matching.apply_membership_changes(store, caller, parse_membership_changes(body))
+        def prepare(conn: sa.Connection, caller: PartnerCaller, body: dict[str, Any]) -> Any:
+            changes = parse_membership_changes(body)
+            return changes, matching.resolve_request(store, conn, caller, changes)
 
-        return await answer(("partner", partner, None), partner_work(partner, apply), request)
+        def finish(caller: PartnerCaller, prepared: Any) -> None:
+            matching.write_changes(store, caller, *prepared)
+
+        work = partner_work(partner, prepare, finish)
+        return await answer(("partner", partner, None), work, request)
 
     def rest_work(
         request: Request, operation: Callable[[int, dict[str, Any]], Any]

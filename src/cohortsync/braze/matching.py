@@ -244,23 +244,42 @@ def apply_membership_changes(
     Any other request on an unknown cohort creates it, named after its id, so
     that its identifier counts are kept even when nothing matched.
     """
-    report = ChangeReport()
-    if request.size == 0:
-        return report
-    # Lookups read a snapshot outside the write lock, so concurrent requests
-    # resolve in parallel and only the membership writes queue.
     with store.read() as conn:
-        known = _cohort_for_update(store, conn, caller.workspace_id, request.cohort_id, lock=False)
-        if known is not None and known.locked:
-            raise ApiError(423, messages.RESOURCE_LOCKED)
-        resolved = resolve(
-            store,
-            conn,
-            caller.workspace_id,
-            (uid for change in request.changes for uid in change.user_ids),
-            (alias for change in request.changes for alias in change.aliases),
-            (device for change in request.changes for device in change.device_ids),
-        )
+        resolved = resolve_request(store, conn, caller, request)
+    return write_changes(store, caller, request, resolved)
+
+
+def resolve_request(
+    store: Store, conn: sa.Connection, caller: PartnerCaller, request: MembershipChanges
+) -> Resolved | None:
+    """The read half of :func:`apply_membership_changes`, on a read snapshot.
+
+    Lookups run outside the write lock so that concurrent requests resolve in
+    parallel and only the membership writes queue. Returns None when the
+    request carries no identifier (nothing to do).
+    """
+    if request.size == 0:
+        return None
+    known = _cohort_for_update(store, conn, caller.workspace_id, request.cohort_id, lock=False)
+    if known is not None and known.locked:
+        raise ApiError(423, messages.RESOURCE_LOCKED)
+    return resolve(
+        store,
+        conn,
+        caller.workspace_id,
+        (uid for change in request.changes for uid in change.user_ids),
+        (alias for change in request.changes for alias in change.aliases),
+        (device for change in request.changes for device in change.device_ids),
+    )
+
+
+def write_changes(
+    store: Store, caller: PartnerCaller, request: MembershipChanges, resolved: Resolved | None
+) -> ChangeReport:
+    """The write half of :func:`apply_membership_changes`, holding the cohort."""
+    report = ChangeReport()
+    if resolved is None:
+        return report
     with store.write() as conn:
         cohort = _cohort_for_update(store, conn, caller.workspace_id, request.cohort_id)
         if cohort is None:
