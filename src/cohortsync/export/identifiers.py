@@ -52,7 +52,8 @@ def identifier_columns(schema: pa.Schema, alias_column: str | None) -> Identifie
     """Find and check the identifier columns of a result schema.
 
     Raises:
-        SourceError: no identifier column, or one that is not a string column.
+        SourceError: no identifier column, one that is not a string column, or
+            two columns of the same identifier name.
     """
     wanted = {USER_IDS: USER_IDS, DEVICE_IDS: DEVICE_IDS}
     if alias_column:
@@ -71,6 +72,11 @@ def identifier_columns(schema: pa.Schema, alias_column: str | None) -> Identifie
             hint=hint,
         )
     for column in columns.values():
+        if names.count(column) > 1:
+            raise SourceError(
+                f"the result has {names.count(column)} columns named {column!r}",
+                hint="give each identifier column one name in the query",
+            )
         data_type = schema.field(column).type
         if not is_string_type(data_type):
             raise SourceError(
