@@ -33,6 +33,7 @@ from cohortsync.braze.store import segments as segments_table
 from cohortsync.braze.validation import (
     ApiError,
     credential,
+    is_identifier,
     parse_cohort_definition,
     parse_membership_changes,
     read_json_object,
@@ -106,6 +107,9 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
             return work(body, decisions)
         except (sa.exc.OperationalError, StoreBusy):
             raise ApiError(503, messages.STORE_UNAVAILABLE, headers={"Retry-After": "1"}) from None
+        except sa.exc.DataError:
+            # A value the database cannot hold slipped past validation (e.g. a NUL byte).
+            raise ApiError(400, "A value in the request cannot be stored as given") from None
         except sa.exc.IntegrityError:
             # PostgreSQL: a concurrent request created the same user or alias first.
             raise ApiError(409, messages.CONFLICT, headers={"Retry-After": "1"}) from None
@@ -361,8 +365,8 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
 
         def operation(workspace_id: int, params: dict[str, Any]) -> dict[str, Any]:
             segment_id = params.get("segment_id")
-            if not segment_id:
-                raise ApiError(400, "segment_id is required")
+            if not segment_id or not is_identifier(segment_id):
+                raise ApiError(400, "segment_id is required: the id from /segments/list")
             with store.read() as conn:
                 row = conn.execute(
                     sa.select(segments_table).where(

@@ -277,10 +277,11 @@ def write_changes(
     store: Store, caller: PartnerCaller, request: MembershipChanges, resolved: Resolved | None
 ) -> ChangeReport:
     """The write half of :func:`apply_membership_changes`, holding the cohort."""
-    report = ChangeReport()
     if resolved is None:
-        return report
-    with store.write() as conn:
+        return ChangeReport()
+
+    def work(conn: sa.Connection) -> ChangeReport:
+        report = ChangeReport()
         cohort = _cohort_for_update(store, conn, caller.workspace_id, request.cohort_id)
         if cohort is None:
             _create_cohort(store, conn, caller, request.cohort_id, request.cohort_id, utc_now())
@@ -294,7 +295,9 @@ def write_changes(
             params[f"add_{kind}_received"] = counts.received
             params[f"add_{kind}_matched"] = counts.matched
         conn.execute(_statements(store.engine.dialect.name).count_changes, params)
-    return report
+        return report
+
+    return store.write_grouped(work)
 
 
 def _final_membership(

@@ -22,12 +22,12 @@ bulk load can insert a million users and their identifiers with plain
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -182,6 +182,24 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+T = TypeVar("T")
+
+
+class _Job(Generic[T]):
+    """One caller's work in a group commit, and what came of it."""
+
+    def __init__(self, work: Callable[[sa.Connection], T]) -> None:
+        self.work = work
+        self.finished = threading.Event()
+        self.result: T | None = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]
+
+
 @dataclass
 class Store:
     """An open store: the engine plus the write discipline of its dialect."""
@@ -190,6 +208,8 @@ class Store:
     url: str
     busy_timeout: float = 30.0
     _write_lock: threading.Lock | None = field(default=None, repr=False)
+    _queue: list[_Job[Any]] = field(default_factory=list, repr=False)
+    _queue_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -220,6 +240,65 @@ class Store:
                     yield immediate
         finally:
             self._write_lock.release()
+
+    def write_grouped(self, work: Callable[[sa.Connection], T]) -> T:
+        """Run ``work`` in a write transaction, possibly shared with concurrent callers.
+
+        SQLite commits are the bottleneck of concurrent imports: each one
+        appends every page it dirtied to the WAL. While one caller holds the
+        write lock, the others queue their work; the next holder runs all the
+        queued work in one transaction, each piece in its own SAVEPOINT so that
+        one failing (a locked cohort, say) rolls back alone, and commits once.
+        Every caller returns only after the commit that holds its work.
+        PostgreSQL needs none of this: each call is its own transaction.
+        """
+        if self._write_lock is None:
+            with self.write() as conn:
+                return work(conn)
+        job: _Job[T] = _Job(work)
+        with self._queue_guard:
+            self._queue.append(job)
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            with self._queue_guard:
+                queued = job in self._queue
+                if queued:
+                    self._queue.remove(job)
+            if queued:
+                raise StoreBusy(
+                    f"the store {self.url} stayed busy for {self.busy_timeout:g} s",
+                    hint="retry; a long write (such as a bulk load) holds it",
+                )
+            job.finished.wait()  # a holder took it and is committing it now
+        else:
+            try:
+                if not job.finished.is_set():  # else an earlier holder committed it
+                    with self._queue_guard:
+                        batch, self._queue = self._queue, []
+                    self._run_group(batch)
+            finally:
+                self._write_lock.release()
+        return job.outcome()
+
+    def _run_group(self, batch: list[_Job[Any]]) -> None:
+        try:
+            with self.engine.connect() as conn:
+                immediate = conn.execution_options(sqlite_immediate=True)
+                with immediate.begin():
+                    for job in batch:
+                        savepoint = immediate.begin_nested()
+                        try:
+                            job.result = job.work(immediate)
+                        except Exception as error:
+                            savepoint.rollback()
+                            job.error = error
+                        else:
+                            savepoint.commit()
+        except Exception as error:  # the commit itself failed: nobody's work landed
+            for job in batch:
+                job.error = job.error or error
+        finally:
+            for job in batch:
+                job.finished.set()
 
     def insert_ignore(self, table: sa.Table) -> Any:
         """``INSERT ... ON CONFLICT DO NOTHING`` for this store's dialect."""
