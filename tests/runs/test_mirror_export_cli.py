@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,7 +11,14 @@ from typing import Any
 
 import orjson
 import pytest
-from runs_helpers import cohortsync_command, export_args, membership, received, runs_json
+from runs_helpers import (
+    cohortsync_command,
+    export_args,
+    membership,
+    received,
+    runs_json,
+    wait_for,
+)
 
 from export.partner_server import PartnerServer
 
@@ -170,4 +179,34 @@ def test_mirror_against_the_sandbox_spares_members_another_key_added(
 
 
 def members(sandbox: Any) -> set[str]:
+    if not any(cohort["cohort_id"] == "vip" for cohort in sandbox.cohorts()):
+        return set()
     return {member["external_id"] for member in sandbox.members("vip")}
+
+
+def test_a_run_killed_mid_way_converges_in_the_sandbox(
+    sandbox_env: Any, warehouse: Warehouse, run_cli: RunCli, home: Path
+) -> None:
+    """SIGKILL while sending to the real Braze-compatible service, restart, real membership."""
+    sandbox = sandbox_env
+    sandbox.load_users({"external_id": f"u{i:05}"} for i in range(100, 6_000))
+    command = cohortsync_command(
+        "export",
+        *("--endpoint", sandbox.base_url, "--data-import-key", sandbox.data_import_key),
+        *("--cohort-id", "vip", "--table", "t", "--operation", "mirror", "--threads", "1"),
+    )
+    warehouse(table_of(0, 6_000))
+    process = subprocess.Popen(command, env=dict(os.environ), stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(members(sandbox)) >= 1_000, what="a first batch in the cohort")
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == -signal.SIGKILL
+    assert len(members(sandbox)) < 6_000  # killed part-way
+    done = run_cli(command)
+    assert done.returncode == 0, done.stderr
+    assert members(sandbox) == {f"u{i:05}" for i in range(6_000)}
+    assert [run["status"] for run in runs_json("list")] == ["succeeded"]
