@@ -458,7 +458,8 @@ class MirrorStep:
     The staged result is written once, as the new snapshot's members file, by
     the statement that reads the source stream; the diff then reads it back
     from Parquet. In a dry run the "new snapshot" goes to the run's scratch
-    directory and is never committed.
+    directory and is never committed; a dry run reads no run history, so it
+    does not count the changes of stopped runs that the real run will fold in.
 
     Args:
         store: the cohort's snapshot store.
