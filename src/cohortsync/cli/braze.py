@@ -34,7 +34,8 @@ app = typer.Typer(
 )
 workspace_app = typer.Typer(help="Workspaces: each has a REST API key.", no_args_is_help=True)
 partner_app = typer.Typer(
-    help="Technology partners (e.g. treasuredata) and their partner API keys.", no_args_is_help=True
+    help="Technology partners, such as treasuredata, and their partner API keys.",
+    no_args_is_help=True,
 )
 key_app = typer.Typer(
     help="Data import keys: the client_secret a partner sends.", no_args_is_help=True
