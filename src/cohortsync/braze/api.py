@@ -74,7 +74,9 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
         )
 
     async def answer(
-        key: tuple[Any, ...], work: Callable[[list[Decision]], Any], request: Request
+        key: tuple[Any, ...],
+        work: Callable[[dict[str, Any], list[Decision]], Any],
+        request: Request,
     ) -> Response:
         """Run ``work`` in the thread pool and turn its outcome into a response.
 
@@ -101,8 +103,11 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
         return json_response(payload, status, headers)
 
     def work_with_body(
-        work: Callable[..., Any], body: dict[str, Any], decisions: list[Decision]
+        work: Callable[[dict[str, Any], list[Decision]], Any],
+        body: dict[str, Any],
+        decisions: list[Decision],
     ) -> Any:
+        """Run ``work``, turning store failures into answers a client can act on."""
         try:
             return work(body, decisions)
         except (sa.exc.OperationalError, StoreBusy):
@@ -118,7 +123,7 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
         partner: str,
         prepare: Callable[[sa.Connection, PartnerCaller, dict[str, Any]], Any],
         finish: Callable[[PartnerCaller, Any], None],
-    ) -> Callable[..., Any]:
+    ) -> Callable[[dict[str, Any], list[Decision]], Any]:
         """Checks and reads on one snapshot (``prepare``), then the write (``finish``)."""
 
         def work(body: dict[str, Any], decisions: list[Decision]) -> Any:
@@ -180,7 +185,8 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
 
     def rest_work(
         request: Request, operation: Callable[[int, dict[str, Any]], Any]
-    ) -> Callable[..., Any]:
+    ) -> Callable[[dict[str, Any], list[Decision]], Any]:
+        """Bearer authentication and the workspace's REST budget around ``operation``."""
         authorization = request.headers.get("authorization")
 
         def work(body: dict[str, Any], decisions: list[Decision]) -> Any:
