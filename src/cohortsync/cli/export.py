@@ -179,6 +179,11 @@ def export(
       cohortsync export --endpoint https://rest.iad-01.braze.com --data-import-key - \\
         --cohort-id vip --table vip_users --json < key.txt
 
+    Retries and timeouts come from the environment: COHORTSYNC_HTTP_MAX_ATTEMPTS
+    (default 8, the first try included), COHORTSYNC_HTTP_BACKOFF_BASE and
+    COHORTSYNC_HTTP_BACKOFF_MAX (0.5 s doubling up to 30 s, with jitter; a
+    longer Retry-After wins) and COHORTSYNC_HTTP_TIMEOUT (60 s per request).
+
     Exit codes: 0 success, 2 bad usage or configuration, 3 the query or source
     failed, 4 the destination refused (400/401), 5 retries exhausted, 6
     interrupted (resumable), 1 another failure (a mirror guard, a busy cohort).
