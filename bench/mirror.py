@@ -10,8 +10,11 @@ API server that answers at once and counts the ``cohorts/users`` requests it
 gets: the first mirror run, the 1% churn run, an ``add`` of the whole result,
 and a run with no change (which must send no membership request).
 
-Each measured step runs in a fresh child process so its peak memory
-(``ru_maxrss``, the kernel's high-water mark) counts nothing else.
+Each measured step runs in a fresh child process; its peak memory is the
+kernel's high-water mark of that process's own memory since it started
+(``VmHWM`` in ``/proc/<pid>/status``). Not ``ru_maxrss``: on Linux a child's
+``ru_maxrss`` starts from its parent's resident size at fork, so a large
+parent would inflate every figure.
 
 Targets (issue 4): diff under 20 s and under 500 MB on 2 cores; a run with no
 change sends no membership request.
@@ -25,7 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -133,8 +135,44 @@ def child(step: str, directory: Path, memory_limit: str, threads: int) -> None:
         con.close()
         figures["sent"] = int(row[0]) if row else 0
     figures["seconds"] = round(time.perf_counter() - started, 2)
-    figures["peak_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    figures["peak_mb"] = round(high_water_mb("self"), 1)
     print(json.dumps(figures))
+
+
+def high_water_mb(pid: int | str) -> float:
+    """``VmHWM`` of a live process, in MB: its peak resident memory since exec."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float, int, bytes, str]:
+    """Run ``command``; return seconds, peak MB (polled ``VmHWM``), exit code, stdout, stderr."""
+    peak = [0.0]
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=errors)
+
+        def poll() -> None:
+            while process.poll() is None:
+                try:
+                    peak[0] = max(peak[0], high_water_mb(process.pid))
+                except (FileNotFoundError, ProcessLookupError, ValueError):
+                    return
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=poll, daemon=True)
+        watcher.start()
+        assert process.stdout is not None
+        stdout = process.stdout.read()
+        process.wait()
+        seconds = time.perf_counter() - started
+        watcher.join()
+        errors.seek(0)
+        stderr = errors.read().decode().strip()
+    return seconds, peak[0], process.returncode, stdout, stderr
 
 
 def measure(step: str, directory: Path, memory_limit: str, threads: int) -> dict[str, object]:
@@ -301,16 +339,8 @@ def end_to_end(directory: Path, members: int, churn: float, threads: int) -> Non
         before = Counter(CountingPartner.counts)
         command = [*head, "--table", table, "--operation", operation, "--cohort-id", cohort]
         command += ["--max-remove-pct", "100"]
-        started = time.perf_counter()
-        with tempfile.TemporaryFile() as errors:
-            process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=errors)
-            assert process.stdout is not None
-            stdout = process.stdout.read()
-            _, status, usage = os.wait4(process.pid, 0)
-            seconds = time.perf_counter() - started
-            errors.seek(0)
-            stderr = errors.read().decode().strip()
-        if os.waitstatus_to_exitcode(status) != 0:
+        seconds, peak_mb, returncode, stdout, stderr = run_measured(command, env)
+        if returncode != 0:
             print(f"  {label}: FAILED {stderr}")
             continue
         report = json.loads(stdout)
@@ -318,7 +348,7 @@ def end_to_end(directory: Path, members: int, churn: float, threads: int) -> Non
         requests = sum(n for path, n in after.items() if path.endswith("/cohorts/users"))
         print(
             f"  {label:<24} {seconds:6.1f} s, {requests:>6,} membership requests, "
-            f"{after['identifiers']:>10,} identifiers sent, peak {usage.ru_maxrss / 1024:.0f} MB, "
+            f"{after['identifiers']:>10,} identifiers sent, peak {peak_mb:.0f} MB, "
             f"status {report['status']}"
         )
 
