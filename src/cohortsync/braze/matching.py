@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
@@ -267,9 +268,9 @@ def resolve_request(
         store,
         conn,
         caller.workspace_id,
-        (uid for change in request.changes for uid in change.user_ids),
-        (alias for change in request.changes for alias in change.aliases),
-        (device for change in request.changes for device in change.device_ids),
+        chain.from_iterable(change.user_ids for change in request.changes),
+        chain.from_iterable(change.aliases for change in request.changes),
+        chain.from_iterable(change.device_ids for change in request.changes),
     )
 
 
@@ -307,18 +308,17 @@ def _final_membership(
     wanted: dict[int, bool] = {}
     for change in request.changes:
         member = not change.should_remove
-        pairs: list[tuple[str, list[int | None]]] = [
-            ("external_id", [resolved.by_external_id.get(uid) for uid in change.user_ids]),
-            ("alias", [resolved.by_alias.get(alias) for alias in change.aliases]),
-            ("device_id", [resolved.by_device_id.get(dev) for dev in change.device_ids]),
-        ]
-        for kind, user_ids in pairs:
+        kinds: tuple[tuple[str, dict[Any, int], tuple[Any, ...]], ...] = (
+            ("external_id", resolved.by_external_id, change.user_ids),
+            ("alias", resolved.by_alias, change.aliases),
+            ("device_id", resolved.by_device_id, change.device_ids),
+        )
+        for kind, found, identifiers in kinds:
+            user_ids = [found[key] for key in identifiers if key in found]
             counts = report.counts[kind]
-            counts.received += len(user_ids)
-            for user_id in user_ids:
-                if user_id is not None:
-                    counts.matched += 1
-                    wanted[user_id] = member
+            counts.received += len(identifiers)
+            counts.matched += len(user_ids)
+            wanted.update(dict.fromkeys(user_ids, member))
     return wanted
 
 
