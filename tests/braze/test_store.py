@@ -59,3 +59,18 @@ def test_grouped_writes_commit_together_and_fail_alone(db_url: str) -> None:
 def test_unusable_store_urls_are_config_errors(url: str) -> None:
     with pytest.raises(ConfigError):
         open_store(url)
+
+
+def test_serve_in_background_answers_then_stops(tmp_path: object) -> None:
+    import requests
+
+    from cohortsync.braze.server import serve_in_background
+
+    db_url = f"sqlite:///{tmp_path}/served.db"
+    with serve_in_background(db_url, rate_limit="10/minute") as base_url:
+        assert base_url.startswith("http://127.0.0.1:")
+        response = requests.get(f"{base_url}/openapi.json", timeout=10)
+        assert response.status_code == 200
+        assert response.json()["info"]["title"] == "cohortsync Braze-compatible service"
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{base_url}/openapi.json", timeout=2)
