@@ -161,10 +161,12 @@ def main() -> None:
                 for c in admin.list_cohorts(store, workspace=workspace["id"])
                 for kind in c["identifiers"]
             )
-            service = psutil.Process(server.pid)
+            service, client = psutil.Process(server.pid), psutil.Process()
             cpu_before = sum(service.cpu_times()[:2])
+            client_before = sum(client.cpu_times()[:2])
             sent, elapsed = asyncio.run(drive(base_url, bodies, options.clients, options.seconds))
             service_cpu = sum(service.cpu_times()[:2]) - cpu_before
+            client_cpu = sum(client.cpu_times()[:2]) - client_before
             after = sum(
                 c["identifiers"][kind]["matched"]
                 for c in admin.list_cohorts(store, workspace=workspace["id"])
@@ -184,6 +186,7 @@ def main() -> None:
     cpu_ms = service_cpu / sent * 1000
     print(
         f"service CPU: {cpu_ms:.1f} ms per request ({service_cpu / elapsed:.2f} cores busy); "
+        f"benchmark clients: {client_cpu / sent * 1000:.1f} ms per request; "
         f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     verdict = "met" if rate >= TARGET else "missed"
