@@ -1,17 +1,21 @@
 """The receiving service's store: tables and transactions, SQLAlchemy Core.
 
 One schema serves SQLite (the default, a local sandbox) and PostgreSQL (a shared
-one). Both speak the same Core statements; only three things differ and they
+one). Both speak the same Core statements; only these things differ and they
 live here:
 
 * **Write serialisation.** SQLite has one writer per file, so every write runs
   under a process-wide lock per database file and starts with
   ``BEGIN IMMEDIATE`` (another process, such as the admin CLI, then waits on the
-  busy timeout instead of failing on a lock upgrade). PostgreSQL serialises
+  busy timeout instead of failing on a lock upgrade). Concurrent cohort
+  imports share one commit (:meth:`Store.write_grouped`). PostgreSQL serialises
   writes per cohort with ``SELECT ... FOR UPDATE`` (see :mod:`.matching`).
+* **Lists as one parameter** (:func:`values_table`): ``json_each`` on SQLite,
+  ``unnest`` of an array on PostgreSQL.
 * **Insert-or-ignore**, through each dialect's ``ON CONFLICT DO NOTHING``.
 * **Timeouts.** ``busy_timeout`` is SQLite's busy timeout and PostgreSQL's
-  ``lock_timeout``: past it a write fails with ``OperationalError``, which the
+  ``lock_timeout``: past it a write fails with ``OperationalError`` (or
+  :class:`StoreBusy` while waiting for this process's own lock), which the
   service answers with 503 so that clients retry.
 
 User ids come from :func:`allocate_ids` rather than autoincrement so that a
