@@ -17,7 +17,6 @@ from sqlalchemy import event
 metadata = sa.MetaData()
 
 
-
 def _register_table_modules() -> None:
     """Import every module of this package so their tables join ``metadata``."""
     package = importlib.import_module("cohortsync.catalog")
