@@ -317,18 +317,9 @@ def _diff(
 
 
 def _auth_state(catalog: sa.Engine, settings: Settings, name: str) -> dict[str, Any] | None:
-    from cohortsync import secrets
-    from cohortsync.catalog.auths import auths
+    from cohortsync.catalog.auths import auth_fields
 
-    with catalog.connect() as conn:
-        row = conn.execute(sa.select(auths).where(auths.c.name == name)).first()
-    if row is None:
-        return None
-    return {
-        "endpoint": row.endpoint,
-        "partner": row.partner,
-        "data_import_key": secrets.decrypt(settings.home_dir, row.encrypted_key),
-    }
+    return auth_fields(catalog, settings, name)
 
 
 def _auth_desired(item: AuthenticationDef) -> dict[str, Any]:
@@ -529,7 +520,7 @@ def _apply_item(change: Change, item: Any, settings: Settings) -> None:
     from cohortsync.queries import save_query
 
     if isinstance(item, AuthenticationDef):
-        _upsert_auth(item, settings, create=change.action == "create")
+        _upsert_auth(item, settings)
     elif isinstance(item, ParentDef):
         upsert_parent(
             item.name,
@@ -574,33 +565,19 @@ def _apply_item(change: Change, item: Any, settings: Settings) -> None:
         )
 
 
-def _upsert_auth(item: AuthenticationDef, settings: Settings, *, create: bool) -> None:
+def _upsert_auth(item: AuthenticationDef, settings: Settings) -> None:
     """Create the authentication, or rewrite its endpoint, partner and (encrypted) key."""
-    from cohortsync import secrets
-    from cohortsync.catalog.auths import auths, save_auth
+    from cohortsync.catalog.auths import upsert_auth
 
     catalog = open_catalog(settings.catalog_path)
     try:
-        if create:
-            save_auth(
-                catalog,
-                settings,
-                name=item.name,
-                endpoint=item.endpoint,
-                data_import_key=item.data_import_key,
-                partner=item.partner,
-            )
-            return
-        with catalog.begin() as conn:
-            conn.execute(
-                auths.update()
-                .where(auths.c.name == item.name)
-                .values(
-                    endpoint=item.endpoint,
-                    partner=item.partner,
-                    encrypted_key=secrets.encrypt(settings.home_dir, item.data_import_key),
-                    key_hint=secrets.mask(item.data_import_key).removeprefix("****"),
-                )
-            )
+        upsert_auth(
+            catalog,
+            settings,
+            name=item.name,
+            endpoint=item.endpoint,
+            data_import_key=item.data_import_key,
+            partner=item.partner,
+        )
     finally:
         catalog.dispose()

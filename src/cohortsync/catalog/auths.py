@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TypedDict
 
 import sqlalchemy as sa
 
@@ -78,8 +79,7 @@ def save_auth(
     Raises:
         ConfigError: an authentication of that name exists already.
     """
-    token = secrets.encrypt(settings.home_dir, data_import_key)
-    hint = secrets.mask(data_import_key).removeprefix("****")
+    key = _key_columns(settings, data_import_key)
     now = dt.datetime.now(dt.UTC)
     with catalog.begin() as conn:
         if conn.execute(sa.select(auths.c.name).where(auths.c.name == name)).first():
@@ -89,15 +89,79 @@ def save_auth(
             )
         conn.execute(
             auths.insert().values(
-                name=name,
-                endpoint=endpoint,
-                partner=partner,
-                encrypted_key=token,
-                key_hint=hint,
-                created_at=now,
+                name=name, endpoint=endpoint, partner=partner, created_at=now, **key
             )
         )
-    return AuthRecord(name, endpoint, partner, "****" + hint, now)
+    return AuthRecord(name, endpoint, partner, "****" + key["key_hint"], now)
+
+
+def upsert_auth(
+    catalog: sa.Engine,
+    settings: Settings,
+    *,
+    name: str,
+    endpoint: str,
+    data_import_key: str,
+    partner: str = DEFAULT_PARTNER,
+) -> bool:
+    """Create the authentication, or rewrite its endpoint, partner and (encrypted) key.
+
+    Returns whether anything changed: an authentication saved already with the
+    same endpoint, partner and key is left as it is (its key is not re-encrypted).
+    """
+    with catalog.begin() as conn:
+        row = conn.execute(sa.select(auths).where(auths.c.name == name)).first()
+        if row is None:
+            conn.execute(
+                auths.insert().values(
+                    name=name,
+                    endpoint=endpoint,
+                    partner=partner,
+                    created_at=dt.datetime.now(dt.UTC),
+                    **_key_columns(settings, data_import_key),
+                )
+            )
+            return True
+        if _fields(row, settings) == {
+            "endpoint": endpoint,
+            "partner": partner,
+            "data_import_key": data_import_key,
+        }:
+            return False
+        conn.execute(
+            auths.update()
+            .where(auths.c.name == name)
+            .values(endpoint=endpoint, partner=partner, **_key_columns(settings, data_import_key))
+        )
+    return True
+
+
+def auth_fields(catalog: sa.Engine, settings: Settings, name: str) -> dict[str, str] | None:
+    """The endpoint, partner and decrypted data import key saved under ``name``, if any."""
+    with catalog.connect() as conn:
+        row = conn.execute(sa.select(auths).where(auths.c.name == name)).first()
+    return None if row is None else _fields(row, settings)
+
+
+def _fields(row: sa.Row[tuple[object, ...]], settings: Settings) -> dict[str, str]:
+    return {
+        "endpoint": row.endpoint,
+        "partner": row.partner,
+        "data_import_key": secrets.decrypt(settings.home_dir, row.encrypted_key),
+    }
+
+
+class _KeyColumns(TypedDict):
+    encrypted_key: bytes
+    key_hint: str
+
+
+def _key_columns(settings: Settings, data_import_key: str) -> _KeyColumns:
+    """The stored form of a data import key: encrypted, with its last characters in clear."""
+    return {
+        "encrypted_key": secrets.encrypt(settings.home_dir, data_import_key),
+        "key_hint": secrets.mask(data_import_key).removeprefix("****"),
+    }
 
 
 def list_auths(catalog: sa.Engine) -> list[AuthRecord]:
