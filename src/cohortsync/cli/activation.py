@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -12,6 +11,7 @@ from rich.table import Table
 from cohortsync.audience import activations
 from cohortsync.audience.views import activation_view, run_view
 from cohortsync.cli.audience import JsonOption, echo_json
+from cohortsync.cli.export_options import LockTimeoutOption, OperationChoice
 from cohortsync.errors import CohortsyncError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
 from cohortsync.export.spec import DEFAULT_THREADS
@@ -26,12 +26,6 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-
-
-class Op(StrEnum):
-    add = "add"
-    remove = "remove"
-    mirror = "mirror"
 
 
 MapOption = Annotated[
@@ -58,12 +52,12 @@ def create(
         typer.Option("--cohort-name", help="Name shown in Braze. Default: the cohort id."),
     ] = None,
     operation: Annotated[
-        Op,
+        OperationChoice,
         typer.Option(
             help="add or remove the segment's users; mirror keeps the cohort equal to the "
             "segment by sending only who entered and who left."
         ),
-    ] = Op.add,
+    ] = OperationChoice.add,
     alias_column: Annotated[
         str | None,
         typer.Option(
@@ -154,7 +148,7 @@ def update(
     auth: Annotated[str | None, typer.Option("--auth", help="Another saved auth.")] = None,
     cohort_id: Annotated[str | None, typer.Option("--cohort-id")] = None,
     cohort_name: Annotated[str | None, typer.Option("--cohort-name")] = None,
-    operation: Annotated[Op | None, typer.Option()] = None,
+    operation: Annotated[OperationChoice | None, typer.Option()] = None,
     alias_column: Annotated[str | None, typer.Option("--alias-column")] = None,
     threads: Annotated[int | None, typer.Option(min=1)] = None,
     mapping: Annotated[
@@ -209,14 +203,7 @@ def run(
         bool,
         typer.Option("--full-resync", help="mirror: send the whole segment, not only changes."),
     ] = False,
-    lock_timeout: Annotated[
-        float,
-        typer.Option(
-            "--lock-timeout",
-            min=0,
-            help="Seconds to wait for another run of the same cohort before failing.",
-        ),
-    ] = DEFAULT_LOCK_TIMEOUT,
+    lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT,
     as_json: JsonOption = False,
 ) -> None:
     """Export the activation's segment to its Braze cohort now.

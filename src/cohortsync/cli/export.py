@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +12,7 @@ import typer
 from rich.console import Console
 
 from cohortsync.catalog.auths import destination_for_auth
+from cohortsync.cli.export_options import LockTimeoutOption, OperationChoice, ThreadsOption
 from cohortsync.errors import ConfigError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
 from cohortsync.export.run import run_export
@@ -26,12 +26,6 @@ from cohortsync.export.spec import (
 )
 from cohortsync.secrets import DATA_IMPORT_KEY_ENV, read_data_import_key
 from cohortsync.settings import Settings
-
-
-class OperationChoice(StrEnum):
-    add = "add"
-    remove = "remove"
-    mirror = "mirror"
 
 
 def export(
@@ -85,9 +79,7 @@ def export(
             help="A result column sent as user aliases: its name is the alias_label.",
         ),
     ] = None,
-    threads: Annotated[
-        int, typer.Option("--threads", min=1, max=64, help="Requests in flight at once.")
-    ] = DEFAULT_THREADS,
+    threads: ThreadsOption = DEFAULT_THREADS,
     partner: Annotated[
         str | None,
         typer.Option(
@@ -124,14 +116,7 @@ def export(
             help="mirror: re-send every member and every known exit (when Braze may have drifted).",
         ),
     ] = False,
-    lock_timeout: Annotated[
-        float,
-        typer.Option(
-            "--lock-timeout",
-            min=0,
-            help="Seconds to wait for another run of the same cohort before failing.",
-        ),
-    ] = DEFAULT_LOCK_TIMEOUT,
+    lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT,
     dry_run: Annotated[
         bool,
         typer.Option(

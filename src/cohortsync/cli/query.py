@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cohortsync import queries
+from cohortsync.cli.export_options import OperationChoice, ThreadsOption
 from cohortsync.errors import ConfigError
 from cohortsync.export.spec import DEFAULT_THREADS
 
@@ -27,12 +27,6 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-
-
-class OperationChoice(StrEnum):
-    add = "add"
-    remove = "remove"
-    mirror = "mirror"
 
 
 JsonOption = Annotated[
@@ -87,9 +81,7 @@ def save(
         str | None,
         typer.Option("--alias-column", help="A result column sent as user aliases (its label)."),
     ] = None,
-    threads: Annotated[
-        int, typer.Option("--threads", min=1, max=64, help="Requests in flight at once.")
-    ] = DEFAULT_THREADS,
+    threads: ThreadsOption = DEFAULT_THREADS,
     allow_empty: Annotated[
         bool,
         typer.Option(
