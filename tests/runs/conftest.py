@@ -12,32 +12,12 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from export.partner_server import PARTNER_API_KEY, PartnerServer
+# The partner API server and warehouse fixtures are the export suite's.
+from export.conftest import partner, warehouse
 
-
-@pytest.fixture
-def partner(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PartnerServer]:
-    """A fresh partner API server; the home's partner key matches it."""
-    monkeypatch.setenv("COHORTSYNC_PARTNER_API_KEY", PARTNER_API_KEY)
-    monkeypatch.setenv("COHORTSYNC_HTTP_BACKOFF_BASE", "0.01")
-    monkeypatch.setenv("COHORTSYNC_HTTP_BACKOFF_MAX", "0.05")
-    server = PartnerServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def warehouse(home: Path) -> Callable[[str], None]:
-    """Run SQL against the home's embedded DuckDB warehouse."""
-
-    def run(sql: str) -> None:
-        with duckdb.connect(str(home / "warehouse.duckdb")) as connection:
-            connection.execute(sql)
-
-    return run
+__all__ = ["partner", "warehouse"]
 
 
 @pytest.fixture
