@@ -15,7 +15,9 @@ Rules, each one a test in ``tests/scheduler``:
   (by another scheduler or a manual ``query run``) is left due, and runs once
   the lease is free.
 - **SIGTERM.** The daemon stops taking jobs, tells the running ones to stop at
-  their next checkpoint, waits for them and releases their leases.
+  their next checkpoint, waits for them and releases their leases. An export
+  that is sending stops gracefully: no new batch, the requests in flight
+  finish and are recorded, so nothing reaches Braze unacknowledged.
 - **Failures** leave a failed run in the run history with the message and,
   when configured, POST the run's report to a webhook.
 
@@ -48,6 +50,7 @@ from cohortsync.catalog import schedules as catalog
 from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.schedules import Lease, Schedule
 from cohortsync.errors import CohortsyncError, ConfigError, RunInterrupted
+from cohortsync.export.stopping import clear_stop_request, request_stop
 from cohortsync.settings import Settings
 from cohortsync.webhooks import failure_payload, post_webhook
 
@@ -501,17 +504,24 @@ class Scheduler:
         finally:
             self.close()
 
-    def stop(self) -> None:
-        """Stop taking jobs and interrupt the running ones at their next checkpoint.
+    def stop(self, signal_name: str = "SIGTERM") -> None:
+        """Stop taking jobs and stop the running ones at their next checkpoint.
 
-        A running export gets the same interruption as Ctrl-C gives ``cohortsync
-        export``: it records its acknowledged batches and ends ``interrupted``.
-        The job's slot is handed back, so the next scheduler runs it again.
+        A running export that is sending gets the graceful stop a first SIGTERM
+        gives ``cohortsync export`` (:func:`cohortsync.export.stopping.request_stop`):
+        no new batch is handed out, the requests in flight get their answers
+        and are recorded, and the run ends ``interrupted``, so no batch reaches
+        the destination unacknowledged. A job that is not sending (reading its
+        query, waiting for a lock, a job kind without an export) is interrupted
+        at once, as Ctrl-C interrupts the main thread; so is every job on a
+        second call (a second SIGTERM). The job's slot is handed back, so the
+        next scheduler runs it again.
         """
         self.stopping.set()
         with self._lock:
             for ident in self._in_runner:
-                _raise_in_thread(ident, KeyboardInterrupt)
+                if not request_stop(ident, signal_name):
+                    _raise_in_thread(ident, KeyboardInterrupt)
 
     def drain(self) -> list[JobOutcome]:
         """Wait for the running jobs to finish or checkpoint."""
@@ -538,7 +548,7 @@ class Scheduler:
                 "received %s: no new jobs; running ones stop at a checkpoint",
                 signal.Signals(signum).name,
             )
-            self.stop()
+            self.stop(signal.Signals(signum).name)
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
@@ -559,12 +569,14 @@ class Scheduler:
             with self._lock:
                 if self.stopping.is_set():  # stopped before it began: nothing ran or to record
                     return JobResult("interrupted", None, "not started: the scheduler was stopping")
+                clear_stop_request(ident)  # a stop meant for an earlier job of this thread
                 self._in_runner.add(ident)
             try:
                 result = execute_job(context)
             finally:
                 with self._lock:
                     self._in_runner.discard(ident)
+                    clear_stop_request(ident)
         except KeyboardInterrupt:
             pass  # landed between the runner and our bookkeeping: handled below
         if result is None:
