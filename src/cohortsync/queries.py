@@ -24,8 +24,9 @@ from cohortsync.catalog import queries as store
 from cohortsync.catalog import runs as run_history
 from cohortsync.catalog import schedules
 from cohortsync.catalog.db import open_catalog
-from cohortsync.errors import CohortsyncError, ConfigError
+from cohortsync.errors import ConfigError
 from cohortsync.export.spec import DEFAULT_THREADS, ExportSpec, MirrorOptions, Operation, Source
+from cohortsync.run_failures import failures_recorded
 from cohortsync.settings import Settings
 
 if TYPE_CHECKING:
@@ -340,24 +341,15 @@ def _run(
     progress: bool | None,
 ) -> QueryRunResult:
     from cohortsync.export.run import run_export
-    from cohortsync.scheduler import find_run_since, record_failed_run
 
     job = schedules.job_label(KIND, row.name)
     source = Source(sql=row.sql, warehouse_url=row.warehouse_url)
-    started = dt.datetime.now(dt.UTC)
-    try:
+    with failures_recorded(catalog, job, dry_run=dry_run, source=_source_dict(source)):
         if row.export is None:
             return _run_without_export(catalog, settings, row, source, dry_run)
         export = parse_export(row.export, query=row.name)
         spec = export.to_spec(source, settings, job=job, full_resync=full_resync)
         report = run_export(spec, dry_run=dry_run, progress=progress, settings=settings)
-    except CohortsyncError as error:
-        if not dry_run and getattr(error, "run_id", None) is None:
-            recorded = find_run_since(catalog, job, started)
-            error.run_id = recorded or record_failed_run(  # type: ignore[attr-defined]
-                catalog, job, str(error), source=_source_dict(source)
-            )
-        raise
     return QueryRunResult(row.name, report.status, report.run_id, report.to_dict())
 
 

@@ -15,7 +15,6 @@ mirror snapshots of every other export.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, get_args
@@ -34,7 +33,7 @@ from cohortsync.audience.segments import resolve_segment
 from cohortsync.catalog import audiences, schedules
 from cohortsync.catalog.audiences import ActivationRow, ParentRow
 from cohortsync.catalog.runs import RunRecord, list_runs
-from cohortsync.errors import CohortsyncError, ConfigError
+from cohortsync.errors import ConfigError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
 from cohortsync.export.spec import (
     DEFAULT_THREADS,
@@ -43,6 +42,7 @@ from cohortsync.export.spec import (
     Operation,
     Source,
 )
+from cohortsync.run_failures import failures_recorded
 from cohortsync.settings import Settings
 
 if TYPE_CHECKING:
@@ -385,22 +385,12 @@ def _run(
     lock_timeout: float,
 ) -> ExportReport:
     from cohortsync.export.run import run_export
-    from cohortsync.scheduler import find_run_since, record_failed_run
 
-    job = job_label(name)
-    started = dt.datetime.now(dt.UTC)
-    try:
+    with failures_recorded(catalog, job_label(name), dry_run=dry_run):
         spec = activation_spec(name, full_resync=full_resync, settings=settings)
         return run_export(
             spec, dry_run=dry_run, progress=progress, settings=settings, lock_timeout=lock_timeout
         )
-    except CohortsyncError as error:
-        if not dry_run and getattr(error, "run_id", None) is None:
-            run_id = find_run_since(catalog, job, started) or record_failed_run(
-                catalog, job, str(error)
-            )
-            error.run_id = run_id  # type: ignore[attr-defined]
-        raise
 
 
 def activation_runs(
