@@ -12,9 +12,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from cohortsync.catalog.auths import save_auth
-from cohortsync.catalog.db import open_catalog
-from cohortsync.settings import Settings
+from catalog_helpers import save_home_auth
 
 INJECTION = "x' OR '1'='1"
 
@@ -51,19 +49,7 @@ def warehouse(home: Path) -> Path:
 @pytest.fixture
 def auth(home: Path) -> str:
     """A saved authentication named ``sandbox`` (its endpoint is not contacted)."""
-    settings = Settings()
-    catalog = open_catalog(settings.catalog_path)
-    try:
-        save_auth(
-            catalog,
-            settings,
-            name="sandbox",
-            endpoint="http://127.0.0.1:9",
-            data_import_key="data-import-key-0001",
-        )
-    finally:
-        catalog.dispose()
-    return "sandbox"
+    return save_home_auth("sandbox", "http://127.0.0.1:9", "data-import-key-0001")
 
 
 def cli(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from catalog_helpers import save_home_auth
 from cohortsync.audience.activations import (
     activation_runs,
     create_activation,
@@ -15,9 +16,6 @@ from cohortsync.audience.activations import (
 )
 from cohortsync.audience.parents import create_parent
 from cohortsync.audience.segments import create_segment, upsert_segment
-from cohortsync.catalog.auths import save_auth
-from cohortsync.catalog.db import open_catalog
-from cohortsync.settings import Settings
 
 from .conftest import CUSTOMERS, INJECTION, cli_json
 
@@ -37,18 +35,7 @@ def service(warehouse: Path, braze_sandbox: Any, monkeypatch: pytest.MonkeyPatch
         ]
         + [{"external_id": "stranger"}]
     )
-    settings = Settings()
-    catalog = open_catalog(settings.catalog_path)
-    try:
-        save_auth(
-            catalog,
-            settings,
-            name="braze",
-            endpoint=braze_sandbox.base_url,
-            data_import_key=braze_sandbox.data_import_key,
-        )
-    finally:
-        catalog.dispose()
+    save_home_auth("braze", braze_sandbox.base_url, braze_sandbox.data_import_key)
     create_parent("customers", "customers", "customer_id")
     return braze_sandbox
 

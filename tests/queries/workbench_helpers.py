@@ -16,9 +16,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from cohortsync.catalog.auths import save_auth
-from cohortsync.catalog.db import open_catalog
-from cohortsync.settings import Settings
+from catalog_helpers import save_home_auth
 
 AUTH = "sandbox"
 
@@ -72,16 +70,5 @@ class Workbench:
 def make_workbench(home: Path, sandbox: Any) -> Workbench:
     """Save the auth ``sandbox`` pointing at the running service."""
     os.environ["COHORTSYNC_PARTNER_API_KEY"] = sandbox.partner_api_key
-    settings = Settings()
-    catalog = open_catalog(settings.catalog_path)
-    try:
-        save_auth(
-            catalog,
-            settings,
-            name=AUTH,
-            endpoint=sandbox.base_url,
-            data_import_key=sandbox.data_import_key,
-        )
-    finally:
-        catalog.dispose()
+    save_home_auth(AUTH, sandbox.base_url, sandbox.data_import_key)
     return Workbench(home, sandbox)
