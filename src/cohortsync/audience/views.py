@@ -11,15 +11,12 @@ import datetime as dt
 from typing import Any
 
 from cohortsync.catalog.audiences import ActivationRow, ParentRow, SegmentRow
+from cohortsync.catalog.db import stored_utc
 from cohortsync.catalog.runs import RunRecord
 
 
 def _time(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite drops the zone; we always write UTC
-        value = value.replace(tzinfo=dt.UTC)
-    return value.isoformat()
+    return None if value is None else stored_utc(value).isoformat()
 
 
 def parent_view(row: ParentRow) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import TypedDict
 import sqlalchemy as sa
 
 from cohortsync import secrets
-from cohortsync.catalog.db import metadata, open_catalog
+from cohortsync.catalog.db import metadata, open_catalog, stored_utc
 from cohortsync.errors import ConfigError
 from cohortsync.export.spec import DEFAULT_PARTNER, Destination
 from cohortsync.settings import Settings
@@ -53,15 +53,12 @@ class AuthRecord:
 
 
 def _record(row: sa.Row[tuple[object, ...]]) -> AuthRecord:
-    created = row.created_at
-    if created.tzinfo is None:  # SQLite drops the zone; we always write UTC
-        created = created.replace(tzinfo=dt.UTC)
     return AuthRecord(
         name=row.name,
         endpoint=row.endpoint,
         partner=row.partner,
         masked_key="****" + row.key_hint,
-        created_at=created,
+        created_at=stored_utc(row.created_at),
     )
 
 

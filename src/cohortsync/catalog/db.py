@@ -6,15 +6,31 @@ imports them all and creates what is missing, so a fresh home just works.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import pkgutil
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
 metadata = sa.MetaData()
+
+
+@overload
+def stored_utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def stored_utc(value: None) -> None: ...
+def stored_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A datetime read back from the catalog, in UTC.
+
+    SQLite drops the zone of ``DateTime(timezone=True)`` columns; we always
+    write UTC, so a naive value is UTC. An aware value is returned as it is.
+    """
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
 
 
 def _register_table_modules() -> None:

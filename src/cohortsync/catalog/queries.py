@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from cohortsync.catalog.db import metadata
+from cohortsync.catalog.db import metadata, stored_utc
 
 saved_queries = sa.Table(
     "saved_queries",
@@ -44,18 +44,14 @@ class QueryRow:
     updated_at: dt.datetime
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
-
-
 def _row(row: sa.Row[Any]) -> QueryRow:
     return QueryRow(
         name=row.name,
         sql=row.sql,
         warehouse_url=row.warehouse_url,
         export=orjson.loads(row.export) if row.export else None,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
+        created_at=stored_utc(row.created_at),
+        updated_at=stored_utc(row.updated_at),
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import orjson
 import sqlalchemy as sa
 
-from cohortsync.catalog.db import metadata
+from cohortsync.catalog.db import metadata, stored_utc
 from cohortsync.errors import ConfigError
 
 RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
@@ -105,12 +105,6 @@ def key_hash(data_import_key: str) -> str:
 def cohort_key(endpoint: str, partner: str, cohort_id: str, data_import_key: str) -> str:
     """Which Braze cohort a run feeds: endpoint, partner, cohort id and key fingerprint."""
     return f"{endpoint.rstrip('/')}|{partner}|{cohort_id}|{key_hash(data_import_key)}"
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:  # SQLite drops the zone
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 def start_run(
@@ -224,8 +218,8 @@ def _record(row: sa.Row[Any]) -> RunRecord:
         cohort_key=row.cohort_key,
         operation=row.operation,
         status=row.status,
-        started_at=_utc(row.started_at) or dt.datetime.now(dt.UTC),
-        finished_at=_utc(row.finished_at),
+        started_at=stored_utc(row.started_at) or dt.datetime.now(dt.UTC),
+        finished_at=stored_utc(row.finished_at),
         report=orjson.loads(row.report) if row.report else None,
         error=row.error,
         endpoint=row.endpoint,
