@@ -11,6 +11,9 @@ so a batch number always means the same identifiers.
 
 Within a ``(should_remove, kind)`` group the order is the one DuckDB's
 aggregation produced: sorting strings would cost more than the whole send.
+The staged identifiers already come in kind order (:mod:`staging`), so an
+``add`` or ``remove`` plan is written without any sort over all rows; only
+an operation mixing ``should_remove`` values would need one.
 
 :func:`changes_sql` is the seam between "what the source holds" and "what to
 send": ``add`` and ``remove`` send the staged identifiers as they are; an
@@ -29,7 +32,7 @@ from cohortsync.errors import ConfigError
 from cohortsync.export.identifiers import ALIAS, KINDS
 from cohortsync.export.mirror import MirrorStep
 from cohortsync.export.spec import MAX_IDENTIFIERS_PER_REQUEST, ExportSpec
-from cohortsync.export.staging import Staging
+from cohortsync.export.staging import STAGING_THREADS, Staging
 
 CHANGES_FILE = "changes.parquet"
 PLAN_ROW_GROUP = 100_000
@@ -98,14 +101,13 @@ def write_plan(
     run_dir: Path,
     identifiers_sql: str,
     *,
-    kinds: int,
     mirror: MirrorStep | None = None,
 ) -> Plan:
     """Write the run's changes to ``run_dir/changes.parquet`` and summarise them.
 
     Args:
-        kinds: how many identifier kinds the source has; with one kind and one
-            ``should_remove`` value the rows need no sorting at all.
+        identifiers_sql: the staged identifiers (:meth:`Staging.identifiers_sql`),
+            in kind order.
         mirror: the mirror step of a ``mirror`` export: it diffs the staged
             identifiers against the cohort's snapshot (guards raise here, before
             any request) and orders its changes by ``(should_remove, kind, value)``.
@@ -117,8 +119,7 @@ def write_plan(
         # Already ordered by (should_remove, kind, value); DuckDB keeps a file's order.
         sql, order = mirror.changes_sql(staging, identifiers_sql, run_dir), False
     else:
-        sql, mixed = changes_sql(spec, identifiers_sql)
-        order = mixed or kinds > 1
+        sql, order = changes_sql(spec, identifiers_sql)  # kind order is the staging's
     kind_names = " ".join(f"WHEN {code} THEN '{name}'" for code, name in enumerate(KINDS))
     order_by = "ORDER BY should_remove, kind" if order else ""
     statement = f"""
@@ -128,11 +129,20 @@ def write_plan(
             FROM ({sql}) {order_by}
         ) TO {_string_literal(str(path))} (FORMAT parquet, ROW_GROUP_SIZE {PLAN_ROW_GROUP})
     """
+    # A scan of the staged identifiers table is written by one thread: in order,
+    # the Parquet writer holds one row group, where two threads writing in
+    # order would buffer each other's row groups past a small memory limit.
+    one_thread = staging.passes > 1 and spec.operation != "mirror"
     try:
+        if one_thread:
+            staging.connection.execute("SET threads = 1")
         staging.connection.execute(statement)
     except duckdb.Error as error:
         staging.check_stream(error)
         raise
+    finally:
+        if one_thread:
+            staging.connection.execute(f"SET threads = {STAGING_THREADS}")
     staging.check_stream()
     return read_plan(path)
 

@@ -340,11 +340,9 @@ def _stage_and_plan(
     run_dir: Path,
     mirror: MirrorStep | None,
 ) -> Plan:
-    identifiers = staging.identifiers_sql(reader, columns)
     try:
-        return write_plan(
-            staging, spec, run_dir, identifiers, kinds=len(columns.kinds), mirror=mirror
-        )
+        identifiers = staging.identifiers_sql(reader, columns)
+        return write_plan(staging, spec, run_dir, identifiers, mirror=mirror)
     except SourceStreamFailed as failed:
         raise query_failed(spec.source, failed.cause) from failed.cause
     except duckdb.Error as error:

@@ -1,32 +1,44 @@
 """Stage a result's identifiers out of core, deduplicated and counted.
 
-The source is read once, by DuckDB, in a per-run database under
+The source is read by DuckDB, in a per-run database under
 ``$COHORTSYNC_HOME/runs/<run_id>/`` with a small memory limit and a spill
-directory beside it: ten million identifiers go through a
-``GROUP BY (kind, value)`` on disk instead of living as Python objects.
+directory beside it: ten million identifiers go through DuckDB's hash
+aggregation, which spills to disk, instead of living as Python objects.
 
 Two ways in, one relation out (:meth:`Staging.identifiers_sql`, the distinct
 identifiers that :mod:`plan` turns into changes):
 
-- **Arrow stream** (any engine): the engine's record batches are registered
-  in the staging database; a thin wrapper counts rows, NULL and empty values
-  per kind with Arrow while DuckDB pulls them.
+- **Arrow stream** (any engine): the engine's record batches are copied once
+  into a table of the staging database (on disk, under the memory limit); a
+  thin wrapper counts rows, NULL and empty values per kind with Arrow while
+  DuckDB pulls them.
 - **Pushdown** (the embedded DuckDB warehouse): the warehouse file is
   attached read-only to the staging database and the query runs there, so
   one DuckDB instance under one memory limit does all the work, in parallel,
   with no Arrow hop and no second buffer pool. Rows, NULL and empty values
-  are then counted by one more scan of the query in the same read-only
-  attachment (writers are locked out, so both scans see the same rows).
+  are counted first by one scan of the query in the same read-only
+  attachment (writers are locked out, so every scan sees the same rows).
 
-Either way duplicates are what the distinct count leaves over.
+Deduplication is bounded whatever the size: DuckDB's aggregation spills, but
+the groups of one partition must still fit under the memory limit when it is
+finalised (about twenty million short strings at 100 MB). So each kind is
+deduplicated on its own, and a kind with more than :data:`PASS_VALUES` values
+(or :data:`PASS_BYTES` bytes) is split by ``hash(value)`` into several
+passes, each deduplicating a disjoint share. With one pass in all, the
+relation is that pass's query; otherwise the passes are appended, one after
+the other, to an ``identifiers`` table on disk. Either way the relation lists
+the kinds in :data:`KINDS` order (insertion order is preserved), so a plan
+needs no sort over all rows. Duplicates are what the distinct count leaves over.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -37,6 +49,14 @@ from cohortsync.export.identifiers import KINDS, IdentifierColumns
 STAGING_MEMORY_LIMIT = "100MB"
 STAGING_THREADS = 2
 SOURCE_VIEW = "source_stream"
+SOURCE_TABLE = "source_rows"
+IDENTIFIERS_TABLE = "identifiers"
+# One deduplication pass handles at most this many values of one kind, or this
+# many bytes of them; larger kinds are split by hash over several passes so
+# that every pass fits under STAGING_MEMORY_LIMIT (the limit was measured at
+# 20 to 30 million 25-byte values at 100 MB; these leave a margin of two).
+PASS_VALUES = 10_000_000
+PASS_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
@@ -47,6 +67,7 @@ class KindCounts:
     distinct: int = 0
     null: int = 0
     empty: int = 0
+    value_bytes: int = 0  # bytes of those values: how many passes deduplicate them
 
     @property
     def duplicate(self) -> int:
@@ -88,20 +109,31 @@ class Staging:
 
     Args:
         run_dir: the run's directory; the database and its spill files go there.
-        memory_limit: DuckDB's memory limit, which bounds the run's peak memory.
+        memory_limit: DuckDB's memory limit, which bounds the run's peak memory;
+            :data:`STAGING_MEMORY_LIMIT` by default.
+        pass_values: the most values of one kind one deduplication pass takes;
+            :data:`PASS_VALUES` by default (:data:`PASS_BYTES` scales with it).
     """
 
-    def __init__(self, run_dir: Path, *, memory_limit: str = STAGING_MEMORY_LIMIT) -> None:
+    def __init__(
+        self, run_dir: Path, *, memory_limit: str | None = None, pass_values: int | None = None
+    ) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / "staging.duckdb"
         self.connection = duckdb.connect(
             str(self.path),
             config={
-                "memory_limit": memory_limit,
+                "memory_limit": memory_limit or STAGING_MEMORY_LIMIT,
                 "temp_directory": str(run_dir / "spill"),
                 "threads": STAGING_THREADS,
             },
         )
+        self.pass_values = pass_values or PASS_VALUES
+        self.pass_bytes = max(1, PASS_BYTES * self.pass_values // PASS_VALUES)
+        self.passes = 0
+        # Tables go to this database even after "USE warehouse" (attach_warehouse).
+        ((database,),) = self.connection.execute("SELECT current_database()").fetchall()
+        self._own = f"{_quote(str(database))}.main."
         self.counts = StagedCounts()
         self._counted: _CountingStream | None = None
         self._pushed_sql: str | None = None
@@ -143,13 +175,17 @@ class Staging:
     def identifiers_sql(
         self, reader: pa.RecordBatchReader | None, columns: IdentifierColumns
     ) -> str:
-        """Return the SQL of the source's distinct identifiers.
+        """Stage and count the source; return the SQL of its distinct identifiers.
 
         The relation has columns ``kind`` (UTINYINT, the index in :data:`KINDS`)
-        and ``value`` (VARCHAR), without NULL or empty values. ``reader`` is the
-        source's stream, or ``None`` after :meth:`attach_warehouse`. A stream can
-        be read only once: run exactly one statement over the relation, then
-        call :meth:`check_stream` and :meth:`set_distinct`.
+        and ``value`` (VARCHAR), without NULL or empty values, in :data:`KINDS`
+        order. ``reader`` is the source's stream, or ``None`` after
+        :meth:`attach_warehouse`. Rows, NULL and empty values are counted here;
+        call :meth:`set_distinct` once the identifiers are planned.
+
+        Raises:
+            SourceStreamFailed: the source failed while being read.
+            duckdb.Error: staging failed (disk full, out of memory).
         """
         names = list(dict.fromkeys(columns.columns.values()))
         kinds_of = {kind: columns.columns[kind] for kind in columns.kinds}
@@ -158,13 +194,59 @@ class Staging:
         if reader is None:
             if self._pushed_sql is None:
                 raise ValueError("identifiers_sql needs a reader or attach_warehouse first")
-            return _distinct_sql(f"({self._pushed_sql}) AS source", columns)
+            relation = f"({self._pushed_sql}) AS source"
+            self._count_pushed_down(relation, columns)
+        else:
+            schema = pa.schema([reader.schema.field(name) for name in names])
+            counted = _CountingStream(reader, names, lambda batch: self._count(batch, kinds_of))
+            self._counted = counted
+            self.connection.register(
+                SOURCE_VIEW, pa.RecordBatchReader.from_batches(schema, counted)
+            )
+            relation = self._own + SOURCE_TABLE
+            self._execute(f"CREATE TABLE {relation} AS SELECT * FROM {SOURCE_VIEW}")
+            self.connection.unregister(SOURCE_VIEW)
+        passes = [
+            _pass_sql(relation, kind, columns.columns[kind], part, parts)
+            for kind in columns.kinds
+            for parts in [self._parts(self.counts.kinds[kind])]
+            for part in range(parts)
+        ]
+        self.passes = len(passes)
+        if not passes:
+            return "SELECT NULL::UTINYINT AS kind, NULL::VARCHAR AS value WHERE false"
+        if len(passes) == 1:
+            return passes[0]
+        table = self._own + IDENTIFIERS_TABLE
+        self.connection.execute(
+            f"CREATE TABLE {table} (kind UTINYINT NOT NULL, value VARCHAR NOT NULL)"
+        )
+        for sql in passes:  # one at a time, in KINDS order: each under the memory limit
+            self._execute(f"INSERT INTO {table} {sql}")
+        return f"SELECT kind, value FROM {table}"
 
-        schema = pa.schema([reader.schema.field(name) for name in names])
-        counted = _CountingStream(reader, names, lambda batch: self._count(batch, kinds_of))
-        self._counted = counted
-        self.connection.register(SOURCE_VIEW, pa.RecordBatchReader.from_batches(schema, counted))
-        return _distinct_sql(SOURCE_VIEW, columns)
+    def _parts(self, counts: KindCounts) -> int:
+        """How many hash-partitioned passes deduplicate one kind's values."""
+        if counts.values == 0:
+            return 0
+        return max(
+            1,
+            math.ceil(counts.values / self.pass_values),
+            math.ceil(counts.value_bytes / self.pass_bytes),
+        )
+
+    def _execute(self, statement: str) -> tuple[Any, ...] | None:
+        """Run one staging statement and return its first row, if any.
+
+        A failure of the source is raised as the source's (:meth:`check_stream`).
+        """
+        try:
+            rows = self.connection.execute(statement).fetchall()
+        except duckdb.Error as error:
+            self.check_stream(error)
+            raise
+        self.check_stream()
+        return rows[0] if rows else None
 
     def check_stream(self, error: duckdb.Error | None = None) -> None:
         """Raise :class:`SourceStreamFailed` if the source failed while being read.
@@ -182,16 +264,11 @@ class Staging:
             raise SourceStreamFailed(error) from error
 
     def set_distinct(self, distinct: dict[str, int]) -> None:
-        """Record the distinct count of each kind, once the identifiers are planned.
-
-        After a pushdown this also counts rows, NULL and empty values (one scan).
-        """
-        if self._pushed_sql is not None and self._columns is not None:
-            self._count_pushed_down(self._pushed_sql, self._columns)
+        """Record the distinct count of each kind, once the identifiers are planned."""
         for kind, counts in self.counts.kinds.items():
             counts.distinct = distinct.get(kind, 0)
 
-    def _count_pushed_down(self, sql: str, columns: IdentifierColumns) -> None:
+    def _count_pushed_down(self, relation: str, columns: IdentifierColumns) -> None:
         kinds = columns.kinds
         measures = ["count(*)"]
         for kind in kinds:
@@ -199,16 +276,18 @@ class Staging:
             measures += [
                 f"count(*) FILTER (WHERE {column} IS NULL)",
                 f"count(*) FILTER (WHERE {column}::VARCHAR = '')",
+                f"coalesce(sum(strlen({column}::VARCHAR)), 0)",
             ]
-        row = self.connection.execute(
-            f"SELECT {', '.join(measures)} FROM ({sql}) AS source"
-        ).fetchone()
+        row = self._execute(f"SELECT {', '.join(measures)} FROM {relation}")
         assert row is not None
         self.counts.rows_read = int(row[0])
         for index, kind in enumerate(kinds):
-            null, empty = int(row[1 + 2 * index]), int(row[2 + 2 * index])
+            null, empty, size = (int(value) for value in row[1 + 3 * index : 4 + 3 * index])
             self.counts.kinds[kind] = KindCounts(
-                values=self.counts.rows_read - null - empty, null=null, empty=empty
+                values=self.counts.rows_read - null - empty,
+                null=null,
+                empty=empty,
+                value_bytes=size,
             )
 
     def _count(self, batch: pa.RecordBatch, kinds_of: dict[str, str]) -> None:
@@ -218,11 +297,13 @@ class Staging:
             if pa.types.is_dictionary(array.type):
                 array = array.dictionary_decode()
             nulls = array.null_count
-            empty = pc.sum(pc.equal(pc.binary_length(array), 0)).as_py() or 0
+            lengths = pc.binary_length(array)
+            empty = pc.sum(pc.equal(lengths, 0)).as_py() or 0
             counts = self.counts.kinds[kind]
             counts.null += nulls
             counts.empty += empty
             counts.values += len(array) - nulls - empty
+            counts.value_bytes += pc.sum(lengths).as_py() or 0
 
 
 class _CountingStream:
@@ -262,21 +343,14 @@ class _CountingStream:
             return batch.select(self._names)
 
 
-def _distinct_sql(relation: str, columns: IdentifierColumns) -> str:
-    """SQL of the distinct non-empty ``(kind, value)`` pairs of ``relation``."""
-    kinds = columns.kinds
-    codes = ", ".join(str(KINDS.index(kind)) for kind in kinds)
-    values = ", ".join(f"{_quote(columns.columns[kind])}::VARCHAR" for kind in kinds)
-    if len(kinds) == 1:
-        pairs = f"SELECT {codes}::UTINYINT AS kind, {values} AS value FROM {relation}"
-    else:
-        pairs = (
-            f"SELECT unnest([{codes}])::UTINYINT AS kind, unnest([{values}]) AS value "
-            f"FROM {relation}"
-        )
+def _pass_sql(relation: str, kind: str, column: str, part: int, parts: int) -> str:
+    """SQL of one deduplication pass: the distinct non-empty values of one kind (one share)."""
+    value = f"{_quote(column)}::VARCHAR"
+    share = f" AND hash({value}) % {parts} = {part}" if parts > 1 else ""
     return (
-        f"SELECT kind, value FROM ({pairs}) "
-        "WHERE value IS NOT NULL AND value <> '' GROUP BY kind, value"
+        f"SELECT {KINDS.index(kind)}::UTINYINT AS kind, value FROM ("
+        f"SELECT DISTINCT {value} AS value FROM {relation} "
+        f"WHERE {value} IS NOT NULL AND {value} <> ''{share})"
     )
 
 
