@@ -10,8 +10,9 @@ from rich.table import Table
 
 from cohortsync.audience import activations
 from cohortsync.audience.views import activation_view, run_view
-from cohortsync.cli.audience import JsonOption, echo_json
+from cohortsync.cli.audience import echo_json
 from cohortsync.cli.export_options import LockTimeoutOption, OperationChoice
+from cohortsync.cli.output import JsonOption
 from cohortsync.errors import CohortsyncError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
 from cohortsync.export.spec import DEFAULT_THREADS

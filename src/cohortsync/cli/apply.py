@@ -9,6 +9,7 @@ import orjson
 import typer
 
 from cohortsync.apply import apply_file
+from cohortsync.cli.output import JsonOption
 
 
 def apply(
@@ -19,9 +20,7 @@ def apply(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan only; change nothing.")
     ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON document for scripts instead of text.")
-    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Create or update authentications, saved queries, parents, segments and activations.
 

@@ -12,6 +12,7 @@ from rich.table import Table
 from cohortsync.audience import parents
 from cohortsync.audience.segments import list_segments
 from cohortsync.audience.views import parent_view
+from cohortsync.cli.output import JsonOption
 
 app = typer.Typer(
     help=(
@@ -29,10 +30,6 @@ parent_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(parent_app, name="parent")
-
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document for scripts instead of text.")
-]
 
 
 def echo_json(document: Any) -> None:

@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from cohortsync import queries
 from cohortsync.cli.export_options import OperationChoice, ThreadsOption
+from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.errors import ConfigError
 from cohortsync.export.spec import DEFAULT_THREADS
 
@@ -29,14 +29,7 @@ app = typer.Typer(
 )
 
 
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document for scripts instead of text.")
-]
 NameArgument = Annotated[str, typer.Argument(help="The saved query's name, e.g. vip_daily.")]
-
-
-def _echo_json(document: Any) -> None:
-    typer.echo(orjson.dumps(document, default=str).decode())
 
 
 @app.command()
@@ -154,7 +147,7 @@ def save(
     )
     saved = queries.get_query(name)
     if as_json:
-        _echo_json({"outcome": outcome, "query": saved.to_dict()})
+        echo_json_line({"outcome": outcome, "query": saved.to_dict()})
         return
     typer.echo(f"{outcome} query {name}")
     if saved.schedule:
@@ -166,7 +159,7 @@ def list_command(as_json: JsonOption = False) -> None:
     """List saved queries: export target, schedule, next run and last status."""
     saved = queries.list_queries()
     if as_json:
-        _echo_json({"queries": [query.to_dict() for query in saved]})
+        echo_json_line({"queries": [query.to_dict() for query in saved]})
         return
     if not saved:
         typer.echo("no saved queries yet; save one with 'cohortsync query save NAME --sql ...'")
@@ -193,7 +186,7 @@ def show(name: NameArgument, as_json: JsonOption = False) -> None:
     if as_json:
         document = query.to_dict()
         document["recent_runs"] = [run.to_dict() for run in runs]
-        _echo_json(document)
+        echo_json_line(document)
         return
     console = Console()
     console.print(f"[bold]{query.name}[/bold]")
@@ -215,7 +208,7 @@ def delete(name: NameArgument, as_json: JsonOption = False) -> None:
     """Delete a saved query and its schedule (its runs stay in the history)."""
     queries.delete_query(name)
     if as_json:
-        _echo_json({"deleted": name})
+        echo_json_line({"deleted": name})
     else:
         typer.echo(f"deleted query {name}")
 
@@ -252,7 +245,7 @@ def run(
     progress = None if not as_json else False
     result = queries.run_query(name, dry_run=dry_run, full_resync=full_resync, progress=progress)
     if as_json:
-        _echo_json(result.to_dict())
+        echo_json_line(result.to_dict())
         return
     if result.report is not None:
         from cohortsync.export.report import ExportReport

@@ -12,7 +12,6 @@ import datetime as dt
 import sys
 from typing import Annotated, Any
 
-import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -21,6 +20,7 @@ from cohortsync.catalog import runs as history
 from cohortsync.catalog.auths import destination_for_auth
 from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.runs import RunRecord
+from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.errors import ConfigError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT, CohortLock
 from cohortsync.export.run import run_export
@@ -39,9 +39,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document for scripts instead of text.")
-]
 RunIdArgument = Annotated[str, typer.Argument(help="The run's id, as 'runs list' shows it.")]
 STATUSES = ("running", "succeeded", "failed", "interrupted")
 
@@ -73,7 +70,7 @@ def list_(
         catalog.dispose()
     views = [run_view(settings, record) for record in records]
     if json:
-        _echo_json(views)
+        echo_json_line(views)
         return
     if not views:
         typer.echo("no export runs yet (see 'cohortsync export --help')")
@@ -109,7 +106,7 @@ def show(run_id: RunIdArgument, json: JsonOption = False) -> None:
     view = run_view(settings, record)
     view["acknowledged_batches"] = acknowledged
     if json:
-        _echo_json(view)
+        echo_json_line(view)
         return
     report = view["report"] or {}
     table = Table(title=f"Export run {run_id}", show_header=False, title_justify="left")
@@ -195,7 +192,7 @@ def resume(
         progress=None if not json else sys.stderr.isatty(),
     )
     if json:
-        _echo_json(report.to_dict())
+        echo_json_line(report.to_dict())
     else:
         report.render(Console())
 
@@ -271,7 +268,3 @@ def _duration(view: dict[str, Any]) -> str:
     started = dt.datetime.fromisoformat(view["started_at"])
     finished = dt.datetime.fromisoformat(view["finished_at"])
     return f"{(finished - started).total_seconds():.1f} s"
-
-
-def _echo_json(document: Any) -> None:
-    typer.echo(orjson.dumps(document, default=str).decode())

@@ -10,7 +10,8 @@ from rich.table import Table
 
 from cohortsync.audience import segments
 from cohortsync.audience.views import segment_view
-from cohortsync.cli.audience import JsonOption, echo_json
+from cohortsync.cli.audience import echo_json
+from cohortsync.cli.output import JsonOption
 
 RULES_HELP = """\
 Rules are JSON, inline or in a file. A rule is one of:

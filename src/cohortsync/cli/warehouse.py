@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cohortsync.cli.output import JsonOption
 from cohortsync.settings import Settings
 from cohortsync.warehouse import open_engine
 from cohortsync.warehouse.connect import display_url
@@ -50,9 +51,6 @@ WarehouseOption = Annotated[
         "Default: the embedded DuckDB file in $COHORTSYNC_HOME.",
         show_default=False,
     ),
-]
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document for scripts instead of text.")
 ]
 
 
