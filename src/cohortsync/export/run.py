@@ -24,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import shutil
+import struct
 import sys
 import time
 from collections.abc import Iterator
@@ -69,10 +71,16 @@ from cohortsync.warehouse.connect import duckdb_path
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_SECONDS = 0.5
 # Every acknowledgement is recorded before its worker takes another batch, so a
-# run killed at any moment re-sends at most the batches that were in flight.
-CHECKPOINT_BATCHES = 1
+# run killed at any moment re-sends at most the batches that were in flight: it
+# is appended to the run's ack log (one write(2), which a killed process cannot
+# lose, like the catalog's WAL commit without fsync). The log is folded into the
+# catalog every CHECKPOINT_BATCHES acks or CHECKPOINT_SECONDS, when the run
+# stops, and, after a kill, before the run is resumed.
+CHECKPOINT_SECONDS = 0.5
+CHECKPOINT_BATCHES = 500
+ACK_LOG = "acks.log"
+_ACK_RECORD = struct.Struct("<qq")  # batch number, identifier count
 
 
 def run_export(
@@ -395,16 +403,21 @@ def dry_run_plan(spec: ExportSpec, plan: Plan) -> dict[str, Any]:
 class Checkpoint:
     """Records acknowledged batches as they come (see :data:`CHECKPOINT_BATCHES`).
 
-    Only batches the server acknowledged are ever added, so a checkpoint never
-    claims a batch that was not received; :meth:`flush` runs on every exit.
+    Each acknowledgement is appended to the ack log at once, and folded into
+    the catalog in groups. Only batches the server acknowledged are ever
+    added, so a checkpoint never claims a batch that was not received;
+    :meth:`close` folds what is pending on every exit and removes the log.
     """
 
-    def __init__(self, catalog: sa.Engine, run_id: str) -> None:
+    def __init__(self, catalog: sa.Engine, run_id: str, log_path: Path) -> None:
         self.recorder = runs.AckRecorder(catalog, run_id)
+        self.log_path = log_path
+        self.log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.pending: list[tuple[int, int]] = []
         self.last_flush = time.monotonic()
 
     def add(self, batch: Batch) -> None:
+        os.write(self.log, _ACK_RECORD.pack(batch.number, batch.size))
         self.pending.append((batch.number, batch.size))
         now = time.monotonic()
         if len(self.pending) >= CHECKPOINT_BATCHES or now - self.last_flush >= CHECKPOINT_SECONDS:
@@ -417,11 +430,33 @@ class Checkpoint:
         self.last_flush = time.monotonic()
 
     def close(self) -> None:
-        """Flush what is pending and release the connection."""
+        """Flush what is pending, release the connection and remove the folded log."""
         try:
             self.flush()
+            self.log_path.unlink(missing_ok=True)
         finally:
+            os.close(self.log)
             self.recorder.close()
+
+
+def fold_ack_log(catalog: sa.Engine, run_id: str, log_path: Path) -> None:
+    """Record in the catalog the acks a killed attempt logged but had not folded yet.
+
+    Idempotent: acks already in the catalog are ignored. A torn last record
+    (the process died inside the write) is left out: its batch is sent again.
+    """
+    try:
+        data = log_path.read_bytes()
+    except FileNotFoundError:
+        return
+    whole = len(data) - len(data) % _ACK_RECORD.size
+    acks = [(int(n), int(c)) for n, c in _ACK_RECORD.iter_unpack(data[:whole])]
+    recorder = runs.AckRecorder(catalog, run_id)
+    try:
+        recorder.record(acks)
+    finally:
+        recorder.close()
+    log_path.unlink()
 
 
 def send_plan(
@@ -439,11 +474,13 @@ def send_plan(
     After ``stop`` is requested no new batch is handed out; the requests in
     flight finish and are recorded.
     """
+    ack_log = plan.path.parent / ACK_LOG
+    fold_ack_log(catalog, run_id, ack_log)
     done = runs.acknowledged_batches(catalog, run_id)
     batches = iter_batches(plan.path, body_builder(spec), skip=done)
     if stop is not None:
         batches = stop.batches(batches)
-    checkpoint = Checkpoint(catalog, run_id)
+    checkpoint = Checkpoint(catalog, run_id, ack_log)
     client = PartnerClient(spec.destination, threads=spec.threads)
     name_body = client.body(**name_fields(spec))
     with _progress_bar(progress, plan.total) as advance:
