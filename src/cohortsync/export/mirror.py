@@ -23,6 +23,12 @@ Without abandoned runs the certain and possible sets are both the snapshot,
 and the two anti-joins run as one full outer join that keeps the unmatched
 rows of each side: one hash build over ten million identifiers instead of two.
 
+No statement holds more than one *pass*: the diff runs kind by kind, and a
+kind with more than :data:`PASS_VALUES` identifiers (or :data:`PASS_BYTES`
+bytes) on one side is split by ``hash(value)`` into several passes, as
+staging deduplicates; a single join over every identifier ran out of the
+memory limit at ten million rows of three kinds.
+
 Changes are written as ``(kind, value, should_remove)`` ordered by
 ``(should_remove, kind, value)``, the order the batcher numbers them in, so
 that a batch number means the same identifiers on every resume.
@@ -30,8 +36,9 @@ that a batch number means the same identifiers on every resume.
 
 from __future__ import annotations
 
+import math
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,6 +49,7 @@ from cohortsync.errors import CohortsyncError, ConfigError
 from cohortsync.export.identifiers import KINDS
 from cohortsync.export.snapshots import EXITS_FILE, MEMBERS_FILE, Snapshot, SnapshotStore
 from cohortsync.export.spec import MirrorOptions
+from cohortsync.export.staging import PASS_BYTES, PASS_VALUES
 
 DEFAULT_MEMORY_LIMIT = "128MB"  # ~270 MB peak RSS for 10M identifiers; the diff spills
 DEFAULT_SAMPLE_SIZE = 5
@@ -161,11 +169,12 @@ def plan_mirror(
     snapshot_dir: Path | None = None,
     alias_label: str | None = None,
     cohort: str = "the cohort",
-    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    memory_limit: str | None = None,
     threads: int | None = None,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     distinct: bool = False,
     write_members: bool = True,
+    pass_values: int | None = None,
 ) -> MirrorPlan:
     """Diff ``result`` against ``previous`` and, unless this is a dry run, write the changes.
 
@@ -183,12 +192,15 @@ def plan_mirror(
         snapshot_dir: where to write the new snapshot's Parquet files.
         alias_label: the alias column of this export; it must match the snapshot's.
         cohort: how messages name the cohort.
-        memory_limit: DuckDB's memory limit; the diff spills to ``work_dir`` beyond it.
+        memory_limit: DuckDB's memory limit (:data:`DEFAULT_MEMORY_LIMIT` by default);
+            the diff spills to ``work_dir`` beyond it.
         threads: DuckDB threads (default: all cores).
         sample_size: how many identifiers of each side to return for display.
         distinct: deduplicate ``result`` first (the staged result already is).
         write_members: write the new snapshot's members file; ``False`` when ``result``
             already is that file (the pipeline stages the result there).
+        pass_values: the most identifiers of one kind that one join of the diff takes
+            (:data:`PASS_VALUES` by default); larger kinds are split by ``hash(value)``.
 
     Raises:
         CohortsyncError: a guard tripped; the message gives the numbers and the flag.
@@ -203,12 +215,20 @@ def plan_mirror(
     spill.mkdir()
     con = duckdb.connect(str(scratch))
     try:
-        con.execute(f"SET memory_limit = {_sql_str(memory_limit)}")
+        con.execute(f"SET memory_limit = {_sql_str(memory_limit or DEFAULT_MEMORY_LIMIT)}")
         con.execute(f"SET temp_directory = {_sql_str(spill)}")
         con.execute("SET preserve_insertion_order = false")
         if threads:
             con.execute(f"SET threads = {int(threads)}")
-        diff = _Diff(con, result, previous, abandoned, distinct=distinct)
+        diff = _Diff(
+            con,
+            result,
+            previous,
+            abandoned,
+            distinct=distinct,
+            work_dir=spill,
+            pass_values=pass_values or PASS_VALUES,
+        )
         _check_alias_label(con, previous, alias_label, cohort)
         plan = diff.plan(full_resync=options.full_resync, sample_size=sample_size)
         check_guards(plan, options, cohort=cohort)
@@ -250,7 +270,16 @@ def check_guards(plan: MirrorPlan, guards: MirrorOptions, *, cohort: str) -> Non
 
 
 class _Diff:
-    """The views and tables of one diff inside the scratch connection."""
+    """The tables of one diff inside the scratch connection, built kind by kind.
+
+    No statement joins or deduplicates more than one *pass*: the identifiers
+    of one kind, or of one ``hash(value) % parts`` share of a kind with more
+    than ``pass_values`` identifiers on one side (as staging deduplicates,
+    :mod:`cohortsync.export.staging`). The true changes are appended to the
+    ``diff`` table and the new known exits to ``new_exits``, pass after pass,
+    and the changes file is written one ``(should_remove, kind)`` group at a
+    time, each sorted on its own.
+    """
 
     def __init__(
         self,
@@ -260,12 +289,18 @@ class _Diff:
         abandoned: Sequence[Path],
         *,
         distinct: bool,
+        work_dir: Path,
+        pass_values: int,
     ) -> None:
         self.con = con
+        self.work_dir = work_dir
         self.first_run = previous is None and not abandoned
+        self.sends_result = self.first_run  # adds are the whole result (else the entries)
+        self.sends_new_exits = False  # removes are every known exit (else the exits)
+        self.pass_values = pass_values
+        self.pass_bytes = max(1, PASS_BYTES * pass_values // PASS_VALUES)
         source = result.relation_sql(con)
-        select = "SELECT DISTINCT" if distinct else "SELECT"
-        con.execute(f"CREATE VIEW result AS {select} kind, value FROM {source}")
+        con.execute(f"CREATE VIEW result_rows AS SELECT kind, value FROM {source}")
         members = previous.members_path if previous else None
         exits = previous.exits_path if previous else None
         con.execute(f"CREATE VIEW previous AS {_parquet_or_empty(members)}")
@@ -275,89 +310,135 @@ class _Diff:
                 "CREATE VIEW abandoned AS SELECT kind, value, should_remove "
                 f"FROM read_parquet({_sql_list(abandoned)})"
             )
-            # Present for sure: tracked, and no abandoned run may have removed it.
-            con.execute(
-                "CREATE VIEW certain AS SELECT kind, value FROM previous ANTI JOIN "
-                "(SELECT kind, value FROM abandoned WHERE should_remove) USING (kind, value)"
-            )
-            # Maybe present: tracked, or an abandoned run may have added it.
-            con.execute(
-                "CREATE VIEW possible AS SELECT kind, value FROM previous UNION "
-                "SELECT kind, value FROM abandoned WHERE NOT should_remove"
-            )
         else:
             con.execute(f"CREATE VIEW abandoned AS {_EMPTY_CHANGES}")
-            con.execute("CREATE VIEW certain AS SELECT kind, value FROM previous")
-            con.execute("CREATE VIEW possible AS SELECT kind, value FROM previous")
-        # The true changes, materialised in the scratch file (small after the first run).
-        if self.first_run:
-            con.execute("CREATE VIEW entries AS SELECT kind, value FROM result")
-            con.execute("CREATE VIEW exits AS SELECT kind, value FROM possible")  # empty
-        elif not abandoned:
-            # certain = possible = previous: both anti-joins in one pass, a full outer join
-            # keeping the unmatched rows of each side (one hash build instead of two).
+        for table in ("diff", "new_exits"):
+            remove = ", should_remove BOOLEAN NOT NULL" if table == "diff" else ""
             con.execute(
-                "CREATE TABLE diff AS SELECT coalesce(r.kind, p.kind) AS kind, "
-                "coalesce(r.value, p.value) AS value, r.kind IS NULL AS should_remove "
-                "FROM result r FULL OUTER JOIN previous p "
-                "ON r.kind = p.kind AND r.value = p.value "
-                "WHERE r.kind IS NULL OR p.kind IS NULL"
+                f"CREATE TABLE {table} (kind VARCHAR NOT NULL, value VARCHAR NOT NULL{remove})"
             )
-            con.execute(
-                "CREATE VIEW entries AS SELECT kind, value FROM diff WHERE NOT should_remove"
-            )
-            con.execute("CREATE VIEW exits AS SELECT kind, value FROM diff WHERE should_remove")
+        sizes = self._sizes()
+        self.kinds = sorted(sizes)
+        self.parts = {kind: self._parts(*sizes[kind]) for kind in self.kinds}
+        if distinct:
+            # Deduplicated pass by pass into a table, which the diff then reads.
+            con.execute("CREATE TABLE result_distinct (kind VARCHAR, value VARCHAR)")
+            for kind, share in self._passes():
+                con.execute(
+                    f"INSERT INTO result_distinct SELECT {_sql_str(kind)}, value FROM "
+                    f"(SELECT DISTINCT value FROM result_rows WHERE {share})"
+                )
+            con.execute("CREATE VIEW result AS SELECT kind, value FROM result_distinct")
         else:
-            con.execute(
-                "CREATE TABLE entries AS SELECT kind, value FROM result "
-                "ANTI JOIN certain USING (kind, value)"
+            con.execute("CREATE VIEW result AS SELECT kind, value FROM result_rows")
+        self.counts: dict[str, dict[str, int]] = {}
+        self._add_counts("result", "SELECT kind, count(*) FROM result GROUP BY kind")
+        if self.first_run:
+            return  # everyone enters; nobody was tracked, nobody leaves
+        if not abandoned:  # then the snapshot is what may be, and surely is, in the cohort
+            self._add_counts("previous", "SELECT kind, count(*) FROM previous GROUP BY kind")
+        for kind, share in self._passes():
+            self._diff_pass(kind, share, abandoned=bool(abandoned))
+        self._add_counts(
+            "entries", "SELECT kind, count(*) FROM diff WHERE NOT should_remove GROUP BY kind"
+        )
+        self._add_counts(
+            "exits", "SELECT kind, count(*) FROM diff WHERE should_remove GROUP BY kind"
+        )
+
+    def _sizes(self) -> dict[str, tuple[int, int]]:
+        """Per kind, the rows and bytes of its largest side (one scan of each input)."""
+        rows = self.con.execute(
+            "SELECT kind, count(*), coalesce(sum(strlen(value)), 0) FROM ("
+            "SELECT kind, value, 0 AS side FROM result_rows "
+            "UNION ALL SELECT kind, value, 1 FROM previous "
+            "UNION ALL SELECT kind, value, 2 FROM abandoned "
+            "UNION ALL SELECT kind, value, 3 FROM known_exits) GROUP BY kind, side"
+        ).fetchall()
+        sizes: dict[str, tuple[int, int]] = {}
+        for kind, count, size in rows:
+            most, largest = sizes.get(str(kind), (0, 0))
+            sizes[str(kind)] = (max(most, int(count)), max(largest, int(size)))
+        return sizes
+
+    def _parts(self, values: int, size: int) -> int:
+        """How many hash-partitioned passes diff one kind."""
+        return max(1, math.ceil(values / self.pass_values), math.ceil(size / self.pass_bytes))
+
+    def _passes(self) -> list[tuple[str, str]]:
+        """``(kind, SQL condition)`` of every pass, kind by kind."""
+        return [
+            (kind, _share(kind, part, parts))
+            for kind in self.kinds
+            for parts in [self.parts[kind]]
+            for part in range(parts)
+        ]
+
+    def _diff_pass(self, kind: str, share: str, *, abandoned: bool) -> None:
+        """Append one pass's entries and exits to ``diff``, its new known exits to ``new_exits``."""
+        label = _sql_str(kind)
+        result = f"SELECT value FROM result WHERE {share}"
+        previous = f"SELECT value FROM previous WHERE {share}"
+        if not abandoned:
+            # certain = possible = previous: both anti-joins in one full outer join
+            # keeping the unmatched rows of each side (one hash build instead of two).
+            self.con.execute(
+                f"INSERT INTO diff SELECT {label}, coalesce(r.value, p.value), "
+                f"r.value IS NULL FROM ({result}) r FULL OUTER JOIN ({previous}) p "
+                "ON r.value = p.value WHERE r.value IS NULL OR p.value IS NULL"
             )
-            con.execute(
-                "CREATE TABLE exits AS SELECT kind, value FROM possible "
-                "ANTI JOIN result USING (kind, value)"
+        else:
+            removed = f"SELECT value FROM abandoned WHERE should_remove AND {share}"
+            added = f"SELECT value FROM abandoned WHERE NOT should_remove AND {share}"
+            # Present for sure: tracked, and no abandoned run may have removed it.
+            certain = f"SELECT value FROM ({previous}) p ANTI JOIN ({removed}) a USING (value)"
+            # Maybe present: tracked, or an abandoned run may have added it.
+            possible = f"{previous} UNION SELECT value FROM ({added}) a"
+            self.con.execute(
+                f"INSERT INTO diff SELECT {label}, value, false FROM ({result}) r "
+                f"ANTI JOIN ({certain}) c USING (value)"
             )
+            self.con.execute(
+                f"INSERT INTO diff SELECT {label}, value, true FROM ({possible}) s "
+                f"ANTI JOIN ({result}) r USING (value)"
+            )
+            row = self.con.execute(f"SELECT count(*) FROM ({possible}) s").fetchone()
+            if row and row[0]:
+                counts = self.counts.setdefault(kind, {})
+                counts["previous"] = counts.get("previous", 0) + int(row[0])
+        # Known exits are never tracked members, so those back in the result are entries:
+        # anti-joining them with the (small) entries instead of the whole result is the same.
+        self.con.execute(
+            f"INSERT INTO new_exits SELECT {label}, value FROM ("
+            f"SELECT value FROM (SELECT value FROM known_exits WHERE {share}) k ANTI JOIN "
+            f"(SELECT value FROM diff WHERE NOT should_remove AND {share}) e USING (value) "
+            f"UNION SELECT value FROM diff WHERE should_remove AND {share})"
+        )
+
+    def _add_counts(self, name: str, sql: str) -> None:
+        for kind, count in self.con.execute(sql).fetchall():
+            counts = self.counts.setdefault(str(kind), {})
+            counts[name] = counts.get(name, 0) + int(count)
 
     def plan(self, *, full_resync: bool, sample_size: int) -> MirrorPlan:
-        counts: dict[str, dict[str, int]] = {}
-        for name, relation in (
-            ("result", "result"),
-            ("previous", "possible"),
-            ("entries", "entries"),
-            ("exits", "exits"),
-        ):
-            rows = self.con.execute(
-                f"SELECT kind, count(*) FROM {relation} GROUP BY kind"
-            ).fetchall()
-            for kind, count in rows:
-                counts.setdefault(str(kind), {})[name] = int(count)
+        counts = self.counts
+        if self.first_run:
+            for values in counts.values():
+                values["entries"] = values.get("result", 0)
         by_kind = {kind: KindCounts(**values) for kind, values in sorted(counts.items())}
         total = {
             name: sum(values.get(name, 0) for values in counts.values())
             for name in ("result", "previous", "entries", "exits")
         }
-        # Known exits are never tracked members, so those back in the result are entries:
-        # anti-joining them with the (small) entries instead of the whole result is the same.
-        self.con.execute(
-            "CREATE VIEW exits_still_out AS SELECT kind, value FROM known_exits "
-            "ANTI JOIN entries USING (kind, value)"
-        )
+        self.sends_result = full_resync or self.first_run
+        self.sends_new_exits = full_resync
         if full_resync:
-            self.con.execute(
-                "CREATE VIEW sent_removes AS SELECT kind, value FROM exits "
-                "UNION SELECT kind, value FROM exits_still_out"
-            )
-            self.con.execute("CREATE VIEW sent_adds AS SELECT kind, value FROM result")
-            removes = self._count("sent_removes")
+            # Every known exit still out, with this run's exits: the new known exits.
+            removes = self._count("new_exits")
             adds = total["result"]
         else:
-            self.con.execute("CREATE VIEW sent_removes AS SELECT kind, value FROM exits")
-            self.con.execute("CREATE VIEW sent_adds AS SELECT kind, value FROM entries")
             removes = total["exits"]
             adds = total["entries"]
-        self.con.execute(
-            "CREATE VIEW new_exits AS SELECT kind, value FROM exits_still_out "
-            "UNION SELECT kind, value FROM exits"
-        )
         return MirrorPlan(
             first_run=self.first_run,
             full_resync=full_resync,
@@ -369,21 +450,42 @@ class _Diff:
             removes=removes,
             new_known_exits=self._count("new_exits"),
             by_kind=by_kind,
-            sample_adds=self._sample("sent_adds", sample_size),
-            sample_removes=self._sample("sent_removes", sample_size),
+            sample_adds=self._sample(self._adds, sample_size),
+            sample_removes=self._sample(self._removes, sample_size),
         )
 
+    def _adds(self, kind: str) -> str:
+        """SQL of the values of one kind sent as adds."""
+        if self.sends_result:
+            return f"SELECT value FROM result WHERE kind = {_sql_str(kind)}"
+        return f"SELECT value FROM diff WHERE NOT should_remove AND kind = {_sql_str(kind)}"
+
+    def _removes(self, kind: str) -> str:
+        """SQL of the values of one kind sent as removes."""
+        if self.sends_new_exits:
+            return f"SELECT value FROM new_exits WHERE kind = {_sql_str(kind)}"
+        return f"SELECT value FROM diff WHERE should_remove AND kind = {_sql_str(kind)}"
+
     def write(self, changes_path: Path, snapshot_dir: Path, *, write_members: bool) -> None:
-        """Write the ordered changes and the new snapshot's members and known exits."""
+        """Write the ordered changes and the new snapshot's members and known exits.
+
+        Each ``(should_remove, kind)`` group is sorted on its own into a part
+        file; the parts are then copied, in order, into the changes file.
+        """
         changes_path.parent.mkdir(parents=True, exist_ok=True)
         snapshot_dir.mkdir(parents=True, exist_ok=True)
-        # Insertion order is relaxed for speed; the ORDER BY still fixes the file's order.
-        self.con.execute(
-            "COPY (SELECT kind, value, false AS should_remove FROM sent_adds "
-            "UNION ALL SELECT kind, value, true AS should_remove FROM sent_removes "
-            "ORDER BY should_remove, kind, value) "
-            f"TO {_sql_str(changes_path)} (FORMAT parquet, COMPRESSION zstd)"
-        )
+        parts: list[Path] = []
+        for remove, values in ((False, self._adds), (True, self._removes)):
+            for kind in self.kinds:
+                part = self.work_dir / f"changes-{len(parts)}.parquet"
+                # Insertion order is relaxed for speed; the ORDER BY still fixes the order.
+                self.con.execute(
+                    f"COPY (SELECT {_sql_str(kind)} AS kind, value, {str(remove).lower()} "
+                    f"AS should_remove FROM ({values(kind)}) v ORDER BY value) "
+                    f"TO {_sql_str(part)} (FORMAT parquet, COMPRESSION zstd)"
+                )
+                parts.append(part)
+        self._concatenate(parts, changes_path)
         if write_members:
             self.con.execute(
                 "COPY (SELECT kind, value FROM result) "
@@ -394,15 +496,42 @@ class _Diff:
             f"TO {_sql_str(snapshot_dir / EXITS_FILE)} (FORMAT parquet, COMPRESSION zstd)"
         )
 
+    def _concatenate(self, parts: list[Path], path: Path) -> None:
+        """Copy the part files into ``path``, rows in file order (one thread keeps it lean)."""
+        ((threads,),) = self.con.execute("SELECT current_setting('threads')").fetchall()
+        source = (
+            f"SELECT kind, value, should_remove FROM read_parquet({_sql_list(parts)})"
+            if parts
+            else _EMPTY_CHANGES
+        )
+        self.con.execute("SET preserve_insertion_order = true")
+        self.con.execute("SET threads = 1")
+        try:
+            self.con.execute(
+                f"COPY ({source}) TO {_sql_str(path)} (FORMAT parquet, COMPRESSION zstd)"
+            )
+        finally:
+            self.con.execute(f"SET threads = {int(threads)}")
+            self.con.execute("SET preserve_insertion_order = false")
+        for part in parts:
+            part.unlink(missing_ok=True)
+
     def _count(self, relation: str) -> int:
         row = self.con.execute(f"SELECT count(*) FROM {relation}").fetchone()
         return int(row[0]) if row else 0
 
-    def _sample(self, relation: str, size: int) -> tuple[Identifier, ...]:
-        rows = self.con.execute(
-            f"SELECT kind, value FROM {relation} ORDER BY kind, value LIMIT {int(size)}"
-        ).fetchall()
-        return tuple((str(kind), str(value)) for kind, value in rows)
+    def _sample(self, values: Callable[[str], str], size: int) -> tuple[Identifier, ...]:
+        """The first ``size`` identifiers by ``(kind, value)``: a top-N per kind."""
+        sample: list[Identifier] = []
+        for kind in self.kinds:
+            if len(sample) >= size:
+                break
+            rows = self.con.execute(
+                f"SELECT value FROM ({values(kind)}) v ORDER BY value "
+                f"LIMIT {int(size) - len(sample)}"
+            ).fetchall()
+            sample += [(kind, str(value)) for (value,) in rows]
+        return tuple(sample)
 
 
 def _check_alias_label(
@@ -430,6 +559,12 @@ def _with_paths(plan: MirrorPlan, changes_path: Path, snapshot_dir: Path) -> Mir
 def _ceil_pct(part: int, whole: int) -> float:
     """The smallest whole percentage that lets ``part`` of ``whole`` through."""
     return float(-(-part * 100 // whole))
+
+
+def _share(kind: str, part: int, parts: int) -> str:
+    """SQL condition selecting one pass: one kind, or one hash share of it."""
+    condition = f"kind = {_sql_str(kind)}"
+    return condition + (f" AND hash(value) % {parts} = {part}" if parts > 1 else "")
 
 
 def _parquet_or_empty(path: Path | None) -> str:
