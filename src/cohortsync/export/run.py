@@ -355,8 +355,8 @@ def _stage_and_plan(
         raise query_failed(spec.source, failed.cause) from failed.cause
     except duckdb.Error as error:
         raise CohortsyncError(
-            f"staging the result in {staging.path.parent} failed: {error}",
-            hint="check the free disk space of COHORTSYNC_HOME",
+            f"staging or planning the changes in {staging.path.parent} failed: {error}",
+            hint="check the free disk space of COHORTSYNC_HOME, where large results spill",
         ) from error
 
 
