@@ -9,6 +9,7 @@ nothing, so we would rather stop than pretend.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -91,6 +92,21 @@ def mask(secret: str, *, visible: int = 4) -> str:
     if len(secret) <= visible * 2:
         return "****"
     return "****" + secret[-visible:]
+
+
+# Below this length a key is also a common word fragment ("k" in "network"):
+# it is masked only where it stands alone, so messages stay readable.
+SHORT_SECRET = 8
+
+
+def redact(text: str, secret: str) -> str:
+    """``text`` with every occurrence of ``secret`` replaced by its mask."""
+    if not secret:
+        return text
+    if len(secret) >= SHORT_SECRET:
+        return text.replace(secret, mask(secret))
+    standalone = re.compile(rf"(?<![\w-]){re.escape(secret)}(?![\w-])")
+    return standalone.sub(mask(secret), text)
 
 
 def mask_prefix(secret: str, *, visible: int = 4) -> str:

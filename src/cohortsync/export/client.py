@@ -200,8 +200,7 @@ class PartnerClient:
     def redact(self, text: str) -> str:
         """``text`` with both keys masked: server messages may echo them."""
         for key in (self.destination.data_import_key, self.destination.partner_api_key):
-            if key:
-                text = text.replace(key, secrets.mask(key))
+            text = secrets.redact(text, key)
         return text
 
     def body(self, **fields: Any) -> bytes:
