@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -95,6 +96,30 @@ class _Statements:
     count_changes: sa.Update
 
 
+def _as_rows(query: sa.Select[Any]) -> sa.Select[Any]:
+    return query
+
+
+def _as_one_json_row(query: sa.Select[Any]) -> sa.Select[Any]:
+    """SQLite: the rows of ``query`` as one JSON array of arrays, in one row.
+
+    pysqlite hands the GIL back and forth on every row it steps through; with
+    requests resolving on several threads at once, a thousand rows cost a
+    thousand contended GIL switches (and as many Row objects). Aggregated in
+    SQLite, a lookup returns one string that orjson reads in one call.
+    """
+    rows = query.subquery()
+    return sa.select(sa.func.json_group_array(sa.func.json_array(*rows.c)))
+
+
+def _lookup(conn: sa.Connection, statement: sa.Select[Any], params: dict[str, Any]) -> list[Any]:
+    """The rows of a lookup built by :func:`_statements`, as sequences."""
+    if conn.dialect.name == "sqlite":
+        rows: list[Any] = orjson.loads(conn.execute(statement, params).scalar_one())
+        return rows
+    return list(conn.execute(statement, params).all())
+
+
 @functools.cache
 def _statements(dialect: str) -> _Statements:
     ids, names, devices = (
@@ -104,22 +129,29 @@ def _statements(dialect: str) -> _Statements:
     workspace = sa.bindparam("workspace_id", type_=sa.Integer)
     cohort_pk = sa.bindparam("cohort_pk", type_=sa.Integer)
     insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    lookup = _as_one_json_row if dialect == "sqlite" else _as_rows
     return _Statements(
-        by_external_id=sa.select(users.c.external_id, users.c.id).where(
-            users.c.workspace_id == workspace, users.c.external_id.in_(sa.select(ids.c.value))
+        by_external_id=lookup(
+            sa.select(users.c.external_id, users.c.id).where(
+                users.c.workspace_id == workspace, users.c.external_id.in_(sa.select(ids.c.value))
+            )
         ),
-        by_alias_name=sa.select(
-            user_aliases.c.alias_label, user_aliases.c.alias_name, user_aliases.c.user_id
-        ).where(
-            user_aliases.c.workspace_id == workspace,
-            user_aliases.c.alias_name.in_(sa.select(names.c.value)),
+        by_alias_name=lookup(
+            sa.select(
+                user_aliases.c.alias_label, user_aliases.c.alias_name, user_aliases.c.user_id
+            ).where(
+                user_aliases.c.workspace_id == workspace,
+                user_aliases.c.alias_name.in_(sa.select(names.c.value)),
+            )
         ),
-        by_device_id=sa.select(user_devices.c.device_id, user_devices.c.user_id)
-        .join(users, users.c.id == user_devices.c.user_id)
-        .where(
-            user_devices.c.workspace_id == workspace,
-            user_devices.c.device_id.in_(sa.select(devices.c.value)),
-            users.c.external_id.is_(None),
+        by_device_id=lookup(
+            sa.select(user_devices.c.device_id, user_devices.c.user_id)
+            .join(users, users.c.id == user_devices.c.user_id)
+            .where(
+                user_devices.c.workspace_id == workspace,
+                user_devices.c.device_id.in_(sa.select(devices.c.value)),
+                users.c.external_id.is_(None),
+            )
         ),
         add_members=insert(cohort_members)
         .from_select(
@@ -160,25 +192,28 @@ def resolve(
     device_list = sorted(set(device_ids))
     by_external_id: dict[str, int] = {}
     if ext_list:
-        rows = conn.execute(
+        rows = _lookup(
+            conn,
             statements.by_external_id,
             {"workspace_id": workspace_id, "ids": store.values_param(ext_list)},
-        ).all()
+        )
         by_external_id = {row[0]: row[1] for row in rows}
     by_alias: dict[Alias, int] = {}
     if alias_set:
         names = sorted({name for _, name in alias_set})
-        rows = conn.execute(
+        rows = _lookup(
+            conn,
             statements.by_alias_name,
             {"workspace_id": workspace_id, "names": store.values_param(names)},
-        ).all()
+        )
         by_alias = {(row[0], row[1]): row[2] for row in rows if (row[0], row[1]) in alias_set}
     by_device_id: dict[str, int] = {}
     if device_list:
-        rows = conn.execute(
+        rows = _lookup(
+            conn,
             statements.by_device_id,
             {"workspace_id": workspace_id, "devices": store.values_param(device_list)},
-        ).all()
+        )
         by_device_id = {row[0]: row[1] for row in rows}
     return Resolved(by_external_id, by_alias, by_device_id)
 
