@@ -176,6 +176,10 @@ class StoreBusy(CohortsyncError):
     """A write waited longer than the busy timeout for the store's write lock."""
 
 
+# SQLite read connections kept open: more than the requests the service runs at once
+# (a connection opened past the pool starts with a cold page cache and is closed after).
+SQLITE_READ_POOL_SIZE = 16
+
 # One lock per SQLite file, shared by every Store of this process on that file.
 _sqlite_write_locks: dict[str, threading.Lock] = {}
 _sqlite_write_locks_guard = threading.Lock()
@@ -212,6 +216,8 @@ class Store:
     url: str
     busy_timeout: float = 30.0
     _write_lock: threading.Lock | None = field(default=None, repr=False)
+    # SQLite: the engine every write goes through, one connection under _write_lock.
+    _write_engine: sa.Engine | None = field(default=None, repr=False)
     _queue: list[_Job[Any]] = field(default_factory=list, repr=False)
     _queue_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -238,7 +244,7 @@ class Store:
                 hint="retry; a long write (such as a bulk load) holds it",
             )
         try:
-            with self.engine.connect() as conn:
+            with self._writer().connect() as conn:
                 immediate = conn.execution_options(sqlite_immediate=True)
                 with immediate.begin():
                     yield immediate
@@ -285,7 +291,7 @@ class Store:
 
     def _run_group(self, batch: list[_Job[Any]]) -> None:
         try:
-            with self.engine.connect() as conn:
+            with self._writer().connect() as conn:
                 immediate = conn.execution_options(sqlite_immediate=True)
                 with immediate.begin():
                     for job in batch:
@@ -320,8 +326,13 @@ class Store:
             return orjson.dumps(list(values)).decode()
         return list(values)
 
+    def _writer(self) -> sa.Engine:
+        return self._write_engine or self.engine
+
     def close(self) -> None:
         self.engine.dispose()
+        if self._write_engine is not None:
+            self._write_engine.dispose()
 
 
 def values_table(dialect: str, name: str, type_: sa.types.TypeEngine[Any]) -> sa.FromClause:
@@ -381,9 +392,30 @@ def _normalise_url(db_url: str) -> sa.URL:
     return url
 
 
-def _sqlite_engine(url: sa.URL, busy_timeout: float) -> tuple[sa.Engine, threading.Lock]:
+def _sqlite_engines(
+    url: sa.URL, busy_timeout: float
+) -> tuple[sa.Engine, sa.Engine, threading.Lock]:
+    """The read engine, the write engine (one connection) and the file's write lock.
+
+    Writes hold the process's lock on the file, so one connection serves them
+    all; it stays the only writer, so its page cache stays valid from one
+    write to the next instead of re-reading every page another connection
+    changed. Reads get a pool as large as the service's concurrency.
+    """
+    engine = _sqlite_engine(url, busy_timeout, pool_size=SQLITE_READ_POOL_SIZE)
+    write_engine = _sqlite_engine(url, busy_timeout, pool_size=1)
+    key = str(Path(url.database or "").expanduser().resolve())
+    with _sqlite_write_locks_guard:
+        lock = _sqlite_write_locks.setdefault(key, threading.Lock())
+    return engine, write_engine, lock
+
+
+def _sqlite_engine(url: sa.URL, busy_timeout: float, *, pool_size: int) -> sa.Engine:
     engine = sa.create_engine(
-        url, connect_args={"timeout": busy_timeout, "check_same_thread": False}
+        url,
+        pool_size=pool_size,
+        max_overflow=0 if pool_size == 1 else 10,
+        connect_args={"timeout": busy_timeout, "check_same_thread": False},
     )
 
     @event.listens_for(engine, "connect")
@@ -409,10 +441,7 @@ def _sqlite_engine(url: sa.URL, busy_timeout: float) -> tuple[sa.Engine, threadi
         immediate = conn.get_execution_options().get("sqlite_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
-    key = str(Path(url.database or "").expanduser().resolve())
-    with _sqlite_write_locks_guard:
-        lock = _sqlite_write_locks.setdefault(key, threading.Lock())
-    return engine, lock
+    return engine
 
 
 def open_store(db_url: str, *, busy_timeout: float = 30.0) -> Store:
@@ -425,20 +454,27 @@ def open_store(db_url: str, *, busy_timeout: float = 30.0) -> Store:
     """
     url = _normalise_url(db_url)
     lock: threading.Lock | None = None
+    write_engine: sa.Engine | None = None
     if url.get_backend_name() == "sqlite":
-        engine, lock = _sqlite_engine(url, busy_timeout)
+        engine, write_engine, lock = _sqlite_engines(url, busy_timeout)
     else:
         options = f"-c lock_timeout={int(busy_timeout * 1000)}"
         engine = sa.create_engine(
             url, pool_size=10, max_overflow=20, connect_args={"options": options}
         )
-    store = Store(engine=engine, url=db_url, busy_timeout=busy_timeout, _write_lock=lock)
+    store = Store(
+        engine=engine,
+        url=db_url,
+        busy_timeout=busy_timeout,
+        _write_lock=lock,
+        _write_engine=write_engine,
+    )
     try:
         with store.write() as conn:
             metadata.create_all(conn)
             conn.execute(store.insert_ignore(id_counters).values(name="users", next_value=1))
     except sa.exc.OperationalError as error:
-        engine.dispose()
+        store.close()
         raise ConfigError(
             f"cannot open the store {db_url}: {error.orig}",
             hint="check the URL and that the database server answers",
