@@ -75,7 +75,8 @@ def test_sigterm_takes_no_new_job_and_checkpoints_the_running_export(
         assert record.status == "interrupted"
         checkpointed = run_history.acknowledged_batches(catalog, record.id)
         assert 2 <= len(checkpointed) < 20  # acknowledged batches were recorded, not all sent
-        # every acknowledged batch is in; at most the one request in flight got in unacknowledged
+        # every acknowledged batch is in (the exact count, with requests in flight held
+        # at the signal, is checked by test_scheduler_sigterm_in_flight.py)
         members = len(bench.members("everyone"))
         assert 1000 * len(checkpointed) <= members <= 1000 * (len(checkpointed) + 1)
         assert job_runs(catalog, "query:b_next") == []  # stopping: the next job never started
