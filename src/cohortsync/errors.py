@@ -20,6 +20,12 @@ and it becomes :class:`RetriesExhausted` when the retries run out.
 
 from __future__ import annotations
 
+import re
+
+# An engine message longer than this is cut, with a mark, so one bad row of
+# data quoted in it cannot flood the terminal.
+MAX_MESSAGE_CHARS = 1_000
+
 
 class CohortsyncError(Exception):
     """Root of every error that a user can act on.
@@ -87,3 +93,22 @@ class RetriableError(Exception):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def whole_message(error: BaseException) -> str:
+    """Every line of ``error``'s message, joined into one line.
+
+    Engines (DuckDB, PostgreSQL, Arrow) put the reason on the second or third
+    line ("CSV Error on Line: 1" then "maximum line size exceeded"), so a
+    message cut to its first line loses what the user needs to act. Lines are
+    joined with ``"; "`` and the result is cut at :data:`MAX_MESSAGE_CHARS`.
+    A driver error wrapped by SQLAlchemy is read from its ``orig``.
+    """
+    original = getattr(error, "orig", None) or error
+    lines = [re.sub(r"\s+", " ", line).strip() for line in str(original).splitlines()]
+    text = "; ".join(line for line in lines if line)
+    if not text:
+        return type(original).__name__
+    if len(text) > MAX_MESSAGE_CHARS:
+        return text[: MAX_MESSAGE_CHARS - 1] + "…"
+    return text

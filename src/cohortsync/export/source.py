@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import pyarrow as pa
 
-from cohortsync.errors import ConfigError, SourceError
+from cohortsync.errors import ConfigError, SourceError, whole_message
 from cohortsync.export.spec import Source
 from cohortsync.settings import Settings
 from cohortsync.warehouse import open_engine, quote_table_name
@@ -63,9 +63,7 @@ def query_failed(source: Source, error: BaseException) -> SourceError:
     """The one-line error for a source that failed while being read."""
     if isinstance(error, SourceError):
         return SourceError(f"the {source.describe()} failed: {error.message}", hint=error.hint)
-    text = str(error).strip()
-    first_line = text.splitlines()[0] if text else type(error).__name__
     return SourceError(
-        f"the {source.describe()} failed: {first_line}",
+        f"the {source.describe()} failed: {whole_message(error)}",
         hint="check it with 'cohortsync warehouse query'",
     )

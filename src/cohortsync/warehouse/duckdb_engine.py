@@ -26,7 +26,7 @@ from typing import Any, Self
 import duckdb
 import pyarrow as pa
 
-from cohortsync.errors import SourceError
+from cohortsync.errors import SourceError, whole_message
 from cohortsync.warehouse.base import DEFAULT_BATCH_SIZE, FileFormat, LoadMode
 from cohortsync.warehouse.files import check_readable, detect_format
 from cohortsync.warehouse.names import quote_table_name
@@ -52,11 +52,6 @@ SELECT CASE WHEN schema_name = 'main' THEN view_name
 FROM duckdb_views() WHERE database_name = current_database() AND NOT internal
 ORDER BY name
 """
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _hint(error: BaseException) -> str:
@@ -117,7 +112,7 @@ class DuckDBEngine:
             raise self._open_failed(path, error, write) from error
         except duckdb.Error as error:
             raise SourceError(
-                f"cannot open the warehouse file {path}: {_first_line(error)}",
+                f"cannot open the warehouse file {path}: {whole_message(error)}",
                 hint="check that it is a DuckDB database, or point --warehouse elsewhere",
             ) from error
         return self._connection
@@ -126,7 +121,7 @@ class DuckDBEngine:
         held = _LOCK_HELD.search(str(error))
         if held is None:
             return SourceError(
-                f"cannot open the warehouse file {path}: {_first_line(error)}",
+                f"cannot open the warehouse file {path}: {whole_message(error)}",
                 hint="check that it is a DuckDB database and readable",
             )
         holder = f"another process (PID {held['pid']})"
@@ -153,7 +148,7 @@ class DuckDBEngine:
                     self._open(write=True)
                     continue
                 raise SourceError(
-                    f"query failed: {_first_line(error)}", hint=_hint(error)
+                    f"query failed: {whole_message(error)}", hint=_hint(error)
                 ) from error
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -171,7 +166,7 @@ class DuckDBEngine:
             reader = relation.to_arrow_reader(batch_size)
         except duckdb.Error as error:
             cursor.close()
-            raise SourceError(f"query failed: {_first_line(error)}", hint=_hint(error)) from error
+            raise SourceError(f"query failed: {whole_message(error)}", hint=_hint(error)) from error
         return pa.RecordBatchReader.from_batches(reader.schema, _batches(reader, cursor))
 
     def count(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -181,7 +176,7 @@ class DuckDBEngine:
         try:
             return int(relation.fetchall()[0][0])
         except duckdb.Error as error:
-            raise SourceError(f"query failed: {_first_line(error)}", hint=_hint(error)) from error
+            raise SourceError(f"query failed: {whole_message(error)}", hint=_hint(error)) from error
         finally:
             cursor.close()
 
@@ -243,7 +238,7 @@ class DuckDBEngine:
             with contextlib.suppress(duckdb.Error):
                 cursor.execute("ROLLBACK")
             raise SourceError(
-                f"loading {path} into {table} failed: {_first_line(error)}",
+                f"loading {path} into {table} failed: {whole_message(error)}",
                 hint="the table was left as it was; check the file, or that its columns "
                 "match the table's (or load with --mode replace)",
             ) from error
@@ -271,7 +266,7 @@ def _batches(
     try:
         yield from reader
     except (duckdb.Error, pa.ArrowException, OSError) as error:
-        raise SourceError(f"query failed: {_first_line(error)}", hint="check the SQL") from error
+        raise SourceError(f"query failed: {whole_message(error)}", hint="check the SQL") from error
     finally:
         reader.close()
         cursor.close()

@@ -14,7 +14,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-from cohortsync.errors import ConfigError, SourceError
+from cohortsync.errors import ConfigError, SourceError, whole_message
 from cohortsync.warehouse.base import FileFormat
 
 FORMAT_BY_EXTENSION: dict[str, FileFormat] = {
@@ -105,8 +105,7 @@ def open_batches(path: Path, file_format: FileFormat) -> pa.RecordBatchReader:
 
 def unreadable(path: Path, file_format: FileFormat, error: BaseException) -> SourceError:
     """The one-line error for a file that is not valid ``file_format``."""
-    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return SourceError(
-        f"cannot read {path} as {file_format}: {detail}",
+        f"cannot read {path} as {file_format}: {whole_message(error)}",
         hint="check the file, or pass --format if its extension is misleading",
     )

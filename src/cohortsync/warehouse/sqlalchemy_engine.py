@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-from cohortsync.errors import ConfigError, SourceError
+from cohortsync.errors import ConfigError, SourceError, whole_message
 from cohortsync.warehouse.arrow_types import (
     ResultColumn,
     arrays_from_rows,
@@ -74,12 +74,6 @@ def driver_url(url: str) -> sa.URL:
     return parsed
 
 
-def _first_line(error: BaseException) -> str:
-    original = getattr(error, "orig", None) or error
-    text = str(original).strip()
-    return text.splitlines()[0] if text else type(original).__name__
-
-
 def _hint(error: BaseException) -> str:
     sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
     return _SQLSTATE_HINTS.get(sqlstate or "", "check the SQL")
@@ -110,7 +104,7 @@ class SQLAlchemyEngine:
         except DBAPIError as error:
             raise SourceError(
                 f"cannot connect to the warehouse {self._engine.url.render_as_string()}: "
-                f"{_first_line(error)}",
+                f"{whole_message(error)}",
                 hint=_SQLSTATE_HINTS.get(
                     getattr(error.orig, "sqlstate", None) or "",
                     "check that the server runs and the URL is right (--warehouse or "
@@ -137,7 +131,7 @@ class SQLAlchemyEngine:
             columns = result_columns(description or (), self._driver)
         except SQLAlchemyError as error:
             connection.close()
-            raise SourceError(f"query failed: {_first_line(error)}", hint=_hint(error)) from error
+            raise SourceError(f"query failed: {whole_message(error)}", hint=_hint(error)) from error
         except BaseException:
             connection.close()
             raise
@@ -164,7 +158,7 @@ class SQLAlchemyEngine:
             result.close()
             connection.commit()
         except SQLAlchemyError as error:
-            raise SourceError(f"query failed: {_first_line(error)}", hint=_hint(error)) from error
+            raise SourceError(f"query failed: {whole_message(error)}", hint=_hint(error)) from error
         except (pa.ArrowException, TypeError, ValueError) as error:
             raise SourceError(
                 f"query failed: a value does not fit its column type: {error}",
@@ -190,7 +184,7 @@ class SQLAlchemyEngine:
                 ) from None
             except SQLAlchemyError as error:
                 raise SourceError(
-                    f"cannot read the columns of {table}: {_first_line(error)}",
+                    f"cannot read the columns of {table}: {whole_message(error)}",
                     hint=_hint(error),
                 ) from error
         return pa.schema(
@@ -232,7 +226,7 @@ class SQLAlchemyEngine:
                     return self._copy_batches(connection, target, reader, path, file_format)
             except (SQLAlchemyError, self._driver_error) as error:
                 raise SourceError(
-                    f"loading {path} into {table} failed: {_first_line(error)}",
+                    f"loading {path} into {table} failed: {whole_message(error)}",
                     hint="the table was left as it was; check that the file's columns "
                     "match the table's, or load with --mode replace",
                 ) from error
