@@ -2,6 +2,11 @@
 
 Queries run on a server-side cursor (``stream_results``) and are fetched
 ``batch_size`` rows at a time, so the client never holds more than one batch.
+Every query is first checked to be one read-only statement (sqlglot, in the
+database's dialect: :mod:`cohortsync.warehouse.statements`), and on
+PostgreSQL it runs in a transaction set ``READ ONLY``, so even a function with
+side effects called by a SELECT cannot write. Other databases have the check
+alone. What a query can read is up to the warehouse user's grants.
 PostgreSQL loads go through ``COPY ... FROM STDIN`` inside one transaction
 (PostgreSQL's DDL is transactional, so a failed ``replace`` keeps the old
 table); other databases get batched ``INSERT`` statements in one transaction.
@@ -10,7 +15,6 @@ table); other databases get batched ``INSERT`` statements in one transaction.
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -33,6 +37,7 @@ from cohortsync.warehouse.base import DEFAULT_BATCH_SIZE, FileFormat, LoadMode
 from cohortsync.warehouse.files import check_readable, detect_format, open_batches, unreadable
 from cohortsync.warehouse.names import split_table_name
 from cohortsync.warehouse.placeholders import to_named
+from cohortsync.warehouse.statements import check_sql_query
 
 _TABLES_HINT = "check the table name; 'cohortsync warehouse tables' lists them"
 
@@ -44,19 +49,9 @@ _SQLSTATE_HINTS = {
     "42883": "check the function name and argument types",
     "28P01": "check the user and password in the warehouse URL",
     "3D000": "check the database name in the warehouse URL",
+    "25006": "queries run read-only, functions they call too; "
+    "write data with 'cohortsync warehouse load'",
 }
-
-
-# A server-side cursor (PostgreSQL's DECLARE ... CURSOR) only takes a query;
-# other statements (CREATE VIEW, SHOW, ...) run on a client-side cursor.
-_FIRST_WORD = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*([A-Za-z]+)", re.DOTALL)
-_QUERY_KEYWORDS = ("select", "with", "values", "table")
-
-
-def is_query(sql: str) -> bool:
-    """True when ``sql`` starts (after comments and parentheses) with a query keyword."""
-    first = _FIRST_WORD.match(sql)
-    return first is not None and first.group(1).lower() in _QUERY_KEYWORDS
 
 
 def driver_url(url: str) -> sa.URL:
@@ -117,15 +112,19 @@ class SQLAlchemyEngine:
     def stream(
         self, sql: str, params: Sequence[Any] = (), *, batch_size: int = DEFAULT_BATCH_SIZE
     ) -> pa.RecordBatchReader:
-        """Run ``sql`` on a server-side cursor and stream ``batch_size``-row batches."""
-        text, bound = to_named(sql, params)
+        """Run ``sql`` on a server-side cursor and stream ``batch_size``-row batches.
+
+        Raises:
+            SourceError: ``sql`` is not one read-only statement, or it failed.
+        """
+        text, bound = to_named(check_sql_query(sql, self._engine.dialect.name), params)
         connection = self._connect()
         try:
-            if is_query(sql):
-                connection = connection.execution_options(
-                    stream_results=True, max_row_buffer=batch_size
-                )
-            result = connection.execute(sa.text(text), bound)
+            if self._is_postgres:
+                # The first statement of the transaction: nothing after it can write.
+                connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+            query = sa.text(text).execution_options(stream_results=True, max_row_buffer=batch_size)
+            result = connection.execute(query, bound)
             cursor = result.cursor
             description = cursor.description if cursor is not None else None
             columns = result_columns(description or (), self._driver)
@@ -136,10 +135,6 @@ class SQLAlchemyEngine:
             connection.close()
             raise
         schema = pa.schema([column.field for column in columns])
-        if not result.returns_rows:
-            connection.commit()
-            connection.close()
-            return pa.RecordBatchReader.from_batches(schema, iter(()))
         return pa.RecordBatchReader.from_batches(
             schema, self._batches(connection, result, columns, schema, batch_size)
         )
@@ -156,7 +151,7 @@ class SQLAlchemyEngine:
             while rows := result.fetchmany(batch_size):
                 yield pa.RecordBatch.from_arrays(arrays_from_rows(columns, rows), schema=schema)
             result.close()
-            connection.commit()
+            connection.rollback()  # a read-only transaction has nothing to commit
         except SQLAlchemyError as error:
             raise SourceError(f"query failed: {whole_message(error)}", hint=_hint(error)) from error
         except (pa.ArrowException, TypeError, ValueError) as error:
@@ -169,7 +164,8 @@ class SQLAlchemyEngine:
 
     def count(self, sql: str, params: Sequence[Any] = ()) -> int:
         """The number of rows of ``sql``, counted by the database."""
-        reader = self.stream(f"SELECT count(*) FROM ({sql.strip().rstrip(';')}) AS counted", params)
+        inner = check_sql_query(sql, self._engine.dialect.name)
+        reader = self.stream(f"SELECT count(*) FROM ({inner}) AS counted", params)
         return int(reader.read_all().column(0)[0].as_py())
 
     def table_schema(self, table: str) -> pa.Schema:
