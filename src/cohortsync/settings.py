@@ -6,6 +6,7 @@ warehouse, the catalog, snapshots, run staging files and the secret key file.
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,6 +28,8 @@ class Settings(BaseSettings):
     partner_api_key_us: SecretStr | None = None
     partner_api_key_eu: SecretStr | None = None
     braze_db: str | None = None
+    # Host directories DuckDB queries may read, os.pathsep-separated; none by default.
+    allow_files: str = ""
 
     @cached_property
     def home_dir(self) -> Path:
@@ -39,6 +42,11 @@ class Settings(BaseSettings):
     def warehouse_url(self) -> str:
         """The warehouse URL: ``COHORTSYNC_WAREHOUSE`` or the embedded DuckDB file."""
         return self.warehouse or f"duckdb:///{self.home_dir / 'warehouse.duckdb'}"
+
+    @property
+    def allowed_directories(self) -> list[Path]:
+        """``COHORTSYNC_ALLOW_FILES`` as directories; queries read no host file without one."""
+        return [Path(part).expanduser() for part in self.allow_files.split(os.pathsep) if part]
 
     @property
     def catalog_path(self) -> Path:

@@ -156,16 +156,19 @@ def test_usage_errors_exit_2_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in bad_mode.stderr
 
 
-def test_warehouse_comes_from_the_option_then_the_environment(tmp_path: Path) -> None:
+def test_warehouse_comes_from_the_option_then_the_environment(
+    tmp_path: Path, customers_csv: Path
+) -> None:
     from_env = tmp_path / "env.duckdb"
     from_option = tmp_path / "option.duckdb"
     env = {"COHORTSYNC_WAREHOUSE": f"duckdb:///{from_env}"}
 
-    created = cohortsync("query", "CREATE TABLE a AS SELECT 1 AS x", home=tmp_path, env=env)
+    created = cohortsync("load", "a", str(customers_csv), home=tmp_path, env=env)
     assert created.returncode == 0, created.stderr
     created = cohortsync(
-        "query",
-        "CREATE TABLE b AS SELECT 1 AS x",
+        "load",
+        "b",
+        str(customers_csv),
         "--warehouse",
         f"duckdb:///{from_option}",
         home=tmp_path,

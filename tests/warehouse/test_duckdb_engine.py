@@ -8,6 +8,8 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from cohortsync.errors import ConfigError, SourceError
@@ -16,6 +18,12 @@ from cohortsync.warehouse.connect import duckdb_path
 from cohortsync.warehouse.duckdb_engine import DuckDBEngine
 
 from .conftest import CUSTOMERS
+
+
+def create_table(path: Path) -> None:
+    """Set up ``t`` (one row) with DuckDB itself: queries through the engine cannot write."""
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("CREATE TABLE t AS SELECT 1 AS x")
 
 
 @pytest.mark.parametrize(
@@ -45,16 +53,21 @@ def test_invalid_urls_are_config_errors() -> None:
 def test_default_is_the_embedded_file_in_the_home(home: Path) -> None:
     with open_engine() as engine:
         assert isinstance(engine, DuckDBEngine)
+        assert engine.path == str(home / "warehouse.duckdb")
         assert engine.stream("SELECT 42 AS answer").read_all().to_pylist() == [{"answer": 42}]
-    assert (home / "warehouse.duckdb").exists()
+    # A query on a warehouse not created yet reads an empty one, and creates nothing.
+    assert not (home / "warehouse.duckdb").exists()
 
 
 def test_the_environment_names_the_warehouse(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     other = home / "elsewhere.duckdb"
     monkeypatch.setenv("COHORTSYNC_WAREHOUSE", f"duckdb:///{other}")
 
+    customers = home / "c.parquet"
+    pq.write_table(CUSTOMERS, customers)
+
     with open_engine() as engine:
-        engine.stream("CREATE TABLE t AS SELECT 1 AS x").read_all()
+        engine.load("t", customers)
 
     assert other.exists()
     assert not (home / "warehouse.duckdb").exists()
@@ -62,25 +75,29 @@ def test_the_environment_names_the_warehouse(home: Path, monkeypatch: pytest.Mon
 
 def test_in_memory_warehouse(tmp_path: Path) -> None:
     path = tmp_path / "c.parquet"
-    import pyarrow.parquet as pq
-
     pq.write_table(CUSTOMERS, path)
     with open_engine("duckdb:///:memory:") as engine:
         assert engine.load("customers", path) == 3
         assert engine.count("SELECT * FROM customers") == 3
 
 
-def test_reads_open_read_only_and_writes_reopen(tmp_path: Path) -> None:
-    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
-    with open_engine(url) as engine:
-        engine.stream("CREATE TABLE t AS SELECT 1 AS x").read_all()
-    with open_engine(url) as engine:
+def test_queries_open_read_only_and_never_reopen_to_write(tmp_path: Path) -> None:
+    create_table(tmp_path / "w.duckdb")
+    customers = tmp_path / "c.parquet"
+    pq.write_table(CUSTOMERS, customers)
+    with open_engine(f"duckdb:///{tmp_path / 'w.duckdb'}") as engine:
         assert isinstance(engine, DuckDBEngine)
         assert engine.count("SELECT * FROM t") == 1
         assert engine._read_only
-        engine.stream("INSERT INTO t VALUES (2)").read_all()
+        with pytest.raises(SourceError, match="INSERT statement"):
+            engine.stream("INSERT INTO t VALUES (2)").read_all()
+        assert engine._read_only
+        assert engine.count("SELECT * FROM t") == 1
+        # Only a load opens the file read-write; the next query reopens it read-only.
+        assert engine.load("customers", customers) == 3
         assert not engine._read_only
-        assert engine.count("SELECT * FROM t") == 2
+        assert engine.count("SELECT * FROM customers") == 3
+        assert engine._read_only
 
 
 def test_a_reader_leaves_its_connection_free_for_other_queries(tmp_path: Path) -> None:
@@ -93,10 +110,40 @@ def test_a_reader_leaves_its_connection_free_for_other_queries(tmp_path: Path) -
 
 
 def test_two_engines_in_one_process_share_the_file(tmp_path: Path) -> None:
+    create_table(tmp_path / "w.duckdb")
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    with open_engine(url) as one, open_engine(url) as other:
+        assert one.count("SELECT * FROM t") == 1
+        assert other.count("SELECT * FROM t") == 1
+
+
+def test_a_load_and_a_query_of_one_process_take_turns(tmp_path: Path) -> None:
+    customers = tmp_path / "c.parquet"
+    pq.write_table(CUSTOMERS, customers)
     url = f"duckdb:///{tmp_path / 'w.duckdb'}"
     with open_engine(url) as writer, open_engine(url) as reader:
-        writer.stream("CREATE TABLE t AS SELECT 1 AS x").read_all()
-        assert reader.count("SELECT * FROM t") == 1
+        writer.load("customers", customers)
+        # DuckDB refuses a read-only connection beside this process's read-write one.
+        with pytest.raises(SourceError, match="open for writing elsewhere in this process"):
+            reader.count("SELECT * FROM customers")
+        writer.close()
+        assert reader.count("SELECT * FROM customers") == 3
+        with pytest.raises(SourceError, match="open read-only elsewhere in this process"):
+            writer.load("customers", customers)
+
+
+def test_engines_of_one_process_allowing_other_directories_cannot_share(
+    tmp_path: Path,
+) -> None:
+    create_table(tmp_path / "w.duckdb")
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    with (
+        open_engine(url, allow_files=[]) as closed,
+        open_engine(url, allow_files=[tmp_path]) as opened,
+    ):
+        assert closed.count("SELECT * FROM t") == 1
+        with pytest.raises(SourceError, match="other allowed directories"):
+            opened.count("SELECT * FROM t")
 
 
 class Holder:
@@ -126,8 +173,7 @@ class Holder:
 @pytest.fixture
 def warehouse_file(tmp_path: Path) -> Path:
     path = tmp_path / "w.duckdb"
-    with open_engine(f"duckdb:///{path}") as engine:
-        engine.stream("CREATE TABLE t AS SELECT 1 AS x").read_all()
+    create_table(path)
     return path
 
 

@@ -200,13 +200,26 @@ def test_load_input_errors(engine: Engine, tmp_path: Path, customers_parquet: Pa
         engine.load("t; DROP TABLE x", customers_parquet)
 
 
-def test_statements_that_change_things_run_too(engine: Engine, customers_parquet: Path) -> None:
+@pytest.mark.parametrize(
+    ("sql", "refusal"),
+    [
+        ("CREATE VIEW adults AS SELECT * FROM customers WHERE age >= 18", "CREATE statement"),
+        ("SELECT * FROM customers; DROP TABLE customers", "holds 2 statements"),
+        ("DELETE FROM customers", "DELETE statement"),
+    ],
+)
+def test_statements_that_change_things_are_refused(
+    engine: Engine, customers_parquet: Path, sql: str, refusal: str
+) -> None:
     engine.load("customers", customers_parquet)
 
-    engine.stream("CREATE VIEW adults AS SELECT * FROM customers WHERE age >= 18").read_all()
+    with pytest.raises(SourceError, match=refusal):
+        engine.stream(sql).read_all()
+    with pytest.raises(SourceError, match=refusal):
+        engine.count(sql)
 
-    assert engine.count("SELECT * FROM adults") == 2
-    assert "adults" in engine.tables()
+    assert engine.tables() == ["customers"]
+    assert engine.count("SELECT * FROM customers") == 3
 
 
 def test_append_of_values_that_do_not_fit_leaves_the_table(engine: Engine, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -35,7 +36,7 @@ def duckdb_path(url: str) -> str:
     return str(Path(path).expanduser()) if path.startswith("~") else path
 
 
-def open_engine(url: str | None = None) -> Engine:
+def open_engine(url: str | None = None, *, allow_files: Iterable[Path] | None = None) -> Engine:
     """The engine for ``url``; ``None`` means the configured warehouse.
 
     The configured warehouse is ``COHORTSYNC_WAREHOUSE`` or, by default, the
@@ -43,12 +44,17 @@ def open_engine(url: str | None = None) -> Engine:
     open DuckDB; anything else is a SQLAlchemy URL (``postgresql://`` uses
     psycopg 3). Connections open lazily, on the first query or load.
 
+    ``allow_files`` are the host directories DuckDB queries may read
+    (``read_csv``, ``read_parquet``...); ``None`` means the setting
+    ``COHORTSYNC_ALLOW_FILES``, and by default queries reach no file at all.
+
     Raises:
         ConfigError: the URL has no scheme or names a database without a driver.
     """
     target = url or Settings().warehouse_url
     if target.startswith("duckdb:"):
-        return DuckDBEngine(target, duckdb_path(target))
+        directories = Settings().allowed_directories if allow_files is None else allow_files
+        return DuckDBEngine(target, duckdb_path(target), allow_files=directories)
     if "://" not in target:
         raise ConfigError(
             f"invalid warehouse URL {target!r}: it has no scheme",
