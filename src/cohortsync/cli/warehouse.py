@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +21,7 @@ from cohortsync.settings import Settings
 from cohortsync.warehouse import open_engine
 from cohortsync.warehouse.connect import display_url
 from cohortsync.warehouse.files import check_readable, detect_format
+from cohortsync.warehouse.loading import interrupted, parse_schema
 from cohortsync.warehouse.preview import Preview, preview
 
 app = typer.Typer(
@@ -61,7 +66,7 @@ def _url(warehouse: str | None) -> str:
 @app.command()
 def load(
     table: Annotated[str, typer.Argument(help="Table to create or fill, e.g. customers.")],
-    file: Annotated[Path, typer.Argument(help="A .csv, .parquet or .ndjson/.jsonl file.")],
+    file: Annotated[Path, typer.Argument(help="A .csv/.tsv, .parquet or .ndjson/.jsonl file.")],
     mode: Annotated[
         Mode,
         typer.Option(help="replace: the table becomes the file. append: add the file's rows."),
@@ -70,20 +75,63 @@ def load(
         Format | None,
         typer.Option("--format", help="File format, when the extension does not say it."),
     ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            help="Text encoding of a CSV or NDJSON file, e.g. latin-1, utf-16, cp1252. "
+            "Default: utf-8.",
+            show_default=False,
+        ),
+    ] = None,
+    schema: Annotated[
+        str | None,
+        typer.Option(
+            help="Declared column types, as NAME=TYPE pairs separated by commas "
+            "(user_ids=VARCHAR,age=INTEGER), or @FILE with one NAME=TYPE per line. "
+            "Other columns get the type every one of their values fits.",
+            show_default=False,
+        ),
+    ] = None,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Accept a file without rows: a header-only CSV makes an empty table.",
+        ),
+    ] = False,
     warehouse: WarehouseOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Load a CSV, Parquet or NDJSON file into a warehouse table.
+    """Load a CSV, Parquet or NDJSON file into a warehouse table, strictly and atomically.
 
-    Column names and types come from the file. The load is one transaction:
-    if it fails, the table keeps its previous contents.
+    A CSV's header names the columns; every row must have the header's number
+    of fields, quotes must close, and the text must be in the --encoding
+    (UTF-8 by default). Each column gets the type that every one of its values
+    fits (so 01234 stays text), unless --schema declares it. An NDJSON key
+    whose values have no single type is refused unless --schema declares it.
+    An append matches columns by name and fails if a value would change
+    (1.5 into an integer column). An empty file is refused unless --allow-empty.
 
-    Example: cohortsync warehouse load customers customers.csv --mode append
+    The new table is built beside the old one and swapped in one transaction:
+    if the load fails or is interrupted, the table keeps its previous contents.
+
+    Example: cohortsync warehouse load customers customers.csv --schema zip=VARCHAR,age=INTEGER
+
+    Example: cohortsync warehouse load customers more.csv --mode append --encoding latin-1
     """
     url = _url(warehouse)
     chosen = detect_format(check_readable(file), file_format.value if file_format else None)
-    with open_engine(url) as engine:
-        rows = engine.load(table, file, mode=mode.value, format=chosen)
+    declared = parse_schema(schema)
+    with _interrupts_as(table), open_engine(url) as engine:
+        rows = engine.load(
+            table,
+            file,
+            mode=mode.value,
+            format=chosen,
+            encoding=encoding,
+            schema=declared,
+            allow_empty=allow_empty,
+        )
     if as_json:
         document = {
             "table": table,
@@ -97,6 +145,26 @@ def load(
         return
     verb = "replaced" if mode is Mode.REPLACE else "appended to"
     typer.echo(f"loaded {rows:,} rows from {file} ({chosen}); {verb} table {table}")
+
+
+@contextmanager
+def _interrupts_as(table: str) -> Iterator[None]:
+    """Ctrl-C or SIGTERM during a load: one line and exit 6, never click's "Aborted!".
+
+    SIGTERM is raised as KeyboardInterrupt too, so the engine rolls back the
+    same way; the previous handler is restored afterwards.
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    except KeyboardInterrupt as error:
+        raise interrupted(table) from error
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()

@@ -10,7 +10,7 @@ with one line that names the input and says what to do.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, Self
 
@@ -63,12 +63,19 @@ class Engine(Protocol):
         *,
         mode: LoadMode = "replace",
         format: FileFormat | None = None,
+        encoding: str | None = None,
+        schema: Mapping[str, str] | None = None,
+        allow_empty: bool = False,
     ) -> int:
         """Load a CSV, Parquet or NDJSON file into ``table``; returns rows loaded.
 
         ``replace`` swaps the table's contents and columns for the file's;
-        ``append`` adds the rows (creating the table when it does not exist).
-        The load is one transaction: when it fails the table is left as it was.
+        ``append`` adds the rows by column name (creating the table when it
+        does not exist). The file is read strictly (see
+        :mod:`cohortsync.warehouse.loading`): ``encoding`` is a CSV or NDJSON
+        file's text encoding (UTF-8 by default), ``schema`` declares column
+        types, ``allow_empty`` accepts a file without rows. The load is one
+        transaction: when it fails or is interrupted the table is left as it was.
         ``format`` defaults to the one the file's extension names.
         """
         ...

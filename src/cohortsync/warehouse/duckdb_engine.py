@@ -35,10 +35,9 @@ queries from writing, and external access is switched off at its first query
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -48,7 +47,8 @@ import pyarrow as pa
 from cohortsync.errors import ConfigError, SourceError, whole_message
 from cohortsync.warehouse.base import DEFAULT_BATCH_SIZE, FileFormat, LoadMode
 from cohortsync.warehouse.files import check_readable, detect_format
-from cohortsync.warehouse.names import quote_table_name
+from cohortsync.warehouse.loading import LoadOptions, interrupted, load_duckdb
+from cohortsync.warehouse.names import quote_table_name, split_table_name
 from cohortsync.warehouse.statements import check_duckdb_query
 
 MEMORY = ":memory:"
@@ -320,37 +320,25 @@ class DuckDBEngine:
         *,
         mode: LoadMode = "replace",
         format: FileFormat | None = None,
+        encoding: str | None = None,
+        schema: Mapping[str, str] | None = None,
+        allow_empty: bool = False,
     ) -> int:
-        """Load ``path`` with DuckDB's own reader, in one transaction."""
+        """Load ``path`` strictly and atomically (see :mod:`cohortsync.warehouse.loading`)."""
         file_format = detect_format(check_readable(path), format)
-        target = quote_table_name(table)
-        source = _READERS[file_format]
-        cursor = self._open(write=True).cursor()
+        schema_name, name = split_table_name(table)
+        options = LoadOptions(
+            mode=mode,
+            format=file_format,
+            encoding=encoding,
+            schema=dict(schema or {}),
+            allow_empty=allow_empty,
+        )
         try:
-            cursor.execute("BEGIN TRANSACTION")
-            if mode == "replace":
-                cursor.execute(
-                    f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {source}", [str(path)]
-                )
-            else:
-                cursor.execute(
-                    f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM {source} LIMIT 0",
-                    [str(path)],
-                )
-                cursor.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {source}", [str(path)])
-            row = cursor.fetchone()
-            cursor.execute("COMMIT")
-        except duckdb.Error as error:
-            with contextlib.suppress(duckdb.Error):
-                cursor.execute("ROLLBACK")
-            raise SourceError(
-                f"loading {path} into {table} failed: {whole_message(error)}",
-                hint="the table was left as it was; check the file, or that its columns "
-                "match the table's (or load with --mode replace)",
-            ) from error
-        finally:
-            cursor.close()
-        return int(row[0]) if row else 0
+            connection = self._open(write=True)
+        except KeyboardInterrupt as error:
+            raise interrupted(table) from error
+        return load_duckdb(connection, table, schema_name, name, path, options)
 
     def close(self) -> None:
         """Close the connection and release the file lock."""

@@ -15,7 +15,7 @@ table); other databases get batched ``INSERT`` statements in one transaction.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -31,10 +31,10 @@ from cohortsync.warehouse.arrow_types import (
     arrays_from_rows,
     arrow_type,
     result_columns,
-    sql_type,
 )
 from cohortsync.warehouse.base import DEFAULT_BATCH_SIZE, FileFormat, LoadMode
-from cohortsync.warehouse.files import check_readable, detect_format, open_batches, unreadable
+from cohortsync.warehouse.files import check_readable, detect_format
+from cohortsync.warehouse.loading import LoadOptions, load_sqlalchemy
 from cohortsync.warehouse.names import split_table_name
 from cohortsync.warehouse.placeholders import to_named
 from cohortsync.warehouse.statements import check_sql_query
@@ -202,51 +202,47 @@ class SQLAlchemyEngine:
         *,
         mode: LoadMode = "replace",
         format: FileFormat | None = None,
+        encoding: str | None = None,
+        schema: Mapping[str, str] | None = None,
+        allow_empty: bool = False,
     ) -> int:
-        """Load ``path`` into ``table`` in one transaction (COPY on PostgreSQL)."""
+        """Load ``path`` strictly and atomically (see :mod:`cohortsync.warehouse.loading`)."""
         file_format = detect_format(check_readable(path), format)
         schema_name, name = split_table_name(table)
-        reader = open_batches(path, file_format)
-        metadata = sa.MetaData(schema=schema_name)
-        target = sa.Table(
-            name, metadata, *(sa.Column(field.name, sql_type(field)) for field in reader.schema)
+        options = LoadOptions(
+            mode=mode,
+            format=file_format,
+            encoding=encoding,
+            schema=dict(schema or {}),
+            allow_empty=allow_empty,
         )
         with self._connect() as connection:
-            try:
-                with connection.begin():
-                    exists = sa.inspect(connection).has_table(name, schema=schema_name)
-                    if mode == "replace" and exists:
-                        target.drop(connection)
-                    if mode == "replace" or not exists:
-                        target.create(connection)
-                    return self._copy_batches(connection, target, reader, path, file_format)
-            except (SQLAlchemyError, self._driver_error) as error:
-                raise SourceError(
-                    f"loading {path} into {table} failed: {whole_message(error)}",
-                    hint="the table was left as it was; check that the file's columns "
-                    "match the table's, or load with --mode replace",
-                ) from error
+            exists = sa.inspect(connection).has_table(name, schema=schema_name)
+        return load_sqlalchemy(
+            self._connect,
+            table,
+            schema_name,
+            name,
+            path,
+            options,
+            existing=self.table_schema(table) if exists else None,
+            copy=self._copy_batches,
+            errors=(self._driver_error,),
+        )
 
     def _copy_batches(
-        self,
-        connection: Connection,
-        target: sa.Table,
-        reader: pa.RecordBatchReader,
-        path: Path,
-        file_format: FileFormat,
+        self, connection: Connection, target: sa.Table, reader: pa.RecordBatchReader
     ) -> int:
+        """Write every batch of ``reader`` into ``target``; Arrow errors reach the caller."""
         rows = 0
-        try:
-            for batch in reader:
-                if batch.num_rows == 0:
-                    continue
-                if self._is_postgres:
-                    self._copy_postgres(connection, target, batch)
-                else:
-                    connection.execute(sa.insert(target), batch.to_pylist())
-                rows += batch.num_rows
-        except (pa.ArrowException, OSError) as error:
-            raise unreadable(path, file_format, error) from error
+        for batch in reader:
+            if batch.num_rows == 0:
+                continue
+            if self._is_postgres:
+                self._copy_postgres(connection, target, batch)
+            else:
+                connection.execute(sa.insert(target), batch.to_pylist())
+            rows += batch.num_rows
         return rows
 
     def _copy_postgres(
