@@ -47,7 +47,7 @@ def check_messy_result(partner: PartnerServer, report: object) -> None:
     ]
     data = report.to_dict()  # type: ignore[attr-defined]
     assert data["rows_read"] == 7
-    assert data["skipped"] == {"null": 3, "empty": 2, "duplicate": 4}
+    assert data["skipped"] == {"null": 3, "empty": 2, "invalid": 0, "duplicate": 4}
     assert data["sent"] == {"user_ids": 3, "device_ids": 2}
 
 

@@ -12,7 +12,13 @@ import typer
 from rich.console import Console
 
 from cohortsync.catalog.auths import destination_for_auth
-from cohortsync.cli.export_options import LockTimeoutOption, OperationChoice, ThreadsOption
+from cohortsync.cli.export_options import (
+    LockTimeoutOption,
+    OperationChoice,
+    SkipInvalidOption,
+    ThreadsOption,
+)
+from cohortsync.cli.files_option import AllowFilesOption, open_files
 from cohortsync.errors import ConfigError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
 from cohortsync.export.run import run_export
@@ -93,6 +99,7 @@ def export(
             help="Warehouse URL; default $COHORTSYNC_WAREHOUSE or the embedded DuckDB file.",
         ),
     ] = None,
+    allow_files: AllowFilesOption = None,
     allow_empty: Annotated[
         bool,
         typer.Option(
@@ -117,6 +124,7 @@ def export(
         ),
     ] = False,
     lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT,
+    skip_invalid: SkipInvalidOption = False,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -136,6 +144,10 @@ def export(
     The result's identifier columns are 'user_ids' (external ids), 'device_ids',
     and the --alias-column; they must be strings. NULL and empty values are
     skipped, duplicates are sent once, other columns are ignored with a warning.
+    Identifiers Braze would refuse (over 512 characters or 997 bytes, control
+    characters such as a tab or NUL) fail the run before the first request,
+    naming the first one and its row; --skip-invalid skips and counts them
+    instead (the report names the first few), and --dry-run shows them.
     The cohort is created or renamed first, then its members are sent in
     requests of at most 1,000 identifiers, --threads at a time, retrying 429,
     5xx, 423 and network errors and pacing by the server's rate-limit headers.
@@ -163,6 +175,7 @@ def export(
         --query "SELECT external_id AS user_ids FROM users WHERE active"
       cohortsync export --endpoint https://rest.iad-01.braze.com --data-import-key - \\
         --cohort-id vip --table vip_users --json < key.txt
+      cohortsync export --auth braze-prod --cohort-id vip --table raw_ids --skip-invalid
 
     Retries and timeouts come from the environment: COHORTSYNC_HTTP_MAX_ATTEMPTS
     (default 8, the first try included), COHORTSYNC_HTTP_BACKOFF_BASE and
@@ -170,10 +183,12 @@ def export(
     longer Retry-After wins) and COHORTSYNC_HTTP_TIMEOUT (60 s per request).
 
     Exit codes: 0 success, 2 bad usage or configuration, 3 the query or source
-    failed, 4 the destination refused (400/401), 5 retries exhausted, 6
-    interrupted (resumable), 1 another failure (a mirror guard, a busy cohort).
+    failed (or holds identifiers Braze would refuse), 4 the destination refused
+    (400/401), 5 retries exhausted, 6 interrupted (resumable), 1 another
+    failure (a mirror guard, a busy cohort).
     """
     logging.basicConfig(stream=sys.stderr, format="warning: %(message)s", level=logging.WARNING)
+    open_files(allow_files)
     settings = Settings()
     source = Source(
         sql=_query_text(query, query_file, table),
@@ -192,6 +207,7 @@ def export(
         mirror=MirrorOptions(
             allow_empty=allow_empty, max_remove_pct=max_remove_pct, full_resync=full_resync
         ),
+        skip_invalid=skip_invalid,
     )
     if not cohort_id:
         raise ConfigError("missing --cohort-id", hint="give the cohort's id in Braze")

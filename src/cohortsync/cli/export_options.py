@@ -33,3 +33,13 @@ LockTimeoutOption = Annotated[
         help="Seconds to wait for another run of the same cohort before failing.",
     ),
 ]
+SkipInvalidOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-invalid",
+        help=(
+            "Skip and count identifiers Braze would refuse (longer than 512 characters or "
+            "997 bytes, control characters) instead of failing before the first request."
+        ),
+    ),
+]

@@ -239,6 +239,7 @@ def spec_of(
         alias_column=job.get("alias_column"),
         threads=threads or int(job["threads"]),
         mirror=MirrorOptions(**job.get("mirror", {})),
+        skip_invalid=bool(job.get("skip_invalid", False)),
         job=job.get("job"),
     )
 

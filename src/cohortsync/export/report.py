@@ -18,7 +18,10 @@ class ExportReport:
     """Counts and timings of one export run.
 
     ``sent`` counts identifiers acknowledged by the server, by kind;
-    ``skipped`` counts NULL, empty and duplicate values over every kind;
+    ``skipped`` counts NULL, empty, invalid (Braze would refuse them: too long,
+    control characters; skipped with ``--skip-invalid``, shown by a dry run)
+    and duplicate values over every kind; ``invalid`` names the first invalid
+    ones (kind, row of the result, value, reason);
     ``requests`` counts every HTTP request (the cohort name call, batches and
     retries); ``retries`` is how many of them were retries.
     """
@@ -29,8 +32,11 @@ class ExportReport:
     status: str = "running"
     rows_read: int = 0
     sent: dict[str, int] = field(default_factory=dict)
-    skipped: dict[str, int] = field(default_factory=lambda: {"null": 0, "empty": 0, "duplicate": 0})
+    skipped: dict[str, int] = field(
+        default_factory=lambda: {"null": 0, "empty": 0, "invalid": 0, "duplicate": 0}
+    )
     skipped_by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+    invalid: list[dict[str, Any]] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
     batches: int = 0
     requests: int = 0
@@ -38,6 +44,7 @@ class ExportReport:
     duration_s: float = 0.0
     identifiers_per_second: float = 0.0
     dry_run: bool = False
+    skip_invalid: bool = False
     plan: dict[str, Any] | None = None
     mirror: dict[str, Any] | None = None  # a mirror run's diff counts (export.mirror)
 
@@ -83,9 +90,34 @@ class ExportReport:
                 f"{self.duration_s:.2f} s, {self.identifiers_per_second:,.0f} identifiers/s",
             )
         console.print(table)
+        self._render_invalid(console)
         if self.plan is not None and self.plan.get("first_request") is not None:
             console.print("first cohorts/users request (keys masked, identifiers shortened):")
             console.print_json(data=_shortened(self.plan["first_request"]))
+
+    def _render_invalid(self, console: Console) -> None:
+        """The identifiers Braze would refuse, one line each (never wrapped: values are escaped)."""
+        if not self.invalid:
+            return
+        count = self.skipped.get("invalid", 0)
+        plural = "s" if count != 1 else ""
+        if self.dry_run and not self.skip_invalid:
+            head = (
+                f"the export would fail on {count:,} identifier{plural} Braze would refuse "
+                "(fix the query, or pass --skip-invalid to skip them); the first:"
+            )
+        else:
+            head = f"skipped {count:,} identifier{plural} Braze would refuse:"
+        lines = [
+            f"row {item['row']:,}: {item['kind']} {item['value']} {item['reason']}"
+            for item in self.invalid
+        ]
+        if len(lines) == 1:
+            console.print(f"{head} {lines[0]}", soft_wrap=True, markup=False, highlight=False)
+            return
+        console.print(head, soft_wrap=True, markup=False, highlight=False)
+        for line in lines:
+            console.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)
 
 
 def _shortened(body: dict[str, Any], keep: int = 5) -> dict[str, Any]:

@@ -68,6 +68,8 @@ def changes_path(home: Path, run_id: str) -> Path:
 def public_job(job: dict[str, Any]) -> dict[str, Any]:
     """The parts of a job that decide what is sent (not how fast), as stored in JSON."""
     stored: dict[str, Any] = orjson.loads(orjson.dumps(job))
+    if not stored.get("skip_invalid"):  # runs recorded before the option had no such key
+        stored.pop("skip_invalid", None)
     return {key: value for key, value in stored.items() if key != "threads"}
 
 

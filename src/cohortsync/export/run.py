@@ -62,7 +62,7 @@ from cohortsync.export.report import ExportReport
 from cohortsync.export.resume import RunChoice, choose_run, resolve_superseded
 from cohortsync.export.send import send_all
 from cohortsync.export.snapshots import CohortKey, SnapshotStore
-from cohortsync.export.source import query_failed, source_sql, stream_source
+from cohortsync.export.source import check_pushdown, query_failed, source_sql, stream_source
 from cohortsync.export.spec import ExportSpec
 from cohortsync.export.staging import SourceStreamFailed, StagedCounts, Staging
 from cohortsync.export.stopping import GracefulStop
@@ -112,7 +112,11 @@ def run_export(
     check_spec(spec)
     started = time.monotonic()
     report = ExportReport(
-        run_id=None, cohort_id=spec.cohort_id, operation=spec.operation, dry_run=dry_run
+        run_id=None,
+        cohort_id=spec.cohort_id,
+        operation=spec.operation,
+        dry_run=dry_run,
+        skip_invalid=spec.skip_invalid,
     )
     if dry_run:
         run_dir = settings.home_dir / "runs" / f"dry-{runs.new_run_id()}"
@@ -251,6 +255,7 @@ def _restore_counts(report: ExportReport, previous: dict[str, Any] | None) -> No
     report.skipped = dict(previous.get("skipped", report.skipped))
     report.skipped_by_kind = dict(previous.get("skipped_by_kind", {}))
     report.ignored_columns = list(previous.get("ignored_columns", []))
+    report.invalid = list(previous.get("invalid", []))
     report.mirror = previous.get("mirror")
 
 
@@ -290,8 +295,12 @@ def prepare(
 
     Raises:
         SourceError: the query failed or the result has no usable identifier column.
+        InvalidIdentifiers: the result holds identifiers Braze would refuse (and
+            the export does not skip them); raised before anything is sent.
     """
-    with Staging(run_dir) as staging, _source(spec, settings, staging) as (schema, reader):
+    # A dry run never fails on invalid identifiers: it plans without them and shows them.
+    staging = Staging(run_dir, skip_invalid=spec.skip_invalid or report.dry_run)
+    with staging, _source(spec, settings, staging) as (schema, reader):
         columns = identifier_columns(schema, spec.alias_column)
         if columns.ignored:
             report.ignored_columns = list(columns.ignored)
@@ -317,6 +326,7 @@ def _source(
     """
     path = pushdown_path(spec, settings)
     if path is not None:
+        check_pushdown(spec.source, settings)
         try:
             schema = staging.attach_warehouse(path, source_sql(spec.source))
         except duckdb.Error as error:
@@ -364,6 +374,7 @@ def _fill_counts(report: ExportReport, counts: StagedCounts) -> None:
     report.rows_read = counts.rows_read
     report.skipped = counts.skipped()
     report.skipped_by_kind = counts.skipped_by_kind()
+    report.invalid = [item.to_dict() for item in counts.invalid_samples]
     report.sent = {kind: 0 for kind in counts.kinds}
 
 

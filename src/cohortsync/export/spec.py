@@ -74,6 +74,8 @@ class ExportSpec:
     alias_column: str | None = None
     threads: int = DEFAULT_THREADS
     mirror: MirrorOptions = field(default_factory=MirrorOptions)
+    # Skip and count identifiers Braze would refuse instead of failing before sending.
+    skip_invalid: bool = False
     job: str | None = None  # "query:NAME" or "activation:NAME" when run by a saved job
 
     @property

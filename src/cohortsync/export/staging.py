@@ -19,6 +19,13 @@ identifiers that :mod:`plan` turns into changes):
   are counted first by one scan of the query in the same read-only
   attachment (writers are locked out, so every scan sees the same rows).
 
+Identifiers Braze would refuse (:func:`~cohortsync.export.identifiers.invalid_reason`:
+too long, control characters) are counted in the same scan as NULL and empty
+values, so a bad value in row 2,500 fails the run before the first request
+instead of after 2,000 identifiers were sent. The first few are then looked
+up with their row numbers for the message. With ``skip_invalid`` they are
+left out of the deduplication passes and counted as skipped instead.
+
 Deduplication is bounded whatever the size: DuckDB's aggregation spills, but
 the groups of one partition must still fit under the memory limit when it is
 finalised (about twenty million short strings at 100 MB). So each kind is
@@ -43,7 +50,16 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from cohortsync.export.identifiers import KINDS, IdentifierColumns
+from cohortsync.errors import SourceError
+from cohortsync.export.identifiers import (
+    KINDS,
+    SAMPLE_INVALID,
+    IdentifierColumns,
+    InvalidIdentifier,
+    invalid_mask,
+    invalid_reason,
+    invalid_sql,
+)
 
 STAGING_MEMORY_LIMIT = "100MB"
 STAGING_THREADS = 2
@@ -62,10 +78,11 @@ PASS_BYTES = 256 * 1024 * 1024
 class KindCounts:
     """What one identifier kind contributed: values kept and values skipped."""
 
-    values: int = 0  # non-NULL, non-empty values read, duplicates included
+    values: int = 0  # valid non-NULL, non-empty values read, duplicates included
     distinct: int = 0
     null: int = 0
     empty: int = 0
+    invalid: int = 0  # values Braze would refuse (identifiers.invalid_reason)
     value_bytes: int = 0  # bytes of those values: how many passes deduplicate them
 
     @property
@@ -79,20 +96,53 @@ class StagedCounts:
 
     rows_read: int = 0
     kinds: dict[str, KindCounts] = field(default_factory=dict)
+    invalid_samples: list[InvalidIdentifier] = field(default_factory=list)  # the first rows
+
+    @property
+    def invalid(self) -> int:
+        return sum(k.invalid for k in self.kinds.values())
 
     def skipped(self) -> dict[str, int]:
-        """Skipped values over every kind: ``{"null", "empty", "duplicate"}``."""
+        """Skipped values over every kind: ``{"null", "empty", "invalid", "duplicate"}``."""
         return {
             "null": sum(k.null for k in self.kinds.values()),
             "empty": sum(k.empty for k in self.kinds.values()),
+            "invalid": self.invalid,
             "duplicate": sum(k.duplicate for k in self.kinds.values()),
         }
 
     def skipped_by_kind(self) -> dict[str, dict[str, int]]:
         return {
-            kind: {"null": c.null, "empty": c.empty, "duplicate": c.duplicate}
+            kind: {"null": c.null, "empty": c.empty, "invalid": c.invalid, "duplicate": c.duplicate}
             for kind, c in self.kinds.items()
         }
+
+    def add_samples(self, found: list[InvalidIdentifier]) -> None:
+        """Keep the first :data:`SAMPLE_INVALID` invalid identifiers by row."""
+        if found:
+            merged = sorted([*self.invalid_samples, *found], key=lambda item: item.row)
+            self.invalid_samples = merged[:SAMPLE_INVALID]
+
+
+class InvalidIdentifiers(SourceError):
+    """The result holds identifiers Braze would refuse; nothing was sent.
+
+    Raised while planning, before the first request, unless the export skips
+    them (``--skip-invalid``). The message names the first one: its kind, its
+    value (escaped and cut), its row of the result and the reason.
+    """
+
+    def __init__(self, counts: StagedCounts) -> None:
+        first = counts.invalid_samples[0] if counts.invalid_samples else None
+        total = counts.invalid
+        what = f"{total:,} identifier{'s' if total != 1 else ''} of the result Braze would refuse"
+        if first is not None:
+            what += f", the first in {first.describe()}"
+        super().__init__(
+            f"{what}; nothing was sent",
+            hint="fix the query, or pass --skip-invalid to skip and count them",
+        )
+        self.counts = counts
 
 
 class SourceStreamFailed(Exception):
@@ -112,10 +162,17 @@ class Staging:
             :data:`STAGING_MEMORY_LIMIT` by default.
         pass_values: the most values of one kind one deduplication pass takes;
             :data:`PASS_VALUES` by default (:data:`PASS_BYTES` scales with it).
+        skip_invalid: leave out (and count) identifiers Braze would refuse,
+            instead of raising :class:`InvalidIdentifiers`.
     """
 
     def __init__(
-        self, run_dir: Path, *, memory_limit: str | None = None, pass_values: int | None = None
+        self,
+        run_dir: Path,
+        *,
+        memory_limit: str | None = None,
+        pass_values: int | None = None,
+        skip_invalid: bool = False,
     ) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / "staging.duckdb"
@@ -128,6 +185,7 @@ class Staging:
             },
         )
         self.pass_values = pass_values or PASS_VALUES
+        self.skip_invalid = skip_invalid
         self.pass_bytes = max(1, PASS_BYTES * self.pass_values // PASS_VALUES)
         self.passes = 0
         # Tables go to this database even after "USE warehouse" (attach_warehouse).
@@ -183,6 +241,8 @@ class Staging:
         call :meth:`set_distinct` once the identifiers are planned.
 
         Raises:
+            InvalidIdentifiers: the result holds identifiers Braze would refuse
+                and ``skip_invalid`` is off (raised before any deduplication).
             SourceStreamFailed: the source failed while being read.
             duckdb.Error: staging failed (disk full, out of memory).
         """
@@ -205,8 +265,17 @@ class Staging:
             relation = self._own + SOURCE_TABLE
             self._execute(f"CREATE TABLE {relation} AS SELECT * FROM {SOURCE_VIEW}")
             self.connection.unregister(SOURCE_VIEW)
+        if self.counts.invalid and not self.skip_invalid:
+            raise InvalidIdentifiers(self.counts)
         passes = [
-            _pass_sql(relation, kind, columns.columns[kind], part, parts)
+            _pass_sql(
+                relation,
+                kind,
+                columns.columns[kind],
+                part,
+                parts,
+                skip_invalid=self.counts.kinds[kind].invalid > 0,
+            )
             for kind in columns.kinds
             for parts in [self._parts(self.counts.kinds[kind])]
             for part in range(parts)
@@ -276,22 +345,47 @@ class Staging:
                 f"count(*) FILTER (WHERE {column} IS NULL)",
                 f"count(*) FILTER (WHERE {column}::VARCHAR = '')",
                 f"coalesce(sum(strlen({column}::VARCHAR)), 0)",
+                f"count(*) FILTER (WHERE {invalid_sql(f'{column}::VARCHAR')})",
             ]
         row = self._execute(f"SELECT {', '.join(measures)} FROM {relation}")
         assert row is not None
         self.counts.rows_read = int(row[0])
         for index, kind in enumerate(kinds):
-            null, empty, size = (int(value) for value in row[1 + 3 * index : 4 + 3 * index])
+            null, empty, size, invalid = (int(v) for v in row[1 + 4 * index : 5 + 4 * index])
             self.counts.kinds[kind] = KindCounts(
-                values=self.counts.rows_read - null - empty,
+                values=self.counts.rows_read - null - empty - invalid,
                 null=null,
                 empty=empty,
+                invalid=invalid,
                 value_bytes=size,
             )
+        if self.counts.invalid:
+            self._sample_pushed_down(relation, columns)
+
+    def _sample_pushed_down(self, relation: str, columns: IdentifierColumns) -> None:
+        """Find the first invalid identifiers with their row numbers (only when there are some).
+
+        The counting scan is parallel and cannot number rows; this reads the
+        result again, in its order, through Arrow, and stops at the first few.
+        """
+        kinds_of = {kind: columns.columns[kind] for kind in columns.kinds}
+        names = ", ".join(_quote(name) for name in dict.fromkeys(kinds_of.values()))
+        try:
+            reader = self.connection.sql(f"SELECT {names} FROM {relation}").fetch_record_batch()
+            first_row = 1
+            for batch in reader:
+                self.counts.add_samples(_invalid_in(batch, kinds_of, first_row))
+                first_row += batch.num_rows
+                if len(self.counts.invalid_samples) >= SAMPLE_INVALID:
+                    break
+        except duckdb.Error as error:
+            self.check_stream(error)
+            raise
 
     def _count(self, batch: pa.RecordBatch, kinds_of: dict[str, str]) -> None:
         import pyarrow.compute as pc  # here: only the stream path needs it (30 ms to import)
 
+        first_row = self.counts.rows_read + 1
         self.counts.rows_read += batch.num_rows
         for kind, column in kinds_of.items():
             array = batch.column(column)
@@ -300,11 +394,17 @@ class Staging:
             nulls = array.null_count
             lengths = pc.binary_length(array)
             empty = pc.sum(pc.equal(lengths, 0)).as_py() or 0
+            mask = invalid_mask(array, lengths)
+            invalid = (pc.sum(mask).as_py() or 0) if mask is not None else 0
             counts = self.counts.kinds[kind]
             counts.null += nulls
             counts.empty += empty
-            counts.values += len(array) - nulls - empty
+            counts.invalid += invalid
+            counts.values += len(array) - nulls - empty - invalid
             counts.value_bytes += pc.sum(lengths).as_py() or 0
+            if invalid and len(self.counts.invalid_samples) < SAMPLE_INVALID:
+                assert mask is not None
+                self.counts.add_samples(_described(kind, array, mask, first_row))
 
 
 class _CountingStream:
@@ -344,15 +444,54 @@ class _CountingStream:
             return batch.select(self._names)
 
 
-def _pass_sql(relation: str, kind: str, column: str, part: int, parts: int) -> str:
-    """SQL of one deduplication pass: the distinct non-empty values of one kind (one share)."""
+def _pass_sql(
+    relation: str, kind: str, column: str, part: int, parts: int, *, skip_invalid: bool = False
+) -> str:
+    """SQL of one deduplication pass: the distinct non-empty values of one kind (one share).
+
+    ``skip_invalid`` leaves out the values Braze would refuse; it is set only
+    for a kind that holds some, so a clean result pays nothing for it.
+    """
     value = f"{_quote(column)}::VARCHAR"
     share = f" AND hash({value}) % {parts} = {part}" if parts > 1 else ""
+    valid = f" AND NOT {invalid_sql(value)}" if skip_invalid else ""
     return (
         f"SELECT {KINDS.index(kind)}::UTINYINT AS kind, value FROM ("
         f"SELECT DISTINCT {value} AS value FROM {relation} "
-        f"WHERE {value} IS NOT NULL AND {value} <> ''{share})"
+        f"WHERE {value} IS NOT NULL AND {value} <> ''{valid}{share})"
     )
+
+
+def _invalid_in(
+    batch: pa.RecordBatch, kinds_of: dict[str, str], first_row: int
+) -> list[InvalidIdentifier]:
+    """The invalid identifiers of one batch whose first row is ``first_row``."""
+    import pyarrow.compute as pc
+
+    found: list[InvalidIdentifier] = []
+    for kind, column in kinds_of.items():
+        array = batch.column(column)
+        if pa.types.is_dictionary(array.type):
+            array = array.dictionary_decode()
+        mask = invalid_mask(array, pc.binary_length(array))
+        if mask is not None:
+            found += _described(kind, array, mask, first_row)
+    return found
+
+
+def _described(
+    kind: str, array: pa.Array, mask: pa.Array, first_row: int
+) -> list[InvalidIdentifier]:
+    """The first :data:`SAMPLE_INVALID` flagged values of ``array``, with rows and reasons."""
+    import pyarrow.compute as pc
+
+    found: list[InvalidIdentifier] = []
+    for index in pc.indices_nonzero(mask)[:SAMPLE_INVALID].to_pylist():
+        value = array[index].as_py()
+        reason = invalid_reason(value) if isinstance(value, str) else None
+        if reason is not None:
+            found.append(InvalidIdentifier(kind, first_row + index, value, reason))
+    return found
 
 
 def _literal(text: str) -> str:
