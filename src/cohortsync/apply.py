@@ -413,6 +413,7 @@ def _audience_state(catalog: sa.Engine, kind: type[Any], name: str) -> dict[str,
 def plan(definitions: AsCodeFile, *, settings: Settings | None = None) -> list[Change]:
     """What applying ``definitions`` would change, item by item, without changing it."""
     from cohortsync.catalog.audiences import ActivationRow, ParentRow, SegmentRow
+    from cohortsync.queries import check_saved_sql
 
     settings = settings or Settings()
     catalog = open_catalog(settings.catalog_path)
@@ -453,6 +454,7 @@ def plan(definitions: AsCodeFile, *, settings: Settings | None = None) -> list[C
                 lambda q=query: _query_state(q.name, settings),
                 lambda q=query: _query_desired(q),
             )
+            check_saved_sql(query.name, query.sql, query.warehouse or settings.warehouse_url)
         for activation in definitions.activations:
             add(
                 "activation",

@@ -24,7 +24,7 @@ from cohortsync.catalog import queries as store
 from cohortsync.catalog import runs as run_history
 from cohortsync.catalog import schedules
 from cohortsync.catalog.db import open_catalog
-from cohortsync.errors import ConfigError
+from cohortsync.errors import ConfigError, SourceError
 from cohortsync.export.spec import DEFAULT_THREADS, ExportSpec, MirrorOptions, Operation, Source
 from cohortsync.run_failures import failures_recorded
 from cohortsync.settings import Settings
@@ -170,6 +170,21 @@ def _saved(row: store.QueryRow, schedule: schedules.Schedule | None) -> SavedQue
 SaveOutcome = Literal["created", "updated", "unchanged"]
 
 
+def check_saved_sql(name: str, sql: str, warehouse_url: str) -> None:
+    """Refuse now SQL that every run would refuse: one read-only statement or nothing.
+
+    Raises:
+        ConfigError: ``sql`` is not exactly one query (see
+            :mod:`cohortsync.warehouse.statements`).
+    """
+    from cohortsync.warehouse.statements import check_query_for
+
+    try:
+        check_query_for(sql, warehouse_url)
+    except SourceError as error:
+        raise ConfigError(f"query {name!r} is refused: {error.message}", hint=error.hint) from None
+
+
 def save_query(
     name: str,
     sql: str,
@@ -195,6 +210,8 @@ def save_query(
         raise ConfigError(f"query {name!r} has empty SQL", hint="pass --sql or --sql-file")
     zone(timezone)
     cron = check_cron(schedule, timezone) if schedule else None
+    settings = settings or Settings()
+    check_saved_sql(name, sql, warehouse_url or settings.warehouse_url)
     settings, catalog = _catalog(settings)
     try:
         if export is not None:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from cohortsync import queries
 from cohortsync.cli.export_options import OperationChoice, ThreadsOption
+from cohortsync.cli.files_option import AllowFilesOption, open_files
 from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.errors import ConfigError
 from cohortsync.export.spec import DEFAULT_THREADS
@@ -229,6 +230,7 @@ def run(
             help="mirror: resend the whole result instead of the changes since the last sync.",
         ),
     ] = False,
+    allow_files: AllowFilesOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run a saved query now; when it has an export, export its result.
@@ -242,6 +244,7 @@ def run(
     6 interrupted (the next run resumes the work).
     """
     logging.basicConfig(stream=sys.stderr, format="warning: %(message)s", level=logging.WARNING)
+    open_files(allow_files)
     progress = None if not as_json else False
     result = queries.run_query(name, dry_run=dry_run, full_resync=full_resync, progress=progress)
     if as_json:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cohortsync.cli.files_option import AllowFilesOption, open_files
 from cohortsync.cli.output import JsonOption
 from cohortsync.settings import Settings
 from cohortsync.warehouse import open_engine
@@ -172,6 +173,7 @@ def query(
     sql: Annotated[str, typer.Argument(help='The SQL to run, e.g. "SELECT * FROM customers".')],
     limit: Annotated[int, typer.Option(min=0, help="How many of the first rows to show.")] = 20,
     warehouse: WarehouseOption = None,
+    allow_files: AllowFilesOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run a query to check its result: the first rows and the total row count.
@@ -180,8 +182,14 @@ def query(
     millions of rows is safe to check. For an export, the result needs a
     user_ids, device_ids or alias column of strings.
 
+    The query is one statement that only reads (SELECT, WITH, VALUES, TABLE,
+    FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN); anything else is refused, and
+    data is written only by 'cohortsync warehouse load'. DuckDB queries read
+    no host file unless --allow-files opens its directory.
+
     Example: cohortsync warehouse query "SELECT external_id AS user_ids FROM customers"
     """
+    open_files(allow_files)
     with open_engine(_url(warehouse)) as engine:
         result = preview(engine, sql, limit=limit)
     if as_json:

@@ -59,6 +59,30 @@ def stream_source(source: Source, settings: Settings) -> Iterator[pa.RecordBatch
         engine.close()
 
 
+def check_pushdown(source: Source, settings: Settings) -> None:
+    """Check and bind the source on the DuckDB engine before the staging database runs it.
+
+    The staging database reads the warehouse itself (the pushdown) and has
+    file access for its own files, so the query must first pass where queries
+    run: one read-only statement, bound read-only with no host file reachable.
+
+    Raises:
+        SourceError: the query is refused or fails to bind, naming the source.
+    """
+    from cohortsync.warehouse.duckdb_engine import DuckDBEngine
+
+    engine = open_engine(source.warehouse_url or settings.warehouse_url)
+    try:
+        if isinstance(engine, DuckDBEngine):
+            engine.bind(source_sql(source), source.params)
+    except SourceError as error:
+        raise SourceError(
+            f"the {source.describe()} failed: {error.message}", hint=error.hint
+        ) from error
+    finally:
+        engine.close()
+
+
 def query_failed(source: Source, error: BaseException) -> SourceError:
     """The one-line error for a source that failed while being read."""
     if isinstance(error, SourceError):

@@ -275,6 +275,24 @@ class DuckDBEngine:
             raise SourceError(f"query failed: {whole_message(error)}", hint=_hint(error)) from error
         return pa.RecordBatchReader.from_batches(reader.schema, _batches(reader, cursor))
 
+    def bind(self, sql: str, params: Sequence[Any] = ()) -> list[str]:
+        """Check ``sql`` and bind it where queries run, reading no row; returns its columns.
+
+        The export's pushdown runs the query inside its own staging database,
+        which needs file access for its spill and plan files. Binding the
+        query here first proves that it is one read-only statement and that
+        it reaches no host file outside the allowed directories: DuckDB
+        resolves files (``read_csv(...)``, ``FROM 'file.csv'``) when binding.
+
+        Raises:
+            SourceError: ``sql`` is refused, reaches a file, or does not bind.
+        """
+        relation, cursor = self._relation(check_duckdb_query(sql), params)
+        try:
+            return list(relation.columns)
+        finally:
+            cursor.close()
+
     def count(self, sql: str, params: Sequence[Any] = ()) -> int:
         """The number of rows of ``sql``, counted by DuckDB."""
         inner = check_duckdb_query(sql)
