@@ -2,6 +2,10 @@
 
 The home directory holds everything the exporting side keeps: the embedded
 warehouse, the catalog, snapshots, run staging files and the secret key file.
+It must be an absolute directory: an empty ``COHORTSYNC_HOME=`` would make the
+current directory the home (secret key included), and a relative one would
+move with it, so the next command run elsewhere (cron, the scheduler) would
+find no catalog and no key. Both are refused rather than guessed.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cohortsync.errors import ConfigError
@@ -22,7 +26,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="COHORTSYNC_", extra="ignore")
 
-    home: Path = Field(default_factory=lambda: Path.home() / ".cohortsync")
+    # The raw text of COHORTSYNC_HOME (None: unset); checked by :attr:`home_dir`,
+    # lazily, so commands that never touch the home do not depend on it.
+    home: str | None = None
     warehouse: str | None = None
     partner_api_key: SecretStr | None = None
     partner_api_key_us: SecretStr | None = None
@@ -33,9 +39,26 @@ class Settings(BaseSettings):
 
     @cached_property
     def home_dir(self) -> Path:
-        """The home directory, created on first use."""
-        path = self.home.expanduser()
-        path.mkdir(parents=True, exist_ok=True)
+        """The home directory, created on first use.
+
+        Raises:
+            ConfigError: ``COHORTSYNC_HOME`` is empty or relative, names a file,
+                or the directory cannot be created.
+        """
+        path = home_path(self.home)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ConfigError(
+                f"the home {path} (COHORTSYNC_HOME) is not a directory",
+                hint="set COHORTSYNC_HOME to a directory, or move that file away",
+            ) from None
+        except OSError as error:
+            raise ConfigError(
+                f"cannot create the home directory {path} (COHORTSYNC_HOME): {error.strerror}",
+                hint="set COHORTSYNC_HOME to a directory you can write, or unset it for "
+                "~/.cohortsync",
+            ) from None
         return path
 
     @property
@@ -74,6 +97,31 @@ class Settings(BaseSettings):
                 hint=f"set {variable} or COHORTSYNC_PARTNER_API_KEY",
             )
         return key.get_secret_value()
+
+
+def home_path(raw: str | None) -> Path:
+    """The home named by ``COHORTSYNC_HOME`` (``raw``), or ``~/.cohortsync`` when unset.
+
+    Raises:
+        ConfigError: ``raw`` is empty or blank, or a relative path.
+    """
+    if raw is None:
+        return Path.home() / ".cohortsync"
+    if not raw.strip():
+        raise ConfigError(
+            "COHORTSYNC_HOME is set but empty, which would make the current directory the home",
+            hint="set it to a directory, e.g. export COHORTSYNC_HOME=$HOME/.cohortsync, "
+            "or unset it to use ~/.cohortsync",
+        )
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        raise ConfigError(
+            f"COHORTSYNC_HOME={raw!r} is a relative path, so the home and its secret key would "
+            "change with the current directory",
+            hint=f"set it to an absolute directory, e.g. {Path.cwd() / path}, or unset it "
+            "for ~/.cohortsync",
+        )
+    return path
 
 
 def endpoint_region(endpoint: str) -> str:

@@ -15,6 +15,8 @@ from typing import Any, overload
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from cohortsync.errors import ConfigError
+
 metadata = sa.MetaData()
 
 
@@ -57,5 +59,32 @@ def open_catalog(path: Path) -> sa.Engine:
         cursor.close()
 
     _register_table_modules()
-    metadata.create_all(engine)
+    try:
+        metadata.create_all(engine)
+    except sa.exc.DatabaseError as error:
+        engine.dispose()
+        raise catalog_error(path, error) from None
     return engine
+
+
+def catalog_error(path: Path, error: sa.exc.DatabaseError) -> ConfigError:
+    """What to do when the catalog cannot be opened: a read-only or a damaged home.
+
+    SQLite says "unable to open database file" or "readonly database" when the
+    home (or the file) cannot be written, and "file is not a database" when
+    ``catalog.db`` is something else or damaged. Both are the user's to fix;
+    a traceback would hide which file and what to do.
+    """
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    lowered = reason.lower()
+    if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
+        return ConfigError(
+            f"cannot write the catalog {path}: {reason}",
+            hint=f"the home {path.parent} (COHORTSYNC_HOME) must be a directory you can write; "
+            "check its permissions and free space, or point COHORTSYNC_HOME at another one",
+        )
+    return ConfigError(
+        f"the catalog {path} cannot be read: {reason}",
+        hint="it is damaged or not a cohortsync catalog; restore it from a backup, or move it "
+        "away to start an empty one, losing its authentications, queries and run history",
+    )

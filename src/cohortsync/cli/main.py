@@ -9,13 +9,14 @@ keeps its traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
-from cohortsync.errors import CohortsyncError
+from cohortsync.errors import CohortsyncError, RunInterrupted
 
 # name -> (module, attribute, one-line help). Groups expose a Typer ``app``;
 # top-level commands a function. Modules are imported only when their command
@@ -90,6 +91,42 @@ class LazyGroup(TyperGroup):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; Ctrl-C anywhere becomes one line and exit 6.
+
+        Click would print "Aborted!" and exit 1, which reads like a failure
+        of the command. Commands that know what an interrupt left behind
+        (loads, exports) raise :class:`RunInterrupted` themselves with more to
+        say; this is the net for every other one.
+        """
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _interrupted() from None
+        except Exception as error:
+            if _is_engine_interrupt(error):
+                raise _interrupted() from None
+            raise
+
+
+def _interrupted() -> RunInterrupted:
+    return RunInterrupted(
+        "interrupted (Ctrl-C) before the command finished",
+        hint="run it again to finish; 'cohortsync runs list' shows any export it started",
+    )
+
+
+def _is_engine_interrupt(error: BaseException) -> bool:
+    """DuckDB turns a Ctrl-C during a query into its own error, not KeyboardInterrupt.
+
+    It is ``duckdb.InterruptException`` or, from the streaming reader, a
+    ``RuntimeError("Query interrupted")``; duckdb is not imported here (the
+    CLI imports it only for commands that use it), so both are told by name.
+    """
+    return type(error).__name__ == "InterruptException" or (
+        type(error) is RuntimeError and str(error).strip() == "Query interrupted"
+    )
+
 
 app = typer.Typer(
     name="cohortsync",
@@ -118,10 +155,25 @@ def main() -> None:
 
     Typer runs in standalone mode, so usage errors print click's message and
     exit 2; a :class:`CohortsyncError` escapes it and is printed here as one
-    line, without traceback.
+    line, without traceback. A reader that stops early (``cohortsync ... |
+    head``) closes stdout: that is the reader's choice, not an error, so it
+    ends quietly with exit 1 as click does, instead of a BrokenPipeError
+    traceback at the final flush.
     """
     try:
-        app()
+        try:
+            app()
+        finally:
+            sys.stdout.flush()
     except CohortsyncError as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         sys.exit(error.exit_code)
+    except BrokenPipeError:
+        _silence_stdout()
+        sys.exit(1)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
