@@ -334,22 +334,20 @@ class FileChecker:
         return _Source(reader, [str(path)], [(name, _quote(name), "VARCHAR") for name in header])
 
     def _header(self, path: Path, encoding: str, delimiter: str) -> list[str]:
-        """The header's column names, read with Python's csv module (the first record)."""
+        """The header's column names, read with Python's csv module (the first record).
+
+        Undecodable bytes are replaced here: a bad byte after the header is
+        left for DuckDB's reader, which names its exact line.
+        """
         try:
             with _open_bytes(path) as raw:
                 text = io.TextIOWrapper(
                     raw,
                     encoding="utf-8-sig" if encoding == "utf-8" else encoding,
-                    errors="strict",
+                    errors="replace",
                     newline="",
                 )
                 record = next(csv.reader(text, delimiter=delimiter, strict=True), None)
-        except UnicodeDecodeError as error:
-            raise SourceError(
-                f"cannot load {self.path}: line 1 (the header) is not valid {encoding} "
-                f"({error.reason})",
-                hint="pass the file's encoding with --encoding (e.g. latin-1, utf-16)",
-            ) from error
         except (csv.Error, OSError, EOFError) as error:
             raise SourceError(
                 f"cannot load {self.path}: line 1 (the header) cannot be read: "
@@ -357,6 +355,11 @@ class FileChecker:
                 hint="the first line must name the columns, separated by "
                 + ("tabs" if delimiter == "\t" else "commas"),
             ) from error
+        if record is not None and any("\ufffd" in name for name in record):
+            raise SourceError(
+                f"cannot load {self.path}: line 1 (the header) is not valid {encoding}",
+                hint="pass the file's encoding with --encoding (e.g. latin-1, utf-16)",
+            )
         if record is None:
             raise SourceError(
                 f"cannot load {self.path}: the file is empty (no header line, so no columns)",
@@ -704,6 +707,13 @@ def staging_name() -> str:
     return f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
 
 
+def is_interrupt(error: BaseException) -> bool:
+    """Ctrl-C as DuckDB reports it: its InterruptException, or a bare "Query interrupted"."""
+    return isinstance(error, KeyboardInterrupt | duckdb.InterruptException) or (
+        type(error) is RuntimeError and str(error).strip() == "Query interrupted"
+    )
+
+
 def interrupted(table: str) -> RunInterrupted:
     """The one line for a load stopped by Ctrl-C or SIGTERM."""
     return RunInterrupted(
@@ -767,6 +777,11 @@ def load_duckdb(
     except (KeyboardInterrupt, duckdb.InterruptException) as error:
         _rollback(cursor)
         raise interrupted(table) from error
+    except RuntimeError as error:
+        _rollback(cursor)
+        if is_interrupt(error):
+            raise interrupted(table) from error
+        raise
     except duckdb.Error as error:
         _rollback(cursor)
         raise SourceError(
@@ -861,6 +876,10 @@ def load_sqlalchemy(
                 )
     except (KeyboardInterrupt, duckdb.InterruptException) as error:
         raise interrupted(table) from error
+    except RuntimeError as error:
+        if is_interrupt(error):
+            raise interrupted(table) from error
+        raise
     except duckdb.Error as error:
         raise SourceError(
             f"loading {path} into {table} failed: {whole_message(error)}",
