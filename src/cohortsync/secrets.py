@@ -4,6 +4,12 @@ Keys are encrypted with Fernet under one local key file,
 ``$COHORTSYNC_HOME/secret.key``. The file is created atomically with mode 0600
 and refused when its mode is wider: a key file others can read protects
 nothing, so we would rather stop than pretend.
+
+A key file is created only for a home with no saved authentication. When
+authentications exist and the file is missing (a home copied without it, a
+deleted file), a fresh key could decrypt none of them and would make the loss
+permanent once something is encrypted with it, so the file is never silently
+re-created: the error says how to restore it or re-create the authentications.
 """
 
 from __future__ import annotations
@@ -43,14 +49,33 @@ def _create_key_file(path: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def load_fernet(home: Path) -> Fernet:
-    """The Fernet cipher of this home, creating its key file on first use.
+def missing_key_error(home: Path) -> ConfigError:
+    """The key file is gone while saved authentications were encrypted with it."""
+    path = key_file_path(home)
+    return ConfigError(
+        f"the secret key file {path} is missing, so the saved authentications cannot be decrypted",
+        hint=f"restore the file from a backup to {path} (then 'chmod 600 {path}'), or re-create "
+        "each authentication: 'cohortsync auth delete NAME' then 'cohortsync auth create NAME' "
+        "('cohortsync auth list' names them)",
+    )
+
+
+def load_fernet(home: Path, *, create: bool = False) -> Fernet:
+    """The Fernet cipher of this home.
+
+    Args:
+        create: make the key file when it is missing. Only for a home with no
+            saved authentication (the caller checks): otherwise a new key
+            would hide that every saved key became unreadable.
 
     Raises:
-        ConfigError: the key file is readable by group or others, or is not a key.
+        ConfigError: the key file is missing (and ``create`` is false), is
+            readable by group or others, or is not a key.
     """
     path = key_file_path(home)
     if not path.exists():
+        if not create:
+            raise missing_key_error(home)
         _create_key_file(path)
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
@@ -67,9 +92,9 @@ def load_fernet(home: Path) -> Fernet:
         ) from error
 
 
-def encrypt(home: Path, secret: str) -> bytes:
-    """Encrypt ``secret`` with the home's key."""
-    return load_fernet(home).encrypt(secret.encode())
+def encrypt(home: Path, secret: str, *, create_key: bool = False) -> bytes:
+    """Encrypt ``secret`` with the home's key (see :func:`load_fernet` for ``create_key``)."""
+    return load_fernet(home, create=create_key).encrypt(secret.encode())
 
 
 def decrypt(home: Path, token: bytes) -> str:
@@ -83,7 +108,9 @@ def decrypt(home: Path, token: bytes) -> str:
     except InvalidToken as error:
         raise ConfigError(
             f"a saved data import key cannot be decrypted with {key_file_path(home)}",
-            hint="the key file changed; delete the authentication and create it again",
+            hint="the key file was replaced: restore the original from a backup, or run "
+            "'cohortsync auth delete NAME' then 'cohortsync auth create NAME' for each "
+            "authentication",
         ) from error
 
 

@@ -76,7 +76,8 @@ def save_auth(
     Raises:
         ConfigError: an authentication of that name exists already.
     """
-    key = _key_columns(settings, data_import_key)
+    with catalog.connect() as conn:
+        key = _key_columns(conn, settings, data_import_key)
     now = dt.datetime.now(dt.UTC)
     with catalog.begin() as conn:
         if conn.execute(sa.select(auths.c.name).where(auths.c.name == name)).first():
@@ -115,7 +116,7 @@ def upsert_auth(
                     endpoint=endpoint,
                     partner=partner,
                     created_at=dt.datetime.now(dt.UTC),
-                    **_key_columns(settings, data_import_key),
+                    **_key_columns(conn, settings, data_import_key),
                 )
             )
             return True
@@ -128,7 +129,9 @@ def upsert_auth(
         conn.execute(
             auths.update()
             .where(auths.c.name == name)
-            .values(endpoint=endpoint, partner=partner, **_key_columns(settings, data_import_key))
+            .values(
+                endpoint=endpoint, partner=partner, **_key_columns(conn, settings, data_import_key)
+            )
         )
     return True
 
@@ -153,12 +156,37 @@ class _KeyColumns(TypedDict):
     key_hint: str
 
 
-def _key_columns(settings: Settings, data_import_key: str) -> _KeyColumns:
-    """The stored form of a data import key: encrypted, with its last characters in clear."""
+def _key_columns(conn: sa.Connection, settings: Settings, data_import_key: str) -> _KeyColumns:
+    """The stored form of a data import key: encrypted, with its last characters in clear.
+
+    The home's key file is created here only when no authentication is saved
+    yet (see :mod:`cohortsync.secrets`).
+    """
+    encrypted = secrets.encrypt(settings.home_dir, data_import_key, create_key=not _any_saved(conn))
     return {
-        "encrypted_key": secrets.encrypt(settings.home_dir, data_import_key),
+        "encrypted_key": encrypted,
         "key_hint": secrets.mask(data_import_key).removeprefix("****"),
     }
+
+
+def _any_saved(conn: sa.Connection) -> bool:
+    return conn.execute(sa.select(auths.c.name).limit(1)).first() is not None
+
+
+def check_secret_key(catalog: sa.Engine, settings: Settings) -> None:
+    """Fail early when the key file is missing while authentications are saved.
+
+    ``auth create`` calls this before it checks the credentials against the
+    endpoint, so the user learns about the lost key first.
+
+    Raises:
+        ConfigError: the key file is missing and the catalog has authentications.
+    """
+    if secrets.key_file_path(settings.home_dir).exists():
+        return
+    with catalog.connect() as conn:
+        if _any_saved(conn):
+            raise secrets.missing_key_error(settings.home_dir)
 
 
 def list_auths(catalog: sa.Engine) -> list[AuthRecord]:

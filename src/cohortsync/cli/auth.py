@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cohortsync.catalog.auths import delete_auth, list_auths, save_auth
+from cohortsync.catalog.auths import check_secret_key, delete_auth, list_auths, save_auth
 from cohortsync.catalog.db import open_catalog
 from cohortsync.errors import ConfigError
 from cohortsync.export.credentials import check_credentials
@@ -88,6 +88,7 @@ def create(
                 f"an authentication named {name!r} exists already",
                 hint=f"pick another name or run 'cohortsync auth delete {name}' first",
             )
+        check_secret_key(catalog, settings)
         check_credentials(destination)
         record = save_auth(
             catalog, settings, name=name, endpoint=endpoint, data_import_key=key, partner=partner
