@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -48,6 +48,7 @@ __all__ = [
     "list_cohorts",
     "list_segments",
     "load_users",
+    "load_users_file",
     "lock_cohort",
     "open_store",
     "segment_members",
@@ -247,11 +248,51 @@ def invalidate_key(store: Store, key: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- users
 
 
-def load_users(store: Store, *, workspace: WorkspaceRef, rows: Iterable[Any]) -> dict[str, int]:
+def load_users(store: Store, *, workspace: WorkspaceRef, rows: Iterable[Any]) -> dict[str, Any]:
     """Load users from dicts of the NDJSON line shape; see :func:`profiles.load_users`."""
     with store.read() as conn:
         workspace_id = _workspace_id(conn, workspace)
     return profiles.load_users(store, workspace_id, rows).as_dict()
+
+
+def load_users_file(
+    store: Store,
+    *,
+    workspace: WorkspaceRef,
+    lines: Iterable[bytes | str],
+    source: str,
+    continue_on_error: bool = False,
+) -> profiles.LoadReport:
+    """Load an NDJSON file (``source`` names it in messages); see :func:`profiles.load_numbered`.
+
+    All or nothing by default; with ``continue_on_error`` the good lines are
+    loaded and the report names the refused ones, bad JSON included.
+    """
+    with store.read() as conn:
+        workspace_id = _workspace_id(conn, workspace)
+    return profiles.load_numbered(
+        store,
+        workspace_id,
+        numbered_ndjson(lines),
+        source=source,
+        continue_on_error=continue_on_error,
+    )
+
+
+def numbered_ndjson(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` of each non-blank line; a :class:`profiles.BadLine` for bad JSON.
+
+    Unlike :func:`read_ndjson` this never raises on a bad line, so that a
+    load can either refuse it (naming the file's own line number, blank
+    lines counted) or skip it and go on.
+    """
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            yield number, profiles.BadLine(number, f"not valid JSON ({error})")
 
 
 def read_ndjson(lines: Iterable[bytes | str]) -> Iterable[Any]:

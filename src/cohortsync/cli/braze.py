@@ -194,13 +194,49 @@ def users_load(
     ],
     workspace: WorkspaceOption,
     db: DbOption = None,
+    continue_on_error: Annotated[
+        bool,
+        typer.Option(
+            "--continue-on-error",
+            help="Load the good lines, skip the bad ones and list them (default: all or nothing).",
+        ),
+    ] = False,
+    json: Annotated[
+        bool, typer.Option("--json", help="Print the report as one JSON object on one line.")
+    ] = False,
 ) -> None:
-    """Create or extend users from an NDJSON file; loading it twice changes nothing."""
+    """Create or extend users from an NDJSON file; loading it twice changes nothing.
+
+    The load is all or nothing: one bad line (not JSON, not the shape above,
+    an identifier over 512 characters or holding NUL) fails it with one line
+    naming the file, the line and the reason, and nothing is loaded; so does
+    Ctrl-C. The service keeps answering reads meanwhile; its writes wait
+    for the load. With --continue-on-error the good lines are loaded (each
+    20,000 lines commit on their own) and the report counts the lines that
+    failed and names the first 20 of them, with their reasons; Ctrl-C then
+    says how many lines were loaded.
+
+    Examples:
+
+    \b
+      cohortsync braze users load users.ndjson --workspace sandbox
+      cohortsync braze users load users.ndjson --workspace sandbox --continue-on-error
+      generate-users | cohortsync braze users load - --workspace sandbox --json
+
+    Exit codes: 0 loaded (with --continue-on-error: also when some lines
+    failed, see lines_failed), 2 a bad line or option (nothing loaded), 6
+    interrupted, 1 the store failed.
+    """
     started = time.perf_counter()
+    source = "stdin" if str(file) == "-" else str(file)
     with _store(db) as store:
         if str(file) == "-":
-            report = admin.load_users(
-                store, workspace=workspace, rows=admin.read_ndjson(sys.stdin.buffer)
+            report = admin.load_users_file(
+                store,
+                workspace=workspace,
+                lines=sys.stdin.buffer,
+                source=source,
+                continue_on_error=continue_on_error,
             )
         else:
             try:
@@ -210,10 +246,25 @@ def users_load(
                     f"cannot read {file}: {error.strerror}", hint="pass an NDJSON file or '-'"
                 ) from None
             with handle:
-                report = admin.load_users(
-                    store, workspace=workspace, rows=admin.read_ndjson(handle)
+                report = admin.load_users_file(
+                    store,
+                    workspace=workspace,
+                    lines=handle,
+                    source=source,
+                    continue_on_error=continue_on_error,
                 )
-    _print({**report, "seconds": round(time.perf_counter() - started, 2)})
+    result = {**report.as_dict(), "seconds": round(time.perf_counter() - started, 2)}
+    if report.failed:
+        listed = "; ".join(f"line {f.line}: {f.reason}" for f in report.failures[:3])
+        more = f" (and {report.failed - 3:,} more)" if report.failed > 3 else ""
+        sys.stderr.write(
+            f"warning: {source}: loaded {report.lines:,} lines, {report.failed:,} failed: "
+            f"{listed}{more}\n"
+        )
+    if json:
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    else:
+        _print(result)
 
 
 @cohorts_app.command("list")
