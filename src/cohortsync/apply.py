@@ -65,6 +65,17 @@ class AuthenticationDef(_Item):
     partner: str = DEFAULT_PARTNER
 
 
+def _stored_warehouse(url: str | None) -> str | None:
+    """A saved object's warehouse must outlive the command: no in-memory URL."""
+    from cohortsync.warehouse.connect import require_stored_warehouse
+
+    try:
+        require_stored_warehouse(url, "a saved definition")
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
+    return url
+
+
 class ParentDef(_Item):
     """A parent segment: a customer table and its key column."""
 
@@ -72,6 +83,8 @@ class ParentDef(_Item):
     key: str = Field(min_length=1)
     warehouse: str | None = None
     description: str | None = None
+
+    _stored = field_validator("warehouse")(_stored_warehouse)
 
 
 class SegmentDef(_Item):
@@ -90,6 +103,8 @@ class QueryDef(_Item):
     export: QueryExport | None = None
     schedule: str | None = None
     timezone: str = "UTC"
+
+    _stored = field_validator("warehouse")(_stored_warehouse)
 
 
 class ActivationDef(_Item):
@@ -172,7 +187,8 @@ def load_file(path: Path, *, environ: dict[str, str] | None = None) -> AsCodeFil
         first = error.errors()[0]
         where = _path_text(first["loc"])
         raise ConfigError(
-            f"{path}: {where}: {first['msg']}", hint="see docs/as-code.md for the format"
+            f"{path}: {where}: {first['msg'].removeprefix('Value error, ')}",
+            hint="see docs/as-code.md for the format",
         ) from None
 
 

@@ -30,7 +30,6 @@ def create_table(path: Path) -> None:
     ("url", "path"),
     [
         ("duckdb:///:memory:", ":memory:"),
-        ("duckdb://", ":memory:"),
         ("duckdb:///data/w.duckdb", "data/w.duckdb"),
         ("duckdb:////abs/w.duckdb", "/abs/w.duckdb"),
         ("duckdb:////abs/my%20w.duckdb", "/abs/my w.duckdb"),
@@ -39,6 +38,13 @@ def create_table(path: Path) -> None:
 )
 def test_duckdb_urls(url: str, path: str) -> None:
     assert duckdb_path(url) == path
+
+
+@pytest.mark.parametrize("url", ["duckdb://", "duckdb:///", "duckdb:///?threads=2"])
+def test_a_duckdb_url_without_a_file_is_refused(url: str) -> None:
+    """DuckDB would open an in-memory database, and a load into it would vanish."""
+    with pytest.raises(ConfigError, match="names no database file"):
+        duckdb_path(url)
 
 
 def test_invalid_urls_are_config_errors() -> None:

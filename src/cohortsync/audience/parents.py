@@ -16,6 +16,7 @@ from cohortsync.catalog import audiences
 from cohortsync.catalog.audiences import ActivationRow, ParentRow, SegmentRow
 from cohortsync.errors import ConfigError
 from cohortsync.settings import Settings
+from cohortsync.warehouse.connect import require_stored_warehouse
 
 
 def parent_schema(parent: ParentRow, settings: Settings | None = None) -> pa.Schema:
@@ -56,6 +57,7 @@ def create_parent(
         ConfigError: the name is taken or invalid, or ``key`` is not a column.
         SourceError: the table cannot be read.
     """
+    require_stored_warehouse(warehouse_url, f"parent {name!r}")
     row = ParentRow(name, table, key, warehouse_url, description)
     _checked(row, settings)
     with store.catalog(settings) as catalog:
@@ -82,6 +84,7 @@ def upsert_parent(
     from cohortsync.audience.mapping import check_mapping, parse_mappings
     from cohortsync.audience.segments import check_rules
 
+    require_stored_warehouse(warehouse_url, f"parent {name!r}")
     row = ParentRow(name, table, key, warehouse_url, description)
     with store.catalog(settings) as catalog:
         current = audiences.get(catalog, ParentRow, name)

@@ -77,6 +77,9 @@ def scheduler(
     if list_only:
         _list(settings, as_json)
         return
+    from cohortsync.warehouse.connect import require_stored_warehouse
+
+    require_stored_warehouse(settings.warehouse, "the scheduler (COHORTSYNC_WAREHOUSE)")
     url = check_webhook_url(webhook) if webhook else None
     failed: list[JobOutcome] = []
 

@@ -20,7 +20,7 @@ from cohortsync.cli.files_option import AllowFilesOption, open_files
 from cohortsync.cli.output import JsonOption
 from cohortsync.settings import Settings
 from cohortsync.warehouse import open_engine
-from cohortsync.warehouse.connect import display_url
+from cohortsync.warehouse.connect import display_url, require_stored_warehouse
 from cohortsync.warehouse.files import check_readable, detect_format
 from cohortsync.warehouse.loading import interrupted, parse_schema
 from cohortsync.warehouse.preview import Preview, preview
@@ -121,6 +121,7 @@ def load(
     Example: cohortsync warehouse load customers more.csv --mode append --encoding latin-1
     """
     url = _url(warehouse)
+    require_stored_warehouse(url, "warehouse load")
     chosen = detect_format(check_readable(file), file_format.value if file_format else None)
     declared = parse_schema(schema)
     with _interrupts_as(table), open_engine(url) as engine:

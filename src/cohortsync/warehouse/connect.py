@@ -21,11 +21,22 @@ DUCKDB_PREFIX = "duckdb:///"
 def duckdb_path(url: str) -> str:
     """The file of a ``duckdb:///path`` URL (``duckdb:////abs`` or ``duckdb:///rel``).
 
-    ``duckdb:///:memory:`` and ``duckdb://`` are an in-memory database;
-    ``duckdb:///~/w.duckdb`` is in the user's home directory.
+    ``duckdb:///:memory:`` is an in-memory database, named on purpose;
+    ``duckdb:///~/w.duckdb`` is in the user's home directory. A URL with no
+    path (``duckdb://``, ``duckdb:///``) is refused: DuckDB would open an
+    in-memory database and everything loaded into it would silently vanish.
+
+    Raises:
+        ConfigError: the URL is not ``duckdb:///...`` or names no file.
     """
-    if url in ("duckdb://", "duckdb:///", f"{DUCKDB_PREFIX}{MEMORY}", f"duckdb://{MEMORY}"):
+    if url in (f"{DUCKDB_PREFIX}{MEMORY}", f"duckdb://{MEMORY}"):
         return MEMORY
+    if url.split("?", 1)[0] in ("duckdb:", "duckdb:/", "duckdb://", "duckdb:///"):
+        raise ConfigError(
+            f"the warehouse URL {url!r} names no database file",
+            hint="use duckdb:////absolute/path/file.duckdb, or leave --warehouse and "
+            "COHORTSYNC_WAREHOUSE unset for $COHORTSYNC_HOME/warehouse.duckdb",
+        )
     if not url.startswith(DUCKDB_PREFIX):
         raise ConfigError(
             f"invalid DuckDB warehouse URL {url!r}",
@@ -34,6 +45,39 @@ def duckdb_path(url: str) -> str:
         )
     path = unquote(url.removeprefix(DUCKDB_PREFIX).split("?", 1)[0])
     return str(Path(path).expanduser()) if path.startswith("~") else path
+
+
+def is_in_memory(url: str) -> bool:
+    """Whether ``url`` names a database that lives only as long as its connection."""
+    if url.startswith("duckdb:"):
+        return duckdb_path(url) == MEMORY
+    if url.startswith("sqlite"):
+        try:
+            return make_url(url).database in (None, "", MEMORY)
+        except ArgumentError:
+            return False
+    return False
+
+
+def require_stored_warehouse(url: str | None, use: str) -> None:
+    """Refuse an in-memory warehouse for ``use``, something whose data must outlive the command.
+
+    A load into ``duckdb:///:memory:`` is gone when the command ends, and a
+    saved query, parent or schedule pointing at one would run on an empty
+    database every time. One-off reads (``warehouse query``, ``export``) may
+    still use it: they change nothing that a later command relies on.
+    ``None`` stands for the configured warehouse and passes.
+
+    Raises:
+        ConfigError: ``url`` is an in-memory database.
+    """
+    if url is not None and is_in_memory(url):
+        raise ConfigError(
+            f"{use} needs a stored warehouse, but {url} is in memory and would be empty "
+            "again on the next command",
+            hint="give a file, e.g. duckdb:////absolute/path/file.duckdb, or leave the "
+            "warehouse unset for $COHORTSYNC_HOME/warehouse.duckdb",
+        )
 
 
 def open_engine(url: str | None = None, *, allow_files: Iterable[Path] | None = None) -> Engine:
