@@ -51,9 +51,7 @@ def stream_source(source: Source, settings: Settings) -> Iterator[pa.RecordBatch
         try:
             reader = engine.stream(sql, source.params, batch_size=STREAM_BATCH_ROWS)
         except SourceError as error:
-            raise SourceError(
-                f"the {source.describe()} failed: {error.message}", hint=error.hint
-            ) from error
+            raise query_failed(source, error) from error
         yield reader
     finally:
         engine.close()
@@ -76,9 +74,7 @@ def check_pushdown(source: Source, settings: Settings) -> None:
         if isinstance(engine, DuckDBEngine):
             engine.bind(source_sql(source), source.params)
     except SourceError as error:
-        raise SourceError(
-            f"the {source.describe()} failed: {error.message}", hint=error.hint
-        ) from error
+        raise query_failed(source, error) from error
     finally:
         engine.close()
 
@@ -86,7 +82,9 @@ def check_pushdown(source: Source, settings: Settings) -> None:
 def query_failed(source: Source, error: BaseException) -> SourceError:
     """The one-line error for a source that failed while being read."""
     if isinstance(error, SourceError):
-        return SourceError(f"the {source.describe()} failed: {error.message}", hint=error.hint)
+        # The engine's "query failed: " would repeat what the source's name says.
+        reason = error.message.removeprefix("query failed: ")
+        return SourceError(f"the {source.describe()} failed: {reason}", hint=error.hint)
     return SourceError(
         f"the {source.describe()} failed: {whole_message(error)}",
         hint="check it with 'cohortsync warehouse query'",
