@@ -32,6 +32,7 @@ from cohortsync.errors import ConfigError
 from cohortsync.export.spec import DEFAULT_PARTNER, DEFAULT_THREADS, Operation
 from cohortsync.queries import MirrorSettings, QueryExport
 from cohortsync.settings import Settings
+from cohortsync.textfiles import read_text
 
 ENV_REFERENCE = re.compile(r"\$(\$?)\{([^}]*)\}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -159,14 +160,11 @@ def load_file(path: Path, *, environ: dict[str, str] | None = None) -> AsCodeFil
             environment variable, or a definition of the wrong shape; the
             message names the file and the place in it.
     """
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ConfigError(
-            f"cannot read {path}: {error.strerror}", hint="check the path and its permissions"
-        ) from None
+    text = read_text(path, str(path))
     try:
         raw = yaml.safe_load(text)
+    except RecursionError:
+        raise _too_deep(path) from None
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
@@ -179,6 +177,7 @@ def load_file(path: Path, *, environ: dict[str, str] | None = None) -> AsCodeFil
             f"{path}: the file must be a mapping of kinds to lists",
             hint=f"top-level keys: version, {', '.join(KINDS)}",
         )
+    _check_document_size(raw, path)
     _refuse_literal_secrets(raw, path)
     resolved = _resolve_env(raw, path, os.environ if environ is None else environ, "")
     try:
@@ -222,6 +221,59 @@ def _refuse_literal_secrets(raw: dict[str, Any], path: Path) -> None:
                     f"{path}: {where}.warehouse holds a password in the file",
                     hint="write the URL, or its password, as ${ENV_VAR}",
                 )
+
+
+# Limits of a definitions file once its YAML aliases are expanded. Aliases are
+# shared references in the loaded document, so a few lines ("billion laughs")
+# can stand for billions of values, and an alias inside its own anchor makes a
+# cycle; every later step walks the document as a tree and would never end, or
+# end in a RecursionError. A real file is far below both limits.
+MAX_DOCUMENT_DEPTH = 64
+MAX_DOCUMENT_VALUES = 500_000
+
+
+def _too_deep(path: Path) -> ConfigError:
+    return ConfigError(
+        f"{path}: the document is nested more than {MAX_DOCUMENT_DEPTH} levels deep",
+        hint="segment rules take at most 50 levels; flatten them with one 'and' or 'or'",
+    )
+
+
+def _check_document_size(raw: Any, path: Path) -> None:
+    """Refuse a self-referencing alias, a document too deep, or too large after expansion.
+
+    Raises:
+        ConfigError: the document breaks one of the limits above.
+    """
+    seen = 0
+    ancestors: set[int] = set()
+
+    def walk(value: Any, depth: int) -> None:
+        nonlocal seen
+        seen += 1
+        if seen > MAX_DOCUMENT_VALUES:
+            raise ConfigError(
+                f"{path}: the document holds more than {MAX_DOCUMENT_VALUES:,} values once its "
+                "aliases (*name) are expanded",
+                hint="write each definition out, or split the file; aliases that repeat "
+                "aliases multiply",
+            )
+        if not isinstance(value, dict | list):
+            return
+        if id(value) in ancestors:
+            raise ConfigError(
+                f"{path}: an alias (*name) refers to its own anchor (&name), so the document "
+                "never ends",
+                hint="an anchor can only be reused after its value is complete",
+            )
+        if depth > MAX_DOCUMENT_DEPTH:
+            raise _too_deep(path)
+        ancestors.add(id(value))
+        for child in value.values() if isinstance(value, dict) else value:
+            walk(child, depth + 1)
+        ancestors.discard(id(value))
+
+    walk(raw, 1)
 
 
 def _is_env_reference(value: str) -> bool:

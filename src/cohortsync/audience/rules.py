@@ -54,6 +54,7 @@ from pydantic import (
 )
 
 from cohortsync.errors import ConfigError
+from cohortsync.textfiles import read_text
 
 Operator = Literal[
     "=", "!=", "<", "<=", ">", ">=", "in", "between", "like", "is null", "is not null"
@@ -157,14 +158,42 @@ for _model in (And, Or, Not):
 
 _RULE_ADAPTER: TypeAdapter[Rule] = TypeAdapter(Rule)
 
+# Rules nested deeper than this are refused before validation: no real segment
+# needs it, and a tree thousands of levels deep would exhaust Python's stack in
+# the validator, the compiler and the JSON encoder.
+MAX_RULE_DEPTH = 50
+
+
+def _check_depth(data: Any) -> None:
+    """Refuse ``and``/``or``/``not`` nested deeper than :data:`MAX_RULE_DEPTH`, iteratively."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        children: list[Any] = []
+        for key in ("and", "or"):
+            if isinstance(node.get(key), list):
+                children.extend(node[key])
+        if "not" in node:
+            children.append(node["not"])
+        if children and depth > MAX_RULE_DEPTH:
+            raise ConfigError(
+                f"segment rules are nested more than {MAX_RULE_DEPTH} levels deep",
+                hint="flatten them: one 'and' or 'or' takes any number of rules",
+            )
+        stack.extend((child, depth + 1) for child in children)
+
 
 def parse_rules(data: Any) -> Rule:
     """Validate a decoded JSON tree into a rule.
 
     Raises:
-        ConfigError: the tree is not a valid rule; the message gives the path
-            of the first problem, e.g. ``and.1.not: 'between' takes ...``.
+        ConfigError: the tree is not a valid rule, or is nested more than
+            :data:`MAX_RULE_DEPTH` levels; the message gives the path of the
+            first problem, e.g. ``and.1.not: 'between' takes ...``.
     """
+    _check_depth(data)
     try:
         return _RULE_ADAPTER.validate_python(data)
     except ValidationError as error:
@@ -207,7 +236,7 @@ def load_rules(text_or_path: str) -> Rule:
                 f"rules file not found: {path}",
                 hint="pass a JSON file or inline JSON that starts with '{'",
             )
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, f"the rules file {path}")
         source = str(path)
     try:
         data = json.loads(text)
@@ -215,6 +244,11 @@ def load_rules(text_or_path: str) -> Rule:
         raise ConfigError(
             f"rules in {source} are not valid JSON: {error.msg} at line {error.lineno} "
             f"column {error.colno}"
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"rules in {source} are nested more than {MAX_RULE_DEPTH} levels deep",
+            hint="flatten them: one 'and' or 'or' takes any number of rules",
         ) from None
     return parse_rules(data)
 

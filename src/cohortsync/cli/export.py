@@ -256,12 +256,9 @@ def _query_text(query: str | None, query_file: Path | None, table: str | None) -
             + (f" (got {', '.join(given)})" if given else ""),
         )
     if query_file is not None:
-        try:
-            return query_file.read_text()
-        except OSError as error:
-            raise ConfigError(
-                f"cannot read the query file {query_file}: {error.strerror}"
-            ) from error
+        from cohortsync.textfiles import read_text
+
+        return read_text(query_file, f"the query file {query_file}")
     return query
 
 

@@ -282,13 +282,9 @@ def _sql_text(sql: str | None, sql_file: Path | None) -> str:
     if (sql is None) == (sql_file is None):
         raise ConfigError("give exactly one of --sql and --sql-file")
     if sql_file is not None:
-        try:
-            return sql_file.read_text()
-        except OSError as error:
-            raise ConfigError(
-                f"cannot read --sql-file {sql_file}: {error.strerror}",
-                hint="check the path and its permissions",
-            ) from None
+        from cohortsync.textfiles import read_text
+
+        return read_text(sql_file, f"--sql-file {sql_file}")
     assert sql is not None
     return sql
 
