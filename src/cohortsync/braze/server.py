@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from cohortsync.braze.api import create_app
+from cohortsync.braze.clients import DEFAULT_BODY_TIMEOUT, guard
 from cohortsync.braze.ratelimit import RateLimit
 from cohortsync.braze.store import Store, open_store
 from cohortsync.errors import CohortsyncError, ConfigError
@@ -51,9 +52,16 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_server(app: FastAPI, *, log_level: str, access_log: bool) -> uvicorn.Server:
+def _uvicorn_server(
+    app: FastAPI, *, log_level: str, access_log: bool, body_timeout: float = DEFAULT_BODY_TIMEOUT
+) -> uvicorn.Server:
+    """uvicorn over the guarded app (:mod:`.clients`: body deadline, quiet disconnects)."""
     config = uvicorn.Config(
-        app, log_level=log_level, access_log=access_log, lifespan="off", timeout_graceful_shutdown=5
+        guard(app, body_timeout=body_timeout),
+        log_level=log_level,
+        access_log=access_log,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
     )
     return uvicorn.Server(config)
 
@@ -65,8 +73,13 @@ def serve(
     port: int = DEFAULT_PORT,
     rate_limit: RateLimit | str | int = RateLimit(),
     access_log: bool = False,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> None:
-    """Serve until interrupted (Ctrl-C or SIGTERM stop it cleanly)."""
+    """Serve until interrupted (Ctrl-C or SIGTERM stop it cleanly).
+
+    ``body_timeout``: seconds a request's body may take to arrive before the
+    client gets 408 and its connection is closed.
+    """
     app, store = build_app(db_url, rate_limit=rate_limit)
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
@@ -77,7 +90,10 @@ def serve(
         flush=True,
     )
     try:
-        _uvicorn_server(app, log_level="info", access_log=access_log).run(sockets=[sock])
+        server = _uvicorn_server(
+            app, log_level="info", access_log=access_log, body_timeout=body_timeout
+        )
+        server.run(sockets=[sock])
     finally:
         sock.close()
         store.close()
@@ -91,6 +107,7 @@ def serve_in_background(
     port: int = 0,
     rate_limit: RateLimit | str | int = RateLimit(),
     busy_timeout: float = 30.0,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> Iterator[str]:
     """Run the real uvicorn server in a thread; yield its base URL while it runs.
 
@@ -101,13 +118,14 @@ def serve_in_background(
             requests per hour, or a :class:`RateLimit`.
         busy_timeout: seconds a write waits on a store lock before the
             request fails with 503.
+        body_timeout: seconds a request body may take to arrive (then 408).
 
     Yields:
         ``"http://HOST:PORT"``, once the server accepts connections.
     """
     app, store = build_app(db_url, rate_limit=rate_limit, busy_timeout=busy_timeout)
     sock = bind(host, port)
-    server = _uvicorn_server(app, log_level="warning", access_log=False)
+    server = _uvicorn_server(app, log_level="warning", access_log=False, body_timeout=body_timeout)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="braze-service", daemon=True
     )

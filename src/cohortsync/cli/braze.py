@@ -98,17 +98,43 @@ def serve(
         ),
     ] = f"{DEFAULT_REQUESTS_PER_HOUR}/hour",
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            "--body-timeout",
+            min=0.1,
+            max=3600,
+            help="Seconds a request body may take to arrive; then 408 and the connection closes.",
+        ),
+    ] = 30.0,
 ) -> None:
     """Run the service: POST /partners/{partner}/cohorts[/users] and Braze's /users, /segments.
 
     The OpenAPI document is at /openapi.json and browsable at /docs. Stop with Ctrl-C.
+
+    A client that sends its body slower than --body-timeout allows gets 408
+    and is dropped; one that disconnects is logged as one line (method, path,
+    address, what happened), never with a traceback.
+
+    Examples:
+
+    \b
+      cohortsync braze serve --port 9292 --db sqlite:///braze.db
+      cohortsync braze serve --rate-limit 1000/minute --body-timeout 10 --access-log
     """
     from cohortsync.braze.server import serve as run
 
     limit = parse_rate_limit(rate_limit)
     url = _db_url(db)
     typer.secho(f"store: {url}; rate limit {limit}", err=True)
-    run(url, host=host, port=port, rate_limit=limit, access_log=access_log)
+    run(
+        url,
+        host=host,
+        port=port,
+        rate_limit=limit,
+        access_log=access_log,
+        body_timeout=body_timeout,
+    )
 
 
 @workspace_app.command("create")
