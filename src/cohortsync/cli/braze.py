@@ -19,6 +19,7 @@ import typer
 from cohortsync.braze import admin
 from cohortsync.braze.ratelimit import DEFAULT_REQUESTS_PER_HOUR, parse_rate_limit
 from cohortsync.braze.store import open_store
+from cohortsync.cli.export_options import MAX_PORT, MIN_PORT
 from cohortsync.errors import ConfigError
 from cohortsync.settings import Settings
 
@@ -88,7 +89,9 @@ def _print(value: Any) -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9292,
+    port: Annotated[
+        int, typer.Option(min=MIN_PORT, max=MAX_PORT, help="Port to listen on (1-65535).")
+    ] = 9292,
     db: DbOption = None,
     rate_limit: Annotated[
         str,

@@ -4,6 +4,11 @@
 take the same choice of operation; the options whose help reads the same
 everywhere are declared once here. Options whose help is worded for one
 command (--allow-empty, --max-remove-pct, ...) stay with that command.
+
+Every numeric option of the CLI takes its bounds from the constants here, so
+a mistyped ``--limit 99999999999999999999`` is click's usage error (exit 2,
+naming the option and its range) rather than an ``OverflowError`` deep in
+SQLite, Arrow or the socket layer.
 """
 
 from __future__ import annotations
@@ -12,6 +17,16 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
+
+# Requests in flight at once; Braze's limits make more than this pointless.
+MAX_THREADS = 64
+# Rows, runs or samples a command prints: far more than a terminal shows, well
+# inside every 64-bit counter underneath.
+MAX_SHOWN = 100_000
+# Waits and intervals, in seconds: a day.
+MAX_SECONDS = 86_400.0
+# TCP ports that can be listened on.
+MIN_PORT, MAX_PORT = 1, 65_535
 
 
 class OperationChoice(StrEnum):
@@ -23,13 +38,14 @@ class OperationChoice(StrEnum):
 
 
 ThreadsOption = Annotated[
-    int, typer.Option("--threads", min=1, max=64, help="Requests in flight at once.")
+    int, typer.Option("--threads", min=1, max=MAX_THREADS, help="Requests in flight at once.")
 ]
 LockTimeoutOption = Annotated[
     float,
     typer.Option(
         "--lock-timeout",
         min=0,
+        max=MAX_SECONDS,
         help="Seconds to wait for another run of the same cohort before failing.",
     ),
 ]

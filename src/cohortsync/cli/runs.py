@@ -20,6 +20,7 @@ from cohortsync.catalog import runs as history
 from cohortsync.catalog.auths import destination_for_auth
 from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.runs import RunRecord
+from cohortsync.cli.export_options import MAX_SECONDS, MAX_SHOWN, MAX_THREADS
 from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.errors import ConfigError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT, CohortLock
@@ -45,7 +46,9 @@ STATUSES = ("running", "succeeded", "failed", "interrupted")
 
 @app.command("list")
 def list_(
-    limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs to show.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_SHOWN, help="How many runs to show.")
+    ] = 20,
     cohort: Annotated[
         str | None, typer.Option("--cohort", help="Only the runs of this cohort id.")
     ] = None,
@@ -161,11 +164,15 @@ def resume(
     ] = None,
     threads: Annotated[
         int | None,
-        typer.Option("--threads", min=1, max=64, help="Requests in flight (default: as before)."),
+        typer.Option(
+            "--threads", min=1, max=MAX_THREADS, help="Requests in flight (default: as before)."
+        ),
     ] = None,
     lock_timeout: Annotated[
         float,
-        typer.Option("--lock-timeout", min=0, help="Seconds to wait for another run."),
+        typer.Option(
+            "--lock-timeout", min=0, max=MAX_SECONDS, help="Seconds to wait for another run."
+        ),
     ] = DEFAULT_LOCK_TIMEOUT,
     json: JsonOption = False,
 ) -> None:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from cohortsync.catalog import schedules
 from cohortsync.catalog.db import open_catalog
+from cohortsync.cli.export_options import MAX_SECONDS
 from cohortsync.scheduler import JobOutcome, Scheduler, next_run, utc_now
 from cohortsync.settings import Settings
 from cohortsync.webhooks import check_webhook_url
@@ -25,7 +26,12 @@ def scheduler(
     ] = False,
     poll_interval: Annotated[
         float,
-        typer.Option("--poll-interval", min=0.05, help="Seconds between looks at the schedules."),
+        typer.Option(
+            "--poll-interval",
+            min=0.05,
+            max=MAX_SECONDS,
+            help="Seconds between looks at the schedules.",
+        ),
     ] = 30.0,
     webhook: Annotated[
         str | None,

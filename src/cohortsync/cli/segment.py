@@ -11,6 +11,7 @@ from rich.table import Table
 from cohortsync.audience import segments
 from cohortsync.audience.views import segment_view
 from cohortsync.cli.audience import echo_json
+from cohortsync.cli.export_options import MAX_SHOWN
 from cohortsync.cli.output import JsonOption
 
 RULES_HELP = """\
@@ -94,7 +95,9 @@ def update(
 @app.command()
 def show(
     name: Annotated[str, typer.Argument(help="The segment to show.")],
-    sample: Annotated[int, typer.Option(min=0, help="How many rows to show, by key.")] = 10,
+    sample: Annotated[
+        int, typer.Option(min=0, max=MAX_SHOWN, help="How many rows to show, by key.")
+    ] = 10,
     as_json: JsonOption = False,
 ) -> None:
     """Show a segment: its rules, its SQL, its size and its first rows by key.

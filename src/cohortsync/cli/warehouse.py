@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cohortsync.cli.export_options import MAX_SHOWN
 from cohortsync.cli.files_option import AllowFilesOption, open_files
 from cohortsync.cli.output import JsonOption
 from cohortsync.settings import Settings
@@ -172,7 +173,9 @@ def _interrupts_as(table: str) -> Iterator[None]:
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help='The SQL to run, e.g. "SELECT * FROM customers".')],
-    limit: Annotated[int, typer.Option(min=0, help="How many of the first rows to show.")] = 20,
+    limit: Annotated[
+        int, typer.Option(min=0, max=MAX_SHOWN, help="How many of the first rows to show.")
+    ] = 20,
     warehouse: WarehouseOption = None,
     allow_files: AllowFilesOption = None,
     as_json: JsonOption = False,
