@@ -58,6 +58,8 @@ class QueryExport(BaseModel):
     alias_column: str | None = None
     threads: int = Field(default=DEFAULT_THREADS, ge=1, le=64)
     mirror: MirrorSettings = Field(default_factory=MirrorSettings)
+    # Skip and count identifiers Braze would refuse instead of failing the run.
+    skip_invalid: bool = False
 
     def to_spec(
         self, source: Source, settings: Settings, *, job: str, full_resync: bool = False
@@ -78,6 +80,7 @@ class QueryExport(BaseModel):
                 max_remove_pct=self.mirror.max_remove_pct,
                 full_resync=full_resync,
             ),
+            skip_invalid=self.skip_invalid,
             job=job,
         )
 

@@ -216,3 +216,29 @@ def test_alias_and_device_kinds_are_checked(
         done, 3, "2 identifiers", "first in row 2: device_ids 'd\\x7f2'", "U+007F"
     )
     assert partner.requests == []
+
+
+def test_saved_query_keeps_skip_invalid(cli: CliRunner, home: Path, partner: PartnerServer) -> None:
+    """``query save --skip-invalid`` is part of the saved export; ``query run`` follows it."""
+    env = {
+        "COHORTSYNC_PARTNER_API_KEY": PARTNER_API_KEY,
+        "COHORTSYNC_DATA_IMPORT_KEY": CLIENT_SECRET,
+    }
+    _table(home, _values(42, "a\x00b"))
+    made = cli("auth", "create", "sandbox", "--endpoint", partner.url, env=env)
+    assert made.returncode == 0, made.stderr
+    for name, extra in (("strict", ()), ("lenient", ("--skip-invalid",))):
+        saved = cli(
+            "query", "save", name, "--sql", "SELECT user_ids FROM ids ORDER BY n",
+            "--export", "sandbox", "--cohort-id", name, *extra, env=env,
+        )  # fmt: skip
+        assert saved.returncode == 0, saved.stderr
+    partner.requests.clear()
+    strict = cli("query", "run", "strict", env=env)
+    assert_one_line_error(strict, 3, "row 42: user_ids 'a\\x00b'", "nothing was sent")
+    assert partner.requests == []
+    lenient = cli("query", "run", "lenient", "--json", env=env)
+    assert lenient.returncode == 0, lenient.stderr
+    report = orjson.loads(lenient.stdout)["report"]
+    assert report["skipped"]["invalid"] == 1
+    assert report["sent"] == {"user_ids": ROWS - 1}

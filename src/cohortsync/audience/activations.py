@@ -310,7 +310,11 @@ def _compiled(row: ActivationRow, settings: Settings | None) -> tuple[CompiledSQ
 
 
 def activation_spec(
-    name: str, *, full_resync: bool = False, settings: Settings | None = None
+    name: str,
+    *,
+    full_resync: bool = False,
+    skip_invalid: bool = False,
+    settings: Settings | None = None,
 ) -> ExportSpec:
     """The export an activation stands for, with its destination's keys resolved.
 
@@ -335,6 +339,7 @@ def activation_spec(
             max_remove_pct=row.mirror_max_remove_pct,
             full_resync=full_resync,
         ),
+        skip_invalid=skip_invalid,
         job=job_label(name),
     )
 
@@ -348,8 +353,12 @@ def run_activation(
     settings: Settings | None = None,
     lease_owner: str | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    skip_invalid: bool = False,
 ) -> ExportReport:
     """Export the activation's segment to its cohort now; returns the run's report.
+
+    ``skip_invalid`` skips identifiers Braze would refuse for this run only
+    (activations keep no such setting: a scheduled run fails on them).
 
     Holds the job's lease for the whole run, so a manual run and the scheduler
     never feed the same cohort at once; the scheduler passes the
@@ -370,9 +379,13 @@ def run_activation(
     settings = settings or Settings()
     with store.catalog(settings) as catalog:
         if lease_owner is not None:
-            return _run(catalog, name, dry_run, full_resync, progress, settings, lock_timeout)
+            return _run(
+                catalog, name, dry_run, full_resync, progress, settings, lock_timeout, skip_invalid
+            )
         with held_lease(catalog, job_label(name), new_owner("activation-run")):
-            return _run(catalog, name, dry_run, full_resync, progress, settings, lock_timeout)
+            return _run(
+                catalog, name, dry_run, full_resync, progress, settings, lock_timeout, skip_invalid
+            )
 
 
 def _run(
@@ -383,11 +396,14 @@ def _run(
     progress: bool | None,
     settings: Settings,
     lock_timeout: float,
+    skip_invalid: bool = False,
 ) -> ExportReport:
     from cohortsync.export.run import run_export
 
     with failures_recorded(catalog, job_label(name), dry_run=dry_run):
-        spec = activation_spec(name, full_resync=full_resync, settings=settings)
+        spec = activation_spec(
+            name, full_resync=full_resync, skip_invalid=skip_invalid, settings=settings
+        )
         return run_export(
             spec, dry_run=dry_run, progress=progress, settings=settings, lock_timeout=lock_timeout
         )

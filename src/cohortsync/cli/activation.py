@@ -11,12 +11,7 @@ from rich.table import Table
 from cohortsync.audience import activations
 from cohortsync.audience.views import activation_view, run_view
 from cohortsync.cli.audience import echo_json
-from cohortsync.cli.export_options import (
-    MAX_SHOWN,
-    MAX_THREADS,
-    LockTimeoutOption,
-    OperationChoice,
-)
+from cohortsync.cli.export_options import LockTimeoutOption, OperationChoice, SkipInvalidOption
 from cohortsync.cli.output import JsonOption
 from cohortsync.errors import CohortsyncError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
@@ -72,7 +67,7 @@ def create(
         ),
     ] = None,
     threads: Annotated[
-        int, typer.Option(min=1, max=MAX_THREADS, help="Requests in flight at the same time.")
+        int, typer.Option(min=1, help="Requests in flight at the same time.")
     ] = DEFAULT_THREADS,
     cast_to_string: Annotated[
         bool,
@@ -156,7 +151,7 @@ def update(
     cohort_name: Annotated[str | None, typer.Option("--cohort-name")] = None,
     operation: Annotated[OperationChoice | None, typer.Option()] = None,
     alias_column: Annotated[str | None, typer.Option("--alias-column")] = None,
-    threads: Annotated[int | None, typer.Option(min=1, max=MAX_THREADS)] = None,
+    threads: Annotated[int | None, typer.Option(min=1)] = None,
     mapping: Annotated[
         list[str] | None,
         typer.Option("--map", help="Replaces the whole mapping when given."),
@@ -210,12 +205,17 @@ def run(
         typer.Option("--full-resync", help="mirror: send the whole segment, not only changes."),
     ] = False,
     lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT,
+    skip_invalid: SkipInvalidOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Export the activation's segment to its Braze cohort now.
 
     The segment is compiled against the parent table as it is now; the run is
     recorded as 'activation:NAME' (see 'cohortsync activation show NAME').
+    Identifiers Braze would refuse fail the run before anything is sent,
+    unless --skip-invalid (for this run) skips and counts them.
+
+    Example: cohortsync activation run fr_vip --skip-invalid --json
     """
     report = activations.run_activation(
         name,
@@ -223,6 +223,7 @@ def run(
         full_resync=full_resync,
         progress=False if as_json else None,
         lock_timeout=lock_timeout,
+        skip_invalid=skip_invalid,
     )
     if as_json:
         echo_json(report.to_dict())
@@ -255,9 +256,7 @@ def list_(
 @app.command()
 def show(
     name: Annotated[str, typer.Argument(help="The activation to show.")],
-    runs: Annotated[
-        int, typer.Option("--runs", min=0, max=MAX_SHOWN, help="How many last runs to list.")
-    ] = 5,
+    runs: Annotated[int, typer.Option("--runs", min=0, help="How many last runs to list.")] = 5,
     as_json: JsonOption = False,
 ) -> None:
     """Show an activation's definition, its SQL and its last runs."""

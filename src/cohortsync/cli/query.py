@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cohortsync import queries
-from cohortsync.cli.export_options import OperationChoice, ThreadsOption
+from cohortsync.cli.export_options import OperationChoice, SkipInvalidOption, ThreadsOption
 from cohortsync.cli.files_option import AllowFilesOption, open_files
 from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.errors import ConfigError
@@ -76,6 +76,7 @@ def save(
         typer.Option("--alias-column", help="A result column sent as user aliases (its label)."),
     ] = None,
     threads: ThreadsOption = DEFAULT_THREADS,
+    skip_invalid: SkipInvalidOption = False,
     allow_empty: Annotated[
         bool,
         typer.Option(
@@ -118,6 +119,9 @@ def save(
         --schedule "0 6 * * *" --timezone Europe/Paris
 
       cohortsync query save churn --sql-file churn.sql
+
+      cohortsync query save raw --sql-file raw.sql --export braze-prod --cohort-id raw
+        --skip-invalid
     """
     text = _sql_text(sql, sql_file)
     export = None
@@ -132,6 +136,7 @@ def save(
                 "operation": operation.value,
                 "alias_column": alias_column,
                 "threads": threads,
+                "skip_invalid": skip_invalid,
                 "mirror": {"allow_empty": allow_empty, "max_remove_pct": max_remove_pct},
             },
             query=name,
