@@ -11,7 +11,13 @@ from rich.table import Table
 from cohortsync.audience import activations
 from cohortsync.audience.views import activation_view, run_view
 from cohortsync.cli.audience import echo_json
-from cohortsync.cli.export_options import LockTimeoutOption, OperationChoice, SkipInvalidOption
+from cohortsync.cli.export_options import (
+    MAX_SHOWN,
+    MAX_THREADS,
+    LockTimeoutOption,
+    OperationChoice,
+    SkipInvalidOption,
+)
 from cohortsync.cli.output import JsonOption
 from cohortsync.errors import CohortsyncError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
@@ -67,7 +73,7 @@ def create(
         ),
     ] = None,
     threads: Annotated[
-        int, typer.Option(min=1, help="Requests in flight at the same time.")
+        int, typer.Option(min=1, max=MAX_THREADS, help="Requests in flight at the same time.")
     ] = DEFAULT_THREADS,
     cast_to_string: Annotated[
         bool,
@@ -151,7 +157,7 @@ def update(
     cohort_name: Annotated[str | None, typer.Option("--cohort-name")] = None,
     operation: Annotated[OperationChoice | None, typer.Option()] = None,
     alias_column: Annotated[str | None, typer.Option("--alias-column")] = None,
-    threads: Annotated[int | None, typer.Option(min=1)] = None,
+    threads: Annotated[int | None, typer.Option(min=1, max=MAX_THREADS)] = None,
     mapping: Annotated[
         list[str] | None,
         typer.Option("--map", help="Replaces the whole mapping when given."),
@@ -256,7 +262,9 @@ def list_(
 @app.command()
 def show(
     name: Annotated[str, typer.Argument(help="The activation to show.")],
-    runs: Annotated[int, typer.Option("--runs", min=0, help="How many last runs to list.")] = 5,
+    runs: Annotated[
+        int, typer.Option("--runs", min=0, max=MAX_SHOWN, help="How many last runs to list.")
+    ] = 5,
     as_json: JsonOption = False,
 ) -> None:
     """Show an activation's definition, its SQL and its last runs."""
