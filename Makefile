@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python bench/receiver.py
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/mirror.py
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -49,16 +49,16 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
-import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
 
 from cohortsync.errors import ConfigError, RunInterrupted, SourceError, whole_message
-from cohortsync.warehouse.arrow_types import sql_type
 from cohortsync.warehouse.base import DEFAULT_BATCH_SIZE, FileFormat, LoadMode
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 # -- options ---------------------------------------------------------------------
 
@@ -449,14 +449,18 @@ class FileChecker:
     def _plan_types(
         self, source: _Source, existing: Mapping[str, str] | None
     ) -> tuple[dict[str, str], int]:
-        """The final type of each column, and the row count, in one pass over the file.
+        """The final type of each column, and the row count.
 
         Inferred columns (CSV text without a declared or existing type) get the
-        narrowest type every value fits exactly; converted columns (declared,
-        or appended to a typed column) are checked value by value.
+        narrowest type that every value fits exactly. Testing every candidate
+        type on every value of a large file costs more than reading it, so the
+        candidates are first tried on the file's first rows (a type that fails
+        there fails for the file), and only the narrowest one left is tested on
+        the whole file, in the same pass that counts the rows and checks the
+        converted columns (declared, or appended to a typed column) value by
+        value. A candidate refuted by the whole file costs one more pass.
         """
         existing_by_lower = {name.lower(): kind for name, kind in (existing or {}).items()}
-        aggregates = ["count(*)"]
         inferred: list[tuple[str, str]] = []
         converted: list[tuple[str, str, str, str]] = []
         targets: dict[str, str] = {}
@@ -464,47 +468,36 @@ class FileChecker:
             target = self._declared(name) or existing_by_lower.get(name.lower())
             if target is None and kind == "VARCHAR" and self.options.format == "csv":
                 inferred.append((name, expression))
-                aggregates.append(f"count({expression})")
-                aggregates.extend(
-                    f"bool_and({expression} IS NULL OR ({test}))"
-                    for test in _inference_tests(expression)
-                )
                 continue
             targets[name] = target or kind
             if target is not None and _normalized(target) != _normalized(kind):
-                lossy = _lossy(expression, kind, target)
                 converted.append((name, expression, kind, target))
-                aggregates.append(
-                    f"first({{'value': CAST({expression} AS VARCHAR), 'converted': "
-                    f"CAST(TRY_CAST({expression} AS {target}) AS VARCHAR)}}) FILTER (WHERE {lossy})"
-                )
-        try:
-            row = self.cursor.execute(
-                f"SELECT {', '.join(aggregates)} FROM {source.reader}", source.params
-            ).fetchone()
-        except duckdb.InterruptException:
-            raise
-        except duckdb.Error as error:
-            raise self._unreadable(error) from error
-        assert row is not None
-        values = list(row)
+        candidates = self._sample_candidates(source, inferred)
+        aggregates = ["count(*)"]
+        for name, expression in inferred:
+            aggregates.append(f"count({expression})")
+            aggregates.append(
+                _fits(expression, candidates[name][0]) if candidates[name] else "true"
+            )
+        for _, expression, kind, target in converted:
+            aggregates.append(
+                f"first({{'value': CAST({expression} AS VARCHAR), 'converted': "
+                f"CAST(TRY_CAST({expression} AS {target}) AS VARCHAR)}}) "
+                f"FILTER (WHERE {_lossy(expression, kind, target)})"
+            )
+        values = self._aggregate(source, aggregates)
         rows = int(values.pop(0))
-        # The aggregates come back in the order the columns were planned.
-        for name, _, _ in source.columns:
-            if any(name == inferred_name for inferred_name, _ in inferred):
-                present = values.pop(0)
-                fits = [values.pop(0) for _ in _CANDIDATES]
+        undecided: list[tuple[str, str]] = []
+        for name, expression in inferred:
+            present, fits = values.pop(0), values.pop(0)
+            if not present or not candidates[name]:
                 targets[name] = "VARCHAR"
-                if present:
-                    targets[name] = next(
-                        (type_ for type_, ok in zip(_CANDIDATES, fits, strict=True) if ok),
-                        "VARCHAR",
-                    )
-                continue
-            conversion = next((item for item in converted if item[0] == name), None)
-            if conversion is None:
-                continue
-            target = conversion[3]
+            elif fits:
+                targets[name] = candidates[name][0]
+            else:
+                candidates[name].pop(0)
+                undecided.append((name, expression))
+        for name, _, _, target in converted:
             example = values.pop(0)
             if example is not None:
                 change = (
@@ -521,7 +514,53 @@ class FileChecker:
                         else f"declare a type that holds it, e.g. --schema {name}=VARCHAR"
                     ),
                 )
+        while undecided:
+            tests = [
+                _fits(expression, candidates[name][0]) if candidates[name] else "true"
+                for name, expression in undecided
+            ]
+            results = self._aggregate(source, tests)
+            still: list[tuple[str, str]] = []
+            for (name, expression), fits in zip(undecided, results, strict=True):
+                if not candidates[name]:
+                    targets[name] = "VARCHAR"
+                elif fits:
+                    targets[name] = candidates[name][0]
+                else:
+                    candidates[name].pop(0)
+                    still.append((name, expression))
+            undecided = still
         return targets, rows
+
+    def _sample_candidates(
+        self, source: _Source, inferred: list[tuple[str, str]]
+    ) -> dict[str, list[str]]:
+        """For each inferred column, the candidate types its first rows allow, narrowest first."""
+        if not inferred:
+            return {}
+        tests = [
+            _fits(expression, candidate) for _, expression in inferred for candidate in _CANDIDATES
+        ]
+        sample = f"(SELECT * FROM {source.reader} LIMIT {_SAMPLE_ROWS})"
+        results = self._aggregate(_Source(sample, source.params, source.columns), tests)
+        candidates: dict[str, list[str]] = {}
+        for name, _ in inferred:
+            fits = [results.pop(0) for _ in _CANDIDATES]
+            candidates[name] = [kind for kind, ok in zip(_CANDIDATES, fits, strict=True) if ok]
+        return candidates
+
+    def _aggregate(self, source: _Source, aggregates: list[str]) -> list[Any]:
+        """One pass over the file computing ``aggregates``; a malformed file is named here."""
+        try:
+            row = self.cursor.execute(
+                f"SELECT {', '.join(aggregates)} FROM {source.reader}", source.params
+            ).fetchone()
+        except duckdb.InterruptException:
+            raise
+        except duckdb.Error as error:
+            raise self._unreadable(error) from error
+        assert row is not None
+        return list(row)
 
     # errors -----------------------------------------------------------------------------
 
@@ -610,23 +649,28 @@ class FileChecker:
         )
 
 
-# Inferred CSV types, narrowest first; a value must match its text form exactly,
-# so "01234", " 1" and "1e400" stay text.
+# Inferred CSV types, narrowest first; a value must match its text form exactly
+# (most tests compare the cast back to the text), so "01234", "+1", " 1",
+# "2024-1-5" and "1e400" stay text. A DOUBLE is a plain decimal number of at
+# most 15 significant digits, which a DOUBLE holds exactly.
 _CANDIDATES = ("BIGINT", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP")
 
 
-def _inference_tests(x: str) -> list[str]:
-    return [
-        f"regexp_full_match({x}, '[+-]?(0|[1-9][0-9]*)') AND TRY_CAST({x} AS BIGINT) IS NOT NULL",
-        f"regexp_full_match({x}, '[+-]?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?') "
-        f"AND length(replace(regexp_extract({x}, '[0-9.]+'), '.', '')) <= 15 "
-        f"AND TRY_CAST({x} AS DOUBLE) IS NOT NULL",
-        f"lower({x}) IN ('true', 'false')",
-        f"regexp_full_match({x}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
-        f"AND TRY_CAST({x} AS DATE) IS NOT NULL",
-        f"regexp_full_match({x}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}[ T][0-9]{{2}}:[0-9]{{2}}"
-        f"(:[0-9]{{2}}(\\.[0-9]{{1,6}})?)?') AND TRY_CAST({x} AS TIMESTAMP) IS NOT NULL",
-    ]
+_SAMPLE_ROWS = 20_480
+
+
+def _fits(x: str, kind: str) -> str:
+    """An aggregate that is true when every value of ``x`` is exactly a ``kind``."""
+    tests = {
+        "BIGINT": f"CAST(TRY_CAST({x} AS BIGINT) AS VARCHAR) = {x}",
+        "DOUBLE": f"TRY_CAST({x} AS DOUBLE) IS NOT NULL AND regexp_full_match({x}, "
+        f"'[+-]?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]{{1,3}})?') "
+        f"AND length(replace(regexp_extract({x}, '[0-9.]+'), '.', '')) <= 15",
+        "BOOLEAN": f"lower({x}) IN ('true', 'false')",
+        "DATE": f"CAST(TRY_CAST({x} AS DATE) AS VARCHAR) = {x}",
+        "TIMESTAMP": f"CAST(TRY_CAST({x} AS TIMESTAMP) AS VARCHAR) = {x}",
+    }
+    return f"bool_and({x} IS NULL OR coalesce({tests[kind]}, false))"
 
 
 def _normalized(kind: str) -> str:
@@ -841,6 +885,12 @@ def load_sqlalchemy(
         copy: writes a reader's batches into a table; returns rows written.
         errors: the driver's exceptions, turned into :class:`SourceError`.
     """
+    # Imported here: the embedded DuckDB warehouse never needs SQLAlchemy.
+    import sqlalchemy as sa
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cohortsync.warehouse.arrow_types import sql_type
+
     reader_connection = duckdb.connect()
     checker = FileChecker(reader_connection.cursor(), path, options)
     try:
