@@ -35,7 +35,8 @@ HERE = Path(__file__).resolve().parent
 BUILD = """
 import sys, duckdb
 rows, csv_path, parquet_path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-with duckdb.connect(config={"enable_progress_bar": False}) as connection:
+with duckdb.connect() as connection:
+    connection.execute("SET enable_progress_bar = false")
     connection.execute(
         "CREATE TABLE t AS SELECT 'user_' || i AS user_ids, 'u' || i || '@example.com' AS email, "
         "(i % 90)::INTEGER AS age, (i % 1000) / 8 AS score, "
