@@ -126,7 +126,13 @@ def home_path(raw: str | None) -> Path:
 
 def endpoint_region(endpoint: str) -> str:
     """``"eu"`` for Braze's EU hosts (``*.braze.eu``, ``fra-*``), else ``"us"``."""
-    host = (urlsplit(endpoint).hostname or endpoint).lower()
+    try:
+        host = (urlsplit(endpoint).hostname or endpoint).lower()
+    except ValueError as error:
+        raise ConfigError(
+            f"the endpoint {endpoint!r} is not a valid URL: {error}",
+            hint="give the workspace's REST endpoint, e.g. https://rest.iad-01.braze.com",
+        ) from None
     if host.endswith(".braze.eu") or host.startswith("fra-") or ".fra-" in host:
         return "eu"
     return "us"

@@ -9,6 +9,7 @@ settings by the endpoint's region when a destination is built.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -30,6 +31,25 @@ auths = sa.Table(
     sa.Column("key_hint", sa.String, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+
+# Names are typed on command lines and written in job definitions: plain ones.
+AUTH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def check_auth_name(name: str) -> str:
+    """Refuse a new authentication name with spaces, slashes or control characters.
+
+    Raises:
+        ConfigError: the name is empty, too long, or has other characters.
+    """
+    if not AUTH_NAME.fullmatch(name):
+        raise ConfigError(
+            f"invalid authentication name {name!r}",
+            hint="use letters, digits, '_', '.' or '-', starting with a letter or digit, "
+            "e.g. braze-prod",
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -74,8 +94,9 @@ def save_auth(
     """Save a new authentication; its name must be free.
 
     Raises:
-        ConfigError: an authentication of that name exists already.
+        ConfigError: the name is invalid or taken.
     """
+    check_auth_name(name)
     with catalog.connect() as conn:
         key = _key_columns(conn, settings, data_import_key)
     now = dt.datetime.now(dt.UTC)
@@ -110,6 +131,7 @@ def upsert_auth(
     with catalog.begin() as conn:
         row = conn.execute(sa.select(auths).where(auths.c.name == name)).first()
         if row is None:
+            check_auth_name(name)
             conn.execute(
                 auths.insert().values(
                     name=name,

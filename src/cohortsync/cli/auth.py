@@ -9,7 +9,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cohortsync.catalog.auths import check_secret_key, delete_auth, list_auths, save_auth
+from cohortsync.catalog.auths import (
+    check_auth_name,
+    check_secret_key,
+    delete_auth,
+    list_auths,
+    save_auth,
+)
 from cohortsync.catalog.db import open_catalog
 from cohortsync.errors import ConfigError
 from cohortsync.export.credentials import check_credentials
@@ -66,6 +72,7 @@ def create(
     --data-import-key - < key.txt
     """
     settings = Settings()
+    check_auth_name(name)
     key = read_data_import_key(data_import_key)
     if not endpoint.startswith(("http://", "https://")):
         raise ConfigError(

@@ -210,9 +210,12 @@ def spec_of(
     """Rebuild a run's export from its public record and the keys kept elsewhere.
 
     Raises:
-        ConfigError: the key given does not belong to the run's workspace.
+        ConfigError: the run never reached its export (nothing to resume), or
+            the key given does not belong to the run's workspace.
     """
     job = record.job
+    if "destination" not in job:
+        raise never_sent(record)
     target = job["destination"]
     auth_name = target.get("auth_name")
     if auth_name and data_import_key is None:
@@ -251,6 +254,27 @@ def spec_of(
     )
 
 
+def never_sent(record: RunRecord) -> ConfigError:
+    """A saved query's or activation's run that failed before its export began.
+
+    Such a run is recorded only so the history says why the job failed (see
+    :mod:`cohortsync.run_failures`): it has no plan, no destination and no
+    checkpoint, so the only way forward is to run the job again.
+    """
+    job = str(record.job.get("job") or "")
+    kind, _, name = job.partition(":")
+    again = {
+        "activation": f"cohortsync activation run {name}",
+        "query": f"cohortsync query run {name}",
+    }.get(kind, "cohortsync export ...")
+    reason = f" ({record.error})" if record.error else ""
+    return ConfigError(
+        f"run {record.id} of {job or 'this job'} never started sending, so there is nothing "
+        f"to resume{reason}",
+        hint=f"fix the cause, then run it again: '{again}'",
+    )
+
+
 def run_view(settings: Settings, record: RunRecord) -> dict[str, Any]:
     """A run as JSON, with ``alive`` (a process holds its cohort) and ``resumable``."""
     view = record.to_dict()
@@ -260,7 +284,9 @@ def run_view(settings: Settings, record: RunRecord) -> dict[str, Any]:
         holder = CohortLock(settings.home_dir, CohortKey.for_run(record)).holder()
         alive = holder is not None and holder.run_id in (None, record.id)
     view["alive"] = alive
-    view["resumable"] = record.status == "interrupted" or (record.status == "running" and not alive)
+    view["resumable"] = "destination" in record.job and (
+        record.status == "interrupted" or (record.status == "running" and not alive)
+    )
     return view
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote
@@ -104,6 +105,14 @@ def open_engine(url: str | None = None, *, allow_files: Iterable[Path] | None = 
             f"invalid warehouse URL {target!r}: it has no scheme",
             hint="use duckdb:///path/to/file.duckdb or postgresql://user@host/db",
         )
+    try:
+        make_url(target)
+    except (ArgumentError, ValueError) as error:
+        raise ConfigError(
+            f"cannot read the warehouse URL {display_url(target)!r}: {error}",
+            hint="use postgresql://user:password@host:5432/db, with a numeric port and "
+            "brackets closed around an IPv6 host",
+        ) from None
     return SQLAlchemyEngine(target)
 
 
@@ -113,5 +122,6 @@ def display_url(url: str) -> str:
         return url
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+    except (ArgumentError, ValueError):
+        # Unparseable: mask whatever sits between "user:" and "@" all the same.
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
