@@ -16,7 +16,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from cohortsync.errors import CohortsyncError, RunInterrupted
+from cohortsync.errors import CohortsyncError, ConfigError, RunInterrupted
 
 # name -> (module, attribute, one-line help). Groups expose a Typer ``app``;
 # top-level commands a function. Modules are imported only when their command
@@ -106,6 +106,9 @@ class LazyGroup(TyperGroup):
         except Exception as error:
             if _is_engine_interrupt(error):
                 raise _interrupted() from None
+            storage = _storage_error(error)
+            if storage is not None:
+                raise storage from None
             raise
 
 
@@ -113,6 +116,37 @@ def _interrupted() -> RunInterrupted:
     return RunInterrupted(
         "interrupted (Ctrl-C) before the command finished",
         hint="run it again to finish; 'cohortsync runs list' shows any export it started",
+    )
+
+
+# SQLite's words for a home (or store) that cannot be written, whatever the
+# command was doing when it found out.
+_STORAGE_FAILURES = (
+    "readonly database",
+    "unable to open database file",
+    "database or disk is full",
+    "disk i/o error",
+)
+
+
+def _storage_error(error: BaseException) -> ConfigError | None:
+    """A SQLite write refused half-way (read-only file, full disk) as one line.
+
+    Opening the catalog already checks the home (see
+    :func:`cohortsync.catalog.db.open_catalog`); this covers a file made
+    read-only, or a disk that fills, after it opened. Told by module and
+    message, so sqlalchemy is not imported here.
+    """
+    module = type(error).__module__
+    if not module.startswith(("sqlalchemy", "sqlite3")):
+        return None
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    if not any(failure in reason.lower() for failure in _STORAGE_FAILURES):
+        return None
+    return ConfigError(
+        f"cannot write to the home's database: {reason}",
+        hint="COHORTSYNC_HOME, and any --db file, must be writable by you on a disk with free "
+        "space; check with 'ls -l' and 'df', or point COHORTSYNC_HOME at another directory",
     )
 
 
