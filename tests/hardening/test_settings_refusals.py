@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.catalog_helpers import save_home_auth
 from tests.hardening.conftest import CliRunner, assert_one_line_error, home_state
 
@@ -165,13 +164,24 @@ def test_an_in_memory_warehouse_is_refused_where_a_stored_one_is_needed(
     before = home_state(home)
     definitions = tmp_path / "memory.yaml"
     definitions.write_text(
-        f'parents:\n  - name: p\n    table: customers\n    key: user_ids\n    warehouse: "{MEMORY}"\n'
+        "parents:\n  - name: p\n    table: customers\n    key: user_ids\n"
+        f'    warehouse: "{MEMORY}"\n'
     )
     cases = [
         (("warehouse", "load", "t", str(ids_csv), "--warehouse", MEMORY), "warehouse load"),
         (
-            ("audience", "parent", "create", "p", "--table", "customers", "--key", "user_ids")
-            + ("--warehouse", MEMORY),
+            (
+                "audience",
+                "parent",
+                "create",
+                "p",
+                "--table",
+                "customers",
+                "--key",
+                "user_ids",
+                "--warehouse",
+                MEMORY,
+            ),
             "parent 'p'",
         ),
         (("query", "save", "q", "--sql", "SELECT 1", "--warehouse", MEMORY), "saved query 'q'"),
