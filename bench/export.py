@@ -25,10 +25,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from measured import run_measured
 
 HERE = Path(__file__).resolve().parent
 PARTNER_API_KEY = "bench-partner-key"
@@ -96,44 +96,10 @@ class Measure:
         return self.ids / self.seconds
 
 
-def high_water_mb(pid: int) -> float:
-    """``VmHWM`` of a live process, in MB: its own peak resident memory since exec."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def measure(name: str, command: list[str], env: dict[str, str], ids: int) -> Measure:
-    """Run ``command``, return its wall time and peak RSS (of that process alone).
-
-    The peak is the child's ``VmHWM``, polled every 10 ms until it exits: the
-    kernel's high-water mark of that process's memory since it started, which
-    does not include this parent. (``wait4``'s ``ru_maxrss`` would: on Linux a
-    child's ``ru_maxrss`` starts from its parent's resident size at fork.)
-    """
-    peak = [0.0]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    finished = threading.Event()
-
-    def poll() -> None:
-        while not finished.is_set():
-            try:
-                peak[0] = max(peak[0], high_water_mb(process.pid))
-            except (OSError, ValueError):  # exited, or a zombie without memory
-                return
-            finished.wait(0.01)
-
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    _, status, _ = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    finished.set()
-    poller.join()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return Measure(name, ids, seconds, peak[0], process.returncode)
+    """Run ``command``; its wall time and the peak memory of that process alone."""
+    done = run_measured(command, env)
+    return Measure(name, ids, done.seconds, done.peak_mb, done.returncode)
 
 
 BUILD_TABLE = """

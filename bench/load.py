@@ -25,10 +25,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from measured import run_measured
 
 HERE = Path(__file__).resolve().parent
 
@@ -60,37 +61,10 @@ class Measure:
         return self.rows / self.seconds
 
 
-def high_water_mb(pid: int) -> float:
-    """``VmHWM`` of a live process, in MB: its own peak resident memory since exec."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def measure(command: list[str], env: dict[str, str], rows: int) -> Measure:
-    """Run ``command``; its wall time and the peak RSS of that process alone."""
-    peak = [0.0]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    finished = threading.Event()
-
-    def poll() -> None:
-        while not finished.is_set():
-            try:
-                peak[0] = max(peak[0], high_water_mb(process.pid))
-            except (OSError, ValueError):
-                return
-            finished.wait(0.01)
-
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    _, status, _ = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    finished.set()
-    poller.join()
-    return Measure(rows, seconds, peak[0], os.waitstatus_to_exitcode(status))
+    """Run ``command``; its wall time and the peak memory of that process alone."""
+    done = run_measured(command, env)
+    return Measure(rows, done.seconds, done.peak_mb, done.returncode)
 
 
 def main() -> None:

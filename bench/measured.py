@@ -1,0 +1,55 @@
+"""Run a benchmark's child process and measure it: wall time and its own peak memory.
+
+The peak is the child's ``VmHWM``, polled every 10 ms until it exits: the
+kernel's high-water mark of that process's memory since it started, which does
+not include the parent. (``wait4``'s ``ru_maxrss`` would: on Linux a child's
+``ru_maxrss`` starts from its parent's resident size at fork.)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Measured:
+    seconds: float
+    peak_mb: float
+    returncode: int
+
+
+def high_water_mb(pid: int | str) -> float:
+    """``VmHWM`` of a live process, in MB: its own peak resident memory since exec."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_measured(command: list[str], env: dict[str, str]) -> Measured:
+    """Run ``command`` (stdout discarded); its wall time, peak MB and exit code."""
+    peak = [0.0]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    finished = threading.Event()
+
+    def poll() -> None:
+        while not finished.is_set():
+            try:
+                peak[0] = max(peak[0], high_water_mb(process.pid))
+            except (OSError, ValueError):  # exited, or a zombie without memory
+                return
+            finished.wait(0.01)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    _, status, _ = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    finished.set()
+    poller.join()
+    return Measured(seconds, peak[0], os.waitstatus_to_exitcode(status))
