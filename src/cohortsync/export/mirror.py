@@ -623,6 +623,10 @@ class MirrorStep:
         self.dry_run = dry_run
         self.plan: MirrorPlan | None = None
 
+    def snapshot_dir(self, run_dir: Path) -> Path:
+        """Where the staging database writes the new snapshot's members: pending, or scratch."""
+        return run_dir / "snapshot" if self.dry_run else self.store.pending_dir(self.run_id)
+
     def changes_sql(self, staging: StagingLike, identifiers_sql: str, run_dir: Path) -> str:
         """Stage the result, diff it, and return SQL of the changes with kind codes.
 
@@ -634,7 +638,7 @@ class MirrorStep:
         Raises:
             CohortsyncError: a guard tripped (before anything is sent).
         """
-        snapshot_dir = run_dir / "snapshot" if self.dry_run else self.store.pending_dir(self.run_id)
+        snapshot_dir = self.snapshot_dir(run_dir)
         snapshot_dir.mkdir(parents=True, exist_ok=True)
         members = snapshot_dir / MEMBERS_FILE
         names = " ".join(f"WHEN {code} THEN '{name}'" for code, name in enumerate(KINDS))

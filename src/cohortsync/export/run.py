@@ -299,7 +299,11 @@ def prepare(
             the export does not skip them); raised before anything is sent.
     """
     # A dry run never fails on invalid identifiers: it plans without them and shows them.
-    staging = Staging(run_dir, skip_invalid=spec.skip_invalid or report.dry_run)
+    staging = Staging(
+        run_dir,
+        skip_invalid=spec.skip_invalid or report.dry_run,
+        also_writes=[mirror.snapshot_dir(run_dir)] if mirror else [],
+    )
     with staging, _source(spec, settings, staging) as (schema, reader):
         columns = identifier_columns(schema, spec.alias_column)
         if columns.ignored:

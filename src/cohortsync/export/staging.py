@@ -41,8 +41,9 @@ needs no sort over all rows. Duplicates are what the distinct count leaves over.
 from __future__ import annotations
 
 import math
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,9 @@ class Staging:
             :data:`PASS_VALUES` by default (:data:`PASS_BYTES` scales with it).
         skip_invalid: leave out (and count) identifiers Braze would refuse,
             instead of raising :class:`InvalidIdentifiers`.
+        also_writes: directories besides ``run_dir`` that this database writes
+            (a mirror's new snapshot); the only other places a pushed-down
+            query can reach.
     """
 
     def __init__(
@@ -173,8 +177,10 @@ class Staging:
         memory_limit: str | None = None,
         pass_values: int | None = None,
         skip_invalid: bool = False,
+        also_writes: Sequence[Path] = (),
     ) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
+        self.also_writes = tuple(also_writes)
         self.path = run_dir / "staging.duckdb"
         self.connection = duckdb.connect(
             str(self.path),
@@ -220,6 +226,7 @@ class Staging:
                 column); the caller reports it as the source's failure.
         """
         try:
+            self._confine_to_run_dir(path)
             self.connection.execute(f"ATTACH {_literal(path)} AS warehouse (READ_ONLY)")
             self.connection.execute("USE warehouse")
         except duckdb.Error:
@@ -228,6 +235,26 @@ class Staging:
         schema = self.connection.sql(f"SELECT * FROM ({query}) AS source LIMIT 0").to_arrow_table()
         self._pushed_sql = query
         return schema.schema
+
+    def _confine_to_run_dir(self, warehouse: str) -> None:
+        """Switch this database's file access off but for the run's directory and the warehouse.
+
+        The pushed-down query is the user's SQL, and it runs here, not on the
+        engine's locked-down connection. The engine checked and bound it first;
+        this is the second wall: even a file path the check missed reaches
+        nothing but the run's own files and the warehouse being read. DuckDB
+        cannot switch access back on, so this happens once, just before ATTACH.
+        """
+        directories = [self.path.parent, *self.also_writes]
+        warehouse_file = Path(warehouse).resolve()
+        self.connection.execute(
+            "SET allowed_directories = ?",
+            [[f"{directory.resolve()}{os.sep}" for directory in directories]],
+        )
+        self.connection.execute(
+            "SET allowed_paths = ?", [[str(warehouse_file), f"{warehouse_file}.wal"]]
+        )
+        self.connection.execute("SET enable_external_access = false")
 
     def identifiers_sql(
         self, reader: pa.RecordBatchReader | None, columns: IdentifierColumns
