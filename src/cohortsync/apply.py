@@ -67,14 +67,13 @@ class AuthenticationDef(_Item):
 
 
 def _stored_warehouse(url: str | None) -> str | None:
-    """A saved object's warehouse must outlive the command: no in-memory URL."""
+    """A saved object's warehouse must outlive the command: stored, and an absolute path."""
     from cohortsync.warehouse.connect import require_stored_warehouse
 
     try:
-        require_stored_warehouse(url, "a saved definition")
+        return require_stored_warehouse(url, "a saved definition")
     except ConfigError as error:
         raise ValueError(str(error)) from None
-    return url
 
 
 class ParentDef(_Item):

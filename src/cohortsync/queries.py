@@ -213,7 +213,7 @@ def save_query(
         raise ConfigError(f"query {name!r} has empty SQL", hint="pass --sql or --sql-file")
     from cohortsync.warehouse.connect import require_stored_warehouse
 
-    require_stored_warehouse(warehouse_url, f"saved query {name!r}")
+    warehouse_url = require_stored_warehouse(warehouse_url, f"saved query {name!r}")
     zone(timezone)
     cron = check_cron(schedule, timezone) if schedule else None
     settings = settings or Settings()

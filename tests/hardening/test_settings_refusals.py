@@ -9,6 +9,7 @@ each ends in one ``error:`` line that says what to do, and leaves the home
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -202,6 +203,27 @@ def test_an_in_memory_warehouse_still_answers_a_one_off_query(cli: CliRunner, ho
     done = cli("warehouse", "query", "SELECT 'u1' AS user_ids", "--warehouse", MEMORY, "--json")
     assert done.returncode == 0, done.stderr
     assert '"row_count": 1' in done.stdout
+
+
+def test_a_relative_warehouse_path_is_saved_absolute(tmp_path: Path) -> None:
+    """A saved query that names ``duckdb:///w.duckdb`` means the file next to where it was saved.
+
+    The scheduler and later commands run from other directories; saved as
+    given, the query would open (and create) another, empty file from each.
+    """
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    work.mkdir()
+    saved = run_in(
+        work,
+        "query", "save", "q", "--sql", "SELECT 'u1' AS user_ids",
+        "--warehouse", "duckdb:///data/w.duckdb",
+        home=str(home),
+    )  # fmt: skip
+    assert saved.returncode == 0, saved.stderr
+    shown = run_in(tmp_path, "query", "show", "q", "--json", home=str(home))
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["warehouse_url"] == f"duckdb:///{work / 'data' / 'w.duckdb'}"
 
 
 # --- the secret key -----------------------------------------------------------------

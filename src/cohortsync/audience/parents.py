@@ -57,7 +57,7 @@ def create_parent(
         ConfigError: the name is taken or invalid, or ``key`` is not a column.
         SourceError: the table cannot be read.
     """
-    require_stored_warehouse(warehouse_url, f"parent {name!r}")
+    warehouse_url = require_stored_warehouse(warehouse_url, f"parent {name!r}")
     row = ParentRow(name, table, key, warehouse_url, description)
     _checked(row, settings)
     with store.catalog(settings) as catalog:
@@ -84,7 +84,7 @@ def upsert_parent(
     from cohortsync.audience.mapping import check_mapping, parse_mappings
     from cohortsync.audience.segments import check_rules
 
-    require_stored_warehouse(warehouse_url, f"parent {name!r}")
+    warehouse_url = require_stored_warehouse(warehouse_url, f"parent {name!r}")
     row = ParentRow(name, table, key, warehouse_url, description)
     with store.catalog(settings) as catalog:
         current = audiences.get(catalog, ParentRow, name)

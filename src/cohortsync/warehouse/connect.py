@@ -60,25 +60,37 @@ def is_in_memory(url: str) -> bool:
     return False
 
 
-def require_stored_warehouse(url: str | None, use: str) -> None:
-    """Refuse an in-memory warehouse for ``use``, something whose data must outlive the command.
+def require_stored_warehouse(url: str | None, use: str) -> str | None:
+    """``url`` fit for ``use``, something whose data must outlive the command.
 
     A load into ``duckdb:///:memory:`` is gone when the command ends, and a
     saved query, parent or schedule pointing at one would run on an empty
-    database every time. One-off reads (``warehouse query``, ``export``) may
-    still use it: they change nothing that a later command relies on.
-    ``None`` stands for the configured warehouse and passes.
+    database every time: refused. A relative DuckDB path
+    (``duckdb:///data/w.duckdb``) would name another file from every working
+    directory the scheduler or a later command runs in, so it is returned
+    made absolute, against today's working directory. One-off reads
+    (``warehouse query``, ``export``) need none of this: they change nothing a
+    later command relies on. ``None`` stands for the configured warehouse and
+    passes.
 
     Raises:
         ConfigError: ``url`` is an in-memory database.
     """
-    if url is not None and is_in_memory(url):
+    if url is None:
+        return None
+    if is_in_memory(url):
         raise ConfigError(
             f"{use} needs a stored warehouse, but {url} is in memory and would be empty "
             "again on the next command",
             hint="give a file, e.g. duckdb:////absolute/path/file.duckdb, or leave the "
             "warehouse unset for $COHORTSYNC_HOME/warehouse.duckdb",
         )
+    if url.startswith("duckdb:"):
+        path = Path(duckdb_path(url))
+        if not path.is_absolute():
+            query = url.partition("?")[2]
+            return f"{DUCKDB_PREFIX}{path.resolve()}" + (f"?{query}" if query else "")
+    return url
 
 
 def open_engine(url: str | None = None, *, allow_files: Iterable[Path] | None = None) -> Engine:
