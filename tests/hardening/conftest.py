@@ -9,11 +9,13 @@ of the home, so a test compares it before and after the failing command.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -120,3 +122,24 @@ def home_state(home: Path) -> dict[str, Any]:
                 files[str(path.relative_to(home))] = hashlib.sha256(path.read_bytes()).hexdigest()
     state["files"] = files
     return state
+
+
+def open_files(pid: int) -> set[str]:
+    """The paths a live process has open, read from ``/proc/PID/fd``."""
+    opened = set()
+    for descriptor in Path(f"/proc/{pid}/fd").glob("*"):
+        with contextlib.suppress(OSError):
+            opened.add(os.readlink(descriptor))
+    return opened
+
+
+def wait_until_open(process: subprocess.Popen[str], path: Path, timeout: float = 60) -> None:
+    """Until ``process`` has ``path`` open: the command got past start-up and is at work.
+
+    Testing a database's lock from here instead would race the command for it.
+    """
+    deadline = time.monotonic() + timeout
+    while str(path) not in open_files(process.pid):
+        assert process.poll() is None, "the command ended before it opened " + str(path)
+        assert time.monotonic() < deadline, f"the command did not open {path} in {timeout} s"
+        time.sleep(0.05)

@@ -21,7 +21,8 @@ import psycopg
 import pytest
 
 from export.partner_server import CLIENT_SECRET, PARTNER_API_KEY, PartnerServer
-from hardening.conftest import CliRunner, assert_one_line_error
+
+from .conftest import CliRunner, assert_one_line_error
 
 LONG = "x" * 600
 ROWS = 3_000  # the bad row sits past the first two batches of 1,000

@@ -17,8 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.catalog_helpers import save_home_auth
-from tests.hardening.conftest import (
+
+from catalog_helpers import save_home_auth
+
+from .conftest import (
     CliRunner,
     assert_one_line_error,
     home_state,

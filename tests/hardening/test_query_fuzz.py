@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 
 from cohortsync.errors import ConfigError, SourceError
 from cohortsync.warehouse import Engine, open_engine
-from hardening.conftest import warehouse_state
+
+from .conftest import warehouse_state
 
 # "@@" stands for the watched directory; it survives the changes of case.
 DUCKDB_STATEMENTS = [

@@ -17,7 +17,7 @@ import duckdb
 import psycopg
 import pytest
 
-from hardening.conftest import CliRunner, assert_one_line_error, home_state
+from .conftest import CliRunner, assert_one_line_error, home_state
 
 # A dry run against a closed port: even a run that got through would send nothing.
 EXPORT = (

@@ -16,8 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.catalog_helpers import save_home_auth
-from tests.hardening.conftest import CliRunner, assert_one_line_error, home_state
+
+from catalog_helpers import save_home_auth
+
+from .conftest import CliRunner, assert_one_line_error, home_state
 
 
 def run_in(cwd: Path, *args: str, home: str) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,7 @@ import duckdb
 import psycopg
 import pytest
 
-from .conftest import CliRunner, assert_one_line_error, warehouse_state
+from .conftest import CliRunner, assert_one_line_error, wait_until_open, warehouse_state
 
 GOOD = "user_ids,n\nu1,1\nu2,2\n"
 
@@ -252,14 +252,7 @@ def test_ctrl_c_during_a_load_says_so_and_leaves_the_table(
         text=True,
         env=environment,
     )
-    # Wait until the load has begun: the command holds the warehouse's write lock.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        try:
-            duckdb.connect(str(home / "warehouse.duckdb"), read_only=True).close()
-        except duckdb.Error:
-            break
+    wait_until_open(process, home / "warehouse.duckdb")
     time.sleep(0.5)
     assert process.poll() is None, "the load ended before it could be interrupted"
     process.send_signal(signal.SIGINT)

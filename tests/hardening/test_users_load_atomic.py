@@ -23,7 +23,8 @@ import pytest
 import sqlalchemy as sa
 
 from cohortsync.braze.store import open_store, user_aliases, user_devices, users, workspaces
-from hardening.conftest import CliRunner, assert_one_line_error
+
+from .conftest import CliRunner, assert_one_line_error, wait_until_open
 
 LINES = 30_000
 BAD_LINE = 25_001
@@ -183,7 +184,8 @@ def test_ctrl_c_messages(db_url: str, workspace: str, tmp_path: Path, home: Path
                 assert process.poll() is None and time.monotonic() < deadline
                 time.sleep(0.2)
         else:
-            time.sleep(3.0)  # well into the load: the file takes far longer than this
+            wait_until_open(process, path)
+            time.sleep(0.5)  # into the load: the file takes far longer than this
         assert process.poll() is None
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=120)

@@ -1,37 +1,8 @@
-"""Strict, atomic loads: a file either becomes exactly its rows and columns, or nothing changes.
+"""Reading one file strictly with DuckDB: its columns, their types, and every line checked.
 
-Why strict: a lenient reader "sniffs" a broken file into something that loads
-(a ragged CSV becomes one column named ``user_ids,x``, a number among string
-ids turns the column into JSON), and with ``--mode replace`` that garbage
-replaces a good table. So every file is read the same way on every engine,
-with DuckDB as the reader:
-
-- **CSV**: the header defines the columns. Every row is read as text with
-  exactly the header's columns and DuckDB's strict parser (``strict_mode``, no
-  null padding, no ignored errors, the delimiter from the extension), which
-  names the exact line of a ragged row, an unterminated quote or a byte that
-  is not in the file's encoding. Types are then inferred from *every* value
-  (never from a sample), so a value late in the file can't be rounded into a
-  type guessed from its first rows; a column that doesn't fit one type stays
-  text, and ``01234`` stays text too.
-- **NDJSON**: every line must be an object; a key whose values have no single
-  type (a number among strings) is refused, naming the key and the line,
-  unless ``--schema`` declares its type.
-- **Declared types and appends**: a value is converted to its declared type,
-  or to the existing column's type on ``append``, only if the conversion keeps
-  it (``1.5`` into an integer column, a time into a DATE, a string into a
-  number, an overflow: each fails naming the column and an example value).
-- **Empty files**: refused unless ``allow_empty``; a header-only CSV then makes
-  an empty table with the header's columns.
-
-Why atomic: a replace builds the new table beside the old one (a staging table
-with a unique name) and swaps it in one transaction; both engines have
-transactional DDL, so a failure or a Ctrl-C at any point leaves the old table
-and no staging table behind.
-
-The file is read twice: once to check it (and infer types) without writing,
-once to build the table. That costs a second parse, but keeps memory flat: no
-copy of the file is held while it is checked.
+Nothing is written here: the checker plans the ``SELECT`` that yields the
+file's rows in their final types, and names the line, the column and the
+reason of the first thing that would not load unchanged.
 """
 
 from __future__ import annotations
@@ -45,108 +16,16 @@ import json
 import re
 import shutil
 import tempfile
-import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
-import pyarrow as pa
 
-from cohortsync.errors import ConfigError, RunInterrupted, SourceError, whole_message
-from cohortsync.warehouse.base import DEFAULT_BATCH_SIZE, FileFormat, LoadMode
-
-if TYPE_CHECKING:
-    import sqlalchemy as sa
-
-# -- options ---------------------------------------------------------------------
-
-STAGING_PREFIX = "_cohortsync_load_"
-
-_SCHEMA_HINT = (
-    "write --schema as NAME=TYPE pairs separated by commas, e.g. "
-    "--schema user_ids=VARCHAR,age=INTEGER, or --schema @FILE with one NAME=TYPE per line"
-)
-# A type as DuckDB spells it: a name, optional (precision[, scale]), optional [].
-_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?(\[\])?")
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """How to read a file and what a load may do to the table.
-
-    Attributes:
-        mode: ``replace`` (the table becomes the file) or ``append``.
-        format: ``csv``, ``parquet`` or ``ndjson``; already resolved.
-        encoding: the text encoding of a CSV or NDJSON file; UTF-8 when None.
-        schema: declared column types (name -> DuckDB type), e.g. from --schema.
-        allow_empty: accept a file without rows (a CSV still needs its header).
-    """
-
-    mode: LoadMode = "replace"
-    format: FileFormat = "csv"
-    encoding: str | None = None
-    schema: Mapping[str, str] = field(default_factory=dict)
-    allow_empty: bool = False
-
-
-def parse_schema(text: str | None) -> dict[str, str]:
-    """``"a=VARCHAR,b=DECIMAL(10,2)"`` (or ``"@file"``) -> ``{"a": "VARCHAR", ...}``.
-
-    The file form holds one ``NAME=TYPE`` per line (or comma-separated);
-    blank lines and ``#`` comments are skipped. Types are checked for shape
-    here and for meaning by DuckDB when the load starts.
-
-    Raises:
-        ConfigError: a pair without ``=``, a type that is not a type name, a
-            column declared twice, or an unreadable schema file.
-    """
-    if text is None:
-        return {}
-    if text.startswith("@"):
-        path = Path(text[1:])
-        try:
-            content = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError(
-                f"cannot read the schema file {path}: {whole_message(error)}",
-                hint=_SCHEMA_HINT,
-            ) from error
-        lines = [line.split("#", 1)[0] for line in content.splitlines()]
-        text = ",".join(line for line in lines if line.strip())
-    declared: dict[str, str] = {}
-    for item in _split_pairs(text):
-        name, equals, kind = item.partition("=")
-        name, kind = name.strip(), " ".join(kind.split())
-        if not equals or not name or not _TYPE.fullmatch(kind):
-            raise ConfigError(f"invalid --schema entry {item.strip()!r}", hint=_SCHEMA_HINT)
-        if name.lower() in (known.lower() for known in declared):
-            raise ConfigError(f"--schema declares column {name!r} twice", hint=_SCHEMA_HINT)
-        declared[name] = kind.upper()
-    return declared
-
-
-def _split_pairs(text: str) -> list[str]:
-    """Split on commas outside parentheses, so ``DECIMAL(10,2)`` stays whole."""
-    items: list[str] = []
-    current: list[str] = []
-    depth = 0
-    for char in text:
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        if char == "," and depth == 0:
-            items.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    items.append("".join(current))
-    return [item for item in items if item.strip()]
-
-
-# -- reading a file, strictly ---------------------------------------------------
+from cohortsync.errors import ConfigError, SourceError, whole_message
+from cohortsync.warehouse.loading.options import LoadOptions
+from cohortsync.warehouse.names import quote_identifier, sql_literal
 
 # Encodings DuckDB's CSV reader decodes itself; any other is transcoded to a
 # temporary UTF-8 copy first (Python's codecs, strict).
@@ -169,14 +48,6 @@ _TEXT_TYPES = ("VARCHAR",)
 
 def _base(kind: str) -> str:
     return kind.split("(", 1)[0].strip().upper()
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _show(value: Any) -> str:
@@ -243,9 +114,9 @@ class FileChecker:
                 "an empty table with its columns",
             )
         select = ", ".join(
-            f"CAST({expression} AS {targets[name]}) AS {_quote(name)}"
+            f"CAST({expression} AS {targets[name]}) AS {quote_identifier(name)}"
             if targets[name] != kind
-            else f"{expression} AS {_quote(name)}"
+            else f"{expression} AS {quote_identifier(name)}"
             for name, expression, kind in source.columns
         )
         return Prepared(
@@ -281,7 +152,9 @@ class FileChecker:
             described = self.cursor.execute(f"DESCRIBE SELECT * FROM {reader}", params).fetchall()
         except duckdb.Error as error:
             raise self._unreadable(error) from error
-        return _Source(reader, params, [(row[0], _quote(row[0]), str(row[1])) for row in described])
+        return _Source(
+            reader, params, [(row[0], quote_identifier(row[0]), str(row[1])) for row in described]
+        )
 
     def _encoding(self) -> str:
         name = self.options.encoding or "utf-8"
@@ -325,13 +198,15 @@ class FileChecker:
             path, native = self._utf8_copy(encoding), "utf-8"
         delimiter = "\t" if ".tsv" in [suffix.lower() for suffix in self.path.suffixes] else ","
         header = self._header(path, native, delimiter)
-        columns = "{" + ", ".join(f"{_literal(name)}: 'VARCHAR'" for name in header) + "}"
+        columns = "{" + ", ".join(f"{sql_literal(name)}: 'VARCHAR'" for name in header) + "}"
         reader = (
-            f"read_csv(?, header = true, columns = {columns}, delim = {_literal(delimiter)}, "
+            f"read_csv(?, header = true, columns = {columns}, delim = {sql_literal(delimiter)}, "
             "quote = '\"', escape = '\"', strict_mode = true, null_padding = false, "
-            f"ignore_errors = false, auto_detect = false, encoding = {_literal(native)})"
+            f"ignore_errors = false, auto_detect = false, encoding = {sql_literal(native)})"
         )
-        return _Source(reader, [str(path)], [(name, _quote(name), "VARCHAR") for name in header])
+        return _Source(
+            reader, [str(path)], [(name, quote_identifier(name), "VARCHAR") for name in header]
+        )
 
     def _header(self, path: Path, encoding: str, delimiter: str) -> list[str]:
         """The header's column names, read with Python's csv module (the first record).
@@ -405,9 +280,11 @@ class FileChecker:
                 # A key with no single type: its values as text, typed only if declared.
                 if self._declared(name) is None:
                     raise self._mixed_types(path, name)
-                columns.append((name, f"json_extract_string({_quote(name)}, '$')", "VARCHAR"))
+                columns.append(
+                    (name, f"json_extract_string({quote_identifier(name)}, '$')", "VARCHAR")
+                )
             else:
-                columns.append((name, _quote(name), kind))
+                columns.append((name, quote_identifier(name), kind))
         return _Source(reader, [str(path)], columns)
 
     # checks -------------------------------------------------------------------------
@@ -744,204 +621,3 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     with _open_bytes(path) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
         yield from enumerate(text, start=1)
-
-
-def staging_name() -> str:
-    """A table name no one else uses: where the new table is built before the swap."""
-    return f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
-
-
-def is_interrupt(error: BaseException) -> bool:
-    """Ctrl-C as DuckDB reports it: its InterruptException, or a bare "Query interrupted"."""
-    return isinstance(error, KeyboardInterrupt | duckdb.InterruptException) or (
-        type(error) is RuntimeError and str(error).strip() == "Query interrupted"
-    )
-
-
-def interrupted(table: str) -> RunInterrupted:
-    """The one line for a load stopped by Ctrl-C or SIGTERM."""
-    return RunInterrupted(
-        f"load interrupted; table {table} was left as it was",
-        hint="run the load again",
-    )
-
-
-# -- DuckDB: check, build beside, swap --------------------------------------------------
-
-
-def duckdb_columns(
-    cursor: duckdb.DuckDBPyConnection, schema_name: str | None, name: str
-) -> dict[str, str] | None:
-    """The columns of the table (name -> type), or None when there is no such table.
-
-    Read from the catalog rather than with DESCRIBE, whose error on a missing
-    table would abort the load's transaction.
-    """
-    described = cursor.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_catalog = current_database() AND lower(table_schema) = lower(?) "
-        "AND lower(table_name) = lower(?) ORDER BY ordinal_position",
-        [schema_name or "main", name],
-    ).fetchall()
-    return {str(row[0]): str(row[1]) for row in described} or None
-
-
-def load_duckdb(
-    connection: duckdb.DuckDBPyConnection,
-    table: str,
-    schema_name: str | None,
-    name: str,
-    path: Path,
-    options: LoadOptions,
-) -> int:
-    """Load ``path`` into ``table`` of a DuckDB warehouse in one transaction.
-
-    The file is checked before anything is written; a replace builds a staging
-    table and renames it over the old one, an append inserts by column name.
-    Any error, or Ctrl-C, rolls the whole transaction back.
-    """
-    target = f"{_quote(schema_name)}.{_quote(name)}" if schema_name else _quote(name)
-    cursor = connection.cursor()
-    checker = FileChecker(cursor, path, options)
-    try:
-        cursor.execute("BEGIN TRANSACTION")
-        existing = duckdb_columns(cursor, schema_name, name)
-        prepared = checker.prepare(existing if options.mode == "append" else None)
-        if options.mode == "append" and existing is not None:
-            names = ", ".join(_quote(column) for column, _ in prepared.columns)
-            cursor.execute(f"INSERT INTO {target} ({names}) {prepared.select_sql}", prepared.params)
-        else:
-            stage = staging_name()
-            staged = f"{_quote(schema_name)}.{_quote(stage)}" if schema_name else _quote(stage)
-            cursor.execute(f"CREATE TABLE {staged} AS {prepared.select_sql}", prepared.params)
-            if existing is not None:
-                cursor.execute(f"DROP TABLE {target}")
-            cursor.execute(f"ALTER TABLE {staged} RENAME TO {_quote(name)}")
-        cursor.execute("COMMIT")
-    except (KeyboardInterrupt, duckdb.InterruptException) as error:
-        _rollback(cursor)
-        raise interrupted(table) from error
-    except RuntimeError as error:
-        _rollback(cursor)
-        if is_interrupt(error):
-            raise interrupted(table) from error
-        raise
-    except duckdb.Error as error:
-        _rollback(cursor)
-        raise SourceError(
-            f"loading {path} into {table} failed: {whole_message(error)}",
-            hint="the table was left as it was; check the file, or that its columns "
-            "match the table's (or load with --mode replace)",
-        ) from error
-    except BaseException:
-        _rollback(cursor)
-        raise
-    finally:
-        checker.close()
-        cursor.close()
-    return prepared.rows
-
-
-def _rollback(cursor: duckdb.DuckDBPyConnection) -> None:
-    with contextlib.suppress(duckdb.Error):
-        cursor.execute("ROLLBACK")
-
-
-# -- other engines: DuckDB checks the file, the rows travel as Arrow batches --------------
-
-
-def duckdb_types(schema: pa.Schema) -> dict[str, str]:
-    """The DuckDB type of each column of an Arrow schema (a table on another engine)."""
-    with duckdb.connect() as connection:
-        relation = connection.from_arrow(schema.empty_table())
-        return {
-            name: str(kind) for name, kind in zip(relation.columns, relation.types, strict=True)
-        }
-
-
-def load_sqlalchemy(
-    connect: Callable[[], Any],
-    table: str,
-    schema_name: str | None,
-    name: str,
-    path: Path,
-    options: LoadOptions,
-    *,
-    existing: pa.Schema | None,
-    copy: Callable[[Any, sa.Table, pa.RecordBatchReader], int],
-    errors: tuple[type[BaseException], ...],
-) -> int:
-    """Load ``path`` into a SQLAlchemy warehouse with the same rules as DuckDB's.
-
-    An in-memory DuckDB reads and checks the file (so the rules, line numbers
-    and messages are the same on every engine) and then streams the typed
-    rows; ``copy`` writes them (COPY on PostgreSQL). A replace creates a
-    staging table, fills it, drops the old table and renames the staging one,
-    all in one transaction: PostgreSQL's DDL is transactional.
-
-    Args:
-        connect: opens a SQLAlchemy connection to the warehouse.
-        existing: the table's Arrow schema, or None when it does not exist.
-        copy: writes a reader's batches into a table; returns rows written.
-        errors: the driver's exceptions, turned into :class:`SourceError`.
-    """
-    # Imported here: the embedded DuckDB warehouse never needs SQLAlchemy.
-    import sqlalchemy as sa
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from cohortsync.warehouse.arrow_types import sql_type
-
-    reader_connection = duckdb.connect()
-    checker = FileChecker(reader_connection.cursor(), path, options)
-    try:
-        appending = options.mode == "append" and existing is not None
-        prepared = checker.prepare(
-            duckdb_types(existing) if appending and existing is not None else None
-        )
-        rows = reader_connection.sql(prepared.select_sql, params=prepared.params).to_arrow_reader(
-            DEFAULT_BATCH_SIZE
-        )
-        metadata = sa.MetaData(schema=schema_name)
-        with connect() as connection, connection.begin():
-            preparer = connection.dialect.identifier_preparer
-            if appending:
-                target = sa.Table(name, metadata, *(sa.Column(n) for n, _ in prepared.columns))
-                copy(connection, target, rows)
-            else:
-                stage = sa.Table(
-                    staging_name(),
-                    metadata,
-                    *(sa.Column(field.name, sql_type(field)) for field in rows.schema),
-                )
-                stage.create(connection)
-                copy(connection, stage, rows)
-                if existing is not None:
-                    old = sa.Table(name, sa.MetaData(schema=schema_name))
-                    connection.execute(sa.text(f"DROP TABLE {preparer.format_table(old)}"))
-                connection.execute(
-                    sa.text(
-                        f"ALTER TABLE {preparer.format_table(stage)} "
-                        f"RENAME TO {preparer.quote(name)}"
-                    )
-                )
-    except (KeyboardInterrupt, duckdb.InterruptException) as error:
-        raise interrupted(table) from error
-    except RuntimeError as error:
-        if is_interrupt(error):
-            raise interrupted(table) from error
-        raise
-    except duckdb.Error as error:
-        raise SourceError(
-            f"loading {path} into {table} failed: {whole_message(error)}",
-            hint="the table was left as it was; check the file",
-        ) from error
-    except (SQLAlchemyError, pa.ArrowException, *errors) as error:
-        raise SourceError(
-            f"loading {path} into {table} failed: {whole_message(error)}",
-            hint="the table was left as it was; check that the file's columns "
-            "match the table's, or load with --mode replace",
-        ) from error
-    finally:
-        checker.close()
-        reader_connection.close()
-    return prepared.rows
