@@ -62,12 +62,6 @@ _FILES_HINT = (
 _CONFIGURE_LOCK = threading.Lock()
 _LOCK_HELD = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 
-# DuckDB's readers, each taking the file path as its one parameter.
-_READERS: dict[FileFormat, str] = {
-    "csv": "read_csv(?, auto_detect = true)",
-    "parquet": "read_parquet(?)",
-    "ndjson": "read_json(?, format = 'newline_delimited')",
-}
 
 _TABLES_SQL = """
 SELECT CASE WHEN schema_name = 'main' THEN table_name

@@ -36,3 +36,13 @@ def quote_table_name(table: str) -> str:
     schema, name = split_table_name(table)
     quoted = f'"{name}"'
     return f'"{schema}".{quoted}' if schema else quoted
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as a double-quoted SQL identifier, inner quotes doubled (any name)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_literal(text: str) -> str:
+    """``text`` as a single-quoted SQL string literal, inner quotes doubled."""
+    return "'" + text.replace("'", "''") + "'"
