@@ -14,7 +14,6 @@ from cohortsync.errors import ConfigError
 from cohortsync.settings import Settings
 from cohortsync.warehouse.base import Engine
 from cohortsync.warehouse.duckdb_engine import MEMORY, DuckDBEngine
-from cohortsync.warehouse.sqlalchemy_engine import SQLAlchemyEngine
 
 DUCKDB_PREFIX = "duckdb:///"
 
@@ -125,6 +124,9 @@ def open_engine(url: str | None = None, *, allow_files: Iterable[Path] | None = 
             hint="use postgresql://user:password@host:5432/db, with a numeric port and "
             "brackets closed around an IPv6 host",
         ) from None
+    # Imported here: the embedded warehouse never pays for sqlglot and the drivers.
+    from cohortsync.warehouse.sqlalchemy_engine import SQLAlchemyEngine
+
     return SQLAlchemyEngine(target)
 
 

@@ -33,11 +33,11 @@ from cohortsync.warehouse.arrow_types import (
     result_columns,
 )
 from cohortsync.warehouse.base import DEFAULT_BATCH_SIZE, FileFormat, LoadMode
+from cohortsync.warehouse.dialect_statements import check_sql_query
 from cohortsync.warehouse.files import check_readable, detect_format
 from cohortsync.warehouse.loading import LoadOptions, load_sqlalchemy
 from cohortsync.warehouse.names import split_table_name
 from cohortsync.warehouse.placeholders import to_named
-from cohortsync.warehouse.statements import check_sql_query
 
 _TABLES_HINT = "check the table name; 'cohortsync warehouse tables' lists them"
 

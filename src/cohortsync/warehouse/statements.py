@@ -12,7 +12,9 @@ The checks use real parsers, never patterns over the text: a ``;`` inside a
 comment or a string literal is not a statement boundary, and the parser knows
 that. DuckDB's own parser (``duckdb.extract_statements`` for the statement
 list and types, ``json_serialize_sql`` for the parse tree) checks DuckDB
-queries; sqlglot checks the SQL of the other engines, in their dialect.
+queries; sqlglot checks the SQL of the other engines, in their dialect
+(:mod:`cohortsync.warehouse.dialect_statements`, imported only by them: the
+embedded warehouse never pays for sqlglot).
 
 These checks are the first of two locks. The engines also run every query
 where writing is impossible (DuckDB opened read-only with file access off, a
@@ -23,22 +25,18 @@ still could not write.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from typing import Any
 
 import duckdb
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
 
 from cohortsync.errors import SourceError, whole_message
 
-_LOAD_HINT = "a query is one SELECT; write data with 'cohortsync warehouse load TABLE FILE'"
+LOAD_HINT = "a query is one SELECT; write data with 'cohortsync warehouse load TABLE FILE'"
 _ONE_QUERY_HINT = "give one SELECT, WITH, VALUES, TABLE, FROM, DESCRIBE, SHOW or SUMMARIZE query"
 
 # What to do instead, by the kind of statement refused (DuckDB's StatementType).
-_HINTS = {
+HINTS = {
     "ATTACH": "queries read the warehouse only; load other data with 'cohortsync warehouse load'",
     "DETACH": "queries read the warehouse only",
     "COPY": "queries neither read nor write files with COPY; load files with "
@@ -47,7 +45,7 @@ _HINTS = {
     "LOAD": "queries load no extensions",
     "PRAGMA": "read settings with SELECT * FROM duckdb_settings(), columns with DESCRIBE <table>",
     "CALL": "call a table function with SELECT * FROM <function>(...)",
-    "CHECKPOINT": _LOAD_HINT,
+    "CHECKPOINT": LOAD_HINT,
     "SET": "queries change no settings; give one SELECT",
     "VARIABLE_SET": "queries change no settings; give one SELECT",
     "TRANSACTION": "each query runs in its own read-only transaction; give one SELECT",
@@ -55,34 +53,26 @@ _HINTS = {
     "EXECUTE": "give the query itself; parameters are bound for you",
 }
 
-# sqlglot's name for an SQLAlchemy dialect, when they differ.
-_SQLGLOT_DIALECTS = {"postgresql": "postgres", "mssql": "tsql", "mariadb": "mysql"}
-
-# sqlglot warns through logging when it falls back to an opaque Command; such
-# statements are refused anyway, and the warning would add a second line to
-# the one-line error.
-logging.getLogger("sqlglot").setLevel(logging.ERROR)
-
 _parser_lock = threading.Lock()
 _parser: duckdb.DuckDBPyConnection | None = None
 
 
-def _refused(kind: str, hint: str | None = None) -> SourceError:
+def refused(kind: str, hint: str | None = None) -> SourceError:
     article = "an" if kind[:1] in "AEIO" or kind in ("UPDATE", "UNLISTEN") else "a"
     return SourceError(
         f"the query is {article} {kind} statement, and queries only read",
-        hint=hint or _LOAD_HINT,
+        hint=hint or LOAD_HINT,
     )
 
 
-def _too_many(count: int) -> SourceError:
+def too_many(count: int) -> SourceError:
     return SourceError(
         f"the query holds {count} statements; a query is exactly one",
         hint="give one SELECT, and write data with 'cohortsync warehouse load'",
     )
 
 
-def _empty() -> SourceError:
+def empty_query() -> SourceError:
     return SourceError("the query is empty", hint=_ONE_QUERY_HINT)
 
 
@@ -121,15 +111,15 @@ def _one_duckdb_statement(sql: str) -> Any:
             f"query failed: {whole_message(error)}", hint="check the SQL syntax"
         ) from error
     if not statements:
-        raise _empty()
+        raise empty_query()
     if len(statements) > 1:
-        raise _too_many(len(statements))
+        raise too_many(len(statements))
     try:
         statements[0].type  # noqa: B018 - the binding converts the type lazily
     except ValueError as error:
         # A statement newer than the Python binding's StatementType list
         # (such as UPDATE EXTENSIONS): not a query, whatever it is.
-        raise _refused(_first_keyword(sql) or "non-query", _ONE_QUERY_HINT) from error
+        raise refused(_first_keyword(sql) or "non-query", _ONE_QUERY_HINT) from error
     return statements[0]
 
 
@@ -142,7 +132,7 @@ def _check_duckdb_select(statement: Any) -> None:
         )
     if statement.type != duckdb.StatementType.SELECT:
         keyword = _first_keyword(statement.query)
-        raise _refused(keyword or kind, _HINTS.get(keyword) or _HINTS.get(kind))
+        raise refused(keyword or kind, HINTS.get(keyword) or HINTS.get(kind))
     # A SELECT may still hold DELETE, INSERT or UPDATE in a WITH clause
     # (``WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d``): find any
     # in DuckDB's own parse tree.
@@ -152,7 +142,7 @@ def _check_duckdb_select(statement: Any) -> None:
         raise SourceError(
             f"the query holds {' and '.join(sorted(modifying))} inside it (a data-modifying "
             "WITH or subquery), and queries only read",
-            hint=_LOAD_HINT,
+            hint=LOAD_HINT,
         )
 
 
@@ -172,7 +162,7 @@ def _check_explained(sql: str) -> None:
     ]
     rest = 2 if len(words) > 1 and words[1] == "analyze" else 1
     if rest >= len(starts):
-        raise _refused("EXPLAIN", "give EXPLAIN [ANALYZE] SELECT ...")
+        raise refused("EXPLAIN", "give EXPLAIN [ANALYZE] SELECT ...")
     explained = data[starts[rest] :].decode()
     try:
         statement = _one_duckdb_statement(explained)
@@ -182,7 +172,7 @@ def _check_explained(sql: str) -> None:
             hint="give EXPLAIN [ANALYZE] SELECT ...",
         ) from error
     if statement.type == duckdb.StatementType.EXPLAIN:
-        raise _refused("EXPLAIN EXPLAIN", "give EXPLAIN [ANALYZE] SELECT ...")
+        raise refused("EXPLAIN EXPLAIN", "give EXPLAIN [ANALYZE] SELECT ...")
     _check_duckdb_select(statement)
 
 
@@ -255,88 +245,6 @@ def _without_trailing(sql: str) -> str:
     return data[:last_end].decode()
 
 
-# -- other engines (sqlglot) ----------------------------------------------------
-
-
-def check_sql_query(sql: str, dialect: str) -> str:
-    """The one read-only statement of ``sql`` in the SQLAlchemy ``dialect``, parsed by sqlglot.
-
-    Accepted: ``SELECT`` (with ``WITH``), ``VALUES``, ``TABLE t`` and set
-    operations of them, without ``SELECT ... INTO`` (which creates a table),
-    row locks (``FOR UPDATE``) or data-modifying ``WITH`` clauses.
-
-    Returns:
-        ``sql`` as written (sqlglot's regenerated SQL could differ in meaning),
-        cut after its last token so no ``;`` or comment follows it.
-
-    Raises:
-        SourceError: not parseable, not exactly one statement, or not a query.
-    """
-    read: str | None = _SQLGLOT_DIALECTS.get(dialect, dialect)
-    try:
-        parsed = sqlglot.parse(sql, read=read)
-    except SqlglotError as error:
-        raise SourceError(
-            f"query failed: cannot parse the query: {_sqlglot_reason(error)}",
-            hint="check the SQL syntax; a query is one SELECT",
-        ) from error
-    except ValueError:  # an SQL dialect sqlglot does not know: its generic SQL
-        read = None
-        parsed = sqlglot.parse(sql)
-    statements = [
-        node for node in parsed if node is not None and not isinstance(node, exp.Semicolon)
-    ]
-    if not statements:
-        raise _empty()
-    if len(statements) > 1:
-        raise _too_many(len(statements))
-    statement = statements[0]
-    if not isinstance(statement, exp.Query | exp.Values):
-        kind = _sqlglot_kind(sql, read)
-        raise _refused(kind, _HINTS.get(kind))
-    modifying = {
-        type(node).__name__.upper()
-        for node in statement.find_all(exp.Insert, exp.Update, exp.Delete, exp.Merge)
-    }
-    if modifying:
-        raise SourceError(
-            f"the query holds {' and '.join(sorted(modifying))} inside it (a data-modifying "
-            "WITH), and queries only read",
-            hint=_LOAD_HINT,
-        )
-    if statement.find(exp.Into) is not None:
-        raise SourceError(
-            "the query is a SELECT ... INTO, which creates a table, and queries only read",
-            hint=_LOAD_HINT,
-        )
-    if statement.find(exp.Lock) is not None:
-        raise SourceError(
-            "the query locks rows (FOR UPDATE or FOR SHARE), and queries only read",
-            hint="remove the FOR ... clause",
-        )
-    ends = [token.end for token in sqlglot.tokenize(sql, read=read) if token.text != ";"]
-    return sql[: max(ends) + 1] if ends else sql
-
-
-def _sqlglot_kind(sql: str, read: str | None) -> str:
-    """The statement's first keyword in capitals (``DROP``, ``LISTEN``), for messages."""
-    try:
-        tokens = sqlglot.tokenize(sql, read=read)
-    except (SqlglotError, ValueError):
-        return "non-query"
-    words = [token.text.upper() for token in tokens if token.text not in ("(", ")")]
-    return words[0] if words else "non-query"
-
-
-def _sqlglot_reason(error: SqlglotError) -> str:
-    """sqlglot's reason and position, without the terminal colours of its message."""
-    details = getattr(error, "errors", None) or []
-    if details:
-        first = details[0]
-        return f"{first.get('description')} (line {first.get('line')}, column {first.get('col')})"
-    return whole_message(error)
-
-
 def check_query_for(sql: str, warehouse_url: str) -> str:
     """Check ``sql`` with the parser of the warehouse ``warehouse_url`` names (no connection).
 
@@ -353,4 +261,6 @@ def check_query_for(sql: str, warehouse_url: str) -> str:
         dialect = make_url(warehouse_url).get_backend_name()
     except ArgumentError:
         dialect = ""
+    from cohortsync.warehouse.dialect_statements import check_sql_query
+
     return check_sql_query(sql, dialect)
