@@ -8,6 +8,7 @@ prints its message as one line on stderr (no traceback) and exits with its
 
     CohortsyncError                 exit 1  generic failure
     ├── ConfigError                 exit 2  bad usage or configuration
+    │   └── FileFormatTooNew        exit 2  a run's or snapshot's file is newer than the code
     ├── SourceError                 exit 3  the query or source failed
     ├── DestinationRefused          exit 4  the destination refused (400/401)
     ├── RetriesExhausted            exit 5  retryable failures outlasted the retries
@@ -52,6 +53,14 @@ class ConfigError(CohortsyncError):
     """Bad usage or configuration: a wrong option, a missing setting."""
 
     exit_code = 2
+
+
+class FileFormatTooNew(ConfigError):
+    """A plan, ack log or snapshot was written by a newer cohortsync than this one.
+
+    Reading it could misnumber batches or skip unsent ones, so it is refused,
+    and left as it is, until cohortsync is upgraded (:mod:`cohortsync.export.formats`).
+    """
 
 
 class SourceError(CohortsyncError):

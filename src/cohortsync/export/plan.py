@@ -7,7 +7,9 @@ JSON with a trailing comma (``"u1",`` or ``{"alias_name":"a@x.io",
 "alias_label":"email"},``), so a request body is a slice of bytes, not a
 Python list. Batch number ``n`` is rows ``[n * 1000, (n + 1) * 1000)`` of the
 file; the file is written once per run and read as is when the run resumes,
-so a batch number always means the same identifiers.
+so a batch number always means the same identifiers. The file carries its
+format version in its Parquet metadata (:mod:`formats`); a plan of an older
+format is upgraded in place before its run is resumed (:func:`resume_plan`).
 
 Within a ``(should_remove, kind)`` group the order is the one DuckDB's
 aggregation produced: sorting strings would cost more than the whole send.
@@ -29,12 +31,13 @@ from pathlib import Path
 import duckdb
 
 from cohortsync.errors import ConfigError
+from cohortsync.export import formats
 from cohortsync.export.identifiers import ALIAS, KINDS
 from cohortsync.export.mirror import MirrorStep
 from cohortsync.export.spec import MAX_IDENTIFIERS_PER_REQUEST, ExportSpec
 from cohortsync.export.staging import STAGING_THREADS, Staging
 
-CHANGES_FILE = "changes.parquet"
+CHANGES_FILE = formats.PLAN_FILE
 PLAN_ROW_GROUP = 100_000
 # LZ4 decodes faster than DuckDB's default Snappy; the plan is read once per send.
 PLAN_COMPRESSION = "lz4_raw"
@@ -89,12 +92,8 @@ def changes_sql(spec: ExportSpec, identifiers_sql: str) -> tuple[str, bool]:
 
 
 def item_sql(alias_label: str | None) -> str:
-    """SQL of the JSON text of one identifier with its trailing comma."""
-    label = _string_literal(alias_label or "")
-    alias = (
-        f"""'{{"alias_name":' || to_json(value) || ',"alias_label":' || to_json({label}) || '}}'"""
-    )
-    return f"(CASE WHEN kind = {KINDS.index(ALIAS)} THEN {alias} ELSE to_json(value) END) || ','"
+    """SQL of the JSON text of one identifier with its trailing comma (kind as a code)."""
+    return formats.item_json_sql(f"kind = {KINDS.index(ALIAS)}", alias_label)
 
 
 def write_plan(
@@ -130,7 +129,8 @@ def write_plan(
                    {item_sql(spec.alias_column)}::VARCHAR AS item
             FROM ({sql}) {order_by}
         ) TO {_string_literal(str(path))}
-        (FORMAT parquet, COMPRESSION {PLAN_COMPRESSION}, ROW_GROUP_SIZE {PLAN_ROW_GROUP})
+        (FORMAT parquet, COMPRESSION {PLAN_COMPRESSION}, ROW_GROUP_SIZE {PLAN_ROW_GROUP},
+         {formats.plan_metadata_sql()})
     """
     # A scan of the staged identifiers table is written by one thread: in order,
     # the Parquet writer holds one row group, where two threads writing in
@@ -147,6 +147,16 @@ def write_plan(
         if one_thread:
             staging.connection.execute(f"SET threads = {STAGING_THREADS}")
     staging.check_stream()
+    return read_plan(path)
+
+
+def resume_plan(path: Path, *, alias_label: str | None) -> Plan:
+    """The plan of a run being resumed, upgraded in place first if an older release wrote it.
+
+    Raises:
+        FileFormatTooNew: a newer release wrote it.
+    """
+    formats.upgrade_plan(path, alias_label=alias_label)
     return read_plan(path)
 
 

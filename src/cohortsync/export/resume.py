@@ -32,10 +32,11 @@ import sqlalchemy as sa
 from cohortsync.catalog import runs
 from cohortsync.catalog.runs import RunRecord
 from cohortsync.errors import ConfigError
+from cohortsync.export import formats
 from cohortsync.export.snapshots import CohortKey, SnapshotStore
 from cohortsync.export.spec import ExportSpec
 
-CHANGES_FILE = "changes.parquet"
+CHANGES_FILE = formats.PLAN_FILE
 HISTORY_SCAN = 200
 
 
@@ -81,12 +82,17 @@ def choose_run(
     Raises:
         ConfigError: ``resume_run_id`` names a run that cannot be resumed; the
             message says why and what to run instead.
+        FileFormatTooNew: a run this export could continue or fold in left files
+            of a newer format; nothing is changed.
     """
     destination = spec.destination
     key = runs.cohort_key(
         destination.endpoint, destination.partner, spec.cohort_id, destination.data_import_key
     )
     history = _since_last_mirror_commit(runs.list_runs(catalog, cohort_key=key, limit=HISTORY_SCAN))
+    for record in history:
+        if record.status != "succeeded":
+            check_formats(home, record)
     for record in history:
         if record.status == "running":  # under the lock: its process is gone
             runs.finish_run(
@@ -115,6 +121,17 @@ def choose_run(
             r for r in earlier if r.operation == "mirror" and _readable(changes_path(home, r.id))
         )
     return RunChoice(resume=resume, abandoned=abandoned, superseded=earlier)
+
+
+def check_formats(home: Path, record: RunRecord) -> None:
+    """Refuse a run whose plan, ack log or pending snapshot a newer release wrote.
+
+    Checked before the run is marked, resumed or folded into another run's
+    diff, so this release changes nothing of a newer release's run.
+    """
+    formats.check_run_files(run_dir(home, record.id))
+    if record.operation == "mirror":
+        SnapshotStore(home, CohortKey.for_run(record)).check_pending(record.id)
 
 
 def resumable(home: Path, record: RunRecord) -> bool:

@@ -26,7 +26,6 @@ import datetime as dt
 import logging
 import os
 import shutil
-import struct
 import sys
 import time
 from collections.abc import Iterator
@@ -52,12 +51,13 @@ from cohortsync import secrets
 from cohortsync.catalog import runs
 from cohortsync.catalog.db import open_catalog
 from cohortsync.errors import CohortsyncError, ConfigError, RunInterrupted
+from cohortsync.export import formats
 from cohortsync.export.batches import Batch, BodyBuilder, iter_batches
 from cohortsync.export.client import PartnerClient
 from cohortsync.export.identifiers import IdentifierColumns, identifier_columns
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT, CohortLock
 from cohortsync.export.mirror import MirrorStep
-from cohortsync.export.plan import CHANGES_FILE, Plan, read_plan, write_plan
+from cohortsync.export.plan import CHANGES_FILE, Plan, resume_plan, write_plan
 from cohortsync.export.report import ExportReport
 from cohortsync.export.resume import RunChoice, choose_run, resolve_superseded
 from cohortsync.export.send import send_all
@@ -76,11 +76,13 @@ log = logging.getLogger(__name__)
 # is appended to the run's ack log (one write(2), which a killed process cannot
 # lose, like the catalog's WAL commit without fsync). The log is folded into the
 # catalog every CHECKPOINT_BATCHES acks or CHECKPOINT_SECONDS, when the run
-# stops, and, after a kill, before the run is resumed.
+# stops, and, after a kill, before the run is resumed. The log starts with a
+# header naming its format version (:mod:`formats`); logs of the previous
+# release have none and are read the same way.
 CHECKPOINT_SECONDS = 0.5
 CHECKPOINT_BATCHES = 500
-ACK_LOG = "acks.log"
-_ACK_RECORD = struct.Struct("<qq")  # batch number, identifier count
+ACK_LOG = formats.ACK_LOG_FILE
+_ACK_RECORD = formats.ACK_RECORD  # batch number, identifier count
 
 
 def run_export(
@@ -150,6 +152,8 @@ def run_export(
                     f"stopped while waiting for another run of cohort {spec.cohort_id!r}"
                 ) from None
             try:
+                if spec.operation == "mirror":  # refuse a newer snapshot before recording a run
+                    SnapshotStore(settings.home_dir, lock.key).check_current()
                 choice = choose_run(catalog, settings.home_dir, spec, resume_run_id=resume_run_id)
                 return _run_locked(spec, settings, catalog, lock, choice, report, stop, progress)
             except KeyboardInterrupt:  # between two steps, before the run could record it
@@ -210,7 +214,7 @@ def _run_locked(
         )
     try:
         if choice.resume is not None:
-            plan = read_plan(run_dir / CHANGES_FILE)
+            plan = resume_plan(run_dir / CHANGES_FILE, alias_label=spec.alias_column)
         else:
             with _reading(show_progress(progress)):
                 plan = prepare(spec, settings, run_dir, report, mirror=mirror)
@@ -459,13 +463,17 @@ def fold_ack_log(catalog: sa.Engine, run_id: str, log_path: Path) -> None:
 
     Idempotent: acks already in the catalog are ignored. A torn last record
     (the process died inside the write) is left out: its batch is sent again.
+    Logs with a format header and the previous release's, without one, are read.
+
+    Raises:
+        FileFormatTooNew: a newer release wrote the log; it is left as it is.
     """
     try:
         data = log_path.read_bytes()
     except FileNotFoundError:
         return
-    whole = len(data) - len(data) % _ACK_RECORD.size
-    acks = [(int(n), int(c)) for n, c in _ACK_RECORD.iter_unpack(data[:whole])]
+    records = formats.ack_log_records(log_path, data)
+    acks = [(int(n), int(c)) for n, c in _ACK_RECORD.iter_unpack(records)]
     recorder = runs.AckRecorder(catalog, run_id)
     try:
         recorder.record(acks)
@@ -495,6 +503,7 @@ def send_plan(
     batches = iter_batches(plan.path, body_builder(spec), skip=done)
     if stop is not None:
         batches = stop.batches(batches)
+    formats.start_ack_log(ack_log)
     checkpoint = Checkpoint(catalog, run_id, ack_log)
     client = PartnerClient(spec.destination, threads=spec.threads)
     name_body = client.body(**name_fields(spec))

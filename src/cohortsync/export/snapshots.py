@@ -20,7 +20,9 @@ A generation is written in full, fsynced, renamed into place and only then
 named by ``CURRENT`` (itself replaced by an atomic rename), so a crash at any
 moment leaves either the previous snapshot or the new one, never a mix.
 Committing is idempotent: a resumed run that died half-way through its commit
-finishes it.
+finishes it. ``meta.json`` names the generation's format version
+(:mod:`cohortsync.export.formats`): one written by the previous release has
+none and is read as version 1; a newer one is refused.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from urllib.parse import urlsplit
 
 from cohortsync.catalog.runs import RunRecord, key_hash
 from cohortsync.errors import CohortsyncError
+from cohortsync.export import formats
 
 MEMBERS_FILE = "members.parquet"
 EXITS_FILE = "exits.parquet"
@@ -169,6 +172,7 @@ class SnapshotStore:
                 f"the snapshot of {self.key.describe()} is damaged: {generation} is unreadable",
                 hint="run the export again with --full-resync after removing that directory",
             ) from error
+        formats.snapshot_version(generation, meta)
         return Snapshot(
             directory=generation,
             run_id=str(meta["run_id"]),
@@ -184,6 +188,24 @@ class SnapshotStore:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def check_current(self) -> None:
+        """Refuse the committed snapshot if a newer release wrote it (damage: :meth:`current`)."""
+        try:
+            generation = self.directory / (self.directory / CURRENT_FILE).read_text().strip()
+            meta = json.loads((generation / META_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            return
+        formats.snapshot_version(generation, meta)
+
+    def check_pending(self, run_id: str) -> None:
+        """Refuse the pending snapshot of ``run_id`` if a newer release wrote it."""
+        pending = self.directory / f"{_PENDING_PREFIX}{run_id}"
+        try:
+            meta = json.loads((pending / META_FILE).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return  # not written yet: the run is not resumable and is left out
+        formats.snapshot_version(pending, meta)
+
     def has_pending(self, run_id: str) -> bool:
         """Whether run ``run_id`` has a complete pending snapshot or has already committed it."""
         pending = self.directory / f"{_PENDING_PREFIX}{run_id}"
@@ -198,13 +220,15 @@ class SnapshotStore:
         pending = self.directory / f"{_PENDING_PREFIX}{run_id}"
         for name in (MEMBERS_FILE, EXITS_FILE):
             _fsync_file(pending / name)
-        meta: dict[str, Any] = {
-            "run_id": run_id,
-            "members": members,
-            "exits": exits,
-            "alias_label": alias_label,
-            "cohort": self.key.to_dict(),
-        }
+        meta: dict[str, Any] = formats.stamp_snapshot(
+            {
+                "run_id": run_id,
+                "members": members,
+                "exits": exits,
+                "alias_label": alias_label,
+                "cohort": self.key.to_dict(),
+            }
+        )
         _write_atomically(pending / META_FILE, json.dumps(meta, indent=2, sort_keys=True))
 
     def commit(self, run_id: str) -> Snapshot:
@@ -233,6 +257,9 @@ class SnapshotStore:
                 hint="run the export again; its snapshot files were removed",
             )
         meta = json.loads((pending / META_FILE).read_text())
+        formats.snapshot_version(pending, meta)
+        # A pending snapshot of the previous release is the same format, now marked.
+        meta = formats.stamp_snapshot(meta)
         meta["committed_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         _write_atomically(pending / META_FILE, json.dumps(meta, indent=2, sort_keys=True))
         os.rename(pending, generation)

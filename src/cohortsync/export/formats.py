@@ -1,0 +1,277 @@
+"""The versions of the files a run and a mirror snapshot leave on disk.
+
+A run's directory and a cohort's snapshots outlive the process, and the
+release, that wrote them: a run interrupted under one release is resumed
+under the next, and a snapshot committed a year ago is what today's mirror
+run diffs against. Each file therefore says which format it is in, so that
+code reading it can upgrade an older one, and refuse one written by a newer
+release instead of misreading it (a misread ack log would skip batches that
+were never sent; a misread plan would renumber them).
+
+A format's version changes only when a reader of the previous version would
+misread the new one. Files written before versions were marked carry none;
+each format says below which version such a file is.
+
+=========  ====================================  ==========================  =======
+format     file                                  where the version is        current
+=========  ====================================  ==========================  =======
+plan       ``runs/<run id>/changes.parquet``     Parquet key-value metadata  2
+ack log    ``runs/<run id>/acks.log``            a 16-byte header record     2
+snapshot   ``snapshots/<cohort>/*/meta.json``    the ``format_version`` key  1
+=========  ====================================  ==========================  =======
+
+- **plan 1**: columns ``(kind, value, should_remove)``, no mark (the first
+  export pipeline). Upgraded in place to 2 when its run is resumed: the
+  ``item`` column is computed from ``kind``, ``value`` and the run's alias
+  label, rows kept in their order so batch numbers keep their meaning.
+  **plan 2** adds ``item``, each identifier pre-encoded as JSON; written
+  unmarked before versions were marked (recognised by its ``item`` column),
+  marked since.
+- **ack log 1**: 16-byte records ``(batch number, identifier count)``, two
+  little-endian int64, no header (before versions were marked). **ack log 2**: the
+  same records after one header record (:data:`ACK_LOG_MAGIC`, version).
+  Both are read; a log is only ever appended by the release that created it
+  (a resumed run folds the old log into the catalog and starts a new one).
+- **snapshot 1**: ``members.parquet`` and ``exits.parquet`` of ``(kind,
+  value)`` and ``meta.json``; the version key is added to ``meta.json``
+  when a generation is written or committed. It covers its directory.
+
+A newer version than the ones above is refused by :func:`too_new`, always
+with the same message: which file, both versions, and to upgrade cohortsync.
+Nothing is changed in the refused file or the run history.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+
+from cohortsync import __version__
+from cohortsync.errors import CohortsyncError, FileFormatTooNew
+from cohortsync.export.identifiers import ALIAS
+
+PLAN = "plan"
+ACK_LOG = "ack log"
+SNAPSHOT = "snapshot"
+
+# The files of a run's directory (:mod:`cohortsync.export.run`).
+PLAN_FILE = "changes.parquet"
+ACK_LOG_FILE = "acks.log"
+
+PLAN_VERSION = 2
+ACK_LOG_VERSION = 2
+SNAPSHOT_VERSION = 1
+
+# Parquet key-value metadata of a plan file.
+FORMAT_KEY = "cohortsync.format"
+VERSION_KEY = "cohortsync.format_version"
+# The key of a snapshot's meta.json.
+SNAPSHOT_VERSION_KEY = "format_version"
+
+# The ack log's header: one record, so the records after it stay aligned. As a
+# version 1 record its batch number would be about 5.5e18: never a real batch.
+ACK_RECORD = struct.Struct("<qq")  # batch number, identifier count
+ACK_LOG_MAGIC = b"CSACKLOG"
+ACK_HEADER = ACK_LOG_MAGIC + struct.pack("<q", ACK_LOG_VERSION)
+
+_PLAN_V1_COLUMNS = ("kind", "value", "should_remove")
+
+
+def too_new(name: str, path: Path, found: int, current: int) -> FileFormatTooNew:
+    """The one refusal: a file written in a newer format than this release reads."""
+    return FileFormatTooNew(
+        f"{path} is in {name} format version {found}, but this cohortsync ({__version__}) "
+        f"reads {name} format versions up to {current}",
+        hint="it was written by a newer cohortsync: upgrade cohortsync, then run the command "
+        "again; the file and the run history were left unchanged",
+    )
+
+
+def _damaged(name: str, path: Path, detail: str) -> CohortsyncError:
+    return CohortsyncError(
+        f"{path} is not a readable {name} file: {detail}",
+        hint="it is damaged; run the export again (a mirror export with --full-resync after "
+        "removing the file's directory)",
+    )
+
+
+def _checked(name: str, path: Path, raw: object, current: int) -> int:
+    try:
+        version = int(str(raw))
+    except ValueError:
+        raise _damaged(name, path, f"format version {raw!r} is not a number") from None
+    if version < 1:
+        raise _damaged(name, path, f"format version {version} does not exist")
+    if version > current:
+        raise too_new(name, path, version, current)
+    return version
+
+
+# -- plan ------------------------------------------------------------------------
+
+
+def plan_metadata_sql() -> str:
+    """The ``KV_METADATA`` option of the ``COPY`` that writes a plan file."""
+    return f"KV_METADATA {{'{FORMAT_KEY}': '{PLAN}', '{VERSION_KEY}': '{PLAN_VERSION}'}}"
+
+
+def item_json_sql(is_alias: str, alias_label: str | None) -> str:
+    """SQL of the ``item`` column: one identifier as JSON with its trailing comma.
+
+    Args:
+        is_alias: an SQL condition true for alias rows (the kind is a code in
+            the staging database and a name in a plan file).
+        alias_label: the export's alias column, the label of every alias.
+    """
+    label = "'" + (alias_label or "").replace("'", "''") + "'"
+    alias = (
+        f"""'{{"alias_name":' || to_json(value) || ',"alias_label":' || to_json({label}) || '}}'"""
+    )
+    return f"(CASE WHEN {is_alias} THEN {alias} ELSE to_json(value) END) || ','"
+
+
+def plan_version(path: Path) -> int:
+    """The format version of a plan file; raises when it is newer than this release's.
+
+    Raises:
+        FileFormatTooNew: a newer release wrote it.
+    """
+    metadata = pq.read_metadata(path)
+    marks = metadata.metadata or {}
+    raw = marks.get(VERSION_KEY.encode())
+    if raw is not None:
+        return _checked(PLAN, path, raw.decode(errors="replace"), PLAN_VERSION)
+    names = set(metadata.schema.names)
+    if "item" in names:
+        return 2
+    if set(_PLAN_V1_COLUMNS) <= names:
+        return 1
+    raise _damaged(PLAN, path, f"unexpected columns {sorted(names)}")
+
+
+def upgrade_plan(path: Path, *, alias_label: str | None) -> int:
+    """Bring a plan file to :data:`PLAN_VERSION` in place; return the version it had.
+
+    The new file is written beside it, in the same row order (one thread,
+    insertion order kept), fsynced and renamed over it, so a crash leaves the
+    old plan or the new one and batch numbers mean the same identifiers.
+
+    Raises:
+        FileFormatTooNew: a newer release wrote it.
+    """
+    found = plan_version(path)
+    if found == PLAN_VERSION:
+        return found
+    # found == 1: add the pre-encoded item column.
+    tmp = path.with_name(f".{path.name}.upgrade")
+    quoted = "'" + str(path).replace("'", "''") + "'"
+    target = "'" + str(tmp).replace("'", "''") + "'"
+    item = item_json_sql(f"kind = '{ALIAS}'", alias_label)
+    connection = duckdb.connect(
+        config={"threads": 1, "preserve_insertion_order": True, "memory_limit": "128MB"}
+    )
+    try:
+        connection.execute(
+            f"COPY (SELECT kind, value, should_remove, {item}::VARCHAR AS item "
+            f"FROM read_parquet({quoted})) TO {target} "
+            f"(FORMAT parquet, COMPRESSION lz4_raw, {plan_metadata_sql()})"
+        )
+    finally:
+        connection.close()
+    _fsync(tmp)
+    os.replace(tmp, path)
+    _fsync(path.parent)
+    return found
+
+
+# -- ack log ---------------------------------------------------------------------
+
+
+def start_ack_log(path: Path) -> None:
+    """Create a run's ack log with its header, unless it already has records."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        if os.fstat(fd).st_size == 0:
+            os.write(fd, ACK_HEADER)
+    finally:
+        os.close(fd)
+
+
+def ack_log_records(path: Path, data: bytes) -> bytes:
+    """The whole records of an ack log's bytes, after its header if it has one.
+
+    A torn last record or header (the process died inside the write) is left out.
+
+    Raises:
+        FileFormatTooNew: a newer release wrote it.
+    """
+    if data[: len(ACK_LOG_MAGIC)] == ACK_LOG_MAGIC:
+        if len(data) < ACK_RECORD.size:
+            return b""  # a torn header: no record was written after it
+        (version,) = struct.unpack_from("<q", data, len(ACK_LOG_MAGIC))
+        _checked(ACK_LOG, path, version, ACK_LOG_VERSION)
+        data = data[ACK_RECORD.size :]
+    elif len(data) < len(ACK_LOG_MAGIC) and ACK_LOG_MAGIC.startswith(data):
+        return b""
+    return data[: len(data) - len(data) % ACK_RECORD.size]
+
+
+def check_ack_log(path: Path) -> None:
+    """Refuse an ack log a newer release wrote (reads its first record only)."""
+    try:
+        with open(path, "rb") as handle:
+            ack_log_records(path, handle.read(ACK_RECORD.size))
+    except FileNotFoundError:
+        return
+
+
+# -- snapshot --------------------------------------------------------------------
+
+
+def stamp_snapshot(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with this release's snapshot version (written with every meta.json)."""
+    return {**meta, SNAPSHOT_VERSION_KEY: SNAPSHOT_VERSION}
+
+
+def snapshot_version(path: Path, meta: Mapping[str, Any]) -> int:
+    """The format version of a snapshot generation, from its ``meta.json``.
+
+    Raises:
+        FileFormatTooNew: a newer release wrote it.
+    """
+    return _checked(SNAPSHOT, path, meta.get(SNAPSHOT_VERSION_KEY, 1), SNAPSHOT_VERSION)
+
+
+# -- a run's directory -----------------------------------------------------------
+
+
+def check_run_files(run_dir: Path) -> None:
+    """Refuse a run directory holding a plan or ack log of a newer format.
+
+    Called before a run is resumed or its plan folded into another run's
+    diff, so that nothing is recorded or changed for such a run.
+    """
+    plan = run_dir / PLAN_FILE
+    if plan.exists():
+        try:
+            plan_version(plan)
+        except FileFormatTooNew:
+            raise
+        except (OSError, ValueError, CohortsyncError):
+            pass  # incomplete (killed while writing) or damaged: as before, not resumable
+    check_ack_log(run_dir / ACK_LOG_FILE)
+
+
+def _fsync(path: Path) -> None:
+    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
