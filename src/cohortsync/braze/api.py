@@ -40,8 +40,23 @@ from cohortsync.braze.validation import (
 )
 
 SEGMENTS_PAGE_SIZE = 100
-PARTNER_ERRORS = schemas.error_responses(400, 401, 413, 415, 423, 429, 503)
-REST_ERRORS = schemas.error_responses(400, 401, 409, 413, 415, 429, 503)
+PARTNER_ERRORS = schemas.error_responses(400, 401, 413, 415, 423, 429, 500, 503)
+REST_ERRORS = schemas.error_responses(400, 401, 409, 413, 415, 429, 500, 503)
+
+# What SQLite and PostgreSQL say when a statement meets a table or column the
+# store does not have: a schema that does not match the code, not a busy store.
+_SCHEMA_FAILURES = ("no such table", "no such column", "has no column named")
+_SCHEMA_SQLSTATES = ("42P01", "42703")  # undefined_table, undefined_column
+
+
+def is_schema_error(error: sa.exc.DBAPIError) -> bool:
+    """Whether ``error`` comes from a schema that does not match the code."""
+    if getattr(error.orig, "sqlstate", None) in _SCHEMA_SQLSTATES:
+        return True
+    reason = str(error.orig).lower()
+    return any(failure in reason for failure in _SCHEMA_FAILURES)
+
+
 SUCCESS_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"description": 'Done: {"message": "success"}.'}
 }
@@ -110,7 +125,14 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
         """Run ``work``, turning store failures into answers a client can act on."""
         try:
             return work(body, decisions)
-        except (sa.exc.OperationalError, StoreBusy):
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as error:
+            if is_schema_error(error):
+                # The operator's to fix: retrying cannot help, so no 503 and no Retry-After.
+                raise ApiError(500, messages.STORE_SCHEMA_MISMATCH) from None
+            if isinstance(error, sa.exc.ProgrammingError):
+                raise
+            raise ApiError(503, messages.STORE_UNAVAILABLE, headers={"Retry-After": "1"}) from None
+        except StoreBusy:
             raise ApiError(503, messages.STORE_UNAVAILABLE, headers={"Retry-After": "1"}) from None
         except sa.exc.DataError:
             # A value the database cannot hold slipped past validation (e.g. a NUL byte).
@@ -294,7 +316,7 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
 
     segments_route: dict[str, Any] = {
         "tags": ["segments"],
-        "responses": {**SUCCESS_RESPONSE, **schemas.error_responses(400, 401, 404, 429, 503)},
+        "responses": {**SUCCESS_RESPONSE, **schemas.error_responses(400, 401, 404, 429, 500, 503)},
     }
 
     @app.get(

@@ -23,6 +23,10 @@ RESOURCE_LOCKED = "Resource locked"
 RATE_LIMITED = "Rate limited"
 CONFLICT = "A concurrent request changed the same user first; retry the request"
 STORE_UNAVAILABLE = "Service unavailable: the store is busy; retry with exponential backoff"
+STORE_SCHEMA_MISMATCH = (
+    "Internal error: the store's tables do not match this service's version; "
+    "the operator must run 'cohortsync braze db upgrade' and restart the service"
+)
 
 
 def partner_not_enabled(client_secret: str) -> str:

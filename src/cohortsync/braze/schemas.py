@@ -160,6 +160,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         415: "The body is not application/json.",
         423: "An administrator locked the cohort; retry with backoff.",
         429: "Rate limited; wait Retry-After seconds.",
+        500: "The store's schema does not match the service: retrying will not help.",
         503: "The store is busy; retry with exponential backoff.",
     }
     return {

@@ -17,6 +17,12 @@ live here:
   ``lock_timeout``: past it a write fails with ``OperationalError`` (or
   :class:`StoreBusy` while waiting for this process's own lock), which the
   service answers with 503 so that clients retry.
+* **Schema versions** (:mod:`cohortsync.dbschema`, revisions in
+  ``migrations/``): :func:`open_store` creates a fresh store at the newest
+  schema and upgrades an older one, under the write lock (SQLite, after a
+  backup copy) or an advisory lock (PostgreSQL). A schema problem is the
+  operator's to fix, never a reason for clients to retry: the service does
+  not start on a store it cannot upgrade, and answers 500, not 503.
 
 User ids come from :func:`allocate_ids` rather than autoincrement so that a
 bulk load can insert a million users and their identifiers with plain
@@ -39,9 +45,17 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
+from cohortsync import dbschema
 from cohortsync.errors import CohortsyncError, ConfigError
 
 metadata = sa.MetaData()
+
+VERSION_TABLE = "braze_store_version"
+COUNTER_COLUMNS = tuple(
+    f"{kind}_{count}"
+    for kind in ("external_id", "alias", "device_id")
+    for count in ("received", "matched")
+)
 
 # Identifier strings are bounded so that every one fits a PostgreSQL btree entry.
 MAX_IDENTIFIER_LENGTH = 512
@@ -141,11 +155,7 @@ cohorts = sa.Table(
     sa.Column("updated_at", sa.String, nullable=False),
     sa.Column("locked", sa.Boolean, nullable=False, default=False),
     # Identifiers received and matched, by kind: the match rate Braze does not show.
-    *(
-        sa.Column(f"{kind}_{count}", sa.BigInteger, nullable=False, default=0)
-        for kind in ("external_id", "alias", "device_id")
-        for count in ("received", "matched")
-    ),
+    *(sa.Column(name, sa.BigInteger, nullable=False, default=0) for name in COUNTER_COLUMNS),
     sa.UniqueConstraint("workspace_id", "cohort_id", name="uq_braze_cohorts_cohort_id"),
 )
 
@@ -444,13 +454,93 @@ def _sqlite_engine(url: sa.URL, busy_timeout: float, *, pool_size: int) -> sa.En
     return engine
 
 
-def open_store(db_url: str, *, busy_timeout: float = 30.0) -> Store:
-    """Open the store at ``db_url`` and create whatever tables are missing.
+def _recognise(conn: sa.Connection) -> str | None:
+    """The revision of a store made before versions existed, told by its shape.
+
+    A store with the counter columns on ``braze_cohorts`` is at ``0002`` (the
+    release before versions); an older one is upgraded from the base, whose
+    revisions create only what is missing.
+    """
+    inspector = sa.inspect(conn)
+    tables = set(inspector.get_table_names())
+    if "braze_cohorts" in tables and "braze_cohort_counts" not in tables:
+        present = {column["name"] for column in inspector.get_columns("braze_cohorts")}
+        if set(COUNTER_COLUMNS) <= present:
+            return "0002"
+    return None
+
+
+STORE_SCHEMA = dbschema.Schema(
+    label="Braze store",
+    scripts=Path(__file__).with_name("migrations"),
+    version_table=VERSION_TABLE,
+    metadata=metadata,
+    recognise=_recognise,
+)
+
+
+def store_status(db_url: str) -> dbschema.Status:
+    """The store's schema revision, read without creating or changing anything."""
+    url = _normalise_url(db_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").expanduser().exists():
+        return dbschema.Status(
+            current=None, head=dbschema.head(STORE_SCHEMA), versioned=False, empty=True
+        )
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return dbschema.status(conn, STORE_SCHEMA)
+    except sa.exc.DatabaseError as error:
+        raise _open_error(db_url, error) from None
+    finally:
+        engine.dispose()
+
+
+def _open_error(db_url: str, error: sa.exc.DatabaseError) -> ConfigError:
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    return ConfigError(
+        f"cannot open the store {db_url}: {reason}",
+        hint="check the URL, that the database server answers, and that the file is a "
+        "Braze store (or empty)",
+    )
+
+
+def upgrade_store(store: Store) -> dbschema.Outcome:
+    """Create the store's tables at the newest schema, or upgrade them (see the module notes).
+
+    Raises:
+        ConfigError: the store is newer than this code, not a Braze store, or unreachable.
+    """
+    url = store.engine.url
+    sqlite_file = Path(url.database or "").expanduser() if store.is_sqlite else None
+    try:
+        outcome = dbschema.ensure_current(
+            store.engine,
+            STORE_SCHEMA,
+            where=store.url,
+            sqlite_file=sqlite_file,
+            connect=store.write,
+        )
+        with store.write() as conn:
+            conn.execute(store.insert_ignore(id_counters).values(name="users", next_value=1))
+    except sa.exc.DatabaseError as error:
+        raise _open_error(store.url, error) from error
+    return outcome
+
+
+def open_store(db_url: str, *, busy_timeout: float = 30.0, upgrade: bool = True) -> Store:
+    """Open the store at ``db_url``: created when empty, upgraded when older.
 
     Args:
         db_url: ``sqlite:///PATH`` (created with its folder) or
             ``postgresql://USER@HOST/DB`` (the database must exist).
         busy_timeout: seconds a write waits for a lock before failing.
+        upgrade: bring the schema to the newest revision (``braze db
+            upgrade`` opens without, to report what it did itself).
+
+    Raises:
+        ConfigError: the store is newer than this code (naming both
+            revisions), not a Braze store, or cannot be reached.
     """
     url = _normalise_url(db_url)
     lock: threading.Lock | None = None
@@ -469,14 +559,10 @@ def open_store(db_url: str, *, busy_timeout: float = 30.0) -> Store:
         _write_lock=lock,
         _write_engine=write_engine,
     )
-    try:
-        with store.write() as conn:
-            metadata.create_all(conn)
-            conn.execute(store.insert_ignore(id_counters).values(name="users", next_value=1))
-    except sa.exc.OperationalError as error:
-        store.close()
-        raise ConfigError(
-            f"cannot open the store {db_url}: {error.orig}",
-            hint="check the URL and that the database server answers",
-        ) from error
+    if upgrade:
+        try:
+            upgrade_store(store)
+        except BaseException:
+            store.close()
+            raise
     return store

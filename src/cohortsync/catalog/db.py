@@ -1,7 +1,9 @@
 """The catalog database: one SQLite file in the home, WAL mode.
 
 Table modules register their tables on :data:`metadata`; :func:`open_catalog`
-imports them all and creates what is missing, so a fresh home just works.
+imports them all, creates a fresh catalog at the newest schema and upgrades
+an older one (:mod:`cohortsync.dbschema`, revisions in ``migrations/``), so a
+fresh home just works and an upgraded cohortsync keeps every saved object.
 """
 
 from __future__ import annotations
@@ -9,15 +11,20 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import pkgutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, overload
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from cohortsync import dbschema
 from cohortsync.errors import ConfigError
 
 metadata = sa.MetaData()
+
+VERSION_TABLE = "cohortsync_catalog_version"
 
 
 @overload
@@ -42,28 +49,126 @@ def _register_table_modules() -> None:
         importlib.import_module(f"cohortsync.catalog.{module.name}")
 
 
-def open_catalog(path: Path) -> sa.Engine:
-    """Open (and create) the catalog at ``path``.
+def _recognise(_conn: sa.Connection) -> str | None:
+    """An unversioned catalog is upgraded from the base: revision 0001 creates what is missing."""
+    return None
 
-    SQLite runs in WAL mode with a busy timeout so that the scheduler, the CLI
-    and a running export can share it.
+
+def catalog_schema() -> dbschema.Schema:
+    """The catalog's versioned schema: every table module's tables, the scripts beside this."""
+    _register_table_modules()
+    return dbschema.Schema(
+        label="catalog",
+        scripts=Path(__file__).with_name("migrations"),
+        version_table=VERSION_TABLE,
+        metadata=metadata,
+        recognise=_recognise,
+    )
+
+
+def _engine(path: Path, *, migrating: bool = False) -> sa.Engine:
+    """An engine on the catalog file.
+
+    The migrating engine lets SQLAlchemy emit ``BEGIN IMMEDIATE`` itself, so
+    that DDL runs inside the transaction that holds the write lock, and turns
+    foreign keys off: a revision that recreates a table (SQLite's batch mode)
+    would otherwise cascade the drop of the old copy into the rows that
+    reference it.
     """
     engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        if migrating:
+            dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'OFF' if migrating else 'ON'}")
         cursor.close()
 
-    _register_table_modules()
+    if migrating:
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def catalog_status(path: Path) -> dbschema.Status:
+    """The catalog's schema revision, read without creating or changing anything."""
+    schema = catalog_schema()
+    if not path.exists():
+        return dbschema.Status(
+            current=None, head=dbschema.head(schema), versioned=False, empty=True
+        )
+    engine = _engine(path)
     try:
-        metadata.create_all(engine)
+        with engine.connect() as conn:
+            return dbschema.status(conn, schema)
     except sa.exc.DatabaseError as error:
-        engine.dispose()
         raise catalog_error(path, error) from None
+    finally:
+        engine.dispose()
+
+
+def upgrade_catalog(path: Path) -> dbschema.Outcome:
+    """Create the catalog at ``path`` or bring it to the newest schema (backup first).
+
+    Raises:
+        ConfigError: the catalog is newer than this code, damaged, or not writable.
+    """
+    engine = _engine(path)
+    try:
+        return _ensure_current(path, engine)
+    finally:
+        engine.dispose()
+
+
+def _ensure_current(path: Path, engine: sa.Engine) -> dbschema.Outcome:
+    """:func:`dbschema.ensure_current` for the catalog; the locking engine only when needed."""
+
+    @contextmanager
+    def locked() -> Iterator[sa.Connection]:
+        migrator = _engine(path, migrating=True)
+        try:
+            with migrator.begin() as conn:
+                yield conn
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+                if broken is not None:
+                    raise ConfigError(
+                        f"upgrading the catalog {path} would leave rows of {broken[0]} whose "
+                        "reference is gone; nothing was changed",
+                        hint="report this with a copy of the catalog",
+                    )
+        finally:
+            migrator.dispose()
+
+    try:
+        return dbschema.ensure_current(
+            engine, catalog_schema(), where=str(path), sqlite_file=path, connect=locked
+        )
+    except sa.exc.DatabaseError as error:
+        raise catalog_error(path, error) from None
+
+
+def open_catalog(path: Path) -> sa.Engine:
+    """Open the catalog at ``path``: created when missing, upgraded when older.
+
+    SQLite runs in WAL mode with a busy timeout so that the scheduler, the CLI
+    and a running export can share it.
+
+    Raises:
+        ConfigError: the catalog is newer than this code (naming both
+            revisions), damaged, or in a home that cannot be written.
+    """
+    engine = _engine(path)
+    try:
+        _ensure_current(path, engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 

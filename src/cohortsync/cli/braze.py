@@ -20,6 +20,7 @@ from cohortsync.braze import admin
 from cohortsync.braze.ratelimit import DEFAULT_REQUESTS_PER_HOUR, parse_rate_limit
 from cohortsync.braze.store import open_store
 from cohortsync.cli.export_options import MAX_PORT, MIN_PORT
+from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.errors import ConfigError
 from cohortsync.settings import Settings
 
@@ -46,12 +47,22 @@ cohorts_app = typer.Typer(
     help="Cohorts that partners sent, their members and match rates.", no_args_is_help=True
 )
 segment_app = typer.Typer(help="Segments built from cohort filters.", no_args_is_help=True)
+db_app = typer.Typer(
+    help=(
+        "The store's schema version, and upgrading it.\n\n"
+        "Every command (and serve) upgrades an older store when it opens it; a SQLite store "
+        "is copied to braze.db.bak-REVISION-TIME beside it first. A store newer than this "
+        "cohortsync is refused: upgrade cohortsync. See docs/upgrading.md."
+    ),
+    no_args_is_help=True,
+)
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(partner_app, name="partner")
 app.add_typer(key_app, name="key")
 app.add_typer(users_app, name="users")
 app.add_typer(cohorts_app, name="cohorts")
 app.add_typer(segment_app, name="segment")
+app.add_typer(db_app, name="db")
 
 DbOption = Annotated[
     str | None,
@@ -129,6 +140,8 @@ def serve(
 
     limit = parse_rate_limit(rate_limit)
     url = _db_url(db)
+    # Upgrade (or refuse, in one line) before saying anything about serving.
+    open_store(url).close()
     typer.secho(f"store: {url}; rate limit {limit}", err=True)
     run(
         url,
@@ -403,3 +416,56 @@ def segment_list(workspace: WorkspaceOption, db: DbOption = None) -> None:
     """The workspace's segments with their filters in words."""
     with _store(db) as store:
         _print(admin.list_segments(store, workspace=workspace))
+
+
+@db_app.command("current")
+def db_current(db: DbOption = None, json: JsonOption = False) -> None:
+    """Print the store's schema revision and the newest this cohortsync knows.
+
+    Reads only: it neither creates nor upgrades the store.
+
+    Examples:
+
+    \b
+      cohortsync braze db current
+      cohortsync braze db current --db postgresql://braze@db.internal/braze --json
+    """
+    from cohortsync.braze.store import store_status
+    from cohortsync.cli.db import status_document, status_line
+
+    url = _db_url(db)
+    state = store_status(url)
+    if json:
+        echo_json_line(status_document(url, state))
+    else:
+        typer.echo(status_line("Braze store", url, state))
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None, json: JsonOption = False) -> None:
+    """Upgrade the store to the newest schema; a no-op when it is already there.
+
+    Run it before starting a new release of the service to upgrade at a time of
+    your choosing; serve would otherwise do it when it starts. SQLite stores are
+    backed up first (the copy is named in the output); on PostgreSQL take a
+    pg_dump first. Concurrent openers wait for the upgrade instead of running it twice.
+
+    Examples:
+
+    \b
+      cohortsync braze db upgrade
+      cohortsync braze db upgrade --db postgresql://braze@db.internal/braze --json
+    """
+    from cohortsync.braze.store import upgrade_store
+    from cohortsync.cli.db import outcome_line
+
+    url = _db_url(db)
+    store = open_store(url, upgrade=False)
+    try:
+        outcome = upgrade_store(store)
+    finally:
+        store.close()
+    if json:
+        echo_json_line({"database": url, **outcome.to_dict()})
+    else:
+        typer.echo(outcome_line("Braze store", url, outcome))

@@ -53,6 +53,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Run due saved queries and activations by cron.",
     ),
     "apply": ("cohortsync.cli.apply", "apply", "Create or update everything from one YAML file."),
+    "db": (
+        "cohortsync.cli.db",
+        "app",
+        "The catalog's schema version; upgrade it explicitly.",
+    ),
     "braze": (
         "cohortsync.cli.braze",
         "app",

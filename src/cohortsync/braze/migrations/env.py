@@ -1,0 +1,7 @@
+"""Alembic's entry point for the Braze store's revisions (:func:`cohortsync.dbschema.run_env`)."""
+
+from alembic import context
+
+from cohortsync.dbschema import run_env
+
+run_env(context)

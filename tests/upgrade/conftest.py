@@ -1,0 +1,98 @@
+"""Fixtures of the upgrade suite: copies of state frozen by earlier releases.
+
+Each test works on its own copy, so an upgrade (which rewrites the file and
+leaves a backup beside it) never touches the committed fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import POSTGRES_ADMIN_URL, missing_service
+
+DATABASES = Path(__file__).parent / "fixtures" / "databases"
+
+
+@pytest.fixture(scope="session")
+def facts() -> dict[str, Any]:
+    """What the fixtures hold, as recorded by make_database_fixtures.py."""
+    return json.loads((DATABASES / "facts.json").read_text())
+
+
+@pytest.fixture
+def old_home(home: Path) -> Path:
+    """The test's home holding the previous release's catalog.db and secret.key."""
+    shutil.copyfile(DATABASES / "catalog.db", home / "catalog.db")
+    shutil.copyfile(DATABASES / "secret.key", home / "secret.key")
+    (home / "secret.key").chmod(0o600)
+    return home
+
+
+@pytest.fixture
+def old_store(tmp_path: Path) -> Callable[[str], Path]:
+    """A copy of a frozen SQLite store: ``braze.db`` (previous release) or ``braze-0001.db``."""
+
+    def copy(name: str = "braze.db") -> Path:
+        target = tmp_path / "store" / "braze.db"
+        target.parent.mkdir(exist_ok=True)
+        shutil.copyfile(DATABASES / name, target)
+        return target
+
+    return copy
+
+
+@pytest.fixture
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the real ``cohortsync`` executable with the test's environment."""
+
+    def run(
+        *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "cohortsync", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=dict(os.environ),
+            check=False,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"cohortsync {' '.join(args)}: {done.returncode}\n{done.stderr}")
+        return done
+
+    return run
+
+
+@pytest.fixture
+def old_postgres_store(postgres_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database restored from the previous release's pg_dump."""
+    import psycopg
+
+    name = f"cohortsync_upgrade_{uuid.uuid4().hex[:10]}"
+    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.rsplit("/", 1)[0] + f"/{name}"
+    if shutil.which("psql") is None:
+        missing_service("psql is not installed")
+    subprocess.run(
+        ["psql", "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "-f",
+         str(DATABASES / "braze-postgres.sql"), url],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
