@@ -236,6 +236,27 @@ def test_previous_sqlite_store_keeps_everything(
     assert len(list(path.parent.glob("braze.db.bak-*"))) == 1
 
 
+def test_two_processes_upgrading_a_sqlite_store_at_once_migrate_once(
+    home: Path, old_store: Callable[[str], Path]
+) -> None:
+    path = old_store("braze-0001.db")
+    command = [
+        sys.executable, "-m", "cohortsync", "braze", "db", "upgrade", "--db", f"sqlite:///{path}",
+        "--json",
+    ]  # fmt: skip
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outcomes = []
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        outcomes.append(json.loads(out)["action"])
+    assert sorted(outcomes) == ["none", "none", "upgraded"]
+    assert len(list(path.parent.glob("braze.db.bak-*"))) == 1
+
+
 def test_first_store_gets_its_counters_back(
     home: Path, old_store: Callable[[str], Path], cli: Cli, facts: dict[str, Any]
 ) -> None:

@@ -377,7 +377,7 @@ def allocate_ids(conn: sa.Connection, name: str, count: int) -> int:
     return int(result) - count
 
 
-def _normalise_url(db_url: str) -> sa.URL:
+def _normalise_url(db_url: str, *, create_folder: bool = True) -> sa.URL:
     try:
         url = make_url(db_url)
     except sa.exc.ArgumentError as error:
@@ -398,7 +398,8 @@ def _normalise_url(db_url: str) -> sa.URL:
                 f"the store {db_url!r} must be a file",
                 hint="use sqlite:///PATH; the service and the admin commands share it",
             )
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if create_folder:
+            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return url
 
 
@@ -481,7 +482,7 @@ STORE_SCHEMA = dbschema.Schema(
 
 def store_status(db_url: str) -> dbschema.Status:
     """The store's schema revision, read without creating or changing anything."""
-    url = _normalise_url(db_url)
+    url = _normalise_url(db_url, create_folder=False)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").expanduser().exists():
         return dbschema.Status(
             current=None, head=dbschema.head(STORE_SCHEMA), versioned=False, empty=True
