@@ -41,8 +41,13 @@ MIRROR = MANIFEST["mirror"]
 
 @pytest.fixture
 def frozen_home(home: Path) -> Path:
-    """A copy of the home the previous release left, as this test's ``COHORTSYNC_HOME``."""
+    """A copy of the home the previous release left, as this test's ``COHORTSYNC_HOME``.
+
+    Git keeps no file mode but the executable bit, and cohortsync refuses a
+    secret key others can read: the copy gets the mode the release gave it.
+    """
     shutil.copytree(FIXTURES / "home", home, dirs_exist_ok=True)
+    (home / "secret.key").chmod(0o600)
     return home
 
 
