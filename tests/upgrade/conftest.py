@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conftest import POSTGRES_ADMIN_URL, missing_service
+from services import POSTGRES_ADMIN_URL, missing_service
 
 DATABASES = Path(__file__).parent / "fixtures" / "databases"
 
