@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -166,7 +167,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     )
     with pytest.raises(ConfigError, match="no saved query named 'gold_by_sql'"):
         get_query("gold_by_sql")
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"^no authentication named 'braze-prod'"):
         destination_for_auth("braze-prod")
 
 
@@ -182,7 +183,7 @@ def test_a_missing_variable_fails_before_anything_changes(customers: Path, tmp_p
         f"error: {path}: authentications[0].data_import_key: environment variable BRAZE_KEY "
         "is not set (export BRAZE_KEY before running 'cohortsync apply')"
     )
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"^no authentication named 'braze-prod'"):
         destination_for_auth("braze-prod")
 
 
@@ -221,7 +222,7 @@ def test_a_missing_variable_fails_before_anything_changes(customers: Path, tmp_p
 def test_bad_files_are_refused_with_the_place(
     customers: Path, tmp_path: Path, text: str, message: str
 ) -> None:
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(ConfigError, match=re.escape(message)) as raised:
         apply_file(write(tmp_path, text))
     assert message in str(raised.value)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,7 @@ def test_activation_selects_mapped_columns_under_output_names(segment: str) -> N
 def test_invalid_definitions_are_refused_at_creation(
     segment: str, overrides: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
         activate(**overrides)
     assert message in str(caught.value)
     assert list_activations() == []

@@ -193,7 +193,9 @@ def test_injection_through_a_column_name_is_an_unknown_column(
 def test_unknown_column_names_the_close_match_and_the_columns(
     engine: Engine,
 ) -> None:
-    with pytest.raises(RuleError) as caught:
+    with pytest.raises(
+        RuleError, match=r"^unknown column 'contry' in table audience_customers"
+    ) as caught:
         ids(engine, {"and": [cond("country", "=", "FR"), cond("contry", "=", "FR")]})
     message = str(caught.value)
     assert "unknown column 'contry' in table audience_customers" in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -88,7 +89,9 @@ def test_rate_limiter_windows_and_parsing() -> None:
     assert parse_rate_limit("10/second") == RateLimit(10, 1)
     assert parse_rate_limit("600") == RateLimit(600, 3600)
     for bad in ("fast", "0/hour", "5/day", "-1"):
-        with pytest.raises(ConfigError):
+        with pytest.raises(
+            ConfigError, match=f"^cannot read the rate limit {re.escape(repr(bad))}"
+        ):
             parse_rate_limit(bad)
 
 

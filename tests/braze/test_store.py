@@ -55,9 +55,16 @@ def test_grouped_writes_commit_together_and_fail_alone(db_url: str) -> None:
     store.close()
 
 
-@pytest.mark.parametrize("url", ["sqlite:///:memory:", "mysql://x/y", "::not a url::"])
-def test_unusable_store_urls_are_config_errors(url: str) -> None:
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite:///:memory:", r"^the store 'sqlite:///:memory:' must be a file"),
+        ("mysql://x/y", r"^unsupported store URL 'mysql://x/y' \(use sqlite:///PATH"),
+        ("::not a url::", r"^cannot read the store URL '::not a url::' \(use sqlite:///PATH"),
+    ],
+)
+def test_unusable_store_urls_are_config_errors(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
         open_store(url)
 
 
@@ -72,5 +79,5 @@ def test_serve_in_background_answers_then_stops(tmp_path: object) -> None:
         response = requests.get(f"{base_url}/openapi.json", timeout=10)
         assert response.status_code == 200
         assert response.json()["info"]["title"] == "cohortsync Braze-compatible service"
-    with pytest.raises(requests.ConnectionError):
+    with pytest.raises(requests.ConnectionError, match="Failed to establish a new connection"):
         requests.get(f"{base_url}/openapi.json", timeout=2)

@@ -59,13 +59,16 @@ class PartnerServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.rate_limit: tuple[int, float] | None = None  # (requests, window seconds)
+        self.wall_clock = time.time  # the rate limit's clock; tests may give a fake one
         self._window_start = 0.0
         self._window_count = 0
         self._script: dict[str, deque[Scripted]] = {"cohorts": deque(), "users": deque()}
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(  # a short poll: stop() returns at once
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -116,6 +119,7 @@ class PartnerServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in two writes
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -161,7 +165,7 @@ class PartnerServer:
         with self._lock:
             if self.rate_limit is not None:
                 limit, window = self.rate_limit
-                now = time.time()
+                now = self.wall_clock()
                 if now - self._window_start >= window:
                     self._window_start, self._window_count = now, 0
                 self._window_count += 1

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import email.utils
 import json
 import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,36 +35,6 @@ def test_retries_429_5xx_and_423_then_succeeds(
     assert report["retries"] == 5
     assert report["requests"] == 8
     assert report["sent"] == {"user_ids": 1500}
-
-
-def test_retry_after_is_honoured(
-    partner: PartnerServer, warehouse: Warehouse, cli: CliRunner
-) -> None:
-    users_table(warehouse, 10)
-    partner.script("users", 429, "Rate limited", Retry_After="1.5")
-    result = cli(*export_args(partner, "--table", "users", "--cohort-id", "c"))
-    assert result.returncode == 0, result.stderr
-    refused, accepted = partner.users_requests(answered=False)
-    assert refused.status == 429 and accepted.status == 201
-    assert accepted.started - refused.finished >= 1.4
-
-
-def test_retry_after_as_an_http_date_is_honoured(
-    partner: PartnerServer, warehouse: Warehouse, cli: CliRunner
-) -> None:
-    users_table(warehouse, 10)
-    not_before = int(time.time()) + 4  # whole seconds: HTTP dates have no fractions
-    partner.script(
-        "users",
-        503,
-        "Service Unavailable",
-        Retry_After=email.utils.formatdate(not_before, usegmt=True),
-    )
-    result = cli(*export_args(partner, "--table", "users", "--cohort-id", "c"))
-    assert result.returncode == 0, result.stderr
-    refused, accepted = partner.users_requests(answered=False)
-    assert refused.wall < not_before - 1  # the date was still ahead when it was answered
-    assert accepted.wall >= not_before - 0.01
 
 
 @pytest.mark.parametrize(
@@ -293,17 +261,3 @@ def test_run_history_records_success_failure_and_acknowledged_batches(
     assert latest.error is not None and "HTTP 400" in latest.error
     assert runs.acknowledged_batches(catalog, latest.id) == set()
     assert (home / "runs" / latest.id / "changes.parquet").exists()  # kept to resume
-
-
-def test_pacing_keeps_under_the_announced_rate_limit(
-    partner: PartnerServer, warehouse: Warehouse, cli: CliRunner
-) -> None:
-    users_table(warehouse, 12_000)  # 12 batches and the name call
-    partner.rate_limit = (8, 2.0)  # 8 requests per 2 s window
-    started = time.monotonic()
-    result = cli(*export_args(partner, "--table", "users", "--cohort-id", "c", "--json"))
-    assert result.returncode == 0, result.stderr
-    assert [r.status for r in partner.requests if r.status == 429] == []
-    assert len(partner.users_requests()) == 12
-    assert time.monotonic() - started >= 2.0  # it waited for the window to reset
-    assert json.loads(result.stdout)["retries"] == 0

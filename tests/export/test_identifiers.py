@@ -33,7 +33,9 @@ def test_a_non_string_identifier_column_is_named_with_its_type() -> None:
 
 def test_no_identifier_column_names_what_was_found_and_expected() -> None:
     schema = pa.schema([("external_id", pa.string())])
-    with pytest.raises(SourceError) as raised:
+    with pytest.raises(
+        SourceError, match=r"^the result has no identifier column: found 'external_id'"
+    ) as raised:
         identifier_columns(schema, None)
     assert "found 'external_id'; expected at least one of 'user_ids', 'device_ids'" in str(
         raised.value

@@ -101,7 +101,7 @@ def test_one_join_over_every_kind_does_not_fit_the_tiny_limit(tmp_path: Path) ->
             )
         connection.execute(f"SET memory_limit = '{TINY_MEMORY}'")
         connection.execute("SET preserve_insertion_order = false")
-        with pytest.raises(duckdb.OutOfMemoryException):
+        with pytest.raises(duckdb.OutOfMemoryException, match="Out of Memory Error"):
             connection.execute(
                 f"SELECT count(*) FROM read_parquet('{tmp_path / 'after'}.parquet') r "
                 f"FULL OUTER JOIN read_parquet('{tmp_path / 'before'}.parquet') p "

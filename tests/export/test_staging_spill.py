@@ -83,7 +83,7 @@ def test_one_group_by_over_every_kind_does_not_fit_the_tiny_limit(tmp_path: Path
     ) as connection:
         connection.execute(TABLE)
         connection.execute(f"SET memory_limit = '{TINY_MEMORY}'")
-        with pytest.raises(duckdb.OutOfMemoryException):
+        with pytest.raises(duckdb.OutOfMemoryException, match="Out of Memory Error"):
             connection.execute(
                 "SELECT count(*) FROM (SELECT kind, value FROM ("
                 "SELECT unnest([0, 1, 2]) AS kind, unnest([user_ids, device_ids, email]) AS value "

@@ -175,7 +175,10 @@ def test_a_failing_query_leaves_a_failed_run(workbench: Workbench) -> None:
     [record] = runs_of("query:broken")
     assert record.status == "failed"
     assert "no_such_table" in (record.error or "")
-    with pytest.raises(SourceError) as raised:
+    with pytest.raises(
+        SourceError,
+        match=r"^the query 'SELECT user_id AS user_ids FROM no_such_table' failed: .*no_such_table",
+    ) as raised:
         queries.run_query("broken")
     assert raised.value.run_id != record.id  # type: ignore[attr-defined]
     assert len(runs_of("query:broken")) == 2

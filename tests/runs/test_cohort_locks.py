@@ -63,7 +63,10 @@ def test_a_second_run_waits_its_timeout_then_names_the_holder(
     process = holder(60)
     lock = CohortLock(tmp_path, KEY)
     started = time.monotonic()
-    with pytest.raises(CohortsyncError) as caught:
+    with pytest.raises(
+        CohortsyncError,
+        match=r"^another run of cohort 'vip' .* is in progress \(run run-holder, pid \d+",
+    ) as caught:
         lock.acquire(timeout=1.0, run_id="run-2")
     waited = time.monotonic() - started
     assert 1.0 <= waited < 5
@@ -110,7 +113,10 @@ def test_two_locks_in_one_process_exclude_each_other(tmp_path: Path) -> None:
         tmp_path, CohortKey.for_destination("http://127.0.0.1:1", "key", "treasuredata", "other")
     )
     with first:
-        with pytest.raises(CohortsyncError):
+        with pytest.raises(
+            CohortsyncError,
+            match=r"^another run of cohort 'vip' .* is in progress .*; waited 0\.2 s for it",
+        ):
             second.acquire(timeout=0.2)
         with other:  # another cohort is independent
             assert other.acquired

@@ -24,14 +24,18 @@ def test_a_signal_while_sending_stops_handing_out_batches() -> None:
 
 
 def test_a_signal_outside_sending_interrupts_at_once() -> None:
-    with pytest.raises(KeyboardInterrupt), GracefulStop():
+    with pytest.raises(KeyboardInterrupt, match=r"^SIGTERM$"), GracefulStop():
         os.kill(os.getpid(), signal.SIGTERM)
         for _ in range(1000):
             pass
 
 
 def test_a_second_signal_while_sending_interrupts_at_once() -> None:
-    with pytest.raises(KeyboardInterrupt), GracefulStop() as stop, stop.sending():
+    with (
+        pytest.raises(KeyboardInterrupt, match=r"^SIGINT$"),
+        GracefulStop() as stop,
+        stop.sending(),
+    ):
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGINT)
         for _ in range(1000):

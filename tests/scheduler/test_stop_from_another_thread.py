@@ -58,7 +58,7 @@ def test_a_stop_requested_before_sending_keeps_the_run_from_sending() -> None:
             assert request_stop(ident) is False  # no run yet: the caller interrupts itself
             with GracefulStop() as stop:
                 assert stop.requested
-                with pytest.raises(KeyboardInterrupt), stop.sending():
+                with pytest.raises(KeyboardInterrupt, match=r"^SIGTERM$"), stop.sending():
                     raise AssertionError("sent after a stop request")
         finally:
             clear_stop_request(ident)

@@ -202,7 +202,10 @@ def test_a_file_written_by_another_process_gives_a_clear_error(
 ) -> None:
     pid = writer_elsewhere.process.pid
     with open_engine(f"duckdb:///{warehouse_file}") as engine:
-        with pytest.raises(SourceError) as raised:
+        with pytest.raises(
+            SourceError,
+            match=r"is in use by another process \(PID \d+\), and writing needs it alone",
+        ) as raised:
             engine.load("customers", customers_parquet)
         assert str(raised.value).startswith(
             f"the warehouse file {warehouse_file} is in use by another process (PID {pid})"

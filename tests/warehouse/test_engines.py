@@ -64,7 +64,11 @@ def test_question_mark_inside_a_literal_is_not_a_param(
 def test_wrong_number_of_params_is_an_error(engine: Engine, customers_parquet: Path) -> None:
     engine.load("customers", customers_parquet)
 
-    with pytest.raises((ConfigError, SourceError)):
+    with pytest.raises(
+        (ConfigError, SourceError),
+        match=r"1 \? placeholder\(s\) but 2 parameter\(s\) were given"
+        r"|^query failed: .*Parameter argument/count mismatch",
+    ):
         engine.stream("SELECT * FROM customers WHERE age > ?", [1, 2]).read_all()
 
 
@@ -160,7 +164,7 @@ def test_failed_append_leaves_the_table_as_it_was(
 
 
 def test_missing_table_error_names_it_and_says_what_to_do(engine: Engine) -> None:
-    with pytest.raises(SourceError) as raised:
+    with pytest.raises(SourceError, match=r"^query failed: .*\bnope\b") as raised:
         engine.stream("SELECT * FROM nope").read_all()
 
     message = str(raised.value)

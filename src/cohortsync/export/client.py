@@ -17,7 +17,7 @@ import asyncio
 import email.utils
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +31,10 @@ from cohortsync.errors import DestinationRefused, RetriableError, RetriesExhaust
 from cohortsync.export.spec import Destination
 
 RETRIABLE_STATUSES = frozenset({408, 423, 429})
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+Jitter = Callable[[float, float], float]
 
 
 class RetryPolicy(BaseSettings):
@@ -48,10 +52,15 @@ class RetryPolicy(BaseSettings):
     backoff_max: float = 30.0
     timeout: float = 60.0
 
-    def backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+    def backoff(
+        self, attempt: int, retry_after: float | None, *, jitter: Jitter = random.uniform
+    ) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based).
+
+        ``jitter(low, high)`` draws the delay; tests pass a fixed one.
+        """
         ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
-        delay = random.uniform(0, ceiling)
+        delay = jitter(0, ceiling)
         if retry_after is not None:
             delay = max(delay, retry_after)
         return delay
@@ -64,9 +73,22 @@ class RateLimiter:
     is no wait. Otherwise requests are spaced evenly over the time left until
     Reset, and when Remaining reaches 0 everyone waits for the reset.
     A ``Retry-After`` pauses every sender, not just the one that got it.
+
+    ``clock`` (monotonic seconds), ``wall_clock`` (epoch seconds, the unit of
+    ``X-RateLimit-Reset``) and the async ``sleep`` default to the real ones;
+    tests inject fakes so that pacing costs no real time.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._sleep = sleep
         self.remaining: int | None = None
         self.reset_at: float | None = None  # wall-clock epoch seconds
         self.pending = 0  # requests the run still has to send
@@ -82,7 +104,7 @@ class RateLimiter:
         if remaining is None:
             return
         if reset is not None and reset < 1_000_000_000:  # seconds from now, not an epoch
-            reset = time.time() + reset
+            reset = self._wall_clock() + reset
         if reset is not None and reset != self.reset_at:
             self.remaining, self.reset_at = int(remaining), reset  # a new window
         elif self.remaining is None:
@@ -92,7 +114,7 @@ class RateLimiter:
 
     def pause(self, seconds: float) -> None:
         """Hold every sender for ``seconds`` (a ``Retry-After``)."""
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     async def acquire(self) -> None:
         """Wait for this request's turn."""
@@ -100,18 +122,18 @@ class RateLimiter:
             delay = self._delay()
             if delay > 0:
                 self.waited += delay
-                await asyncio.sleep(delay)
-            self._next_slot = time.monotonic() + self._interval()
+                await self._sleep(delay)
+            self._next_slot = self._clock() + self._interval()
             if self.remaining is not None:
                 self.remaining -= 1
             self.pending = max(0, self.pending - 1)
 
     def _delay(self) -> float:
-        now = time.monotonic()
+        now = self._clock()
         delay = max(0.0, self._paused_until - now)
         if self.remaining is None or self.reset_at is None:
             return delay
-        to_reset = self.reset_at - time.time()
+        to_reset = self.reset_at - self._wall_clock()
         if to_reset <= 0:
             self.remaining = self.reset_at = None  # the window is over
             return delay
@@ -122,7 +144,7 @@ class RateLimiter:
     def _interval(self) -> float:
         if self.remaining is None or self.reset_at is None or self.remaining >= self.pending:
             return 0.0
-        return max(0.0, self.reset_at - time.time()) / max(1, self.remaining)
+        return max(0.0, self.reset_at - self._wall_clock()) / max(1, self.remaining)
 
 
 def _number(value: str | None) -> float | None:
@@ -134,8 +156,8 @@ def _number(value: str | None) -> float | None:
         return None
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date."""
+def parse_retry_after(value: str | None, *, now: Clock = time.time) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date (measured from ``now()``)."""
     if not value:
         return None
     try:
@@ -146,7 +168,7 @@ def parse_retry_after(value: str | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - now())
 
 
 @dataclass
@@ -164,7 +186,11 @@ class PartnerClient:
         destination: endpoint, partner and keys.
         threads: connection pool size, the most requests in flight.
         policy: retry settings.
-        limiter: the pacing shared by every sender of the run.
+        limiter: the pacing shared by every sender of the run; without one, a
+            limiter on this client's clocks and sleep.
+        clock, wall_clock, sleep: monotonic seconds, epoch seconds and the async
+            sleep used for backoff and pacing (the real ones by default).
+        jitter: draws a backoff delay between its two bounds (``random.uniform``).
     """
 
     def __init__(
@@ -174,11 +200,18 @@ class PartnerClient:
         threads: int,
         policy: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+        jitter: Jitter = random.uniform,
     ) -> None:
         self.destination = destination
         self.threads = threads
         self.policy = policy or RetryPolicy()
-        self.limiter = limiter or RateLimiter()
+        self.limiter = limiter or RateLimiter(clock=clock, wall_clock=wall_clock, sleep=sleep)
+        self._wall_clock = wall_clock
+        self._sleep = sleep
+        self._jitter = jitter
         self.stats = ClientStats()
         self._session: aiohttp.ClientSession | None = None
         base = destination.endpoint.rstrip("/")
@@ -240,7 +273,9 @@ class PartnerClient:
                     self.limiter.pause(error.retry_after)
                 self.stats.retries += 1
                 self.limiter.pending += 1
-                await asyncio.sleep(self.policy.backoff(attempt, error.retry_after))
+                await self._sleep(
+                    self.policy.backoff(attempt, error.retry_after, jitter=self._jitter)
+                )
 
     async def _post_once(self, url: str, body: bytes, *, what: str) -> None:
         assert self._session is not None, "use PartnerClient as an async context manager"
@@ -253,7 +288,9 @@ class PartnerClient:
                     return
                 text = await response.text(errors="replace")
                 status = response.status
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                retry_after = parse_retry_after(
+                    response.headers.get("Retry-After"), now=self._wall_clock
+                )
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
             reason = str(error) or type(error).__name__
             raise RetriableError(f"network error: {reason}") from error
