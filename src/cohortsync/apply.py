@@ -27,12 +27,22 @@ import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cohortsync.audience.activations import upsert_activation
+from cohortsync.audience.mapping import parse_mappings
+from cohortsync.audience.parents import upsert_parent
+from cohortsync.audience.rules import parse_rules, rules_to_json
+from cohortsync.audience.segments import upsert_segment
+from cohortsync.catalog import audiences
+from cohortsync.catalog.audiences import ActivationRow, ParentRow, SegmentRow
+from cohortsync.catalog.auths import auth_fields, upsert_auth
 from cohortsync.catalog.db import open_catalog
 from cohortsync.errors import ConfigError
 from cohortsync.export.spec import DEFAULT_PARTNER, DEFAULT_THREADS, Operation
-from cohortsync.queries import MirrorSettings, QueryExport
+from cohortsync.jobs.cron import check_cron
+from cohortsync.queries import MirrorSettings, QueryExport, check_saved_sql, get_query, save_query
 from cohortsync.settings import Settings
 from cohortsync.textfiles import read_text
+from cohortsync.warehouse.connect import require_stored_warehouse
 
 ENV_REFERENCE = re.compile(r"\$(\$?)\{([^}]*)\}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -68,8 +78,6 @@ class AuthenticationDef(_Item):
 
 def _stored_warehouse(url: str | None) -> str | None:
     """A saved object's warehouse must outlive the command: stored, and an absolute path."""
-    from cohortsync.warehouse.connect import require_stored_warehouse
-
     try:
         return require_stored_warehouse(url, "a saved definition")
     except ConfigError as error:
@@ -384,8 +392,6 @@ def _diff(
 
 
 def _auth_state(catalog: sa.Engine, settings: Settings, name: str) -> dict[str, Any] | None:
-    from cohortsync.catalog.auths import auth_fields
-
     return auth_fields(catalog, settings, name)
 
 
@@ -407,8 +413,6 @@ def _parent_desired(item: ParentDef) -> dict[str, Any]:
 
 
 def _segment_desired(item: SegmentDef) -> dict[str, Any]:
-    from cohortsync.audience.rules import parse_rules, rules_to_json
-
     return {
         "parent": item.parent,
         "rules": rules_to_json(parse_rules(item.rules)),
@@ -417,8 +421,6 @@ def _segment_desired(item: SegmentDef) -> dict[str, Any]:
 
 
 def _query_desired(item: QueryDef) -> dict[str, Any]:
-    from cohortsync.scheduler import check_cron
-
     return {
         "sql": item.sql,
         "warehouse_url": item.warehouse,
@@ -429,8 +431,6 @@ def _query_desired(item: QueryDef) -> dict[str, Any]:
 
 
 def _query_state(name: str, settings: Settings) -> dict[str, Any] | None:
-    from cohortsync.queries import get_query
-
     try:
         saved = get_query(name, settings=settings)
     except ConfigError:
@@ -445,9 +445,6 @@ def _query_state(name: str, settings: Settings) -> dict[str, Any] | None:
 
 
 def _activation_desired(item: ActivationDef) -> dict[str, Any]:
-    from cohortsync.audience.mapping import parse_mappings
-    from cohortsync.scheduler import check_cron
-
     return {
         "segment": item.segment,
         "auth_name": item.auth,
@@ -467,8 +464,6 @@ def _activation_desired(item: ActivationDef) -> dict[str, Any]:
 
 
 def _audience_state(catalog: sa.Engine, kind: type[Any], name: str) -> dict[str, Any] | None:
-    from cohortsync.catalog import audiences
-
     row = audiences.get(catalog, kind, name)
     if row is None:
         return None
@@ -479,9 +474,6 @@ def _audience_state(catalog: sa.Engine, kind: type[Any], name: str) -> dict[str,
 
 def plan(definitions: AsCodeFile, *, settings: Settings | None = None) -> list[Change]:
     """What applying ``definitions`` would change, item by item, without changing it."""
-    from cohortsync.catalog.audiences import ActivationRow, ParentRow, SegmentRow
-    from cohortsync.queries import check_saved_sql
-
     settings = settings or Settings()
     catalog = open_catalog(settings.catalog_path)
     changes: list[Change] = []
@@ -583,11 +575,6 @@ def apply_file(
 
 
 def _apply_item(change: Change, item: Any, settings: Settings) -> None:
-    from cohortsync.audience.activations import upsert_activation
-    from cohortsync.audience.parents import upsert_parent
-    from cohortsync.audience.segments import upsert_segment
-    from cohortsync.queries import save_query
-
     if isinstance(item, AuthenticationDef):
         _upsert_auth(item, settings)
     elif isinstance(item, ParentDef):
@@ -636,8 +623,6 @@ def _apply_item(change: Change, item: Any, settings: Settings) -> None:
 
 def _upsert_auth(item: AuthenticationDef, settings: Settings) -> None:
     """Create the authentication, or rewrite its endpoint, partner and (encrypted) key."""
-    from cohortsync.catalog.auths import upsert_auth
-
     catalog = open_catalog(settings.catalog_path)
     try:
         upsert_auth(

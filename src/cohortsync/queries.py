@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -26,11 +26,11 @@ from cohortsync.catalog import schedules
 from cohortsync.catalog.db import open_catalog
 from cohortsync.errors import ConfigError, SourceError
 from cohortsync.export.spec import DEFAULT_THREADS, ExportSpec, MirrorOptions, Operation, Source
-from cohortsync.run_failures import failures_recorded
+from cohortsync.jobs.cron import check_cron, next_run, zone
+from cohortsync.jobs.history import failures_recorded
+from cohortsync.jobs.kinds import JobContext, JobResult
+from cohortsync.jobs.leases import held_lease, new_owner
 from cohortsync.settings import Settings
-
-if TYPE_CHECKING:
-    from cohortsync.scheduler import JobContext, JobResult
 
 KIND = "query"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -65,6 +65,7 @@ class QueryExport(BaseModel):
         self, source: Source, settings: Settings, *, job: str, full_resync: bool = False
     ) -> ExportSpec:
         """The export run of this query: the saved auth becomes a destination here."""
+        # Imported here: cryptography is loaded only by commands that use a saved auth.
         from cohortsync.catalog.auths import destination_for_auth
 
         return ExportSpec(
@@ -150,8 +151,6 @@ def _catalog(settings: Settings | None) -> tuple[Settings, sa.Engine]:
 
 
 def _saved(row: store.QueryRow, schedule: schedules.Schedule | None) -> SavedQuery:
-    from cohortsync.scheduler import next_run
-
     return SavedQuery(
         name=row.name,
         sql=row.sql,
@@ -180,7 +179,8 @@ def check_saved_sql(name: str, sql: str, warehouse_url: str) -> None:
         ConfigError: ``sql`` is not exactly one query (see
             :mod:`cohortsync.warehouse.statements`).
     """
-    from cohortsync.warehouse.statements import check_query_for
+    # Imported here: DuckDB is loaded only by commands that check or run SQL.
+    from cohortsync.warehouse.query_check import check_query_for
 
     try:
         check_query_for(sql, warehouse_url)
@@ -206,11 +206,10 @@ def save_query(
     and time zone must be valid, so a bad definition fails now rather than at
     3 a.m. in the scheduler.
     """
-    from cohortsync.scheduler import check_cron, zone
-
     check_name(name)
     if not sql.strip():
         raise ConfigError(f"query {name!r} has empty SQL", hint="pass --sql or --sql-file")
+    # Imported here: DuckDB is loaded only by commands that save or run SQL.
     from cohortsync.warehouse.connect import require_stored_warehouse
 
     warehouse_url = require_stored_warehouse(warehouse_url, f"saved query {name!r}")
@@ -221,6 +220,7 @@ def save_query(
     settings, catalog = _catalog(settings)
     try:
         if export is not None:
+            # Imported here: cryptography is loaded only when an export names an auth.
             from cohortsync.catalog.auths import get_auth
 
             get_auth(catalog, export.auth)
@@ -340,8 +340,6 @@ def run_query(
         CohortsyncError: the export failed; its run in the history says why.
             The error's ``run_id`` names that run.
     """
-    from cohortsync.scheduler import held_lease, new_owner
-
     settings, catalog = _catalog(settings)
     try:
         row = store.fetch_query(catalog, name)
@@ -363,6 +361,7 @@ def _run(
     full_resync: bool,
     progress: bool | None,
 ) -> QueryRunResult:
+    # Imported here: the export pipeline (DuckDB, HTTP) is loaded only to run one.
     from cohortsync.export.run import run_export
 
     job = schedules.job_label(KIND, row.name)
@@ -384,6 +383,7 @@ def _run_without_export(
     dry_run: bool,
 ) -> QueryRunResult:
     """Run a query that has no export: count its rows and keep a preview."""
+    # Imported here: DuckDB is loaded only to run a query.
     from cohortsync.export.source import stream_source
 
     rows = 0
@@ -429,8 +429,6 @@ def _record_query_run(catalog: sa.Engine, job: str, source: Source, rows: int) -
 
 def run_query_job(context: JobContext) -> JobResult:
     """Run a saved query for the scheduler (job kind ``"query"``)."""
-    from cohortsync.scheduler import JobResult
-
     result = run_query(
         context.name, progress=False, settings=context.settings, lease_owner=context.lease_owner
     )

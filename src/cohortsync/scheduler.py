@@ -28,248 +28,76 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 import signal
-import socket
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import FrameType
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from cronsim import CronSim, CronSimError
 
+from cohortsync.audience.activations import run_activation_job
 from cohortsync.catalog import schedules as catalog
 from cohortsync.catalog.db import open_catalog
-from cohortsync.catalog.schedules import Lease, Schedule
-from cohortsync.errors import CohortsyncError, ConfigError, RunInterrupted
+from cohortsync.catalog.schedules import Lease
+from cohortsync.errors import CohortsyncError, RunInterrupted
 from cohortsync.export.stopping import clear_stop_request, request_stop
+from cohortsync.jobs.cron import (
+    CRON_HINT,
+    Clock,
+    DueJob,
+    check_cron,
+    due_jobs,
+    latest_slot,
+    next_run,
+    next_slot,
+    utc_now,
+    zone,
+)
+from cohortsync.jobs.history import find_run_since, record_failed_run
+from cohortsync.jobs.kinds import JobContext, JobResult, JobRunner, job_runner, register_job_kind
+from cohortsync.jobs.leases import LEASE_TTL, held_lease, new_owner
+from cohortsync.queries import run_query_job
 from cohortsync.settings import Settings
 from cohortsync.webhooks import failure_payload, post_webhook
 
+__all__ = [  # the names this module has always offered, now defined in cohortsync.jobs
+    "CRON_HINT",
+    "LEASE_TTL",
+    "Clock",
+    "DueJob",
+    "JobContext",
+    "JobResult",
+    "JobRunner",
+    "Scheduler",
+    "check_cron",
+    "due_jobs",
+    "execute_job",
+    "find_run_since",
+    "held_lease",
+    "job_runner",
+    "latest_slot",
+    "new_owner",
+    "next_run",
+    "next_slot",
+    "record_failed_run",
+    "register_job_kind",
+    "run_activation_job",
+    "run_query_job",
+    "utc_now",
+    "zone",
+]
+
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 
-LEASE_TTL = timedelta(minutes=10)
-CRON_HINT = "use five fields 'minute hour day-of-month month day-of-week', e.g. '0 6 * * *'"
-
-
-def utc_now() -> datetime:
-    """The real clock: an aware UTC datetime."""
-    return datetime.now(UTC)
-
-
-# --- cron arithmetic ---------------------------------------------------------
-
-
-def zone(name: str) -> tzinfo:
-    """The time zone called ``name`` (IANA, e.g. ``Europe/Paris``)."""
-    if name.upper() == "UTC":
-        return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ConfigError(
-            f"unknown time zone {name!r}", hint="use an IANA name such as 'Europe/Paris' or 'UTC'"
-        ) from error
-
-
-def check_cron(expr: str, timezone: str = "UTC") -> str:
-    """Validate a cron expression and time zone; returns the expression normalised."""
-    normalised = " ".join(expr.split())
-    if len(normalised.split()) != 5:
-        raise ConfigError(f"cron expression {expr!r} must have five fields", hint=CRON_HINT)
-    try:
-        next(CronSim(normalised, datetime.now(zone(timezone))))
-    except CronSimError as error:
-        raise ConfigError(f"cron expression {expr!r} is invalid: {error}", hint=CRON_HINT) from None
-    except StopIteration:
-        raise ConfigError(f"cron expression {expr!r} never fires", hint=CRON_HINT) from None
-    return normalised
-
-
-def latest_slot(expr: str, timezone: str, now: datetime) -> datetime | None:
-    """The latest slot of ``expr`` at or before ``now``, in UTC."""
-    local = now.astimezone(zone(timezone)).replace(microsecond=0) + timedelta(seconds=1)
-    try:
-        slot = next(CronSim(expr, local, reverse=True))
-    except StopIteration:
-        return None
-    return slot.astimezone(UTC)
-
-
-def next_slot(expr: str, timezone: str, after: datetime) -> datetime | None:
-    """The first slot of ``expr`` strictly after ``after``, in UTC."""
-    try:
-        slot = next(CronSim(expr, after.astimezone(zone(timezone)).replace(microsecond=0)))
-    except StopIteration:
-        return None
-    return slot.astimezone(UTC)
-
-
-@dataclass(frozen=True)
-class DueJob:
-    """A job to run now, and the slot its run consumes (the latest one)."""
-
-    schedule: Schedule
-    slot: datetime
-
-    @property
-    def job(self) -> str:
-        return self.schedule.job
-
-
-def due_jobs(scheduled: list[Schedule], now: datetime) -> list[DueJob]:
-    """The jobs of ``scheduled`` that are due at ``now``, missed slots collapsed into one."""
-    due = []
-    for schedule in scheduled:
-        slot = latest_slot(schedule.cron, schedule.timezone, now)
-        if slot is not None and slot > schedule.consumed_until:
-            due.append(DueJob(schedule, slot))
-    return due
-
-
-def next_run(schedule: Schedule, now: datetime) -> datetime | None:
-    """When ``schedule`` runs next: now if a slot is waiting, else its next slot."""
-    if due_jobs([schedule], now):
-        return now
-    return next_slot(schedule.cron, schedule.timezone, max(now, schedule.consumed_until))
-
-
-# --- job kinds -----------------------------------------------------------------
-
-
-@dataclass
-class JobContext:
-    """What a job runner gets: the catalog, the job's name, and a stop request.
-
-    ``stop`` is set when the scheduler received SIGTERM: a runner passes it on
-    so its export stops at the next checkpoint (and can be resumed).
-    """
-
-    catalog: sa.Engine
-    settings: Settings
-    kind: str
-    name: str
-    lease_owner: str
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def job(self) -> str:
-        return catalog.job_label(self.kind, self.name)
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """The outcome of one job run, as the run history and the webhook see it."""
-
-    status: str  # "succeeded", "failed" or "interrupted"
-    run_id: str | None = None
-    error: str | None = None
-    report: dict[str, Any] | None = None
-
-    @property
-    def failed(self) -> bool:
-        return self.status != "succeeded"
-
-
-JobRunner = Callable[[JobContext], JobResult]
-
-_JOB_KINDS: dict[str, JobRunner] = {}
-
-
-def register_job_kind(kind: str, runner: JobRunner) -> None:
-    """Plug a kind of job into the scheduler: jobs ``"KIND:NAME"`` run through ``runner``."""
-    _JOB_KINDS[kind] = runner
-
-
-def job_runner(kind: str) -> JobRunner:
-    """The runner of ``kind``; the built-in kinds register themselves on first use."""
-    if kind not in _JOB_KINDS:
-        _register_builtin_kinds()
-    try:
-        return _JOB_KINDS[kind]
-    except KeyError:
-        raise ConfigError(
-            f"no job kind {kind!r}", hint=f"known kinds: {', '.join(sorted(_JOB_KINDS))}"
-        ) from None
-
-
-def _register_builtin_kinds() -> None:
-    from cohortsync.queries import run_query_job
-
-    _JOB_KINDS.setdefault("query", run_query_job)
-    _JOB_KINDS.setdefault("activation", run_activation_job)
-
-
-def run_activation_job(context: JobContext) -> JobResult:
-    """Run an activation for the scheduler (job kind ``"activation"``)."""
-    from cohortsync.audience.activations import run_activation
-
-    report = run_activation(
-        context.name, progress=False, settings=context.settings, lease_owner=context.lease_owner
-    )
-    data = report.to_dict()
-    return JobResult(str(data.get("status", "succeeded")), report.run_id, None, data)
-
-
-# --- leases --------------------------------------------------------------------
-
-
-def new_owner(role: str) -> str:
-    """A lease owner id unique to this process and call: ``role@host:pid/xxxx``."""
-    return f"{role}@{socket.gethostname()}:{os.getpid()}/{uuid.uuid4().hex[:8]}"
-
-
-@contextmanager
-def held_lease(
-    engine: sa.Engine,
-    job: str,
-    owner: str,
-    *,
-    clock: Clock = utc_now,
-    ttl: timedelta = LEASE_TTL,
-    lease: Lease | None = None,
-) -> Iterator[Lease]:
-    """Hold the lease of ``job`` for the duration of the block, renewing it meanwhile.
-
-    Raises :class:`ConfigError` when another process holds it. Pass ``lease``
-    when it was already taken (the scheduler takes it before submitting).
-    """
-    if lease is None:
-        lease = catalog.acquire_lease(engine, job, owner, now=clock(), ttl=ttl)
-    if lease is None:
-        holder = catalog.get_lease(engine, job)
-        who = f"{holder.owner} since {holder.acquired_at:%Y-%m-%d %H:%M:%SZ}" if holder else "?"
-        raise ConfigError(
-            f"job {job} is already running ({who})",
-            hint="wait for that run to finish; a dead holder's lease expires by itself",
-        )
-    done = threading.Event()
-
-    def keep() -> None:
-        interval = max(ttl.total_seconds() / 3, 0.05)
-        while not done.wait(interval):
-            if not catalog.renew_lease(engine, lease, now=clock(), ttl=ttl):
-                log.warning("lost the lease of %s", job)
-                return
-
-    keeper = threading.Thread(target=keep, name=f"lease:{job}", daemon=True)
-    keeper.start()
-    try:
-        yield lease
-    finally:
-        done.set()
-        keeper.join()
-        catalog.release_lease(engine, lease)
+# The built-in kinds of job.
+register_job_kind("query", run_query_job)
+register_job_kind("activation", run_activation_job)
 
 
 # --- running one job -------------------------------------------------------------
@@ -326,49 +154,6 @@ def execute_job(context: JobContext, runner: JobRunner | None = None) -> JobResu
 
 
 # --- run history of jobs that failed outside an export run ----------------------------
-
-
-def record_failed_run(
-    engine: sa.Engine,
-    job: str,
-    error: str,
-    *,
-    status: str = "failed",
-    source: dict[str, Any] | None = None,
-) -> str:
-    """Record a run of ``job`` that failed before any export run existed, with its message.
-
-    Bad SQL, a deleted query or authentication, a missing partner key: the run
-    history must still say that the job ran and why it failed.
-    """
-    from cohortsync.catalog import runs
-
-    job_data: dict[str, Any] = {"job": job}
-    if source is not None:
-        job_data["source"] = source
-    run_id = runs.start_run(
-        engine,
-        job=job_data,
-        endpoint="",
-        partner="",
-        cohort_id="",
-        data_import_key="",
-        operation=job.split(":", 1)[0],
-    )
-    runs.finish_run(
-        engine, run_id, "interrupted" if status == "interrupted" else "failed", error=error
-    )
-    return run_id
-
-
-def find_run_since(engine: sa.Engine, job: str, since: datetime) -> str | None:
-    """The latest run of ``job`` the export recorded at or after ``since``, if any."""
-    from cohortsync.catalog import runs
-
-    for record in runs.list_runs(engine, limit=50):
-        if record.job.get("job") == job and record.started_at >= since:
-            return record.id
-    return None
 
 
 def _run_id_of(error: BaseException) -> str | None:

@@ -42,7 +42,10 @@ from cohortsync.export.spec import (
     Operation,
     Source,
 )
-from cohortsync.run_failures import failures_recorded
+from cohortsync.jobs.cron import check_cron, zone
+from cohortsync.jobs.history import failures_recorded
+from cohortsync.jobs.kinds import JobContext, JobResult
+from cohortsync.jobs.leases import held_lease, new_owner
 from cohortsync.settings import Settings
 
 if TYPE_CHECKING:
@@ -205,8 +208,8 @@ def check_activation(row: ActivationRow, *, settings: Settings | None = None) ->
     Raises:
         ConfigError: the first problem found, with what to do about it.
     """
+    # Imported here: cryptography is loaded only by commands that use a saved auth.
     from cohortsync.catalog.auths import get_auth
-    from cohortsync.scheduler import check_cron, zone
 
     store.check_name("activation", row.name)
     if not row.cohort_id.strip():
@@ -322,6 +325,7 @@ def activation_spec(
         ConfigError: unknown activation, segment, parent or auth; no partner
             API key for the auth's region; a mapping that no longer fits.
     """
+    # Imported here: cryptography is loaded only by commands that use a saved auth.
     from cohortsync.catalog.auths import destination_for_auth
 
     row = get_activation(name, settings=settings)
@@ -374,8 +378,6 @@ def run_activation(
         SourceError, DestinationRefused, RetriesExhausted, RunInterrupted: as
             :func:`cohortsync.export.run.run_export` raises them.
     """
-    from cohortsync.scheduler import held_lease, new_owner
-
     settings = settings or Settings()
     with store.catalog(settings) as catalog:
         if lease_owner is not None:
@@ -398,6 +400,7 @@ def _run(
     lock_timeout: float,
     skip_invalid: bool = False,
 ) -> ExportReport:
+    # Imported here: the export pipeline (DuckDB, HTTP) is loaded only to run one.
     from cohortsync.export.run import run_export
 
     with failures_recorded(catalog, job_label(name), dry_run=dry_run):
@@ -417,3 +420,15 @@ def activation_runs(
     with store.catalog(settings) as catalog:
         recent = list_runs(catalog, limit=1000)
     return [run for run in recent if run.job.get("job") == label][:limit]
+
+
+# --- the scheduler's "activation" job kind ------------------------------------------
+
+
+def run_activation_job(context: JobContext) -> JobResult:
+    """Run an activation for the scheduler (job kind ``"activation"``)."""
+    report = run_activation(
+        context.name, progress=False, settings=context.settings, lease_owner=context.lease_owner
+    )
+    data = report.to_dict()
+    return JobResult(str(data.get("status", "succeeded")), report.run_id, None, data)

@@ -34,6 +34,8 @@ from cohortsync.audience.rules import (
     Not,
     Or,
     Rule,
+    load_rules,
+    parse_rules,
 )
 from cohortsync.errors import ConfigError
 
@@ -236,3 +238,23 @@ def select_sql(
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return CompiledSQL(sql, where.params if where is not None else ())
+
+
+# --- rules in any form, checked against a table -------------------------------
+
+RulesInput = Rule | dict[str, Any] | str
+"""Rules as a parsed tree, a decoded JSON object, or JSON text / a JSON file path."""
+
+
+def as_rule(rules: RulesInput) -> Rule:
+    """Accept rules in any of the forms callers hold them."""
+    if isinstance(rules, str):
+        return load_rules(rules)
+    if isinstance(rules, dict):
+        return parse_rules(rules)
+    return rules
+
+
+def check_rules(rules: RulesInput, schema: pa.Schema, *, table: str) -> CompiledSQL:
+    """Compile ``rules`` against ``schema``: the check done at every save and use."""
+    return compile_rules(as_rule(rules), schema, table=table)

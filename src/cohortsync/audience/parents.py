@@ -11,7 +11,8 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from cohortsync.audience import store
-from cohortsync.audience.compile import find_column
+from cohortsync.audience.compile import check_rules, find_column
+from cohortsync.audience.mapping import check_mapping, parse_mappings
 from cohortsync.catalog import audiences
 from cohortsync.catalog.audiences import ActivationRow, ParentRow, SegmentRow
 from cohortsync.errors import ConfigError
@@ -81,9 +82,6 @@ def upsert_parent(
     their activations are checked against the new table before anything is
     saved, so a change cannot strand them.
     """
-    from cohortsync.audience.mapping import check_mapping, parse_mappings
-    from cohortsync.audience.segments import check_rules
-
     warehouse_url = require_stored_warehouse(warehouse_url, f"parent {name!r}")
     row = ParentRow(name, table, key, warehouse_url, description)
     with store.catalog(settings) as catalog:

@@ -14,32 +14,16 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from cohortsync.audience import store
-from cohortsync.audience.compile import CompiledSQL, compile_rules, select_sql
+from cohortsync.audience.compile import CompiledSQL, RulesInput, as_rule, check_rules, select_sql
+from cohortsync.audience.mapping import check_mapping, parse_mappings
 from cohortsync.audience.parents import get_parent, parent_schema
-from cohortsync.audience.rules import Rule, load_rules, parse_rules, rules_to_json
+from cohortsync.audience.rules import rules_to_json
 from cohortsync.catalog import audiences
 from cohortsync.catalog.audiences import ActivationRow, ParentRow, SegmentRow
 from cohortsync.errors import ConfigError
 from cohortsync.settings import Settings
 
-RulesInput = Rule | dict[str, Any] | str
-"""Rules as a parsed tree, a decoded JSON object, or JSON text / a JSON file path."""
-
 SAMPLE_SIZE = 10
-
-
-def as_rule(rules: RulesInput) -> Rule:
-    """Accept rules in any of the forms callers hold them."""
-    if isinstance(rules, str):
-        return load_rules(rules)
-    if isinstance(rules, dict):
-        return parse_rules(rules)
-    return rules
-
-
-def check_rules(rules: RulesInput, schema: pa.Schema, *, table: str) -> CompiledSQL:
-    """Compile ``rules`` against ``schema``: the check done at every save and use."""
-    return compile_rules(as_rule(rules), schema, table=table)
 
 
 @dataclass(frozen=True)
@@ -130,8 +114,6 @@ def _check_activations_fit(
     catalog: sa.Engine, name: str, parent: str, settings: Settings | None
 ) -> None:
     """Moving a segment to another parent must keep its activations' mappings valid."""
-    from cohortsync.audience.mapping import check_mapping, parse_mappings
-
     parent_row = get_parent(parent, settings=settings)
     schema = parent_schema(parent_row, settings)
     for activation in audiences.list_rows(catalog, ActivationRow, segment=name):

@@ -76,6 +76,7 @@ def catalog(settings: Settings | None = None) -> Iterator[sa.Engine]:
 @contextmanager
 def warehouse(url: str | None, settings: Settings | None = None) -> Iterator[Engine]:
     """A warehouse engine for a parent's URL; ``None`` is the configured warehouse."""
+    # Imported here: DuckDB is loaded only by commands that open the warehouse.
     from cohortsync.warehouse import open_engine
 
     settings = settings or Settings()

@@ -18,7 +18,8 @@ import typer
 
 from cohortsync.braze import admin
 from cohortsync.braze.ratelimit import DEFAULT_REQUESTS_PER_HOUR, parse_rate_limit
-from cohortsync.braze.store import open_store
+from cohortsync.braze.store import open_store, store_status, upgrade_store
+from cohortsync.cli.db import outcome_line, status_document, status_line
 from cohortsync.cli.export_options import MAX_PORT, MIN_PORT
 from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.errors import ConfigError
@@ -136,6 +137,7 @@ def serve(
       cohortsync braze serve --port 9292 --db sqlite:///braze.db
       cohortsync braze serve --rate-limit 1000/minute --body-timeout 10 --access-log
     """
+    # Imported here: FastAPI and uvicorn are loaded only by the command that serves.
     from cohortsync.braze.server import serve as run
 
     limit = parse_rate_limit(rate_limit)
@@ -430,9 +432,6 @@ def db_current(db: DbOption = None, json: JsonOption = False) -> None:
       cohortsync braze db current
       cohortsync braze db current --db postgresql://braze@db.internal/braze --json
     """
-    from cohortsync.braze.store import store_status
-    from cohortsync.cli.db import status_document, status_line
-
     url = _db_url(db)
     state = store_status(url)
     if json:
@@ -456,9 +455,6 @@ def db_upgrade(db: DbOption = None, json: JsonOption = False) -> None:
       cohortsync braze db upgrade
       cohortsync braze db upgrade --db postgresql://braze@db.internal/braze --json
     """
-    from cohortsync.braze.store import upgrade_store
-    from cohortsync.cli.db import outcome_line
-
     url = _db_url(db)
     store = open_store(url, upgrade=False)
     try:

@@ -32,6 +32,7 @@ from cohortsync.export.spec import (
 )
 from cohortsync.secrets import DATA_IMPORT_KEY_ENV, read_data_import_key
 from cohortsync.settings import Settings
+from cohortsync.textfiles import read_text
 
 
 def export(
@@ -256,8 +257,6 @@ def _query_text(query: str | None, query_file: Path | None, table: str | None) -
             + (f" (got {', '.join(given)})" if given else ""),
         )
     if query_file is not None:
-        from cohortsync.textfiles import read_text
-
         return read_text(query_file, f"the query file {query_file}")
     return query
 

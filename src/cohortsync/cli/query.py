@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +17,9 @@ from cohortsync.cli.export_options import OperationChoice, SkipInvalidOption, Th
 from cohortsync.cli.files_option import AllowFilesOption, open_files
 from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.errors import ConfigError
+from cohortsync.export.report import ExportReport
 from cohortsync.export.spec import DEFAULT_THREADS
+from cohortsync.textfiles import read_text
 
 app = typer.Typer(
     help=(
@@ -256,8 +259,6 @@ def run(
         echo_json_line(result.to_dict())
         return
     if result.report is not None:
-        from cohortsync.export.report import ExportReport
-
         ExportReport(**_report_fields(result.report)).render(Console())
         return
     typer.echo(
@@ -275,10 +276,6 @@ def run(
 
 
 def _report_fields(report: dict[str, Any]) -> dict[str, Any]:
-    from dataclasses import fields
-
-    from cohortsync.export.report import ExportReport
-
     names = {f.name for f in fields(ExportReport)}
     return {key: value for key, value in report.items() if key in names}
 
@@ -287,8 +284,6 @@ def _sql_text(sql: str | None, sql_file: Path | None) -> str:
     if (sql is None) == (sql_file is None):
         raise ConfigError("give exactly one of --sql and --sql-file")
     if sql_file is not None:
-        from cohortsync.textfiles import read_text
-
         return read_text(sql_file, f"--sql-file {sql_file}")
     assert sql is not None
     return sql

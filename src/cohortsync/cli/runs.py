@@ -258,7 +258,7 @@ def never_sent(record: RunRecord) -> ConfigError:
     """A saved query's or activation's run that failed before its export began.
 
     Such a run is recorded only so the history says why the job failed (see
-    :mod:`cohortsync.run_failures`): it has no plan, no destination and no
+    :mod:`cohortsync.jobs.history`): it has no plan, no destination and no
     checkpoint, so the only way forward is to run the job again.
     """
     job = str(record.job.get("job") or "")

@@ -83,6 +83,7 @@ def scheduler(
     if list_only:
         _list(settings, as_json)
         return
+    # Imported here: DuckDB is loaded only when the scheduler runs jobs, not for --list.
     from cohortsync.warehouse.connect import require_stored_warehouse
 
     require_stored_warehouse(settings.warehouse, "the scheduler (COHORTSYNC_WAREHOUSE)")

@@ -18,6 +18,7 @@ from cohortsync.errors import ConfigError, SourceError, whole_message
 from cohortsync.export.spec import Source
 from cohortsync.settings import Settings
 from cohortsync.warehouse import open_engine, quote_table_name
+from cohortsync.warehouse.duckdb_engine import DuckDBEngine
 
 STREAM_BATCH_ROWS = 65_536
 
@@ -67,8 +68,6 @@ def check_pushdown(source: Source, settings: Settings) -> None:
     Raises:
         SourceError: the query is refused or fails to bind, naming the source.
     """
-    from cohortsync.warehouse.duckdb_engine import DuckDBEngine
-
     engine = open_engine(source.warehouse_url or settings.warehouse_url)
     try:
         if isinstance(engine, DuckDBEngine):

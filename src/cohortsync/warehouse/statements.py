@@ -243,24 +243,3 @@ def _without_trailing(sql: str) -> str:
             continue
         last_end = start + len(data[start:end].rstrip())
     return data[:last_end].decode()
-
-
-def check_query_for(sql: str, warehouse_url: str) -> str:
-    """Check ``sql`` with the parser of the warehouse ``warehouse_url`` names (no connection).
-
-    Saved queries and ``apply`` check their SQL when they are defined, so a
-    definition that would be refused fails at once rather than at 3 a.m. in
-    the scheduler.
-    """
-    if warehouse_url.startswith("duckdb:"):
-        return check_duckdb_query(sql)
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        dialect = make_url(warehouse_url).get_backend_name()
-    except ArgumentError:
-        dialect = ""
-    from cohortsync.warehouse.dialect_statements import check_sql_query
-
-    return check_sql_query(sql, dialect)

@@ -180,6 +180,7 @@ def load_sqlalchemy(
     import sqlalchemy as sa
     from sqlalchemy.exc import SQLAlchemyError
 
+    # Imported here, with SQLAlchemy: only loads into a SQLAlchemy warehouse need them.
     from cohortsync.warehouse.arrow_types import sql_type
 
     reader_connection = duckdb.connect()

@@ -9,14 +9,54 @@ recorded here with the error's message. A dry run records nothing.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from cohortsync.catalog import runs
 from cohortsync.errors import CohortsyncError
+
+
+def record_failed_run(
+    engine: sa.Engine,
+    job: str,
+    error: str,
+    *,
+    status: str = "failed",
+    source: dict[str, Any] | None = None,
+) -> str:
+    """Record a run of ``job`` that failed before any export run existed, with its message.
+
+    Bad SQL, a deleted query or authentication, a missing partner key: the run
+    history must still say that the job ran and why it failed.
+    """
+    job_data: dict[str, Any] = {"job": job}
+    if source is not None:
+        job_data["source"] = source
+    run_id = runs.start_run(
+        engine,
+        job=job_data,
+        endpoint="",
+        partner="",
+        cohort_id="",
+        data_import_key="",
+        operation=job.split(":", 1)[0],
+    )
+    runs.finish_run(
+        engine, run_id, "interrupted" if status == "interrupted" else "failed", error=error
+    )
+    return run_id
+
+
+def find_run_since(engine: sa.Engine, job: str, since: datetime) -> str | None:
+    """The latest run of ``job`` the export recorded at or after ``since``, if any."""
+    for record in runs.list_runs(engine, limit=50):
+        if record.job.get("job") == job and record.started_at >= since:
+            return record.id
+    return None
 
 
 @contextmanager
@@ -29,9 +69,7 @@ def failures_recorded(
     failed run recorded now (with ``source``, the query that was to run). An
     error that names a run already, or any error of a dry run, passes unchanged.
     """
-    from cohortsync.scheduler import find_run_since, record_failed_run
-
-    started = dt.datetime.now(dt.UTC)
+    started = datetime.now(UTC)
     try:
         yield
     except CohortsyncError as error:
