@@ -14,7 +14,6 @@ and the cohort key carries a hash of the data import key, not the key.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import sqlalchemy as sa
 
 from cohortsync.catalog.db import metadata, stored_utc
 from cohortsync.errors import ConfigError
+from cohortsync.identity import CohortKey, key_fingerprint
 
 RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
 
@@ -97,14 +97,12 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(2)
 
 
-def key_hash(data_import_key: str) -> str:
-    """A fingerprint of the data import key: tells keys apart, cannot be used as one."""
-    return hashlib.sha256(data_import_key.encode()).hexdigest()[:16]
+key_hash = key_fingerprint
 
 
 def cohort_key(endpoint: str, partner: str, cohort_id: str, data_import_key: str) -> str:
-    """Which Braze cohort a run feeds: endpoint, partner, cohort id and key fingerprint."""
-    return f"{endpoint.rstrip('/')}|{partner}|{cohort_id}|{key_hash(data_import_key)}"
+    """Which Braze cohort a run feeds: the :class:`CohortKey` that locks and snapshots use."""
+    return CohortKey.for_destination(endpoint, data_import_key, partner, cohort_id).history_key
 
 
 def start_run(

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 
 from cohortsync.errors import CohortsyncError
-from cohortsync.export.snapshots import CohortKey
+from cohortsync.identity import CohortKey
 
 DEFAULT_LOCK_TIMEOUT = 60.0
 _POLL_SECONDS = 0.1

@@ -35,6 +35,7 @@ from cohortsync.errors import ConfigError
 from cohortsync.export import formats
 from cohortsync.export.snapshots import CohortKey, SnapshotStore
 from cohortsync.export.spec import ExportSpec
+from cohortsync.identity import normalize_endpoint
 
 CHANGES_FILE = formats.PLAN_FILE
 HISTORY_SCAN = 200
@@ -71,6 +72,10 @@ def public_job(job: dict[str, Any]) -> dict[str, Any]:
     stored: dict[str, Any] = orjson.loads(orjson.dumps(job))
     if not stored.get("skip_invalid"):  # runs recorded before the option had no such key
         stored.pop("skip_invalid", None)
+    destination = stored.get("destination")
+    if isinstance(destination, dict) and isinstance(destination.get("endpoint"), str):
+        # Another spelling of the endpoint is the same cohort (cohortsync.identity).
+        destination["endpoint"] = normalize_endpoint(destination["endpoint"])
     return {key: value for key, value in stored.items() if key != "threads"}
 
 
@@ -86,9 +91,9 @@ def choose_run(
             of a newer format; nothing is changed.
     """
     destination = spec.destination
-    key = runs.cohort_key(
-        destination.endpoint, destination.partner, spec.cohort_id, destination.data_import_key
-    )
+    key = CohortKey.for_destination(
+        destination.endpoint, destination.data_import_key, destination.partner, spec.cohort_id
+    ).history_key
     history = _since_last_mirror_commit(runs.list_runs(catalog, cohort_key=key, limit=HISTORY_SCAN))
     for record in history:
         if record.status != "succeeded":

@@ -6,7 +6,8 @@ what this system added to the cohort through one authentication: it is keyed
 by (endpoint, workspace key fingerprint, partner, cohort id). The data import
 key itself is never written anywhere: only a SHA-256 fingerprint of it.
 
-On disk, one directory per cohort key::
+The key is :class:`cohortsync.identity.CohortKey`, shared with the cohort lock
+and the run history. On disk, one directory per cohort key::
 
     snapshots/<cohort-slug>/
       CURRENT                  name of the committed generation, e.g. "gen-<run id>"
@@ -27,20 +28,17 @@ none and is read as version 1; a newer one is refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from cohortsync.catalog.runs import RunRecord, key_hash
 from cohortsync.errors import CohortsyncError
 from cohortsync.export import formats
+from cohortsync.identity import CohortKey, key_fingerprint, normalize_endpoint
 
 MEMBERS_FILE = "members.parquet"
 EXITS_FILE = "exits.parquet"
@@ -49,80 +47,7 @@ CURRENT_FILE = "CURRENT"
 _GENERATION_PREFIX = "gen-"
 _PENDING_PREFIX = "pending-"
 
-
-def normalize_endpoint(endpoint: str) -> str:
-    """The endpoint as one canonical string: lower-case scheme and host, no trailing slash.
-
-    ``https://REST.iad-01.braze.com/`` and ``https://rest.iad-01.braze.com``
-    are one workspace endpoint and must share one snapshot.
-    """
-    parts = urlsplit(endpoint.strip())
-    if not parts.scheme or not parts.netloc:
-        return endpoint.strip().rstrip("/").lower()
-    path = parts.path.rstrip("/")
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}"
-
-
-def key_fingerprint(data_import_key: str) -> str:
-    """A short, stable fingerprint of a data import key, safe to write to disk and logs.
-
-    The same fingerprint as the run history's, so a run record names its snapshot.
-    """
-    return key_hash(data_import_key)
-
-
-@dataclass(frozen=True)
-class CohortKey:
-    """What one tracked cohort is: the same cohort id in another workspace is another cohort.
-
-    Build it with :meth:`for_destination` so the key is fingerprinted, never stored.
-    """
-
-    endpoint: str
-    key_fingerprint: str
-    partner: str
-    cohort_id: str
-
-    @classmethod
-    def for_destination(
-        cls, endpoint: str, data_import_key: str, partner: str, cohort_id: str
-    ) -> CohortKey:
-        return cls(
-            endpoint=normalize_endpoint(endpoint),
-            key_fingerprint=key_fingerprint(data_import_key),
-            partner=partner,
-            cohort_id=cohort_id,
-        )
-
-    @property
-    def slug(self) -> str:
-        """A file-system-safe, unique directory name; readable prefix, hashed tail."""
-        raw = "\0".join((self.endpoint, self.key_fingerprint, self.partner, self.cohort_id))
-        digest = hashlib.sha256(raw.encode()).hexdigest()[:20]
-        readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.cohort_id)[:40].strip("._") or "cohort"
-        return f"{readable}-{digest}"
-
-    @classmethod
-    def for_run(cls, run: RunRecord) -> CohortKey:
-        """The cohort a recorded run feeds (the record holds the key's fingerprint only)."""
-        return cls(
-            endpoint=normalize_endpoint(run.endpoint),
-            key_fingerprint=run.key_hash,
-            partner=run.partner,
-            cohort_id=run.cohort_id,
-        )
-
-    def describe(self) -> str:
-        """How messages name the cohort: id, partner and endpoint (never the key)."""
-        return f"cohort {self.cohort_id!r} ({self.partner} at {self.endpoint})"
-
-    def to_dict(self) -> dict[str, str]:
-        return {
-            "endpoint": self.endpoint,
-            "key_fingerprint": self.key_fingerprint,
-            "partner": self.partner,
-            "cohort_id": self.cohort_id,
-        }
+__all__ = ["CohortKey", "Snapshot", "SnapshotStore", "key_fingerprint", "normalize_endpoint"]
 
 
 @dataclass(frozen=True)
@@ -156,6 +81,29 @@ class SnapshotStore:
     def __init__(self, home: Path, key: CohortKey) -> None:
         self.key = key
         self.directory = home / "snapshots" / key.slug
+        self._adopt_legacy_directory()
+
+    def _adopt_legacy_directory(self) -> None:
+        """Move the directory an earlier release kept under another slug to this key's slug.
+
+        Releases before one cohort identity kept an endpoint's default port
+        (``https://host:443``) in the key; such a cohort's snapshots are moved
+        (one atomic rename) the first time it is opened, so its history is kept.
+        """
+        if self.directory.exists():
+            return
+        for slug in self.key.legacy_slugs:
+            legacy = self.directory.parent / slug
+            if not legacy.is_dir():
+                continue
+            try:
+                os.rename(legacy, self.directory)
+            except FileNotFoundError:
+                pass  # another process moved it first
+            except OSError:
+                if not self.directory.exists():
+                    raise
+            return
 
     def current(self) -> Snapshot | None:
         """The last committed snapshot, or ``None`` before the first successful mirror run."""
