@@ -75,9 +75,11 @@ def csv_oracle(text: str) -> tuple[list[str], list[list[str | None]]] | None:
     fixed: list[list[str | None]] = []
     for row in rows:
         if row == [] and len(header) == 1:
-            row = [""]
-        if len(row) == len(header) + 1 and row[-1] == "":
-            row = row[:-1]  # the one form DuckDB accepts: a trailing delimiter
+            row = [""]  # a blank line of a one-column file: an empty value
+        elif row == []:
+            continue  # a blank line of a wider file holds no row: skipped
+        if len(row) > len(header) and not any(row[len(header) :]):
+            row = row[: len(header)]  # the one form DuckDB accepts: trailing empty fields
         if len(row) != len(header):
             return None
         fixed.append([value if value != "" else None for value in row])

@@ -147,7 +147,8 @@ def load(
         typer.echo(json.dumps(document))
         return
     verb = "replaced" if mode is Mode.REPLACE else "appended to"
-    typer.echo(f"loaded {rows:,} rows from {file} ({chosen}); {verb} table {table}")
+    plural = "" if rows == 1 else "s"
+    typer.echo(f"loaded {rows:,} row{plural} from {file} ({chosen}); {verb} table {table}")
 
 
 @contextmanager
