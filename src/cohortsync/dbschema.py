@@ -142,6 +142,11 @@ def status(conn: sa.Connection, schema: Schema) -> Status:
     )
 
 
+def no_database(schema: Schema) -> Status:
+    """The status of a database file that does not exist yet: empty, created at head on open."""
+    return Status(current=None, head=head(schema), versioned=False, empty=True)
+
+
 def newer_error(schema: Schema, where: str, current: str, newest: str) -> ConfigError:
     """The refusal of a database written by a newer release."""
     return ConfigError(

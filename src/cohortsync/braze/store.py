@@ -484,9 +484,7 @@ def store_status(db_url: str) -> dbschema.Status:
     """The store's schema revision, read without creating or changing anything."""
     url = _normalise_url(db_url, create_folder=False)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").expanduser().exists():
-        return dbschema.Status(
-            current=None, head=dbschema.head(STORE_SCHEMA), versioned=False, empty=True
-        )
+        return dbschema.no_database(STORE_SCHEMA)
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:

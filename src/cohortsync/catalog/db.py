@@ -100,9 +100,7 @@ def catalog_status(path: Path) -> dbschema.Status:
     """The catalog's schema revision, read without creating or changing anything."""
     schema = catalog_schema()
     if not path.exists():
-        return dbschema.Status(
-            current=None, head=dbschema.head(schema), versioned=False, empty=True
-        )
+        return dbschema.no_database(schema)
     engine = _engine(path)
     try:
         with engine.connect() as conn:
