@@ -57,7 +57,7 @@ def test_upgrade_recomputes_the_cohort_keys_of_stored_runs(old_home: Path, cli: 
 
     upgraded = json.loads(cli("db", "upgrade", "--json").stdout)
     assert upgraded["action"] == "upgraded"
-    assert upgraded["after"] == head(catalog_schema()) == "0002"
+    assert upgraded["after"] == head(catalog_schema()) >= "0002"
 
     after = stored_keys(catalog)
     one = CohortKey.of("https://rest.iad-01.braze.com", FINGERPRINT, "treasuredata", "vip")

@@ -68,6 +68,7 @@ activations = sa.Table(
     sa.Column("schedule_timezone", sa.String, nullable=False, default="UTC"),
     sa.Column("mirror_allow_empty", sa.Boolean, nullable=False, default=False),
     sa.Column("mirror_max_remove_pct", sa.Float, nullable=False, default=50.0),
+    sa.Column("skip_invalid", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -117,6 +118,7 @@ class ActivationRow:
     schedule_timezone: str = "UTC"
     mirror_allow_empty: bool = False
     mirror_max_remove_pct: float = 50.0
+    skip_invalid: bool = False
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
 

@@ -33,6 +33,9 @@ runs = sa.Table(
     metadata,
     sa.Column("id", sa.String, primary_key=True),
     sa.Column("job", sa.Text, nullable=False),  # the public spec, JSON
+    # The saved job's name ("query:NAME", "activation:NAME"), null for an ad-hoc export:
+    # the spec's "job" key, kept in a column so a job's runs are found through the index.
+    sa.Column("job_name", sa.String, nullable=True),
     sa.Column("cohort_key", sa.String, nullable=False, index=True),
     sa.Column("endpoint", sa.String, nullable=False),
     sa.Column("partner", sa.String, nullable=False),
@@ -44,6 +47,7 @@ runs = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True)),
     sa.Column("report", sa.Text),  # ExportReport.to_dict(), JSON
     sa.Column("error", sa.Text),
+    sa.Index("ix_runs_job_name_started_at", "job_name", "started_at"),
 )
 
 run_batches = sa.Table(
@@ -72,6 +76,7 @@ class RunRecord:
     partner: str = ""
     cohort_id: str = ""
     key_hash: str = ""
+    job_name: str | None = None
 
     @property
     def unfinished(self) -> bool:
@@ -116,13 +121,19 @@ def start_run(
     operation: str,
     run_id: str | None = None,
 ) -> str:
-    """Record a new run as ``running`` and return its id."""
+    """Record a new run as ``running`` and return its id.
+
+    ``job`` is the run's public spec; its ``"job"`` key (the saved job's
+    name, absent or null for an ad-hoc export) is also kept in ``job_name``.
+    """
     run_id = run_id or new_run_id()
+    name = job.get("job")
     with catalog.begin() as conn:
         conn.execute(
             runs.insert().values(
                 id=run_id,
                 job=orjson.dumps(job).decode(),
+                job_name=name if isinstance(name, str) and name else None,
                 cohort_key=cohort_key(endpoint, partner, cohort_id, data_import_key),
                 endpoint=endpoint,
                 partner=partner,
@@ -224,6 +235,7 @@ def _record(row: sa.Row[Any]) -> RunRecord:
         partner=row.partner,
         cohort_id=row.cohort_id,
         key_hash=row.key_hash,
+        job_name=row.job_name,
     )
 
 
@@ -247,9 +259,17 @@ def list_runs(
     status: str | None = None,
     limit: int = 50,
     cohort_id: str | None = None,
+    job: str | None = None,
 ) -> list[RunRecord]:
-    """The latest runs first, optionally of one cohort (key or id) or one status."""
+    """The latest runs first, optionally of one cohort (key or id), one status or one job.
+
+    ``job`` is a saved job's name (``"query:NAME"``); its runs are read
+    through the index on ``job_name`` and the start time, however many runs
+    of other jobs the history holds.
+    """
     query = sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
+    if job is not None:
+        query = query.where(runs.c.job_name == job)
     if cohort_key is not None:
         query = query.where(runs.c.cohort_key == cohort_key)
     if cohort_id is not None:
