@@ -440,7 +440,6 @@ def query_runs(name: str, *, limit: int = 5, settings: Settings | None = None) -
     label = schedules.job_label(KIND, name)
     _, catalog = _catalog(settings)
     try:
-        recent = run_history.list_runs(catalog, limit=1000)
+        return run_history.list_runs(catalog, job=label, limit=limit)
     finally:
         catalog.dispose()
-    return [run for run in recent if run.job.get("job") == label][:limit]

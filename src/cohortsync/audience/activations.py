@@ -418,8 +418,7 @@ def activation_runs(
     """The last runs of an activation, latest first, from the run history."""
     label = job_label(name)
     with store.catalog(settings) as catalog:
-        recent = list_runs(catalog, limit=1000)
-    return [run for run in recent if run.job.get("job") == label][:limit]
+        return list_runs(catalog, job=label, limit=limit)
 
 
 # --- the scheduler's "activation" job kind ------------------------------------------

@@ -53,10 +53,8 @@ def record_failed_run(
 
 def find_run_since(engine: sa.Engine, job: str, since: datetime) -> str | None:
     """The latest run of ``job`` the export recorded at or after ``since``, if any."""
-    for record in runs.list_runs(engine, limit=50):
-        if record.job.get("job") == job and record.started_at >= since:
-            return record.id
-    return None
+    latest = runs.list_runs(engine, job=job, limit=1)
+    return latest[0].id if latest and latest[0].started_at >= since else None
 
 
 @contextmanager
