@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from cohortsync.braze import admin, profiles
+from cohortsync.braze import admin
+from cohortsync.braze.profiles import bulk_load
+from cohortsync.braze.profiles.listings import describe_users
 from cohortsync.braze.sandbox import Sandbox
 from cohortsync.errors import ConfigError
 
@@ -20,7 +22,7 @@ def everyone(sandbox: Sandbox) -> list[dict[str, Any]]:
 
     with sandbox.store.read() as conn:
         query = sa.select(users.c.id).where(users.c.workspace_id == sandbox.workspace)
-        return profiles.describe_users(conn, query)
+        return describe_users(conn, query)
 
 
 def test_lines_extend_existing_users_across_chunks(sandbox: Sandbox) -> None:
@@ -32,7 +34,7 @@ def test_lines_extend_existing_users_across_chunks(sandbox: Sandbox) -> None:
         {"device_ids": ["tablet", "phone"]},  # found by device
         {"external_id": "u2", "aliases": [email("a@x.io")]},  # alias taken: stays with u1
     ]
-    report = profiles.load_users(sandbox.store, sandbox.workspace, rows, chunk_size=2)
+    report = bulk_load.load_users(sandbox.store, sandbox.workspace, rows, chunk_size=2)
     assert report.as_dict() == {
         "lines": 6,
         "users_created": 3,
@@ -44,7 +46,7 @@ def test_lines_extend_existing_users_across_chunks(sandbox: Sandbox) -> None:
         {"external_id": "u2", "aliases": [], "device_ids": []},
         {"external_id": None, "aliases": [email("anon@x.io")], "device_ids": ["phone", "tablet"]},
     ]
-    again = profiles.load_users(sandbox.store, sandbox.workspace, rows, chunk_size=4)
+    again = bulk_load.load_users(sandbox.store, sandbox.workspace, rows, chunk_size=4)
     assert again.users_created == 0
     assert len(everyone(sandbox)) == 3
 

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from cohortsync.braze import admin, matching, profiles
+from cohortsync.braze import admin, matching
 from cohortsync.braze.keys import PartnerCaller
+from cohortsync.braze.profiles import rest_operations
 from cohortsync.braze.store import Store, open_store, partners, users
 from cohortsync.braze.validation import ApiError, CohortChange, MembershipChanges
 
@@ -137,7 +138,7 @@ def test_a_device_id_of_an_identified_user_matches_nobody(
 def test_an_anonymous_user_identified_later_no_longer_matches_by_device(
     store: Store, caller: PartnerCaller
 ) -> None:
-    assert profiles.identify_users(store, caller.workspace_id, [("carol", ANON[1])]) == []
+    assert rest_operations.identify_users(store, caller.workspace_id, [("carol", ANON[1])]) == []
     report = apply(store, caller, change(device_ids=("dev-anon",)))
     assert members(store, caller) == []
     assert counts(report)["device_id"] == (1, 0)

@@ -19,9 +19,11 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from cohortsync.braze import profiles, segments
+from cohortsync.braze import segments
 from cohortsync.braze.keys import new_key
 from cohortsync.braze.matching import KINDS
+from cohortsync.braze.profiles import bulk_load
+from cohortsync.braze.profiles.listings import describe_users
 from cohortsync.braze.store import (
     Store,
     cohorts,
@@ -249,10 +251,10 @@ def invalidate_key(store: Store, key: str) -> dict[str, Any]:
 
 
 def load_users(store: Store, *, workspace: WorkspaceRef, rows: Iterable[Any]) -> dict[str, Any]:
-    """Load users from dicts of the NDJSON line shape; see :func:`profiles.load_users`."""
+    """Load users from dicts of the NDJSON line shape; see :func:`bulk_load.load_users`."""
     with store.read() as conn:
         workspace_id = _workspace_id(conn, workspace)
-    return profiles.load_users(store, workspace_id, rows).as_dict()
+    return bulk_load.load_users(store, workspace_id, rows).as_dict()
 
 
 def load_users_file(
@@ -262,15 +264,15 @@ def load_users_file(
     lines: Iterable[bytes | str],
     source: str,
     continue_on_error: bool = False,
-) -> profiles.LoadReport:
-    """Load an NDJSON file (``source`` names it in messages); see :func:`profiles.load_numbered`.
+) -> bulk_load.LoadReport:
+    """Load an NDJSON file (``source`` names it in messages); see :func:`bulk_load.load_numbered`.
 
     All or nothing by default; with ``continue_on_error`` the good lines are
     loaded and the report names the refused ones, bad JSON included.
     """
     with store.read() as conn:
         workspace_id = _workspace_id(conn, workspace)
-    return profiles.load_numbered(
+    return bulk_load.load_numbered(
         store,
         workspace_id,
         numbered_ndjson(lines),
@@ -280,7 +282,7 @@ def load_users_file(
 
 
 def numbered_ndjson(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any]]:
-    """``(line number, value)`` of each non-blank line; a :class:`profiles.BadLine` for bad JSON.
+    """``(line number, value)`` of each non-blank line; a :class:`bulk_load.BadLine` for bad JSON.
 
     Unlike :func:`read_ndjson` this never raises on a bad line, so that a
     load can either refuse it (naming the file's own line number, blank
@@ -292,7 +294,7 @@ def numbered_ndjson(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any]]:
         try:
             yield number, orjson.loads(line)
         except orjson.JSONDecodeError as error:
-            yield number, profiles.BadLine(number, f"not valid JSON ({error})")
+            yield number, bulk_load.BadLine(number, f"not valid JSON ({error})")
 
 
 def read_ndjson(lines: Iterable[bytes | str]) -> Iterable[Any]:
@@ -369,7 +371,7 @@ def cohort_members(
     with store.read() as conn:
         row = _cohort(conn, _workspace_id(conn, workspace), cohort_id)
         selected = sa.select(members_table.c.user_id).where(members_table.c.cohort_pk == row.id)
-        return profiles.describe_users(conn, selected)
+        return describe_users(conn, selected)
 
 
 def _set_lock(
@@ -468,7 +470,7 @@ def segment_members(store: Store, name: str, *, workspace: WorkspaceRef) -> list
         workspace_id = _workspace_id(conn, workspace)
         row = _segment(conn, workspace_id, name)
         query = segments.members_query(workspace_id, orjson.loads(row.filter))
-        return profiles.describe_users(conn, query)
+        return describe_users(conn, query)
 
 
 def list_segments(store: Store, *, workspace: WorkspaceRef) -> list[dict[str, Any]]:

@@ -24,8 +24,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import cohortsync
-from cohortsync.braze import matching, messages, profiles, rest, schemas
+from cohortsync.braze import matching, messages, rest, schemas
 from cohortsync.braze.keys import PartnerCaller, authenticate_partner, authenticate_rest
+from cohortsync.braze.profiles import rest_operations
 from cohortsync.braze.ratelimit import Decision, RateLimit, RateLimiter, parse_rate_limit
 from cohortsync.braze.segments import describe_filter
 from cohortsync.braze.store import Store, StoreBusy
@@ -241,7 +242,7 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
 
         def operation(workspace_id: int, body: dict[str, Any]) -> dict[str, Any]:
             items = rest.parse_track(body)
-            errors = profiles.track_users(store, workspace_id, items)
+            errors = rest_operations.track_users(store, workspace_id, items)
             return with_errors(errors, attributes_processed=len(items) - len(errors))
 
         return await answer(("rest", None), rest_work(request, operation), request)
@@ -257,7 +258,7 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
 
         def operation(workspace_id: int, body: dict[str, Any]) -> dict[str, Any]:
             items = rest.parse_alias_new(body)
-            return with_errors(profiles.add_aliases(store, workspace_id, items))
+            return with_errors(rest_operations.add_aliases(store, workspace_id, items))
 
         return await answer(("rest", None), rest_work(request, operation), request)
 
@@ -272,7 +273,7 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
 
         def operation(workspace_id: int, body: dict[str, Any]) -> dict[str, Any]:
             items = rest.parse_identify(body)
-            return with_errors(profiles.identify_users(store, workspace_id, items))
+            return with_errors(rest_operations.identify_users(store, workspace_id, items))
 
         return await answer(("rest", None), rest_work(request, operation), request)
 
@@ -287,7 +288,9 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
 
         def operation(workspace_id: int, body: dict[str, Any]) -> dict[str, Any]:
             external_ids, aliases, device_id = rest.parse_export(body)
-            exported = profiles.export_users(store, workspace_id, external_ids, aliases, device_id)
+            exported = rest_operations.export_users(
+                store, workspace_id, external_ids, aliases, device_id
+            )
             fields = body.get("fields_to_export") or []
             if fields:
                 exported["users"] = [

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cohortsync.braze.profiles import TrackedUser
-from cohortsync.braze.validation import Alias, ApiError, is_identifier, parse_alias
+from cohortsync.braze.profiles.rest_operations import TrackedUser
+from cohortsync.braze.store import Alias
+from cohortsync.braze.validation import ApiError, is_identifier, parse_alias
 
 MAX_TRACK_ATTRIBUTES = 75
 MAX_ALIAS_OBJECTS = 50

@@ -18,13 +18,10 @@ from typing import Any
 import orjson
 
 from cohortsync.braze import messages
-from cohortsync.braze.store import MAX_IDENTIFIER_LENGTH
+from cohortsync.braze.store import MAX_IDENTIFIER_LENGTH, Alias
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_IDENTIFIERS_PER_REQUEST = 1000
-
-Alias = tuple[str, str]
-"""A user alias as ``(alias_label, alias_name)``."""
 
 
 class ApiError(Exception):

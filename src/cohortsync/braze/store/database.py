@@ -1,4 +1,4 @@
-"""The receiving service's store: tables and transactions, SQLAlchemy Core.
+"""An open store: its engines and the write discipline of each dialect.
 
 One schema serves SQLite (the default, a local sandbox) and PostgreSQL (a shared
 one). Both speak the same Core statements; only these things differ and they
@@ -9,7 +9,7 @@ live here:
   ``BEGIN IMMEDIATE`` (another process, such as the admin CLI, then waits on the
   busy timeout instead of failing on a lock upgrade). Concurrent cohort
   imports share one commit (:meth:`Store.write_grouped`). PostgreSQL serialises
-  writes per cohort with ``SELECT ... FOR UPDATE`` (see :mod:`.matching`).
+  writes per cohort with ``SELECT ... FOR UPDATE`` (see :mod:`.cohorts`).
 * **Lists as one parameter** (:func:`values_table`): ``json_each`` on SQLite,
   ``unnest`` of an array on PostgreSQL.
 * **Insert-or-ignore**, through each dialect's ``ON CONFLICT DO NOTHING``.
@@ -17,16 +17,6 @@ live here:
   ``lock_timeout``: past it a write fails with ``OperationalError`` (or
   :class:`StoreBusy` while waiting for this process's own lock), which the
   service answers with 503 so that clients retry.
-* **Schema versions** (:mod:`cohortsync.dbschema`, revisions in
-  ``migrations/``): :func:`open_store` creates a fresh store at the newest
-  schema and upgrades an older one, under the write lock (SQLite, after a
-  backup copy) or an advisory lock (PostgreSQL). A schema problem is the
-  operator's to fix, never a reason for clients to retry: the service does
-  not start on a store it cannot upgrade, and answers 500, not 503.
-
-User ids come from :func:`allocate_ids` rather than autoincrement so that a
-bulk load can insert a million users and their identifiers with plain
-``executemany`` and no round trip per user.
 """
 
 from __future__ import annotations
@@ -35,7 +25,6 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -45,141 +34,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
-from cohortsync import dbschema
 from cohortsync.errors import CohortsyncError, ConfigError
-
-metadata = sa.MetaData()
-
-VERSION_TABLE = "braze_store_version"
-COUNTER_COLUMNS = tuple(
-    f"{kind}_{count}"
-    for kind in ("external_id", "alias", "device_id")
-    for count in ("received", "matched")
-)
-
-# Identifier strings are bounded so that every one fits a PostgreSQL btree entry.
-MAX_IDENTIFIER_LENGTH = 512
-
-workspaces = sa.Table(
-    "braze_workspaces",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("name", sa.String, nullable=False, unique=True),
-    sa.Column("rest_api_key", sa.String, nullable=False, unique=True),
-    sa.Column("created_at", sa.String, nullable=False),
-)
-
-partners = sa.Table(
-    "braze_partners",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("name", sa.String, nullable=False, unique=True),
-    sa.Column("display_name", sa.String, nullable=False),
-    sa.Column("filter_name", sa.String, nullable=False),
-)
-
-partner_api_keys = sa.Table(
-    "braze_partner_api_keys",
-    metadata,
-    sa.Column("key", sa.String, primary_key=True),
-    sa.Column("partner_id", sa.ForeignKey("braze_partners.id"), nullable=False),
-    sa.Column("region", sa.String, nullable=False),
-)
-
-workspace_partners = sa.Table(
-    "braze_workspace_partners",
-    metadata,
-    sa.Column("workspace_id", sa.ForeignKey("braze_workspaces.id"), primary_key=True),
-    sa.Column("partner_id", sa.ForeignKey("braze_partners.id"), primary_key=True),
-)
-
-data_import_keys = sa.Table(
-    "braze_data_import_keys",
-    metadata,
-    sa.Column("key", sa.String, primary_key=True),
-    sa.Column("workspace_id", sa.ForeignKey("braze_workspaces.id"), nullable=False),
-    sa.Column("partner_id", sa.ForeignKey("braze_partners.id"), nullable=False),
-    sa.Column("created_at", sa.String, nullable=False),
-    sa.Column("invalidated_at", sa.String, nullable=True),
-)
-
-id_counters = sa.Table(
-    "braze_id_counters",
-    metadata,
-    sa.Column("name", sa.String, primary_key=True),
-    sa.Column("next_value", sa.BigInteger, nullable=False),
-)
-
-# SQLite: INTEGER PRIMARY KEY makes the id the rowid, so id lookups need no index.
-UserId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-users = sa.Table(
-    "braze_users",
-    metadata,
-    sa.Column("id", UserId, primary_key=True, autoincrement=False),
-    sa.Column("workspace_id", sa.Integer, nullable=False),
-    sa.Column("external_id", sa.String, nullable=True),
-    sa.Column("attributes", sa.Text, nullable=True),
-    sa.Column("created_at", sa.String, nullable=False),
-    sa.UniqueConstraint("workspace_id", "external_id", name="uq_braze_users_external_id"),
-)
-
-user_aliases = sa.Table(
-    "braze_user_aliases",
-    metadata,
-    sa.Column("workspace_id", sa.Integer, primary_key=True),
-    sa.Column("alias_name", sa.String, primary_key=True),
-    sa.Column("alias_label", sa.String, primary_key=True),
-    sa.Column("user_id", sa.BigInteger, nullable=False, index=True),
-    sqlite_with_rowid=False,
-)
-
-user_devices = sa.Table(
-    "braze_user_devices",
-    metadata,
-    sa.Column("workspace_id", sa.Integer, primary_key=True),
-    sa.Column("device_id", sa.String, primary_key=True),
-    sa.Column("user_id", sa.BigInteger, nullable=False, index=True),
-    sqlite_with_rowid=False,
-)
-
-cohorts = sa.Table(
-    "braze_cohorts",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("workspace_id", sa.ForeignKey("braze_workspaces.id"), nullable=False),
-    sa.Column("partner_id", sa.ForeignKey("braze_partners.id"), nullable=False),
-    sa.Column("cohort_id", sa.String, nullable=False),
-    sa.Column("name", sa.String, nullable=False),
-    sa.Column("created_at", sa.String, nullable=False),
-    sa.Column("updated_at", sa.String, nullable=False),
-    sa.Column("locked", sa.Boolean, nullable=False, default=False),
-    # Identifiers received and matched, by kind: the match rate Braze does not show.
-    *(sa.Column(name, sa.BigInteger, nullable=False, default=0) for name in COUNTER_COLUMNS),
-    sa.UniqueConstraint("workspace_id", "cohort_id", name="uq_braze_cohorts_cohort_id"),
-)
-
-cohort_members = sa.Table(
-    "braze_cohort_members",
-    metadata,
-    sa.Column("cohort_pk", sa.Integer, primary_key=True),
-    # No index on user_id alone: it would double the cost of every import.
-    # Per-user questions go through the workspace's cohorts and this key.
-    sa.Column("user_id", sa.BigInteger, primary_key=True),
-    sqlite_with_rowid=False,
-)
-
-segments = sa.Table(
-    "braze_segments",
-    metadata,
-    sa.Column("id", sa.String, primary_key=True),
-    sa.Column("workspace_id", sa.ForeignKey("braze_workspaces.id"), nullable=False),
-    sa.Column("name", sa.String, nullable=False),
-    sa.Column("filter", sa.Text, nullable=False),
-    sa.Column("created_at", sa.String, nullable=False),
-    sa.Column("updated_at", sa.String, nullable=False),
-    sa.UniqueConstraint("workspace_id", "name", name="uq_braze_segments_name"),
-)
 
 
 class StoreBusy(CohortsyncError):
@@ -193,11 +48,6 @@ SQLITE_READ_POOL_SIZE = 16
 # One lock per SQLite file, shared by every Store of this process on that file.
 _sqlite_write_locks: dict[str, threading.Lock] = {}
 _sqlite_write_locks_guard = threading.Lock()
-
-
-def utc_now() -> str:
-    """The current time as the ISO-8601 UTC string every table stores."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 T = TypeVar("T")
@@ -362,22 +212,7 @@ def values_table(dialect: str, name: str, type_: sa.types.TypeEngine[Any]) -> sa
     return sa.func.unnest(array).table_valued(sa.column("value", type_)).render_derived()
 
 
-def allocate_ids(conn: sa.Connection, name: str, count: int) -> int:
-    """Reserve ``count`` consecutive ids of the counter ``name``; return the first.
-
-    The counter row stays locked until the transaction ends, so concurrent
-    allocations (PostgreSQL) never overlap.
-    """
-    result = conn.execute(
-        sa.update(id_counters)
-        .where(id_counters.c.name == name)
-        .values(next_value=id_counters.c.next_value + count)
-        .returning(id_counters.c.next_value)
-    ).scalar_one()
-    return int(result) - count
-
-
-def _normalise_url(db_url: str, *, create_folder: bool = True) -> sa.URL:
+def normalise_url(db_url: str, *, create_folder: bool = True) -> sa.URL:
     try:
         url = make_url(db_url)
     except sa.exc.ArgumentError as error:
@@ -403,9 +238,7 @@ def _normalise_url(db_url: str, *, create_folder: bool = True) -> sa.URL:
     return url
 
 
-def _sqlite_engines(
-    url: sa.URL, busy_timeout: float
-) -> tuple[sa.Engine, sa.Engine, threading.Lock]:
+def sqlite_engines(url: sa.URL, busy_timeout: float) -> tuple[sa.Engine, sa.Engine, threading.Lock]:
     """The read engine, the write engine (one connection) and the file's write lock.
 
     Writes hold the process's lock on the file, so one connection serves them
@@ -453,115 +286,3 @@ def _sqlite_engine(url: sa.URL, busy_timeout: float, *, pool_size: int) -> sa.En
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
-
-
-def _recognise(conn: sa.Connection) -> str | None:
-    """The revision of a store made before versions existed, told by its shape.
-
-    A store with the counter columns on ``braze_cohorts`` is at ``0002`` (the
-    release before versions); an older one is upgraded from the base, whose
-    revisions create only what is missing.
-    """
-    inspector = sa.inspect(conn)
-    tables = set(inspector.get_table_names())
-    if "braze_cohorts" in tables and "braze_cohort_counts" not in tables:
-        present = {column["name"] for column in inspector.get_columns("braze_cohorts")}
-        if set(COUNTER_COLUMNS) <= present:
-            return "0002"
-    return None
-
-
-STORE_SCHEMA = dbschema.Schema(
-    label="Braze store",
-    scripts=Path(__file__).with_name("migrations"),
-    version_table=VERSION_TABLE,
-    metadata=metadata,
-    recognise=_recognise,
-)
-
-
-def store_status(db_url: str) -> dbschema.Status:
-    """The store's schema revision, read without creating or changing anything."""
-    url = _normalise_url(db_url, create_folder=False)
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").expanduser().exists():
-        return dbschema.no_database(STORE_SCHEMA)
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            return dbschema.status(conn, STORE_SCHEMA)
-    except sa.exc.DatabaseError as error:
-        raise _open_error(db_url, error) from None
-    finally:
-        engine.dispose()
-
-
-def _open_error(db_url: str, error: sa.exc.DatabaseError) -> ConfigError:
-    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-    return ConfigError(
-        f"cannot open the store {db_url}: {reason}",
-        hint="check the URL, that the database server answers, and that the file is a "
-        "Braze store (or empty)",
-    )
-
-
-def upgrade_store(store: Store) -> dbschema.Outcome:
-    """Create the store's tables at the newest schema, or upgrade them (see the module notes).
-
-    Raises:
-        ConfigError: the store is newer than this code, not a Braze store, or unreachable.
-    """
-    url = store.engine.url
-    sqlite_file = Path(url.database or "").expanduser() if store.is_sqlite else None
-    try:
-        outcome = dbschema.ensure_current(
-            store.engine,
-            STORE_SCHEMA,
-            where=store.url,
-            sqlite_file=sqlite_file,
-            connect=store.write,
-        )
-        with store.write() as conn:
-            conn.execute(store.insert_ignore(id_counters).values(name="users", next_value=1))
-    except sa.exc.DatabaseError as error:
-        raise _open_error(store.url, error) from error
-    return outcome
-
-
-def open_store(db_url: str, *, busy_timeout: float = 30.0, upgrade: bool = True) -> Store:
-    """Open the store at ``db_url``: created when empty, upgraded when older.
-
-    Args:
-        db_url: ``sqlite:///PATH`` (created with its folder) or
-            ``postgresql://USER@HOST/DB`` (the database must exist).
-        busy_timeout: seconds a write waits for a lock before failing.
-        upgrade: bring the schema to the newest revision (``braze db
-            upgrade`` opens without, to report what it did itself).
-
-    Raises:
-        ConfigError: the store is newer than this code (naming both
-            revisions), not a Braze store, or cannot be reached.
-    """
-    url = _normalise_url(db_url)
-    lock: threading.Lock | None = None
-    write_engine: sa.Engine | None = None
-    if url.get_backend_name() == "sqlite":
-        engine, write_engine, lock = _sqlite_engines(url, busy_timeout)
-    else:
-        options = f"-c lock_timeout={int(busy_timeout * 1000)}"
-        engine = sa.create_engine(
-            url, pool_size=10, max_overflow=20, connect_args={"options": options}
-        )
-    store = Store(
-        engine=engine,
-        url=db_url,
-        busy_timeout=busy_timeout,
-        _write_lock=lock,
-        _write_engine=write_engine,
-    )
-    if upgrade:
-        try:
-            upgrade_store(store)
-        except BaseException:
-            store.close()
-            raise
-    return store

@@ -1,0 +1,60 @@
+"""The receiving service's store: the only place that speaks SQL (SQLAlchemy Core).
+
+- :mod:`.tables`: the schema, one for SQLite and PostgreSQL;
+- :mod:`.database`: :class:`Store`, its engines and each dialect's write discipline;
+- :mod:`.opening`: :func:`open_store`, schema versions and upgrades;
+- the queries, by concern: :mod:`.account_queries` (workspaces, partners,
+  keys), :mod:`.cohort_queries`, :mod:`.import_queries` (the hot path of
+  cohort imports), :mod:`.user_queries` and :mod:`.segment_queries`. (The
+  table objects keep the plain names: ``store.users`` is the table.)
+
+Callers above the store pass a connection from :meth:`Store.read` or
+:meth:`Store.write` to these queries, so that they choose the transaction.
+"""
+
+from cohortsync.braze.store.database import Store, StoreBusy, values_table
+from cohortsync.braze.store.opening import STORE_SCHEMA, open_store, store_status, upgrade_store
+from cohortsync.braze.store.tables import (
+    MAX_IDENTIFIER_LENGTH,
+    Alias,
+    cohort_members,
+    cohorts,
+    data_import_keys,
+    id_counters,
+    metadata,
+    partner_api_keys,
+    partners,
+    segments,
+    user_aliases,
+    user_devices,
+    users,
+    utc_now,
+    workspace_partners,
+    workspaces,
+)
+
+__all__ = [
+    "MAX_IDENTIFIER_LENGTH",
+    "STORE_SCHEMA",
+    "Alias",
+    "Store",
+    "StoreBusy",
+    "cohort_members",
+    "cohorts",
+    "data_import_keys",
+    "id_counters",
+    "metadata",
+    "open_store",
+    "partner_api_keys",
+    "partners",
+    "segments",
+    "store_status",
+    "upgrade_store",
+    "user_aliases",
+    "user_devices",
+    "users",
+    "utc_now",
+    "values_table",
+    "workspace_partners",
+    "workspaces",
+]

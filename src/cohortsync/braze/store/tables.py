@@ -1,0 +1,153 @@
+"""The store's tables (SQLAlchemy Core), one schema for SQLite and PostgreSQL.
+
+The Alembic revisions in ``migrations/`` create and change these tables; the
+definitions here are what the code expects the newest revision to have.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+VERSION_TABLE = "braze_store_version"
+COUNTER_COLUMNS = tuple(
+    f"{kind}_{count}"
+    for kind in ("external_id", "alias", "device_id")
+    for count in ("received", "matched")
+)
+
+# Identifier strings are bounded so that every one fits a PostgreSQL btree entry.
+MAX_IDENTIFIER_LENGTH = 512
+
+workspaces = sa.Table(
+    "braze_workspaces",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String, nullable=False, unique=True),
+    sa.Column("rest_api_key", sa.String, nullable=False, unique=True),
+    sa.Column("created_at", sa.String, nullable=False),
+)
+
+partners = sa.Table(
+    "braze_partners",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String, nullable=False, unique=True),
+    sa.Column("display_name", sa.String, nullable=False),
+    sa.Column("filter_name", sa.String, nullable=False),
+)
+
+partner_api_keys = sa.Table(
+    "braze_partner_api_keys",
+    metadata,
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("partner_id", sa.ForeignKey("braze_partners.id"), nullable=False),
+    sa.Column("region", sa.String, nullable=False),
+)
+
+workspace_partners = sa.Table(
+    "braze_workspace_partners",
+    metadata,
+    sa.Column("workspace_id", sa.ForeignKey("braze_workspaces.id"), primary_key=True),
+    sa.Column("partner_id", sa.ForeignKey("braze_partners.id"), primary_key=True),
+)
+
+data_import_keys = sa.Table(
+    "braze_data_import_keys",
+    metadata,
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("workspace_id", sa.ForeignKey("braze_workspaces.id"), nullable=False),
+    sa.Column("partner_id", sa.ForeignKey("braze_partners.id"), nullable=False),
+    sa.Column("created_at", sa.String, nullable=False),
+    sa.Column("invalidated_at", sa.String, nullable=True),
+)
+
+id_counters = sa.Table(
+    "braze_id_counters",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("next_value", sa.BigInteger, nullable=False),
+)
+
+# SQLite: INTEGER PRIMARY KEY makes the id the rowid, so id lookups need no index.
+UserId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+users = sa.Table(
+    "braze_users",
+    metadata,
+    sa.Column("id", UserId, primary_key=True, autoincrement=False),
+    sa.Column("workspace_id", sa.Integer, nullable=False),
+    sa.Column("external_id", sa.String, nullable=True),
+    sa.Column("attributes", sa.Text, nullable=True),
+    sa.Column("created_at", sa.String, nullable=False),
+    sa.UniqueConstraint("workspace_id", "external_id", name="uq_braze_users_external_id"),
+)
+
+user_aliases = sa.Table(
+    "braze_user_aliases",
+    metadata,
+    sa.Column("workspace_id", sa.Integer, primary_key=True),
+    sa.Column("alias_name", sa.String, primary_key=True),
+    sa.Column("alias_label", sa.String, primary_key=True),
+    sa.Column("user_id", sa.BigInteger, nullable=False, index=True),
+    sqlite_with_rowid=False,
+)
+
+user_devices = sa.Table(
+    "braze_user_devices",
+    metadata,
+    sa.Column("workspace_id", sa.Integer, primary_key=True),
+    sa.Column("device_id", sa.String, primary_key=True),
+    sa.Column("user_id", sa.BigInteger, nullable=False, index=True),
+    sqlite_with_rowid=False,
+)
+
+cohorts = sa.Table(
+    "braze_cohorts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("workspace_id", sa.ForeignKey("braze_workspaces.id"), nullable=False),
+    sa.Column("partner_id", sa.ForeignKey("braze_partners.id"), nullable=False),
+    sa.Column("cohort_id", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("created_at", sa.String, nullable=False),
+    sa.Column("updated_at", sa.String, nullable=False),
+    sa.Column("locked", sa.Boolean, nullable=False, default=False),
+    # Identifiers received and matched, by kind: the match rate Braze does not show.
+    *(sa.Column(name, sa.BigInteger, nullable=False, default=0) for name in COUNTER_COLUMNS),
+    sa.UniqueConstraint("workspace_id", "cohort_id", name="uq_braze_cohorts_cohort_id"),
+)
+
+cohort_members = sa.Table(
+    "braze_cohort_members",
+    metadata,
+    sa.Column("cohort_pk", sa.Integer, primary_key=True),
+    # No index on user_id alone: it would double the cost of every import.
+    # Per-user questions go through the workspace's cohorts and this key.
+    sa.Column("user_id", sa.BigInteger, primary_key=True),
+    sqlite_with_rowid=False,
+)
+
+segments = sa.Table(
+    "braze_segments",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("workspace_id", sa.ForeignKey("braze_workspaces.id"), nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("filter", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String, nullable=False),
+    sa.Column("updated_at", sa.String, nullable=False),
+    sa.UniqueConstraint("workspace_id", "name", name="uq_braze_segments_name"),
+)
+
+
+def utc_now() -> str:
+    """The current time as the ISO-8601 UTC string every table stores."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+Alias = tuple[str, str]
+"""A user alias as ``(alias_label, alias_name)``."""
