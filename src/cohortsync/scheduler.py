@@ -43,7 +43,7 @@ import sqlalchemy as sa
 from cohortsync.audience.activations import run_activation_job
 from cohortsync.catalog import schedules as catalog
 from cohortsync.catalog.db import open_catalog
-from cohortsync.catalog.schedules import Lease
+from cohortsync.catalog.leases import Lease, acquire_lease
 from cohortsync.errors import CohortsyncError, RunInterrupted
 from cohortsync.export.stopping import clear_stop_request, request_stop
 from cohortsync.jobs.cron import (
@@ -239,9 +239,7 @@ class Scheduler:
                 continue
             if len(busy) >= self.max_parallel:
                 break
-            lease = catalog.acquire_lease(
-                self.engine, due.job, self.owner, now=now, ttl=self.lease_ttl
-            )
+            lease = acquire_lease(self.engine, due.job, self.owner, now=now, ttl=self.lease_ttl)
             if lease is None:
                 log.info("%s is due but already running elsewhere; it will run when free", due.job)
                 continue

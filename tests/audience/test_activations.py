@@ -253,7 +253,7 @@ def test_a_run_waits_for_no_one_and_records_why_it_failed(
     import duckdb
 
     from cohortsync.audience.activations import activation_runs, run_activation
-    from cohortsync.catalog.schedules import acquire_lease, release_lease
+    from cohortsync.catalog.leases import acquire_lease, release_lease
 
     monkeypatch.setenv("COHORTSYNC_PARTNER_API_KEY", "partner-key")
     activate()

@@ -8,8 +8,8 @@ import pytest
 from workbench_helpers import AUTH, Workbench
 
 from cohortsync import queries
+from cohortsync.catalog import leases, schedules
 from cohortsync.catalog import runs as run_history
-from cohortsync.catalog import schedules
 from cohortsync.catalog.db import open_catalog
 from cohortsync.errors import ConfigError, SourceError
 from cohortsync.queries import QueryExport
@@ -187,7 +187,7 @@ def test_a_failing_query_leaves_a_failed_run(workbench: Workbench) -> None:
 def test_a_manual_run_never_overlaps_a_running_job(workbench: Workbench) -> None:
     queries.save_query("tiers", "SELECT 1 AS x")
     catalog = open_catalog(Settings().catalog_path)
-    lease = schedules.acquire_lease(
+    lease = leases.acquire_lease(
         catalog,
         "query:tiers",
         "scheduler@elsewhere",
@@ -198,5 +198,5 @@ def test_a_manual_run_never_overlaps_a_running_job(workbench: Workbench) -> None
     done = workbench.cli("query", "run", "tiers")
     assert done.returncode == ConfigError.exit_code
     assert "job query:tiers is already running (scheduler@elsewhere" in done.stderr
-    schedules.release_lease(catalog, lease)
+    leases.release_lease(catalog, lease)
     assert queries.run_query("tiers").rows == 1

@@ -19,8 +19,8 @@ _sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "queries"))
 from workbench_helpers import AUTH, make_workbench
 
 from cohortsync.braze.sandbox import running_sandbox
+from cohortsync.catalog import leases, schedules
 from cohortsync.catalog import runs as run_history
-from cohortsync.catalog import schedules
 from cohortsync.catalog.db import open_catalog
 from cohortsync.queries import QueryExport, save_query
 from cohortsync.settings import Settings
@@ -80,7 +80,7 @@ def test_sigterm_takes_no_new_job_and_checkpoints_the_running_export(
         members = len(bench.members("everyone"))
         assert 1000 * len(checkpointed) <= members <= 1000 * (len(checkpointed) + 1)
         assert job_runs(catalog, "query:b_next") == []  # stopping: the next job never started
-        assert schedules.get_lease(catalog, "query:a_export") is None
+        assert leases.get_lease(catalog, "query:a_export") is None
         stored = schedules.get_schedule(catalog, "query", "a_export")
         assert stored is not None and stored.last_slot is None  # due again at the next start
 

@@ -11,8 +11,8 @@ from datetime import timedelta
 import pytest
 from scheduler_helpers import Clock, Probe, WebhookReceiver, free_port_closed, wait_for
 
+from cohortsync.catalog import leases, schedules
 from cohortsync.catalog import runs as run_history
-from cohortsync.catalog import schedules
 from cohortsync.catalog.db import open_catalog
 from cohortsync.scheduler import Scheduler
 from cohortsync.settings import Settings
@@ -71,17 +71,17 @@ def test_a_held_lease_blocks_the_job_until_released(
 ) -> None:
     schedule(settings, "q", "*/5 * * * *", clock)
     catalog = open_catalog(settings.catalog_path)
-    other = schedules.acquire_lease(catalog, "probe:q", "manual-run", now=clock(), ttl=TTL)
+    other = leases.acquire_lease(catalog, "probe:q", "manual-run", now=clock(), ttl=TTL)
     assert other is not None
     clock.advance(minutes=5)
     with Scheduler(settings, clock=clock) as scheduler:
         assert scheduler.run_once() == []  # someone else runs it: left due, not consumed
         assert probe.count("q") == 0
-        schedules.release_lease(catalog, other)
+        leases.release_lease(catalog, other)
         [outcome] = scheduler.run_once()
         assert outcome.result.status == "succeeded"
     assert probe.count("q") == 1
-    assert schedules.get_lease(catalog, "probe:q") is None  # released after the run
+    assert leases.get_lease(catalog, "probe:q") is None  # released after the run
 
 
 def test_an_expired_lease_or_a_dead_holder_is_taken_over(
@@ -90,18 +90,18 @@ def test_an_expired_lease_or_a_dead_holder_is_taken_over(
     schedule(settings, "a", "*/5 * * * *", clock)
     schedule(settings, "b", "*/5 * * * *", clock)
     catalog = open_catalog(settings.catalog_path)
-    schedules.acquire_lease(catalog, "probe:a", "crashed", now=clock() - TTL * 2, ttl=TTL)
+    leases.acquire_lease(catalog, "probe:a", "crashed", now=clock() - TTL * 2, ttl=TTL)
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
         text=True,
         check=True,
     )
-    schedules.acquire_lease(catalog, "probe:b", "killed", now=clock(), ttl=TTL)
+    leases.acquire_lease(catalog, "probe:b", "killed", now=clock(), ttl=TTL)
     with catalog.begin() as conn:
         conn.execute(
-            schedules.job_leases.update()
-            .where(schedules.job_leases.c.job == "probe:b")
+            leases.job_leases.update()
+            .where(leases.job_leases.c.job == "probe:b")
             .values(pid=int(dead.stdout))
         )
     clock.advance(minutes=5)
@@ -224,7 +224,7 @@ def test_stop_takes_no_new_jobs_and_interrupts_running_ones(
     assert outcome.result.status == "interrupted"
     assert probe.count("later") == 0
     catalog = open_catalog(settings.catalog_path)
-    assert schedules.get_lease(catalog, "probe:slow-stop") is None
+    assert leases.get_lease(catalog, "probe:slow-stop") is None
     record = run_history.get_run(catalog, outcome.result.run_id or "")
     assert record.status == "interrupted"
     # the interrupted slot was handed back: the next scheduler runs it (once) with "later"
@@ -259,19 +259,18 @@ def test_a_held_lease_is_renewed_while_its_run_works(settings: Settings) -> None
     ttl = timedelta(seconds=0.3)
     with held_lease(catalog, "probe:long", "runner-1", ttl=ttl) as lease:
         time.sleep(0.8)  # well past the first expiry: only renewal keeps it
-        current = schedules.get_lease(catalog, "probe:long")
+        current = leases.get_lease(catalog, "probe:long")
         assert current is not None and current.owner == "runner-1"
         assert current.expires_at > lease.expires_at
         assert (
-            schedules.acquire_lease(catalog, "probe:long", "runner-2", now=utc_now(), ttl=ttl)
-            is None
+            leases.acquire_lease(catalog, "probe:long", "runner-2", now=utc_now(), ttl=ttl) is None
         )
         with (
             pytest.raises(ConfigError, match=r"job probe:long is already running \(runner-1"),
             held_lease(catalog, "probe:long", "runner-3"),
         ):
             pass
-    assert schedules.get_lease(catalog, "probe:long") is None
+    assert leases.get_lease(catalog, "probe:long") is None
 
 
 def test_a_hanging_webhook_is_cut_short(settings: Settings, clock: Clock, probe: Probe) -> None:
@@ -291,12 +290,12 @@ RACE = """
 import sys, time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from cohortsync.catalog import schedules
+from cohortsync.catalog import leases
 from cohortsync.catalog.db import open_catalog
 catalog = open_catalog(Path(sys.argv[1]))
 start = float(sys.argv[2])
 time.sleep(max(0.0, start - time.time()))
-lease = schedules.acquire_lease(
+lease = leases.acquire_lease(
     catalog, "probe:race", sys.argv[3], now=datetime.now(UTC), ttl=timedelta(minutes=5)
 )
 print("won" if lease else "lost")

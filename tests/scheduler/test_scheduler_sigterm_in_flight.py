@@ -32,8 +32,8 @@ _sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "queries"))
 from workbench_helpers import AUTH, make_workbench
 
 from cohortsync.braze.sandbox import running_sandbox
+from cohortsync.catalog import leases, schedules
 from cohortsync.catalog import runs as run_history
-from cohortsync.catalog import schedules
 from cohortsync.catalog.db import open_catalog
 from cohortsync.queries import QueryExport, save_query
 from cohortsync.settings import Settings
@@ -148,7 +148,7 @@ def test_sigterm_with_a_batch_in_flight_leaves_nothing_unacknowledged(
         assert len(acknowledged) == proxy.delivered < 20
         # the receiving side holds exactly the acknowledged batches (1000 users each)
         assert len(bench.members("everyone")) == 1000 * len(acknowledged)
-        assert schedules.get_lease(catalog, "query:a_export") is None
+        assert leases.get_lease(catalog, "query:a_export") is None
         stored = schedules.get_schedule(catalog, "query", "a_export")
         assert stored is not None and stored.last_slot is None  # handed back: due again
         catalog.dispose()

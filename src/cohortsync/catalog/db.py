@@ -42,6 +42,17 @@ def stored_utc(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
+def utc_naive(moment: dt.datetime) -> dt.datetime:
+    """A UTC instant as the naive datetime a plain ``DateTime`` column keeps.
+
+    Schedules and leases store naive UTC (SQLite keeps no zone); aware input
+    is converted to UTC first. :func:`stored_utc` reads it back.
+    """
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment
+
+
 def _register_table_modules() -> None:
     """Import every module of this package so their tables join ``metadata``."""
     package = importlib.import_module("cohortsync.catalog")

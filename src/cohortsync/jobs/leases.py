@@ -13,8 +13,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from cohortsync.catalog import schedules as catalog
-from cohortsync.catalog.schedules import Lease
+from cohortsync.catalog import leases as catalog
+from cohortsync.catalog.leases import Lease
 from cohortsync.errors import ConfigError
 from cohortsync.jobs.cron import Clock, utc_now
 
