@@ -1,4 +1,4 @@
-"""Which format a file is, and how unreadable files are reported."""
+"""Which format a file is, and how unreadable files are reported when loaded."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from cohortsync.errors import ConfigError, SourceError
-from cohortsync.warehouse.files import check_readable, detect_format, open_batches
+from cohortsync.warehouse import Engine
+from cohortsync.warehouse.files import check_readable, detect_format
 
 
 @pytest.mark.parametrize(
@@ -49,19 +50,20 @@ def test_missing_and_directory_paths(tmp_path: Path) -> None:
         check_readable(tmp_path)
 
 
-def test_a_file_that_is_not_its_format(tmp_path: Path) -> None:
+def test_a_file_that_is_not_its_format(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "users.parquet"
     path.write_text("user_ids\nabc\n")
 
     with pytest.raises(SourceError, match=r"cannot read .*users.parquet as parquet"):
-        open_batches(path, "parquet")
+        engine.load("users", path)
 
 
-def test_tab_separated_files(tmp_path: Path) -> None:
+def test_tab_separated_files(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "users.tsv"
     path.write_text("user_ids\tage\nabc\t3\n")
 
-    table = open_batches(path, "csv").read_all()
+    assert engine.load("users", path) == 1
+    table = engine.stream("SELECT * FROM users").read_all()
 
     assert table.column_names == ["user_ids", "age"]
     assert table.num_rows == 1

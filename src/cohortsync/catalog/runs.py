@@ -147,26 +147,13 @@ def start_run(
     return run_id
 
 
-def record_batch_acks(catalog: sa.Engine, run_id: str, acks: Iterable[tuple[int, int]]) -> None:
-    """Record acknowledged batches as ``(batch_number, identifier count)`` pairs.
-
-    Idempotent: recording a batch twice keeps one row.
-    """
-    rows = [{"run_id": run_id, "batch_number": n, "count": c} for n, c in acks]
-    if not rows:
-        return
-    statement = sa.insert(run_batches).prefix_with("OR IGNORE")
-    with catalog.begin() as conn:
-        conn.execute(statement, rows)
-
-
 class AckRecorder:
     """Records acknowledged batches of one run over one held connection.
 
     A run may record every acknowledgement as it arrives (thousands per
     run); holding one DBAPI connection with a prepared statement makes each
     record a plain SQLite insert and commit instead of a pool checkout and a
-    statement compile. Idempotent like :func:`record_batch_acks`.
+    statement compile. Idempotent: recording a batch twice keeps one row.
     """
 
     _INSERT = "INSERT OR IGNORE INTO run_batches (run_id, batch_number, count) VALUES (?, ?, ?)"
@@ -276,21 +263,6 @@ def list_runs(
         query = query.where(runs.c.cohort_id == cohort_id)
     if status is not None:
         query = query.where(runs.c.status == status)
-    with catalog.connect() as conn:
-        return [_record(row) for row in conn.execute(query)]
-
-
-def unfinished_runs(catalog: sa.Engine, cohort_key: str) -> list[RunRecord]:
-    """Runs of one cohort left ``running`` or ``interrupted``, the latest first.
-
-    Under the cohort's lock (:mod:`cohortsync.export.locks`) a ``running`` one
-    is a run whose process died.
-    """
-    query = (
-        sa.select(runs)
-        .where(runs.c.cohort_key == cohort_key, runs.c.status.in_(("running", "interrupted")))
-        .order_by(runs.c.started_at.desc(), runs.c.id.desc())
-    )
     with catalog.connect() as conn:
         return [_record(row) for row in conn.execute(query)]
 

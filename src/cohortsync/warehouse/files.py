@@ -1,7 +1,6 @@
-"""Files to load: which format a file is, and reading it as Arrow batches.
+"""Files to load: whether a file can be read, and which format it is.
 
-DuckDB reads files with its own readers; the other engines read them here with
-pyarrow, batch by batch, so a file larger than memory can still be loaded.
+Reading and checking its rows is :mod:`cohortsync.warehouse.loading`'s work.
 """
 
 from __future__ import annotations
@@ -9,12 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import cast
 
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.json as pa_json
-import pyarrow.parquet as pq
-
-from cohortsync.errors import ConfigError, SourceError, whole_message
+from cohortsync.errors import ConfigError
 from cohortsync.warehouse.base import FileFormat
 
 FORMAT_BY_EXTENSION: dict[str, FileFormat] = {
@@ -28,10 +22,6 @@ FORMAT_BY_EXTENSION: dict[str, FileFormat] = {
 }
 FORMATS: tuple[FileFormat, ...] = ("csv", "parquet", "ndjson")
 COMPRESSION_EXTENSIONS = (".gz", ".zst")
-
-# pyarrow infers CSV and JSON column types from the first block; a large block
-# makes that inference see enough rows to be right for the rest of the file.
-_BLOCK_SIZE = 16 << 20
 
 
 def check_readable(path: Path) -> Path:
@@ -73,39 +63,3 @@ def detect_format(path: Path, explicit: str | None = None) -> FileFormat:
             f"cannot tell the format of {path} from its extension {extension or '(none)'!r}",
             hint="name it .csv, .parquet, .ndjson or .jsonl, or pass --format csv|parquet|ndjson",
         ) from None
-
-
-def open_batches(path: Path, file_format: FileFormat) -> pa.RecordBatchReader:
-    """A reader over ``path`` that yields Arrow batches without reading it all.
-
-    Raises:
-        SourceError: the file is not valid for its format.
-    """
-    try:
-        if file_format == "parquet":
-            parquet = pq.ParquetFile(path)
-            return pa.RecordBatchReader.from_batches(parquet.schema_arrow, parquet.iter_batches())
-        if file_format == "csv":
-            delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
-            return cast(
-                pa.RecordBatchReader,
-                pa_csv.open_csv(
-                    path,
-                    read_options=pa_csv.ReadOptions(block_size=_BLOCK_SIZE),
-                    parse_options=pa_csv.ParseOptions(delimiter=delimiter),
-                ),
-            )
-        return cast(
-            pa.RecordBatchReader,
-            pa_json.open_json(path, read_options=pa_json.ReadOptions(block_size=_BLOCK_SIZE)),
-        )
-    except (pa.ArrowException, OSError) as error:
-        raise unreadable(path, file_format, error) from error
-
-
-def unreadable(path: Path, file_format: FileFormat, error: BaseException) -> SourceError:
-    """The one-line error for a file that is not valid ``file_format``."""
-    return SourceError(
-        f"cannot read {path} as {file_format}: {whole_message(error)}",
-        hint="check the file, or pass --format if its extension is misleading",
-    )
