@@ -27,19 +27,19 @@ import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cohortsync import queries
 from cohortsync.audience.activations import upsert_activation
-from cohortsync.audience.mapping import parse_mappings
 from cohortsync.audience.parents import upsert_parent
 from cohortsync.audience.rules import parse_rules, rules_to_json
 from cohortsync.audience.segments import upsert_segment
 from cohortsync.catalog import audiences
-from cohortsync.catalog.audiences import ActivationRow, ParentRow, SegmentRow
+from cohortsync.catalog.audiences import SavedActivation, SavedParent, SavedSegment
 from cohortsync.catalog.auths import auth_fields, upsert_auth
 from cohortsync.catalog.db import open_catalog
+from cohortsync.definitions import Activation, Authentication, Parent, Query, Segment, validated
+from cohortsync.definitions.fields import Definition
+from cohortsync.definitions.invalid import place
 from cohortsync.errors import ConfigError
-from cohortsync.export.spec import DEFAULT_PARTNER, DEFAULT_THREADS, Operation
-from cohortsync.jobs.cron import check_cron
-from cohortsync.queries import MirrorSettings, QueryExport, check_saved_sql, get_query, save_query
 from cohortsync.settings import Settings
 from cohortsync.textfiles import read_text
 from cohortsync.warehouse.connect import require_stored_warehouse
@@ -47,6 +47,7 @@ from cohortsync.warehouse.connect import require_stored_warehouse
 ENV_REFERENCE = re.compile(r"\$(\$?)\{([^}]*)\}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SECRET_FIELDS = frozenset({"data_import_key"})
+FORMAT_HINT = "see docs/as-code.md for the format"
 
 Action = Literal["create", "update", "unchanged"]
 KINDS = ("authentications", "parents", "segments", "queries", "activations")
@@ -62,20 +63,6 @@ SINGULAR = {
 # --- the file's shape ---------------------------------------------------------------
 
 
-class _Item(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(min_length=1)
-
-
-class AuthenticationDef(_Item):
-    """A saved authentication: a workspace's endpoint and its data import key."""
-
-    endpoint: str = Field(min_length=1)
-    data_import_key: str = Field(min_length=1, repr=False)
-    partner: str = DEFAULT_PARTNER
-
-
 def _stored_warehouse(url: str | None) -> str | None:
     """A saved object's warehouse must outlive the command: stored, and an absolute path."""
     try:
@@ -84,76 +71,54 @@ def _stored_warehouse(url: str | None) -> str | None:
         raise ValueError(str(error)) from None
 
 
-class ParentDef(_Item):
-    """A parent segment: a customer table and its key column."""
-
-    table: str = Field(min_length=1)
-    key: str = Field(min_length=1)
-    warehouse: str | None = None
-    description: str | None = None
+class _StoredParent(Parent):
+    """A parent of the file: its warehouse is checked and made absolute when read."""
 
     _stored = field_validator("warehouse")(_stored_warehouse)
 
 
-class SegmentDef(_Item):
-    """A segment: rules (the JSON rule language, written as YAML) over a parent."""
-
-    parent: str = Field(min_length=1)
-    rules: dict[str, Any]
-    description: str | None = None
-
-
-class QueryDef(_Item):
-    """A saved query with an optional export and schedule."""
-
-    sql: str = Field(min_length=1)
-    warehouse: str | None = None
-    export: QueryExport | None = None
-    schedule: str | None = None
-    timezone: str = "UTC"
+class _StoredQuery(Query):
+    """A query of the file: its warehouse is checked and made absolute when read."""
 
     _stored = field_validator("warehouse")(_stored_warehouse)
 
 
-class ActivationDef(_Item):
-    """An activation: a segment exported to a cohort, maybe on a schedule."""
-
-    segment: str = Field(min_length=1)
-    auth: str = Field(min_length=1)
-    cohort_id: str = Field(min_length=1)
-    mapping: list[str | dict[str, str]] = Field(min_length=1)
-    cohort_name: str | None = None
-    operation: Operation = "add"
-    alias_column: str | None = None
-    threads: int = Field(default=DEFAULT_THREADS, ge=1, le=64)
-    cast_to_string: bool = False
-    description: str | None = None
-    schedule: str | None = None
-    timezone: str = "UTC"
-    mirror: MirrorSettings = Field(default_factory=MirrorSettings)
+# Each kind of the file and its definition (:mod:`cohortsync.definitions`).
+DEFINITIONS: dict[str, type[Definition]] = {
+    "authentications": Authentication,
+    "parents": _StoredParent,
+    "segments": Segment,
+    "queries": _StoredQuery,
+    "activations": Activation,
+}
 
 
-class AsCodeFile(BaseModel):
-    """The whole file: one list per kind, each optional."""
+class _Document(BaseModel):
+    """The file before its items are read: one list per kind, each optional."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Literal[1] = 1
-    authentications: list[AuthenticationDef] = Field(default_factory=list)
-    parents: list[ParentDef] = Field(default_factory=list)
-    segments: list[SegmentDef] = Field(default_factory=list)
-    queries: list[QueryDef] = Field(default_factory=list)
-    activations: list[ActivationDef] = Field(default_factory=list)
+    authentications: list[dict[str, Any]] = Field(default_factory=list)
+    parents: list[dict[str, Any]] = Field(default_factory=list)
+    segments: list[dict[str, Any]] = Field(default_factory=list)
+    queries: list[dict[str, Any]] = Field(default_factory=list)
+    activations: list[dict[str, Any]] = Field(default_factory=list)
 
-    @field_validator(*KINDS)
-    @classmethod
-    def _unique_names(cls, items: list[_Item]) -> list[_Item]:
-        seen: set[str] = set()
-        for item in items:
-            if item.name in seen:
-                raise ValueError(f"the name {item.name!r} is declared twice")
-            seen.add(item.name)
-        return items
+
+@dataclass(frozen=True)
+class AsCodeFile:
+    """The whole file, every item a checked definition."""
+
+    authentications: list[Authentication] = field(default_factory=list)
+    parents: list[Parent] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    queries: list[Query] = field(default_factory=list)
+    activations: list[Activation] = field(default_factory=list)
+
+    def items(self) -> list[tuple[str, Definition]]:
+        """``(kind, definition)`` in dependency order: what ``apply`` goes through."""
+        return [(kind, item) for kind in KINDS for item in getattr(self, kind)]
 
 
 # --- reading the file -------------------------------------------------------------------
@@ -188,21 +153,42 @@ def load_file(path: Path, *, environ: dict[str, str] | None = None) -> AsCodeFil
     _refuse_literal_secrets(raw, path)
     resolved = _resolve_env(raw, path, os.environ if environ is None else environ, "")
     try:
-        return AsCodeFile.model_validate(resolved)
+        document = _Document.model_validate(resolved)
     except ValidationError as error:
         first = error.errors()[0]
-        where = _path_text(first["loc"])
         raise ConfigError(
-            f"{path}: {where}: {first['msg'].removeprefix('Value error, ')}",
-            hint="see docs/as-code.md for the format",
+            f"{path}: {place('', first['loc']) or 'file'}: {first['msg']}", hint=FORMAT_HINT
         ) from None
+    read: dict[str, list[Any]] = {}
+    for kind in KINDS:
+        read[kind] = [
+            _definition(path, kind, index, item)
+            for index, item in enumerate(getattr(document, kind))
+        ]
+        _check_unique(path, kind, read[kind])
+    return AsCodeFile(**read)
 
 
-def _path_text(loc: tuple[int | str, ...] | list[int | str]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "file"
+def _definition(path: Path, kind: str, index: int, item: dict[str, Any]) -> Definition:
+    """One item of the file as its definition; a refusal names the file and the item."""
+    name = item.get("name")
+    subject = f"{SINGULAR[kind]} {name}" if isinstance(name, str) else f"{kind}[{index}]"
+    try:
+        return validated(
+            DEFINITIONS[kind], item, at=f"{kind}[{index}]", subject=subject, hint=FORMAT_HINT
+        )
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error.message}", hint=error.hint) from None
+
+
+def _check_unique(path: Path, kind: str, items: list[Definition]) -> None:
+    seen: set[str] = set()
+    for item in items:
+        if item.name in seen:
+            raise ConfigError(
+                f"{path}: {kind}: the name {item.name!r} is declared twice", hint=FORMAT_HINT
+            )
+        seen.add(item.name)
 
 
 def _refuse_literal_secrets(raw: dict[str, Any], path: Path) -> None:
@@ -391,85 +377,39 @@ def _diff(
     return ("update", fields_changed) if fields_changed else ("unchanged", ())
 
 
-def _auth_state(catalog: sa.Engine, settings: Settings, name: str) -> dict[str, Any] | None:
-    return auth_fields(catalog, settings, name)
+def _fields(definition: Definition) -> dict[str, Any]:
+    """What a definition declares, but its name: what ``apply`` compares."""
+    fields = definition.model_dump()
+    fields.pop("name")
+    return fields
 
 
-def _auth_desired(item: AuthenticationDef) -> dict[str, Any]:
-    return {
-        "endpoint": item.endpoint,
-        "partner": item.partner,
-        "data_import_key": item.data_import_key,
-    }
+_SAVED: dict[str, type[SavedParent | SavedSegment | SavedActivation]] = {
+    "parents": SavedParent,
+    "segments": SavedSegment,
+    "activations": SavedActivation,
+}
 
 
-def _parent_desired(item: ParentDef) -> dict[str, Any]:
-    return {
-        "table_name": item.table,
-        "key_column": item.key,
-        "warehouse_url": item.warehouse,
-        "description": item.description,
-    }
+def _current(catalog: sa.Engine, settings: Settings, kind: str, name: str) -> dict[str, Any] | None:
+    """What the catalog holds under ``name``, or ``None``."""
+    if kind == "authentications":
+        return auth_fields(catalog, settings, name)
+    if kind == "queries":
+        try:
+            return _fields(queries.get_query(name, settings=settings))
+        except ConfigError:
+            return None
+    saved: Definition | None = audiences.get(catalog, _SAVED[kind], name)  # type: ignore[type-var]
+    return None if saved is None else _fields(saved)
 
 
-def _segment_desired(item: SegmentDef) -> dict[str, Any]:
-    return {
-        "parent": item.parent,
-        "rules": rules_to_json(parse_rules(item.rules)),
-        "description": item.description,
-    }
-
-
-def _query_desired(item: QueryDef) -> dict[str, Any]:
-    return {
-        "sql": item.sql,
-        "warehouse_url": item.warehouse,
-        "export": item.export.model_dump() if item.export else None,
-        "schedule": check_cron(item.schedule, item.timezone) if item.schedule else None,
-        "timezone": item.timezone if item.schedule else None,
-    }
-
-
-def _query_state(name: str, settings: Settings) -> dict[str, Any] | None:
-    try:
-        saved = get_query(name, settings=settings)
-    except ConfigError:
-        return None
-    return {
-        "sql": saved.sql,
-        "warehouse_url": saved.warehouse_url,
-        "export": saved.export.model_dump() if saved.export else None,
-        "schedule": saved.schedule,
-        "timezone": saved.timezone if saved.schedule else None,
-    }
-
-
-def _activation_desired(item: ActivationDef) -> dict[str, Any]:
-    return {
-        "segment": item.segment,
-        "auth_name": item.auth,
-        "cohort_id": item.cohort_id,
-        "mapping": [m.to_dict() for m in parse_mappings(item.mapping)],
-        "cohort_name": item.cohort_name,
-        "operation": item.operation,
-        "alias_column": item.alias_column,
-        "threads": item.threads,
-        "cast_to_string": item.cast_to_string,
-        "description": item.description,
-        "schedule_cron": check_cron(item.schedule, item.timezone) if item.schedule else None,
-        "schedule_timezone": item.timezone,
-        "mirror_allow_empty": item.mirror.allow_empty,
-        "mirror_max_remove_pct": item.mirror.max_remove_pct,
-    }
-
-
-def _audience_state(catalog: sa.Engine, kind: type[Any], name: str) -> dict[str, Any] | None:
-    row = audiences.get(catalog, kind, name)
-    if row is None:
-        return None
-    state = audiences.definition(row)
-    state.pop("name", None)
-    return state
+def _desired(item: Definition) -> dict[str, Any]:
+    """What the file declares, normalised as the catalog keeps it (segment rules)."""
+    fields = _fields(item)
+    if isinstance(item, Segment):
+        fields["rules"] = rules_to_json(parse_rules(item.rules))
+    return fields
 
 
 def plan(definitions: AsCodeFile, *, settings: Settings | None = None) -> list[Change]:
@@ -477,50 +417,18 @@ def plan(definitions: AsCodeFile, *, settings: Settings | None = None) -> list[C
     settings = settings or Settings()
     catalog = open_catalog(settings.catalog_path)
     changes: list[Change] = []
-
-    def add(kind: str, name: str, state: Any, desired: Any) -> None:
-        try:
-            changes.append(Change(kind, name, *_diff(state(), desired())))
-        except ConfigError as error:
-            raise ConfigError(f"{kind} {name}: {error.message}", hint=error.hint) from None
-
     try:
-        for auth in definitions.authentications:
-            add(
-                "authentication",
-                auth.name,
-                lambda a=auth: _auth_state(catalog, settings, a.name),
-                lambda a=auth: _auth_desired(a),
-            )
-        for parent in definitions.parents:
-            add(
-                "parent",
-                parent.name,
-                lambda p=parent: _audience_state(catalog, ParentRow, p.name),
-                lambda p=parent: _parent_desired(p),
-            )
-        for segment in definitions.segments:
-            add(
-                "segment",
-                segment.name,
-                lambda s=segment: _audience_state(catalog, SegmentRow, s.name),
-                lambda s=segment: _segment_desired(s),
-            )
-        for query in definitions.queries:
-            add(
-                "query",
-                query.name,
-                lambda q=query: _query_state(q.name, settings),
-                lambda q=query: _query_desired(q),
-            )
-            check_saved_sql(query.name, query.sql, query.warehouse or settings.warehouse_url)
-        for activation in definitions.activations:
-            add(
-                "activation",
-                activation.name,
-                lambda a=activation: _audience_state(catalog, ActivationRow, a.name),
-                lambda a=activation: _activation_desired(a),
-            )
+        for kind, item in definitions.items():
+            label = f"{SINGULAR[kind]} {item.name}"
+            try:
+                action = _diff(_current(catalog, settings, kind, item.name), _desired(item))
+                if isinstance(item, Query):
+                    queries.check_saved_sql(
+                        item.name, item.sql, item.warehouse or settings.warehouse_url
+                    )
+            except ConfigError as error:
+                raise ConfigError(f"{label}: {error.message}", hint=error.hint) from None
+            changes.append(Change(SINGULAR[kind], item.name, *action))
     finally:
         catalog.dispose()
     return changes
@@ -554,17 +462,10 @@ def apply_file(
     if dry_run:
         result.changes = changes
         return result
-    items: list[Any] = [
-        *definitions.authentications,
-        *definitions.parents,
-        *definitions.segments,
-        *definitions.queries,
-        *definitions.activations,
-    ]
-    for change, item in zip(changes, items, strict=True):
+    for change, (_, item) in zip(changes, definitions.items(), strict=True):
         if change.action != "unchanged":
             try:
-                _apply_item(change, item, settings)
+                _apply_item(item, settings)
             except ConfigError as error:
                 raise ConfigError(
                     f"{path}: {change.kind} {change.name}: {error.message}",
@@ -574,10 +475,11 @@ def apply_file(
     return result
 
 
-def _apply_item(change: Change, item: Any, settings: Settings) -> None:
-    if isinstance(item, AuthenticationDef):
+def _apply_item(item: Definition, settings: Settings) -> None:
+    """Create or update one definition through the same operation as its command."""
+    if isinstance(item, Authentication):
         _upsert_auth(item, settings)
-    elif isinstance(item, ParentDef):
+    elif isinstance(item, Parent):
         upsert_parent(
             item.name,
             item.table,
@@ -586,52 +488,20 @@ def _apply_item(change: Change, item: Any, settings: Settings) -> None:
             description=item.description,
             settings=settings,
         )
-    elif isinstance(item, SegmentDef):
+    elif isinstance(item, Segment):
         upsert_segment(
             item.name, item.parent, item.rules, description=item.description, settings=settings
         )
-    elif isinstance(item, QueryDef):
-        save_query(
-            item.name,
-            item.sql,
-            export=item.export,
-            schedule=item.schedule,
-            timezone=item.timezone,
-            warehouse_url=item.warehouse,
-            settings=settings,
-        )
-    elif isinstance(item, ActivationDef):
-        upsert_activation(
-            item.name,
-            segment=item.segment,
-            auth=item.auth,
-            cohort_id=item.cohort_id,
-            mapping=item.mapping,
-            cohort_name=item.cohort_name,
-            operation=item.operation,
-            alias_column=item.alias_column,
-            threads=item.threads,
-            cast_to_string=item.cast_to_string,
-            description=item.description,
-            schedule=item.schedule,
-            timezone=item.timezone,
-            mirror_allow_empty=item.mirror.allow_empty,
-            mirror_max_remove_pct=item.mirror.max_remove_pct,
-            settings=settings,
-        )
+    elif isinstance(item, Query):
+        queries.save(item, settings=settings)
+    elif isinstance(item, Activation):
+        upsert_activation(item, settings=settings)
 
 
-def _upsert_auth(item: AuthenticationDef, settings: Settings) -> None:
+def _upsert_auth(item: Authentication, settings: Settings) -> None:
     """Create the authentication, or rewrite its endpoint, partner and (encrypted) key."""
     catalog = open_catalog(settings.catalog_path)
     try:
-        upsert_auth(
-            catalog,
-            settings,
-            name=item.name,
-            endpoint=item.endpoint,
-            data_import_key=item.data_import_key,
-            partner=item.partner,
-        )
+        upsert_auth(catalog, settings, **item.model_dump())
     finally:
         catalog.dispose()

@@ -12,108 +12,41 @@ Every run, manual or scheduled, first takes the job's lease, so a manual
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pyarrow as pa
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from cohortsync.catalog import queries as store
 from cohortsync.catalog import runs as run_history
 from cohortsync.catalog import schedules
 from cohortsync.catalog.db import open_catalog
+from cohortsync.definitions import Query, QueryExport, validated
 from cohortsync.errors import ConfigError, SourceError
-from cohortsync.export.spec import DEFAULT_THREADS, ExportSpec, MirrorOptions, Operation, Source
-from cohortsync.jobs.cron import check_cron, next_run, zone
+from cohortsync.export.spec import Source
+from cohortsync.jobs.cron import next_run
 from cohortsync.jobs.history import failures_recorded
 from cohortsync.jobs.kinds import JobContext, JobResult
 from cohortsync.jobs.leases import held_lease, new_owner
 from cohortsync.settings import Settings
 
+# QueryExport is the definitions' one, named here for the callers of save_query.
+__all__ = ["QueryExport", "SavedQuery", "get_query", "run_query", "save", "save_query"]
+
 KIND = "query"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 PREVIEW_ROWS = 10
 
 
-class MirrorSettings(BaseModel):
-    """The persistent guards of ``operation: mirror`` (a full resync is a one-off, per run)."""
+class SavedQuery(Query):
+    """A saved query as stored, with its schedule's state."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    allow_empty: bool = False
-    max_remove_pct: float = Field(default=50.0, ge=0, le=100)
-
-
-class QueryExport(BaseModel):
-    """Where a saved query's result goes: every setting of ``cohortsync export``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    auth: str = Field(min_length=1)
-    cohort_id: str = Field(min_length=1)
-    cohort_name: str | None = None
-    operation: Operation = "add"
-    alias_column: str | None = None
-    threads: int = Field(default=DEFAULT_THREADS, ge=1, le=64)
-    mirror: MirrorSettings = Field(default_factory=MirrorSettings)
-    # Skip and count identifiers Braze would refuse instead of failing the run.
-    skip_invalid: bool = False
-
-    def to_spec(
-        self, source: Source, settings: Settings, *, job: str, full_resync: bool = False
-    ) -> ExportSpec:
-        """The export run of this query: the saved auth becomes a destination here."""
-        # Imported here: cryptography is loaded only by commands that use a saved auth.
-        from cohortsync.catalog.auths import destination_for_auth
-
-        return ExportSpec(
-            source=source,
-            destination=destination_for_auth(self.auth, settings),
-            cohort_id=self.cohort_id,
-            cohort_name=self.cohort_name,
-            operation=self.operation,
-            alias_column=self.alias_column,
-            threads=self.threads,
-            mirror=MirrorOptions(
-                allow_empty=self.mirror.allow_empty,
-                max_remove_pct=self.mirror.max_remove_pct,
-                full_resync=full_resync,
-            ),
-            skip_invalid=self.skip_invalid,
-            job=job,
-        )
-
-
-def parse_export(data: dict[str, Any], *, query: str) -> QueryExport:
-    """Validate export settings, as one line naming the bad field."""
-    try:
-        return QueryExport.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "export"
-        raise ConfigError(
-            f"export settings of query {query!r}: {where}: {first['msg']}",
-            hint="see 'cohortsync query save --help'",
-        ) from None
-
-
-@dataclass(frozen=True)
-class SavedQuery:
-    """A saved query with its export settings and schedule."""
-
-    name: str
-    sql: str
-    warehouse_url: str | None
-    export: QueryExport | None
-    schedule: str | None
-    timezone: str
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    last_run_id: str | None = None
-    last_status: str | None = None
-    next_run: dt.datetime | None = None
+    created_at: dt.datetime = Field(exclude=True)
+    updated_at: dt.datetime = Field(exclude=True)
+    last_run_id: str | None = Field(default=None, exclude=True)
+    last_status: str | None = Field(default=None, exclude=True)
+    next_run: dt.datetime | None = Field(default=None, exclude=True)
 
     @property
     def job(self) -> str:
@@ -123,7 +56,7 @@ class SavedQuery:
         return {
             "name": self.name,
             "sql": self.sql,
-            "warehouse_url": self.warehouse_url,
+            "warehouse_url": self.warehouse,
             "export": self.export.model_dump() if self.export else None,
             "schedule": self.schedule,
             "timezone": self.timezone if self.schedule else None,
@@ -135,34 +68,24 @@ class SavedQuery:
         }
 
 
-def check_name(name: str) -> str:
-    """Query names are used in job labels and on command lines: keep them plain."""
-    if not NAME_PATTERN.match(name):
-        raise ConfigError(
-            f"invalid query name {name!r}",
-            hint="use letters, digits, '_', '-' and '.', starting with a letter or digit",
-        )
-    return name
-
-
 def _catalog(settings: Settings | None) -> tuple[Settings, sa.Engine]:
     settings = settings or Settings()
     return settings, open_catalog(settings.catalog_path)
 
 
 def _saved(row: store.QueryRow, schedule: schedules.Schedule | None) -> SavedQuery:
-    return SavedQuery(
-        name=row.name,
-        sql=row.sql,
-        warehouse_url=row.warehouse_url,
-        export=parse_export(row.export, query=row.name) if row.export else None,
-        schedule=schedule.cron if schedule else None,
-        timezone=schedule.timezone if schedule else "UTC",
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        last_run_id=schedule.last_run_id if schedule else None,
-        last_status=schedule.last_status if schedule else None,
-        next_run=next_run(schedule, dt.datetime.now(dt.UTC)) if schedule else None,
+    fields = {"name": row.name, "sql": row.sql, "warehouse": row.warehouse_url}
+    state = {
+        "schedule": schedule.cron if schedule else None,
+        "timezone": schedule.timezone if schedule else "UTC",
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "last_run_id": schedule.last_run_id if schedule else None,
+        "last_status": schedule.last_status if schedule else None,
+        "next_run": next_run(schedule, dt.datetime.now(dt.UTC)) if schedule else None,
+    }
+    return validated(
+        SavedQuery, {**fields, "export": row.export, **state}, subject=f"saved query {row.name!r}"
     )
 
 
@@ -202,38 +125,49 @@ def save_query(
     """Create or replace the saved query ``name``: ``created``, ``updated`` or ``unchanged``.
 
     The definition is replaced whole: a save without ``schedule`` unschedules
-    the query. The export's authentication must exist, and the cron expression
-    and time zone must be valid, so a bad definition fails now rather than at
-    3 a.m. in the scheduler.
+    the query. See :func:`save`.
     """
-    check_name(name)
-    if not sql.strip():
-        raise ConfigError(f"query {name!r} has empty SQL", hint="pass --sql or --sql-file")
+    fields = {"name": name, "sql": sql, "warehouse": warehouse_url, "export": export}
+    query = validated(Query, {**fields, "schedule": schedule, "timezone": timezone})
+    return save(query, settings=settings, now=now)
+
+
+def save(
+    query: Query, *, settings: Settings | None = None, now: dt.datetime | None = None
+) -> SaveOutcome:
+    """Create or replace a saved query: ``created``, ``updated`` or ``unchanged``.
+
+    The export's authentication must exist, the warehouse must keep its data,
+    and the SQL must be one read-only statement, so a bad definition fails
+    now rather than at 3 a.m. in the scheduler.
+    """
     # Imported here: DuckDB is loaded only by commands that save or run SQL.
     from cohortsync.warehouse.connect import require_stored_warehouse
 
-    warehouse_url = require_stored_warehouse(warehouse_url, f"saved query {name!r}")
-    zone(timezone)
-    cron = check_cron(schedule, timezone) if schedule else None
+    name = query.name
+    warehouse_url = require_stored_warehouse(query.warehouse, f"saved query {name!r}")
     settings = settings or Settings()
-    check_saved_sql(name, sql, warehouse_url or settings.warehouse_url)
+    check_saved_sql(name, query.sql, warehouse_url or settings.warehouse_url)
     settings, catalog = _catalog(settings)
     try:
-        if export is not None:
+        if query.export is not None:
             # Imported here: cryptography is loaded only when an export names an auth.
             from cohortsync.catalog.auths import get_auth
 
-            get_auth(catalog, export.auth)
+            get_auth(catalog, query.export.auth)
         existed = store.fetch_query(catalog, name) is not None
         changed = store.store_query(
             catalog,
             name=name,
-            sql=sql,
+            sql=query.sql,
             warehouse_url=warehouse_url,
-            export=export.model_dump() if export else None,
+            export=query.export.model_dump() if query.export else None,
         )
-        if cron is not None:
-            changed |= schedules.set_schedule(catalog, KIND, name, cron, timezone, now=now)
+        scheduled = query.scheduled
+        if scheduled is not None:
+            changed |= schedules.set_schedule(
+                catalog, KIND, name, scheduled.cron, scheduled.timezone, now=now
+            )
         else:
             changed |= schedules.clear_schedule(catalog, KIND, name)
     finally:
@@ -369,8 +303,11 @@ def _run(
     with failures_recorded(catalog, job, dry_run=dry_run, source=_source_dict(source)):
         if row.export is None:
             return _run_without_export(catalog, settings, row, source, dry_run)
-        export = parse_export(row.export, query=row.name)
-        spec = export.to_spec(source, settings, job=job, full_resync=full_resync)
+        # Imported here: cryptography is loaded only by commands that use a saved auth.
+        from cohortsync.catalog.auths import export_spec
+
+        export = validated(QueryExport, row.export, subject=f"saved query {row.name!r}")
+        spec = export_spec(export, source, job=job, full_resync=full_resync, settings=settings)
         report = run_export(spec, dry_run=dry_run, progress=progress, settings=settings)
     return QueryRunResult(row.name, report.status, report.run_id, report.to_dict())
 

@@ -106,7 +106,7 @@ def test_apply_creates_everything_then_changes_nothing(
     assert query.export is not None and query.export.mirror.max_remove_pct == 20
     assert (query.schedule, query.timezone) == ("0 6 * * *", "Europe/Paris")
     activation = get_activation("gold_daily")
-    assert activation.mapping == [
+    assert [mapping.model_dump() for mapping in activation.mapping] == [
         {"attribute": "external_id", "output": "user_ids"},
         {"attribute": "email", "output": "email"},
     ]

@@ -22,6 +22,7 @@ from cohortsync.audience.parents import create_parent
 from cohortsync.audience.segments import create_segment, delete_segment
 from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.schedules import get_schedule
+from cohortsync.definitions import Activation, validated
 from cohortsync.errors import ConfigError
 from cohortsync.settings import Settings
 from cohortsync.warehouse import open_engine
@@ -36,15 +37,20 @@ def segment(warehouse: Path, auth: str) -> str:
     return "fr"
 
 
-def activate(name: str = "fr_vip", **overrides: Any) -> Any:
-    arguments: dict[str, Any] = {
+def definition(name: str = "fr_vip", **overrides: Any) -> Activation:
+    """The activation ``fr_vip`` of segment ``fr``, as every way in builds it."""
+    fields: dict[str, Any] = {
+        "name": name,
         "segment": "fr",
         "auth": "sandbox",
         "cohort_id": "fr_vip",
         "mapping": ["customer_id=user_ids"],
     }
-    arguments.update(overrides)
-    return create_activation(name, **arguments)
+    return validated(Activation, {**fields, **overrides})
+
+
+def activate(name: str = "fr_vip", **overrides: Any) -> Any:
+    return create_activation(definition(name, **overrides))
 
 
 def rows_of(name: str) -> list[dict[str, Any]]:
@@ -103,7 +109,7 @@ def test_activation_selects_mapped_columns_under_output_names(segment: str) -> N
         ({"segment": "nobody"}, "no segment named 'nobody'"),
         ({"schedule": "every day"}, "cron expression 'every day' must have five fields"),
         ({"schedule": "0 6 * * *", "timezone": "Mars/Olympus"}, "unknown time zone"),
-        ({"mirror_max_remove_pct": 150.0}, "not within 0..100"),
+        ({"mirror": {"max_remove_pct": 150.0}}, "not within 0..100"),
     ],
 )
 def test_invalid_definitions_are_refused_at_creation(
@@ -123,15 +129,15 @@ def test_cast_to_string_sends_the_text_form(segment: str) -> None:
 
 def test_schedule_is_kept_in_step_with_the_scheduler(segment: str) -> None:
     row = activate(schedule="0  6 * * *", timezone="Europe/Paris")
-    assert (row.schedule_cron, row.schedule_timezone) == ("0 6 * * *", "Europe/Paris")
+    assert (row.schedule, row.timezone) == ("0 6 * * *", "Europe/Paris")
     catalog = open_catalog(Settings().catalog_path)
     try:
         scheduled = get_schedule(catalog, "activation", "fr_vip")
         assert scheduled is not None
         assert (scheduled.cron, scheduled.timezone) == ("0 6 * * *", "Europe/Paris")
-        update_activation("fr_vip", schedule_cron=None)
+        update_activation("fr_vip", schedule=None)
         assert get_schedule(catalog, "activation", "fr_vip") is None
-        update_activation("fr_vip", schedule_cron="*/15 * * * *")
+        update_activation("fr_vip", schedule="*/15 * * * *")
         assert get_schedule(catalog, "activation", "fr_vip") is not None
         delete_activation("fr_vip")
         assert get_schedule(catalog, "activation", "fr_vip") is None
@@ -147,18 +153,13 @@ def test_update_checks_the_result_and_upsert_reports_changes(segment: str) -> No
         update_activation("fr_vip", mapping=["email=emails"])
     with pytest.raises(ConfigError, match="cannot change colour"):
         update_activation("fr_vip", colour="blue")
-    assert get_activation("fr_vip").mapping == [{"attribute": "customer_id", "output": "user_ids"}]
-    definition: dict[str, Any] = {
-        "segment": "fr",
-        "auth": "sandbox",
-        "cohort_id": "fr_vip",
-        "mapping": ["customer_id=user_ids"],
-        "operation": "mirror",
-        "threads": 2,
-    }
-    assert upsert_activation("fr_vip", **definition) is False
-    assert upsert_activation("fr_vip", **{**definition, "cohort_name": "VIP"}) is True
-    assert upsert_activation("other", **definition) is True
+    assert [m.model_dump() for m in get_activation("fr_vip").mapping] == [
+        {"attribute": "customer_id", "output": "user_ids"}
+    ]
+    changed: dict[str, Any] = {"operation": "mirror", "threads": 2}
+    assert upsert_activation(definition(**changed)) is False
+    assert upsert_activation(definition(**changed, cohort_name="VIP")) is True
+    assert upsert_activation(definition("other", **changed)) is True
     assert [a.name for a in list_activations(segment="fr")] == ["fr_vip", "other"]
 
 
@@ -177,8 +178,7 @@ def test_spec_of_a_run(segment: str, monkeypatch: pytest.MonkeyPatch) -> None:
         operation="mirror",
         cohort_name="French VIPs",
         threads=3,
-        mirror_allow_empty=True,
-        mirror_max_remove_pct=10.0,
+        mirror={"allow_empty": True, "max_remove_pct": 10.0},
     )
     with pytest.raises(ConfigError, match="no partner API key"):
         activation_spec("fr_vip")
@@ -242,7 +242,7 @@ def test_parent_change_that_would_break_a_mapping_is_refused(segment: str, wareh
         conn.execute("CREATE TABLE slim AS SELECT customer_id, country FROM customers")
     with pytest.raises(ConfigError, match="unknown attribute 'email' in table slim"):
         upsert_parent("customers", "slim", "customer_id")
-    assert get_parent("customers").table_name == "customers"
+    assert get_parent("customers").table == "customers"
 
 
 def test_a_run_waits_for_no_one_and_records_why_it_failed(

@@ -39,7 +39,7 @@ def parent(warehouse: Path) -> str:
 
 def test_parent_is_checked_and_saved(parent: str) -> None:
     row = get_parent(parent)
-    assert (row.table_name, row.key_column, row.description) == (
+    assert (row.table, row.key, row.description) == (
         "customers",
         "customer_id",
         "all customers",
@@ -66,13 +66,13 @@ def test_upsert_parent_reports_changes_and_guards_its_segments(
         upsert_parent("customers", "customers", "customer_id", description="all customers") is False
     )
     assert upsert_parent("customers", "customers", "email", description="all customers") is True
-    assert get_parent("customers").key_column == "email"
+    assert get_parent("customers").key == "email"
     create_segment("adults", parent, {"column": "age", "op": ">=", "value": 18})
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("CREATE TABLE people AS SELECT customer_id, email FROM customers")
     with pytest.raises(RuleError, match="unknown column 'age' in table people"):
         upsert_parent("customers", "people", "customer_id")
-    assert get_parent("customers").table_name == "customers"
+    assert get_parent("customers").table == "customers"
 
 
 def test_segment_is_validated_saved_and_normalised(parent: str) -> None:

@@ -15,34 +15,21 @@ mirror snapshots of every other export.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import fields, replace
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from cohortsync.audience import store
 from cohortsync.audience.compile import CompiledSQL
-from cohortsync.audience.mapping import (
-    MappingInput,
-    check_mapping,
-    parse_mappings,
-    select_items,
-)
+from cohortsync.audience.mapping import check_mapping, select_items
 from cohortsync.audience.segments import resolve_segment
 from cohortsync.catalog import audiences, schedules
-from cohortsync.catalog.audiences import ActivationRow, ParentRow
+from cohortsync.catalog.audiences import SavedActivation, SavedParent
 from cohortsync.catalog.runs import RunRecord, list_runs
+from cohortsync.definitions import Activation, validated
 from cohortsync.errors import ConfigError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
-from cohortsync.export.spec import (
-    DEFAULT_THREADS,
-    ExportSpec,
-    MirrorOptions,
-    Operation,
-    Source,
-)
-from cohortsync.jobs.cron import check_cron, zone
+from cohortsync.export.spec import ExportSpec, Source
 from cohortsync.jobs.history import failures_recorded
 from cohortsync.jobs.kinds import JobContext, JobResult
 from cohortsync.jobs.leases import held_lease, new_owner
@@ -52,12 +39,9 @@ if TYPE_CHECKING:
     from cohortsync.export.report import ExportReport
 
 JOB_KIND = "activation"
-OPERATIONS: tuple[str, ...] = get_args(Operation)
 
-# The settable fields of an activation, for update_activation(**changes).
-_SETTABLE = frozenset(
-    f.name for f in fields(ActivationRow) if f.name not in ("name", "created_at", "updated_at")
-)
+# The fields update_activation(**changes) may change: all but the name.
+_SETTABLE = frozenset(Activation.model_fields) - {"name"}
 
 
 def job_label(name: str) -> str:
@@ -66,75 +50,29 @@ def job_label(name: str) -> str:
 
 
 def create_activation(
-    name: str,
-    *,
-    segment: str,
-    auth: str,
-    cohort_id: str,
-    mapping: Iterable[MappingInput],
-    cohort_name: str | None = None,
-    operation: str = "add",
-    alias_column: str | None = None,
-    threads: int = DEFAULT_THREADS,
-    cast_to_string: bool = False,
-    description: str | None = None,
-    schedule: str | None = None,
-    timezone: str = "UTC",
-    mirror_allow_empty: bool = False,
-    mirror_max_remove_pct: float = 50.0,
-    settings: Settings | None = None,
-) -> ActivationRow:
+    activation: Activation, *, settings: Settings | None = None
+) -> SavedActivation:
     """Save a new activation after checking it against its segment's parent table.
 
-    Args:
-        name: the activation's name; its runs are labelled ``activation:NAME``.
-        segment: the segment whose rows are exported.
-        auth: a saved authentication (``cohortsync auth create``).
-        cohort_id: the Braze cohort id; ``cohort_name`` defaults to it in Braze.
-        mapping: ``ATTRIBUTE=OUTPUT`` pairs; outputs ``user_ids``, ``device_ids``
-            or ``alias_column``.
-        operation: ``add``, ``remove`` or ``mirror``.
-        threads: requests in flight at once.
-        cast_to_string: send non-text attributes as their text form.
-        schedule: a five-field cron expression read in ``timezone``; ``None``
-            runs only on demand.
-        mirror_allow_empty, mirror_max_remove_pct: the guards of ``mirror``.
-
     Raises:
-        ConfigError: any part of the definition is wrong; the message says which.
+        ConfigError: the name is taken, or the auth, the segment or the
+            mapping does not fit (:func:`check_activation`).
     """
-    row = ActivationRow(
-        name=name,
-        segment=segment,
-        auth_name=auth,
-        cohort_id=cohort_id,
-        mapping=[m.to_dict() for m in parse_mappings(mapping)],
-        cohort_name=cohort_name,
-        operation=operation,
-        alias_column=alias_column,
-        threads=threads,
-        cast_to_string=cast_to_string,
-        description=description,
-        schedule_cron=schedule,
-        schedule_timezone=timezone,
-        mirror_allow_empty=mirror_allow_empty,
-        mirror_max_remove_pct=mirror_max_remove_pct,
-    )
-    row = check_activation(row, settings=settings)
+    check_activation(activation, settings=settings)
     with store.catalog(settings) as catalog:
-        if audiences.get(catalog, ActivationRow, name) is not None:
-            raise store.exists_already("activation", name)
-        return _save(catalog, row)
+        if audiences.get(catalog, SavedActivation, activation.name) is not None:
+            raise store.exists_already("activation", activation.name)
+        return _save(catalog, activation)
 
 
 def update_activation(
     name: str, *, settings: Settings | None = None, **changes: Any
-) -> ActivationRow:
+) -> SavedActivation:
     """Change some fields of an activation; the result is checked like a new one.
 
-    ``changes`` use the names of :class:`ActivationRow` (``segment``,
-    ``auth_name``, ``cohort_id``, ``mapping``, ``schedule_cron``...);
-    ``schedule_cron=None`` removes the schedule.
+    ``changes`` use the fields of :class:`~cohortsync.definitions.Activation`
+    (``segment``, ``auth``, ``threads``, ``mapping``, ``schedule``...);
+    ``schedule=None`` removes the schedule.
 
     Raises:
         ConfigError: unknown activation or field, or an invalid result.
@@ -145,65 +83,30 @@ def update_activation(
             f"cannot change {', '.join(unknown)} of an activation",
             hint=f"settable fields: {', '.join(sorted(_SETTABLE))}",
         )
-    if "mapping" in changes:
-        changes["mapping"] = [m.to_dict() for m in parse_mappings(changes["mapping"])]
     current = get_activation(name, settings=settings)
-    row = check_activation(replace(current, **changes), settings=settings)
+    activation = validated(Activation, {**current.model_dump(), **changes})
+    check_activation(activation, settings=settings)
     with store.catalog(settings) as catalog:
-        return _save(catalog, row)
+        return _save(catalog, activation)
 
 
-def upsert_activation(
-    name: str,
-    *,
-    segment: str,
-    auth: str,
-    cohort_id: str,
-    mapping: Iterable[MappingInput],
-    cohort_name: str | None = None,
-    operation: str = "add",
-    alias_column: str | None = None,
-    threads: int = DEFAULT_THREADS,
-    cast_to_string: bool = False,
-    description: str | None = None,
-    schedule: str | None = None,
-    timezone: str = "UTC",
-    mirror_allow_empty: bool = False,
-    mirror_max_remove_pct: float = 50.0,
-    settings: Settings | None = None,
-) -> bool:
-    """Create the activation or bring it to this definition; ``True`` if anything changed.
-
-    Takes the arguments of :func:`create_activation`; for ``cohortsync apply``.
-    """
-    row = ActivationRow(
-        name=name,
-        segment=segment,
-        auth_name=auth,
-        cohort_id=cohort_id,
-        mapping=[m.to_dict() for m in parse_mappings(mapping)],
-        cohort_name=cohort_name,
-        operation=operation,
-        alias_column=alias_column,
-        threads=threads,
-        cast_to_string=cast_to_string,
-        description=description,
-        schedule_cron=schedule,
-        schedule_timezone=timezone,
-        mirror_allow_empty=mirror_allow_empty,
-        mirror_max_remove_pct=mirror_max_remove_pct,
-    )
-    row = check_activation(row, settings=settings)
+def upsert_activation(activation: Activation, *, settings: Settings | None = None) -> bool:
+    """Create the activation or bring it to this definition; ``True`` if anything changed."""
+    check_activation(activation, settings=settings)
     with store.catalog(settings) as catalog:
-        current = audiences.get(catalog, ActivationRow, name)
-        if current is not None and audiences.definition(current) == audiences.definition(row):
+        current = audiences.get(catalog, SavedActivation, activation.name)
+        if current is not None and current.model_dump() == activation.model_dump():
             return False
-        _save(catalog, row)
+        _save(catalog, activation)
         return True
 
 
-def check_activation(row: ActivationRow, *, settings: Settings | None = None) -> ActivationRow:
-    """Check a definition against the catalog and the warehouse; returns it normalised.
+def check_activation(activation: Activation, *, settings: Settings | None = None) -> None:
+    """Check a definition against the catalog and the warehouse.
+
+    Its own rules (bounds, mapping names, cron) held when it was built; here
+    the auth and the segment must exist and each mapped attribute must be a
+    column the export can read.
 
     Raises:
         ConfigError: the first problem found, with what to do about it.
@@ -211,57 +114,33 @@ def check_activation(row: ActivationRow, *, settings: Settings | None = None) ->
     # Imported here: cryptography is loaded only by commands that use a saved auth.
     from cohortsync.catalog.auths import get_auth
 
-    store.check_name("activation", row.name)
-    if not row.cohort_id.strip():
-        raise ConfigError("the cohort id is empty", hint="pass --cohort-id, e.g. vip_customers")
-    if row.operation not in OPERATIONS:
-        raise ConfigError(
-            f"unknown operation {row.operation!r}", hint=f"use one of {', '.join(OPERATIONS)}"
-        )
-    if row.threads < 1:
-        raise ConfigError(f"thread count {row.threads} is below 1", hint="use --threads 1 or more")
-    if not 0 <= row.mirror_max_remove_pct <= 100:
-        raise ConfigError(
-            f"mirror max remove percentage {row.mirror_max_remove_pct} is not within 0..100"
-        )
-    cron = row.schedule_cron
-    if cron is not None:
-        cron = check_cron(cron, row.schedule_timezone)
-    else:
-        zone(row.schedule_timezone)
     with store.catalog(settings) as catalog:
-        get_auth(catalog, row.auth_name)
-    query = resolve_segment(row.segment, settings=settings)
-    check_mapping(
-        parse_mappings(row.mapping),
-        query.schema,
-        table=query.parent.table_name,
-        alias_column=row.alias_column,
-        cast_to_string=row.cast_to_string,
-    )
-    return replace(row, schedule_cron=cron)
+        get_auth(catalog, activation.auth)
+    query = resolve_segment(activation.segment, settings=settings)
+    check_mapping(activation, query.schema, table=query.parent.table)
 
 
-def _save(catalog: sa.Engine, row: ActivationRow) -> ActivationRow:
-    """Store the row and keep the scheduler's table in step with its schedule."""
-    saved = audiences.save(catalog, row)
-    if row.schedule_cron is None:
-        schedules.clear_schedule(catalog, JOB_KIND, row.name)
+def _save(catalog: sa.Engine, activation: Activation) -> SavedActivation:
+    """Store the activation and keep the scheduler's table in step with its schedule."""
+    saved = audiences.save(catalog, SavedActivation, activation)
+    scheduled = activation.scheduled
+    if scheduled is None:
+        schedules.clear_schedule(catalog, JOB_KIND, activation.name)
     else:
         schedules.set_schedule(
-            catalog, JOB_KIND, row.name, row.schedule_cron, row.schedule_timezone
+            catalog, JOB_KIND, activation.name, scheduled.cron, scheduled.timezone
         )
     return saved
 
 
-def get_activation(name: str, *, settings: Settings | None = None) -> ActivationRow:
+def get_activation(name: str, *, settings: Settings | None = None) -> SavedActivation:
     """The activation named ``name``.
 
     Raises:
         ConfigError: there is none.
     """
     with store.catalog(settings) as catalog:
-        row = audiences.get(catalog, ActivationRow, name)
+        row = audiences.get(catalog, SavedActivation, name)
     if row is None:
         raise store.not_found("activation", name)
     return row
@@ -269,11 +148,11 @@ def get_activation(name: str, *, settings: Settings | None = None) -> Activation
 
 def list_activations(
     *, segment: str | None = None, settings: Settings | None = None
-) -> list[ActivationRow]:
+) -> list[SavedActivation]:
     """Every activation by name, or those of one segment."""
     where = {"segment": segment} if segment is not None else {}
     with store.catalog(settings) as catalog:
-        return audiences.list_rows(catalog, ActivationRow, **where)
+        return audiences.list_rows(catalog, SavedActivation, **where)
 
 
 def delete_activation(name: str, *, settings: Settings | None = None) -> None:
@@ -283,7 +162,7 @@ def delete_activation(name: str, *, settings: Settings | None = None) -> None:
         ConfigError: there is none.
     """
     with store.catalog(settings) as catalog:
-        if not audiences.delete(catalog, ActivationRow, name):
+        if not audiences.delete(catalog, SavedActivation, name):
             raise store.not_found("activation", name)
         schedules.clear_schedule(catalog, JOB_KIND, name)
 
@@ -298,18 +177,10 @@ def activation_sql(name: str, *, settings: Settings | None = None) -> CompiledSQ
     return sql
 
 
-def _compiled(row: ActivationRow, settings: Settings | None) -> tuple[CompiledSQL, ParentRow]:
-    query = resolve_segment(row.segment, settings=settings)
-    mappings = parse_mappings(row.mapping)
-    check_mapping(
-        mappings,
-        query.schema,
-        table=query.parent.table_name,
-        alias_column=row.alias_column,
-        cast_to_string=row.cast_to_string,
-    )
-    items = select_items(mappings, query.schema, cast_to_string=row.cast_to_string)
-    return query.select(items), query.parent
+def _compiled(activation: Activation, settings: Settings | None) -> tuple[CompiledSQL, SavedParent]:
+    query = resolve_segment(activation.segment, settings=settings)
+    check_mapping(activation, query.schema, table=query.parent.table)
+    return query.select(select_items(activation, query.schema)), query.parent
 
 
 def activation_spec(
@@ -321,30 +192,25 @@ def activation_spec(
 ) -> ExportSpec:
     """The export an activation stands for, with its destination's keys resolved.
 
+    The run skips invalid identifiers when the activation says so, or when
+    ``skip_invalid`` asks it for this run.
+
     Raises:
         ConfigError: unknown activation, segment, parent or auth; no partner
             API key for the auth's region; a mapping that no longer fits.
     """
     # Imported here: cryptography is loaded only by commands that use a saved auth.
-    from cohortsync.catalog.auths import destination_for_auth
+    from cohortsync.catalog.auths import export_spec
 
-    row = get_activation(name, settings=settings)
-    sql, parent = _compiled(row, settings)
-    return ExportSpec(
-        source=Source(sql=sql.sql, params=sql.params, warehouse_url=parent.warehouse_url),
-        destination=destination_for_auth(row.auth_name, settings),
-        cohort_id=row.cohort_id,
-        cohort_name=row.cohort_name,
-        operation=row.operation,  # type: ignore[arg-type]  # checked against OPERATIONS
-        alias_column=row.alias_column,
-        threads=row.threads,
-        mirror=MirrorOptions(
-            allow_empty=row.mirror_allow_empty,
-            max_remove_pct=row.mirror_max_remove_pct,
-            full_resync=full_resync,
-        ),
-        skip_invalid=skip_invalid,
+    activation = get_activation(name, settings=settings)
+    sql, parent = _compiled(activation, settings)
+    return export_spec(
+        activation,
+        Source(sql=sql.sql, params=sql.params, warehouse_url=parent.warehouse),
         job=job_label(name),
+        full_resync=full_resync,
+        skip_invalid=skip_invalid,
+        settings=settings,
     )
 
 
@@ -361,8 +227,9 @@ def run_activation(
 ) -> ExportReport:
     """Export the activation's segment to its cohort now; returns the run's report.
 
-    ``skip_invalid`` skips identifiers Braze would refuse for this run only
-    (activations keep no such setting: a scheduled run fails on them).
+    ``skip_invalid`` skips identifiers Braze would refuse in this run even
+    when the activation does not save that setting; a scheduled run follows
+    the saved ``skip_invalid``.
 
     Holds the job's lease for the whole run, so a manual run and the scheduler
     never feed the same cohort at once; the scheduler passes the

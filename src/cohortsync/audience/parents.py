@@ -12,28 +12,42 @@ import sqlalchemy as sa
 
 from cohortsync.audience import store
 from cohortsync.audience.compile import check_rules, find_column
-from cohortsync.audience.mapping import check_mapping, parse_mappings
+from cohortsync.audience.mapping import check_mapping
 from cohortsync.catalog import audiences
-from cohortsync.catalog.audiences import ActivationRow, ParentRow, SegmentRow
+from cohortsync.catalog.audiences import SavedActivation, SavedParent, SavedSegment
+from cohortsync.definitions import Parent, validated
 from cohortsync.errors import ConfigError
 from cohortsync.settings import Settings
 from cohortsync.warehouse.connect import require_stored_warehouse
 
 
-def parent_schema(parent: ParentRow, settings: Settings | None = None) -> pa.Schema:
+def parent_schema(parent: Parent, settings: Settings | None = None) -> pa.Schema:
     """The parent table's columns and types, read from the warehouse now.
 
     Raises:
         SourceError: the table is missing or the warehouse cannot be read.
     """
-    with store.warehouse(parent.warehouse_url, settings) as engine:
-        return engine.table_schema(parent.table_name)
+    with store.warehouse(parent.warehouse, settings) as engine:
+        return engine.table_schema(parent.table)
 
 
-def _checked(parent: ParentRow, settings: Settings | None) -> pa.Schema:
-    store.check_name("parent", parent.name)
+def parent_definition(
+    name: str, table: str, key: str, *, warehouse_url: str | None, description: str | None
+) -> Parent:
+    """The :class:`Parent` of these fields, its warehouse stored and made absolute.
+
+    Raises:
+        ConfigError: a field breaks a rule of the definition, or the warehouse
+            is in memory.
+    """
+    warehouse_url = require_stored_warehouse(warehouse_url, f"parent {name!r}")
+    fields = {"name": name, "table": table, "key": key, "warehouse": warehouse_url}
+    return validated(Parent, {**fields, "description": description})
+
+
+def _checked(parent: Parent, settings: Settings | None) -> pa.Schema:
     schema = parent_schema(parent, settings)
-    find_column(schema, parent.key_column, table=parent.table_name, what="key column")
+    find_column(schema, parent.key, table=parent.table, what="key column")
     return schema
 
 
@@ -45,7 +59,7 @@ def create_parent(
     warehouse_url: str | None = None,
     description: str | None = None,
     settings: Settings | None = None,
-) -> ParentRow:
+) -> SavedParent:
     """Save a new parent segment after checking its table and key column.
 
     Args:
@@ -58,13 +72,14 @@ def create_parent(
         ConfigError: the name is taken or invalid, or ``key`` is not a column.
         SourceError: the table cannot be read.
     """
-    warehouse_url = require_stored_warehouse(warehouse_url, f"parent {name!r}")
-    row = ParentRow(name, table, key, warehouse_url, description)
-    _checked(row, settings)
+    parent = parent_definition(
+        name, table, key, warehouse_url=warehouse_url, description=description
+    )
+    _checked(parent, settings)
     with store.catalog(settings) as catalog:
-        if audiences.get(catalog, ParentRow, name) is not None:
+        if audiences.get(catalog, SavedParent, name) is not None:
             raise store.exists_already("parent", name)
-        return audiences.save(catalog, row)
+        return audiences.save(catalog, SavedParent, parent)
 
 
 def upsert_parent(
@@ -82,44 +97,39 @@ def upsert_parent(
     their activations are checked against the new table before anything is
     saved, so a change cannot strand them.
     """
-    warehouse_url = require_stored_warehouse(warehouse_url, f"parent {name!r}")
-    row = ParentRow(name, table, key, warehouse_url, description)
+    parent = parent_definition(
+        name, table, key, warehouse_url=warehouse_url, description=description
+    )
     with store.catalog(settings) as catalog:
-        current = audiences.get(catalog, ParentRow, name)
-        if current is not None and audiences.definition(current) == audiences.definition(row):
+        current = audiences.get(catalog, SavedParent, name)
+        if current is not None and current.model_dump() == parent.model_dump():
             return False
-        schema = _checked(row, settings)
-        for segment in audiences.list_rows(catalog, SegmentRow, parent=name):
+        schema = _checked(parent, settings)
+        for segment in audiences.list_rows(catalog, SavedSegment, parent=name):
             check_rules(segment.rules, schema, table=table)
-            for activation in audiences.list_rows(catalog, ActivationRow, segment=segment.name):
-                check_mapping(
-                    parse_mappings(activation.mapping),
-                    schema,
-                    table=table,
-                    alias_column=activation.alias_column,
-                    cast_to_string=activation.cast_to_string,
-                )
-        audiences.save(catalog, row)
+            for activation in audiences.list_rows(catalog, SavedActivation, segment=segment.name):
+                check_mapping(activation, schema, table=table)
+        audiences.save(catalog, SavedParent, parent)
         return True
 
 
-def get_parent(name: str, *, settings: Settings | None = None) -> ParentRow:
+def get_parent(name: str, *, settings: Settings | None = None) -> SavedParent:
     """The parent named ``name``.
 
     Raises:
         ConfigError: there is none.
     """
     with store.catalog(settings) as catalog:
-        row = audiences.get(catalog, ParentRow, name)
+        row = audiences.get(catalog, SavedParent, name)
     if row is None:
         raise store.not_found("parent", name)
     return row
 
 
-def list_parents(*, settings: Settings | None = None) -> list[ParentRow]:
+def list_parents(*, settings: Settings | None = None) -> list[SavedParent]:
     """Every parent segment, by name."""
     with store.catalog(settings) as catalog:
-        return audiences.list_rows(catalog, ParentRow)
+        return audiences.list_rows(catalog, SavedParent)
 
 
 def delete_parent(name: str, *, settings: Settings | None = None) -> None:
@@ -129,14 +139,14 @@ def delete_parent(name: str, *, settings: Settings | None = None) -> None:
         ConfigError: there is no such parent, or segments still use it.
     """
     with store.catalog(settings) as catalog:
-        users = [s.name for s in audiences.list_rows(catalog, SegmentRow, parent=name)]
+        users = [s.name for s in audiences.list_rows(catalog, SavedSegment, parent=name)]
         if users:
             raise ConfigError(
                 f"parent {name!r} is used by segments: {', '.join(users)}",
                 hint="delete those segments first",
             )
         try:
-            deleted = audiences.delete(catalog, ParentRow, name)
+            deleted = audiences.delete(catalog, SavedParent, name)
         except sa.exc.IntegrityError:  # a segment was created meanwhile
             raise ConfigError(
                 f"parent {name!r} is used by a segment", hint="delete its segments first"

@@ -15,11 +15,12 @@ import sqlalchemy as sa
 
 from cohortsync.audience import store
 from cohortsync.audience.compile import CompiledSQL, RulesInput, as_rule, check_rules, select_sql
-from cohortsync.audience.mapping import check_mapping, parse_mappings
+from cohortsync.audience.mapping import check_mapping
 from cohortsync.audience.parents import get_parent, parent_schema
 from cohortsync.audience.rules import rules_to_json
 from cohortsync.catalog import audiences
-from cohortsync.catalog.audiences import ActivationRow, ParentRow, SegmentRow
+from cohortsync.catalog.audiences import SavedActivation, SavedParent, SavedSegment
+from cohortsync.definitions import Segment, validated
 from cohortsync.errors import ConfigError
 from cohortsync.settings import Settings
 
@@ -30,15 +31,15 @@ SAMPLE_SIZE = 10
 class SegmentQuery:
     """A segment resolved against its parent table as it is now."""
 
-    segment: SegmentRow
-    parent: ParentRow
+    segment: SavedSegment
+    parent: SavedParent
     schema: pa.Schema
     where: CompiledSQL
 
     def select(self, columns: list[str] | None = None, *, limit: int | None = None) -> CompiledSQL:
         """The segment's rows (``columns`` are quoted select items), sorted by key if limited."""
-        order = self.parent.key_column if limit is not None else None
-        return select_sql(self.parent.table_name, self.where, columns, order_by=order, limit=limit)
+        order = self.parent.key if limit is not None else None
+        return select_sql(self.parent.table, self.where, columns, order_by=order, limit=limit)
 
 
 def create_segment(
@@ -48,18 +49,18 @@ def create_segment(
     *,
     description: str | None = None,
     settings: Settings | None = None,
-) -> SegmentRow:
+) -> SavedSegment:
     """Save a new segment after checking its rules against the parent table.
 
     Raises:
         ConfigError: the name is taken or invalid, the parent is unknown, or
             the rules do not fit the table (:class:`RuleError`).
     """
-    row = _checked(name, parent, rules, description, settings)
+    segment = _checked(name, parent, rules, description, settings)
     with store.catalog(settings) as catalog:
-        if audiences.get(catalog, SegmentRow, name) is not None:
+        if audiences.get(catalog, SavedSegment, name) is not None:
             raise store.exists_already("segment", name)
-        return audiences.save(catalog, row)
+        return audiences.save(catalog, SavedSegment, segment)
 
 
 def upsert_segment(
@@ -71,14 +72,14 @@ def upsert_segment(
     settings: Settings | None = None,
 ) -> bool:
     """Create the segment or bring it to this definition; ``True`` if anything changed."""
-    row = _checked(name, parent, rules, description, settings)
+    segment = _checked(name, parent, rules, description, settings)
     with store.catalog(settings) as catalog:
-        current = audiences.get(catalog, SegmentRow, name)
-        if current is not None and audiences.definition(current) == audiences.definition(row):
+        current = audiences.get(catalog, SavedSegment, name)
+        if current is not None and current.model_dump() == segment.model_dump():
             return False
         if current is not None and current.parent != parent:
             _check_activations_fit(catalog, name, parent, settings)
-        audiences.save(catalog, row)
+        audiences.save(catalog, SavedSegment, segment)
         return True
 
 
@@ -89,7 +90,7 @@ def update_segment(
     parent: str | None = None,
     description: str | None = None,
     settings: Settings | None = None,
-) -> SegmentRow:
+) -> SavedSegment:
     """Change a segment's rules, parent or description; ``None`` keeps the current one.
 
     The result is checked like a new segment, and a new parent must keep the
@@ -116,14 +117,8 @@ def _check_activations_fit(
     """Moving a segment to another parent must keep its activations' mappings valid."""
     parent_row = get_parent(parent, settings=settings)
     schema = parent_schema(parent_row, settings)
-    for activation in audiences.list_rows(catalog, ActivationRow, segment=name):
-        check_mapping(
-            parse_mappings(activation.mapping),
-            schema,
-            table=parent_row.table_name,
-            alias_column=activation.alias_column,
-            cast_to_string=activation.cast_to_string,
-        )
+    for activation in audiences.list_rows(catalog, SavedActivation, segment=name):
+        check_mapping(activation, schema, table=parent_row.table)
 
 
 def _checked(
@@ -132,23 +127,23 @@ def _checked(
     rules: RulesInput,
     description: str | None,
     settings: Settings | None,
-) -> SegmentRow:
-    store.check_name("segment", name)
+) -> Segment:
     rule = as_rule(rules)
+    fields = {"name": name, "parent": parent, "rules": rules_to_json(rule)}
+    segment = validated(Segment, {**fields, "description": description})
     parent_row = get_parent(parent, settings=settings)
-    schema = parent_schema(parent_row, settings)
-    check_rules(rule, schema, table=parent_row.table_name)
-    return SegmentRow(name, parent, rules_to_json(rule), description)
+    check_rules(rule, parent_schema(parent_row, settings), table=parent_row.table)
+    return segment
 
 
-def get_segment(name: str, *, settings: Settings | None = None) -> SegmentRow:
+def get_segment(name: str, *, settings: Settings | None = None) -> SavedSegment:
     """The segment named ``name``.
 
     Raises:
         ConfigError: there is none.
     """
     with store.catalog(settings) as catalog:
-        row = audiences.get(catalog, SegmentRow, name)
+        row = audiences.get(catalog, SavedSegment, name)
     if row is None:
         raise store.not_found("segment", name)
     return row
@@ -156,11 +151,11 @@ def get_segment(name: str, *, settings: Settings | None = None) -> SegmentRow:
 
 def list_segments(
     *, parent: str | None = None, settings: Settings | None = None
-) -> list[SegmentRow]:
+) -> list[SavedSegment]:
     """Every segment by name, or those of one parent."""
     where = {"parent": parent} if parent is not None else {}
     with store.catalog(settings) as catalog:
-        return audiences.list_rows(catalog, SegmentRow, **where)
+        return audiences.list_rows(catalog, SavedSegment, **where)
 
 
 def delete_segment(name: str, *, settings: Settings | None = None) -> None:
@@ -170,14 +165,14 @@ def delete_segment(name: str, *, settings: Settings | None = None) -> None:
         ConfigError: there is no such segment, or activations still use it.
     """
     with store.catalog(settings) as catalog:
-        users = [a.name for a in audiences.list_rows(catalog, ActivationRow, segment=name)]
+        users = [a.name for a in audiences.list_rows(catalog, SavedActivation, segment=name)]
         if users:
             raise ConfigError(
                 f"segment {name!r} is used by activations: {', '.join(users)}",
                 hint="delete those activations first",
             )
         try:
-            deleted = audiences.delete(catalog, SegmentRow, name)
+            deleted = audiences.delete(catalog, SavedSegment, name)
         except sa.exc.IntegrityError:  # an activation was created meanwhile
             raise ConfigError(
                 f"segment {name!r} is used by an activation", hint="delete it first"
@@ -196,7 +191,7 @@ def resolve_segment(name: str, *, settings: Settings | None = None) -> SegmentQu
     segment = get_segment(name, settings=settings)
     parent = get_parent(segment.parent, settings=settings)
     schema = parent_schema(parent, settings)
-    where = check_rules(segment.rules, schema, table=parent.table_name)
+    where = check_rules(segment.rules, schema, table=parent.table)
     return SegmentQuery(segment, parent, schema, where)
 
 
@@ -204,8 +199,8 @@ def resolve_segment(name: str, *, settings: Settings | None = None) -> SegmentQu
 class SegmentSummary:
     """What ``segment show`` prints: the definition, its size and a few rows."""
 
-    segment: SegmentRow
-    parent: ParentRow
+    segment: SavedSegment
+    parent: SavedParent
     sql: CompiledSQL
     size: int
     sample: pa.Table
@@ -214,8 +209,8 @@ class SegmentSummary:
         return {
             "name": self.segment.name,
             "parent": self.parent.name,
-            "table": self.parent.table_name,
-            "key": self.parent.key_column,
+            "table": self.parent.table,
+            "key": self.parent.key,
             "description": self.segment.description,
             "rules": self.segment.rules,
             "sql": self.sql.sql,
@@ -236,7 +231,7 @@ def describe_segment(
     query = resolve_segment(name, settings=settings)
     full = query.select()
     first = query.select(limit=sample)
-    with store.warehouse(query.parent.warehouse_url, settings) as engine:
+    with store.warehouse(query.parent.warehouse, settings) as engine:
         size = engine.count(full.sql, full.params)
         rows = engine.stream(first.sql, first.params).read_all()
     return SegmentSummary(query.segment, query.parent, full, size, rows)

@@ -1,14 +1,14 @@
-"""Where audience definitions are kept, and the checks every definition shares.
+"""Where audience definitions are kept, and the errors every kind shares.
 
 The operations of :mod:`parents`, :mod:`segments` and :mod:`activations`
 open the catalog and the warehouse through here, so that each takes an
 optional :class:`Settings` (tests and ``apply`` pass their own) and so that a
-missing name is reported the same way everywhere.
+missing or taken name is reported the same way everywhere. The rules of the
+definitions themselves are in :mod:`cohortsync.definitions`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
@@ -22,28 +22,11 @@ from cohortsync.warehouse.base import Engine
 
 Kind = Literal["parent", "segment", "activation"]
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-
 _LIST_COMMAND: dict[Kind, str] = {
     "parent": "cohortsync audience parent list",
     "segment": "cohortsync segment list",
     "activation": "cohortsync activation list",
 }
-
-
-def check_name(kind: Kind, name: str) -> str:
-    """Refuse names that would be awkward in job labels, files and shells.
-
-    Names become run labels (``activation:NAME``) and command arguments, so
-    they are letters, digits, ``_``, ``.`` and ``-``, starting with a letter
-    or digit, at most 128 characters.
-    """
-    if not _NAME.fullmatch(name):
-        raise ConfigError(
-            f"invalid {kind} name {name!r}",
-            hint="use letters, digits, '_', '.' or '-', starting with a letter or digit",
-        )
-    return name
 
 
 def not_found(kind: Kind, name: str) -> ConfigError:

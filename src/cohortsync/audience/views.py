@@ -1,8 +1,9 @@
 """JSON views of audience definitions, one shape for ``--json`` and for ``apply``.
 
-Keys use the words of the command line (``table``, ``key``, ``auth``,
-``schedule``), not the catalog's column names, so a script can feed what
-``show --json`` prints back into the commands.
+Keys are the fields of the definitions (:mod:`cohortsync.definitions`),
+the words of the command line and of ``apply`` (``table``, ``key``, ``auth``,
+``schedule``), so a script can feed what ``show --json`` prints back into
+the commands or a definitions file.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from cohortsync.catalog.audiences import ActivationRow, ParentRow, SegmentRow
+from cohortsync.catalog.audiences import SavedActivation, SavedParent, SavedSegment
 from cohortsync.catalog.db import stored_utc
 from cohortsync.catalog.runs import RunRecord
 
@@ -19,51 +20,28 @@ def _time(value: dt.datetime | None) -> str | None:
     return None if value is None else stored_utc(value).isoformat()
 
 
-def parent_view(row: ParentRow) -> dict[str, Any]:
+def _view(saved: SavedParent | SavedSegment | SavedActivation) -> dict[str, Any]:
+    """The definition's fields, name first, then when it was saved."""
+    fields = saved.model_dump()
     return {
-        "name": row.name,
-        "table": row.table_name,
-        "key": row.key_column,
-        "warehouse": row.warehouse_url,
-        "description": row.description,
-        "created_at": _time(row.created_at),
-        "updated_at": _time(row.updated_at),
+        "name": fields.pop("name"),
+        **fields,
+        "created_at": _time(saved.created_at),
+        "updated_at": _time(saved.updated_at),
     }
 
 
-def segment_view(row: SegmentRow) -> dict[str, Any]:
-    return {
-        "name": row.name,
-        "parent": row.parent,
-        "rules": row.rules,
-        "description": row.description,
-        "created_at": _time(row.created_at),
-        "updated_at": _time(row.updated_at),
-    }
+def parent_view(row: SavedParent) -> dict[str, Any]:
+    return _view(row)
 
 
-def activation_view(row: ActivationRow) -> dict[str, Any]:
-    return {
-        "name": row.name,
-        "segment": row.segment,
-        "auth": row.auth_name,
-        "cohort_id": row.cohort_id,
-        "cohort_name": row.cohort_name,
-        "operation": row.operation,
-        "alias_column": row.alias_column,
-        "threads": row.threads,
-        "mapping": [f"{m['attribute']}={m['output']}" for m in row.mapping],
-        "cast_to_string": row.cast_to_string,
-        "description": row.description,
-        "schedule": row.schedule_cron,
-        "timezone": row.schedule_timezone,
-        "mirror": {
-            "allow_empty": row.mirror_allow_empty,
-            "max_remove_pct": row.mirror_max_remove_pct,
-        },
-        "created_at": _time(row.created_at),
-        "updated_at": _time(row.updated_at),
-    }
+def segment_view(row: SavedSegment) -> dict[str, Any]:
+    return _view(row)
+
+
+def activation_view(row: SavedActivation) -> dict[str, Any]:
+    """The activation's fields; its mapping as the ``ATTRIBUTE=OUTPUT`` of ``--map``."""
+    return {**_view(row), "mapping": [str(mapping) for mapping in row.mapping]}
 
 
 def run_view(run: RunRecord) -> dict[str, Any]:

@@ -1,6 +1,9 @@
 """Catalog tables of the Audience Studio path: parents, segments, activations.
 
-Rows only: validation against the warehouse lives in :mod:`cohortsync.audience`.
+The objects are the definitions of :mod:`cohortsync.definitions`; this module
+maps them to rows and back (``table`` is stored as ``table_name``, an
+activation's mirror guards as two columns...). Checks against the warehouse
+live in :mod:`cohortsync.audience`.
 Segments refer to their parent and activations to their segment with foreign
 keys that refuse a delete while something still uses the row, so a parent or
 segment can never vanish from under an activation's schedule.
@@ -9,12 +12,17 @@ segment can never vanish from under an activation's schedule.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from pydantic import BaseModel, Field, ValidationError
 
-from cohortsync.catalog.db import metadata
+from cohortsync.catalog.db import metadata, stored_utc
+from cohortsync.definitions import Activation, Parent, Segment
+from cohortsync.definitions.fields import Definition
+from cohortsync.definitions.invalid import refusal
+from cohortsync.errors import ConfigError
 
 parents = sa.Table(
     "audience_parents",
@@ -74,114 +82,136 @@ activations = sa.Table(
 )
 
 
-@dataclass(frozen=True)
-class ParentRow:
-    """A parent segment: a customer table of the warehouse and its key column."""
+class Stamped(BaseModel):
+    """When the catalog saved a definition: set by the catalog, never part of the definition."""
 
-    name: str
-    table_name: str
-    key_column: str
-    warehouse_url: str | None = None
-    description: str | None = None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
+    created_at: dt.datetime | None = Field(default=None, exclude=True)
+    updated_at: dt.datetime | None = Field(default=None, exclude=True)
 
 
-@dataclass(frozen=True)
-class SegmentRow:
-    """A segment: rules (the JSON tree of :mod:`cohortsync.audience.rules`) over a parent."""
-
-    name: str
-    parent: str
-    rules: dict[str, Any]
-    description: str | None = None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
+class SavedParent(Parent, Stamped):
+    """A parent as stored in the catalog."""
 
 
-@dataclass(frozen=True)
-class ActivationRow:
-    """An activation: a segment exported to a Braze cohort, maybe on a schedule."""
-
-    name: str
-    segment: str
-    auth_name: str
-    cohort_id: str
-    mapping: list[dict[str, str]] = field(default_factory=list)
-    cohort_name: str | None = None
-    operation: str = "add"
-    alias_column: str | None = None
-    threads: int = 4
-    cast_to_string: bool = False
-    description: str | None = None
-    schedule_cron: str | None = None
-    schedule_timezone: str = "UTC"
-    mirror_allow_empty: bool = False
-    mirror_max_remove_pct: float = 50.0
-    skip_invalid: bool = False
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
+class SavedSegment(Segment, Stamped):
+    """A segment as stored in the catalog."""
 
 
-Row = ParentRow | SegmentRow | ActivationRow
+class SavedActivation(Activation, Stamped):
+    """An activation as stored in the catalog."""
+
+
+Saved = SavedParent | SavedSegment | SavedActivation
+S = TypeVar("S", SavedParent, SavedSegment, SavedActivation)
+
 _TABLES: dict[type[Any], sa.Table] = {
-    ParentRow: parents,
-    SegmentRow: segments,
-    ActivationRow: activations,
+    SavedParent: parents,
+    SavedSegment: segments,
+    SavedActivation: activations,
 }
+# A definition's field -> its column, where the two names differ.
+_COLUMNS: dict[type[Any], dict[str, str]] = {
+    SavedParent: {"table": "table_name", "key": "key_column", "warehouse": "warehouse_url"},
+    SavedSegment: {},
+    SavedActivation: {
+        "auth": "auth_name",
+        "schedule": "schedule_cron",
+        "timezone": "schedule_timezone",
+    },
+}
+# The mirror guards of an activation are two columns: mirror_allow_empty, ...
+_MIRROR = "mirror"
 _TIMESTAMPS = ("created_at", "updated_at")
-R = TypeVar("R", ParentRow, SegmentRow, ActivationRow)
 
 
-def definition(row: Row) -> dict[str, Any]:
-    """The row's user-set fields, without timestamps: what ``apply`` compares."""
-    return {f.name: getattr(row, f.name) for f in fields(row) if f.name not in _TIMESTAMPS}
+def columns(definition: Definition, kind: type[Saved]) -> dict[str, Any]:
+    """The column values of ``definition`` in ``kind``'s table (without timestamps)."""
+    renames = _COLUMNS[kind]
+    values: dict[str, Any] = {}
+    for field, value in definition.model_dump().items():
+        if field == _MIRROR:
+            values.update({f"{_MIRROR}_{key}": item for key, item in value.items()})
+        else:
+            values[renames.get(field, field)] = value
+    return values
 
 
-def get(engine: sa.Engine, kind: type[R], name: str) -> R | None:
-    """The row named ``name``, or ``None``."""
+def from_columns(kind: type[S], row: Mapping[Any, Any]) -> S:
+    """The saved definition of one row of ``kind``'s table.
+
+    Raises:
+        ConfigError: the row breaks a rule of its definition (written by hand,
+            or by a release with looser checks); the message names it.
+    """
+    fields = {column: field for field, column in _COLUMNS[kind].items()}
+    data: dict[str, Any] = {}
+    mirror: dict[str, Any] = {}
+    for column, value in row.items():
+        if column.startswith(f"{_MIRROR}_"):
+            mirror[column.removeprefix(f"{_MIRROR}_")] = value
+        elif column in _TIMESTAMPS:
+            data[column] = stored_utc(value)
+        else:
+            data[fields.get(column, column)] = value
+    if mirror:
+        data[_MIRROR] = mirror
+    try:
+        return kind.model_validate(data)
+    except ValidationError as error:
+        problem = refusal(error)
+        raise ConfigError(
+            f"the saved {kind.kind} {row['name']!r} is invalid: {problem.message}",
+            hint=f"save it again with 'cohortsync apply' or delete it ({problem.hint})",
+        ) from None
+
+
+def get(engine: sa.Engine, kind: type[S], name: str) -> S | None:
+    """The definition named ``name``, or ``None``."""
     table = _TABLES[kind]
     with engine.connect() as conn:
         found = conn.execute(sa.select(table).where(table.c.name == name)).mappings().first()
-    return kind(**found) if found is not None else None
+    return from_columns(kind, found) if found is not None else None
 
 
-def list_rows(engine: sa.Engine, kind: type[R], **where: str) -> list[R]:
-    """Every row of a kind, by name; ``where`` filters on equal columns (``parent="p"``)."""
+def list_rows(engine: sa.Engine, kind: type[S], **where: str) -> list[S]:
+    """Every definition of a kind, by name; ``where`` filters on equal columns (``parent="p"``)."""
     table = _TABLES[kind]
     query = sa.select(table).order_by(table.c.name)
     for column, value in where.items():
         query = query.where(table.c[column] == value)
     with engine.connect() as conn:
-        return [kind(**found) for found in conn.execute(query).mappings()]
+        return [from_columns(kind, found) for found in conn.execute(query).mappings()]
 
 
-def save(engine: sa.Engine, row: R) -> R:
-    """Insert ``row``, or replace the definition of the row of that name.
+def save(engine: sa.Engine, kind: type[S], definition: Definition) -> S:
+    """Insert ``definition``, or replace the one of that name; returns it as stored.
 
-    ``created_at`` is kept on replace; ``updated_at`` is now. Returns the row
-    as stored.
+    ``created_at`` is kept on replace; ``updated_at`` is now.
     """
-    table = _TABLES[type(row)]
+    table = _TABLES[kind]
     now = dt.datetime.now(dt.UTC)
-    values = definition(row)
+    values = columns(definition, kind)
     with engine.begin() as conn:
         existing = conn.execute(
-            sa.select(table.c.created_at).where(table.c.name == row.name)
+            sa.select(table.c.created_at).where(table.c.name == definition.name)
         ).scalar_one_or_none()
         if existing is None:
             conn.execute(table.insert().values(**values, created_at=now, updated_at=now))
             created = now
         else:
             conn.execute(
-                table.update().where(table.c.name == row.name).values(**values, updated_at=now)
+                table.update()
+                .where(table.c.name == definition.name)
+                .values(**values, updated_at=now)
             )
-            created = existing
-    return type(row)(**values, created_at=created, updated_at=now)
+            created = stored_utc(existing)
+    return kind.model_validate(
+        {**definition.model_dump(), "created_at": created, "updated_at": now}
+    )
 
 
-def delete(engine: sa.Engine, kind: type[Row], name: str) -> bool:
-    """Delete the row named ``name``; ``False`` when there was none.
+def delete(engine: sa.Engine, kind: type[Saved], name: str) -> bool:
+    """Delete the definition named ``name``; ``False`` when there was none.
 
     Raises:
         sqlalchemy.exc.IntegrityError: another row still refers to it.

@@ -9,7 +9,6 @@ settings by the endpoint's region when a destination is built.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -17,8 +16,10 @@ import sqlalchemy as sa
 
 from cohortsync import secrets
 from cohortsync.catalog.db import metadata, open_catalog, stored_utc
+from cohortsync.definitions import Authentication, CohortExport, validated
+from cohortsync.definitions.fields import DEFAULT_PARTNER
 from cohortsync.errors import ConfigError
-from cohortsync.export.spec import DEFAULT_PARTNER, Destination
+from cohortsync.export.spec import Destination, ExportSpec, MirrorOptions, Source
 from cohortsync.settings import Settings
 
 auths = sa.Table(
@@ -31,25 +32,6 @@ auths = sa.Table(
     sa.Column("key_hint", sa.String, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
-
-
-# Names are typed on command lines and written in job definitions: plain ones.
-AUTH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-
-
-def check_auth_name(name: str) -> str:
-    """Refuse a new authentication name with spaces, slashes or control characters.
-
-    Raises:
-        ConfigError: the name is empty, too long, or has other characters.
-    """
-    if not AUTH_NAME.fullmatch(name):
-        raise ConfigError(
-            f"invalid authentication name {name!r}",
-            hint="use letters, digits, '_', '.' or '-', starting with a letter or digit, "
-            "e.g. braze-prod",
-        )
-    return name
 
 
 @dataclass(frozen=True)
@@ -94,24 +76,34 @@ def save_auth(
     """Save a new authentication; its name must be free.
 
     Raises:
-        ConfigError: the name is invalid or taken.
+        ConfigError: a field breaks a rule of the definition, or the name is taken.
     """
-    check_auth_name(name)
+    auth = _definition(name, endpoint, data_import_key, partner)
     with catalog.connect() as conn:
-        key = _key_columns(conn, settings, data_import_key)
+        key = _key_columns(conn, settings, auth.data_import_key)
     now = dt.datetime.now(dt.UTC)
     with catalog.begin() as conn:
         if conn.execute(sa.select(auths.c.name).where(auths.c.name == name)).first():
-            raise ConfigError(
-                f"an authentication named {name!r} exists already",
-                hint=f"pick another name or run 'cohortsync auth delete {name}' first",
-            )
+            raise exists_already(name)
         conn.execute(
             auths.insert().values(
-                name=name, endpoint=endpoint, partner=partner, created_at=now, **key
+                name=name, endpoint=auth.endpoint, partner=auth.partner, created_at=now, **key
             )
         )
-    return AuthRecord(name, endpoint, partner, "****" + key["key_hint"], now)
+    return AuthRecord(name, auth.endpoint, auth.partner, "****" + key["key_hint"], now)
+
+
+def exists_already(name: str) -> ConfigError:
+    """The error for creating an authentication under a name that is taken."""
+    return ConfigError(
+        f"an authentication named {name!r} exists already",
+        hint=f"pick another name or run 'cohortsync auth delete {name}' first",
+    )
+
+
+def _definition(name: str, endpoint: str, data_import_key: str, partner: str) -> Authentication:
+    fields = {"name": name, "endpoint": endpoint, "data_import_key": data_import_key}
+    return validated(Authentication, {**fields, "partner": partner})
 
 
 def upsert_auth(
@@ -127,33 +119,30 @@ def upsert_auth(
 
     Returns whether anything changed: an authentication saved already with the
     same endpoint, partner and key is left as it is (its key is not re-encrypted).
+
+    Raises:
+        ConfigError: a field breaks a rule of the definition.
     """
+    auth = _definition(name, endpoint, data_import_key, partner)
+    fields = {"endpoint": auth.endpoint, "partner": auth.partner}
     with catalog.begin() as conn:
         row = conn.execute(sa.select(auths).where(auths.c.name == name)).first()
         if row is None:
-            check_auth_name(name)
             conn.execute(
                 auths.insert().values(
                     name=name,
-                    endpoint=endpoint,
-                    partner=partner,
+                    **fields,
                     created_at=dt.datetime.now(dt.UTC),
-                    **_key_columns(conn, settings, data_import_key),
+                    **_key_columns(conn, settings, auth.data_import_key),
                 )
             )
             return True
-        if _fields(row, settings) == {
-            "endpoint": endpoint,
-            "partner": partner,
-            "data_import_key": data_import_key,
-        }:
+        if _fields(row, settings) == {**fields, "data_import_key": auth.data_import_key}:
             return False
         conn.execute(
             auths.update()
             .where(auths.c.name == name)
-            .values(
-                endpoint=endpoint, partner=partner, **_key_columns(conn, settings, data_import_key)
-            )
+            .values(**fields, **_key_columns(conn, settings, auth.data_import_key))
         )
     return True
 
@@ -275,4 +264,40 @@ def _unknown(name: str) -> ConfigError:
     return ConfigError(
         f"no authentication named {name!r}",
         hint="see 'cohortsync auth list', or create it with 'cohortsync auth create'",
+    )
+
+
+def export_spec(
+    export: CohortExport,
+    source: Source,
+    *,
+    job: str,
+    full_resync: bool = False,
+    skip_invalid: bool = False,
+    settings: Settings | None = None,
+) -> ExportSpec:
+    """The export run of saved settings (a query's export, an activation).
+
+    The saved authentication becomes the destination here. The run skips
+    invalid identifiers when the settings say so or ``skip_invalid`` asks it
+    for this run; ``full_resync`` is a one-off of this run too.
+
+    Raises:
+        ConfigError: as :func:`destination_for_auth`.
+    """
+    return ExportSpec(
+        source=source,
+        destination=destination_for_auth(export.auth, settings),
+        cohort_id=export.cohort_id,
+        cohort_name=export.cohort_name,
+        operation=export.operation,
+        alias_column=export.alias_column,
+        threads=export.threads,
+        mirror=MirrorOptions(
+            allow_empty=export.mirror.allow_empty,
+            max_remove_pct=export.mirror.max_remove_pct,
+            full_resync=full_resync,
+        ),
+        skip_invalid=export.skip_invalid or skip_invalid,
+        job=job,
     )

@@ -13,15 +13,18 @@ from cohortsync.audience.views import activation_view, run_view
 from cohortsync.cli.audience import echo_json
 from cohortsync.cli.export_options import (
     MAX_SHOWN,
-    MAX_THREADS,
+    SKIP_INVALID_HELP,
     LockTimeoutOption,
     OperationChoice,
+    SavedSkipInvalidOption,
+    SavedThreadsOption,
     SkipInvalidOption,
 )
 from cohortsync.cli.output import JsonOption
+from cohortsync.definitions import Activation, validated
+from cohortsync.definitions.fields import DEFAULT_MAX_REMOVE_PCT, DEFAULT_THREADS
 from cohortsync.errors import CohortsyncError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
-from cohortsync.export.spec import DEFAULT_THREADS
 
 app = typer.Typer(
     help=(
@@ -72,9 +75,7 @@ def create(
             help="Output name sent as alias_label, each row's value as alias_name, e.g. email.",
         ),
     ] = None,
-    threads: Annotated[
-        int, typer.Option(min=1, max=MAX_THREADS, help="Requests in flight at the same time.")
-    ] = DEFAULT_THREADS,
+    threads: SavedThreadsOption = DEFAULT_THREADS,
     cast_to_string: Annotated[
         bool,
         typer.Option(
@@ -82,6 +83,7 @@ def create(
             help="Send non-text attributes (numbers, dates) as text; otherwise they are refused.",
         ),
     ] = False,
+    skip_invalid: SavedSkipInvalidOption = False,
     description: Annotated[str | None, typer.Option(help="What this activation is for.")] = None,
     schedule: Annotated[
         str | None,
@@ -98,11 +100,10 @@ def create(
         float,
         typer.Option(
             "--max-remove-pct",
-            min=0,
-            max=100,
-            help="mirror: refuse a run that would remove more than this share of the cohort.",
+            help="mirror: refuse a run that would remove more than this share of the cohort "
+            "(0-100).",
         ),
-    ] = 50.0,
+    ] = DEFAULT_MAX_REMOVE_PCT,
     as_json: JsonOption = False,
 ) -> None:
     """Create an activation: export a segment to a Braze cohort.
@@ -117,31 +118,31 @@ def create(
         --cohort-id fr_vip --map customer_id=user_ids \\
         --alias-column email --map email=email --schedule '0 6 * * *'
     """
-    row = activations.create_activation(
-        name,
-        segment=segment,
-        auth=auth,
-        cohort_id=cohort_id,
-        mapping=mapping,
-        cohort_name=cohort_name,
-        operation=operation.value,
-        alias_column=alias_column,
-        threads=threads,
-        cast_to_string=cast_to_string,
-        description=description,
-        schedule=schedule,
-        timezone=timezone,
-        mirror_allow_empty=allow_empty,
-        mirror_max_remove_pct=max_remove_pct,
+    definition = validated(
+        Activation,
+        {
+            "name": name,
+            "segment": segment,
+            "auth": auth,
+            "cohort_id": cohort_id,
+            "mapping": mapping,
+            "cohort_name": cohort_name,
+            "operation": operation.value,
+            "alias_column": alias_column,
+            "threads": threads,
+            "cast_to_string": cast_to_string,
+            "skip_invalid": skip_invalid,
+            "description": description,
+            "schedule": schedule,
+            "timezone": timezone,
+            "mirror": {"allow_empty": allow_empty, "max_remove_pct": max_remove_pct},
+        },
     )
+    row = activations.create_activation(definition)
     if as_json:
         echo_json(activation_view(row))
         return
-    when = (
-        f"on schedule '{row.schedule_cron}' ({row.schedule_timezone})"
-        if row.schedule_cron
-        else "on demand"
-    )
+    when = f"on schedule '{row.schedule}' ({row.timezone})" if row.schedule else "on demand"
     typer.echo(
         f"created activation {name}: segment {segment} -> cohort {cohort_id} "
         f"({row.operation}), runs {when}; run it now with 'cohortsync activation run {name}'"
@@ -157,7 +158,7 @@ def update(
     cohort_name: Annotated[str | None, typer.Option("--cohort-name")] = None,
     operation: Annotated[OperationChoice | None, typer.Option()] = None,
     alias_column: Annotated[str | None, typer.Option("--alias-column")] = None,
-    threads: Annotated[int | None, typer.Option(min=1, max=MAX_THREADS)] = None,
+    threads: Annotated[int | None, typer.Option(help="Requests in flight at once.")] = None,
     mapping: Annotated[
         list[str] | None,
         typer.Option("--map", help="Replaces the whole mapping when given."),
@@ -168,6 +169,14 @@ def update(
         bool, typer.Option("--no-schedule", help="Remove the schedule: run on demand only.")
     ] = False,
     timezone: Annotated[str | None, typer.Option()] = None,
+    skip_invalid: Annotated[
+        bool | None,
+        typer.Option(
+            "--skip-invalid/--no-skip-invalid",
+            help=SKIP_INVALID_HELP + " Saved: every run, scheduled or not, does so.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Change some settings of an activation; the result is checked like a new one.
@@ -178,7 +187,7 @@ def update(
         key: value
         for key, value in {
             "segment": segment,
-            "auth_name": auth,
+            "auth": auth,
             "cohort_id": cohort_id,
             "cohort_name": cohort_name,
             "operation": operation.value if operation else None,
@@ -186,13 +195,14 @@ def update(
             "threads": threads,
             "mapping": mapping or None,
             "description": description,
-            "schedule_cron": schedule,
-            "schedule_timezone": timezone,
+            "schedule": schedule,
+            "timezone": timezone,
+            "skip_invalid": skip_invalid,
         }.items()
         if value is not None
     }
     if no_schedule:
-        changes["schedule_cron"] = None
+        changes["schedule"] = None
     row = activations.update_activation(name, **changes)
     if as_json:
         echo_json(activation_view(row))
@@ -219,7 +229,8 @@ def run(
     The segment is compiled against the parent table as it is now; the run is
     recorded as 'activation:NAME' (see 'cohortsync activation show NAME').
     Identifiers Braze would refuse fail the run before anything is sent,
-    unless --skip-invalid (for this run) skips and counts them.
+    unless the activation saves --skip-invalid, or --skip-invalid here skips
+    and counts them for this run.
 
     Example: cohortsync activation run fr_vip --skip-invalid --json
     """
@@ -254,8 +265,8 @@ def list_(
         return
     table = Table("name", "segment", "auth", "cohort", "operation", "schedule")
     for row in rows:
-        schedule = f"{row.schedule_cron} ({row.schedule_timezone})" if row.schedule_cron else ""
-        table.add_row(row.name, row.segment, row.auth_name, row.cohort_id, row.operation, schedule)
+        schedule = f"{row.schedule} ({row.timezone})" if row.schedule else ""
+        table.add_row(row.name, row.segment, row.auth, row.cohort_id, row.operation, schedule)
     Console().print(table)
 
 

@@ -84,9 +84,9 @@ def list_(as_json: JsonOption = False) -> None:
     for row in rows:
         table.add_row(
             row.name,
-            row.table_name,
-            row.key_column,
-            row.warehouse_url or "(configured)",
+            row.table,
+            row.key,
+            row.warehouse or "(configured)",
             row.description or "",
         )
     Console().print(table)
@@ -106,7 +106,7 @@ def show(
         echo_json({**parent_view(row), "columns": columns, "segments": segments})
         return
     console = Console()
-    console.print(f"[bold]{row.name}[/bold]: table {row.table_name}, key {row.key_column}")
+    console.print(f"[bold]{row.name}[/bold]: table {row.table}, key {row.key}")
     if row.description:
         console.print(row.description)
     table = Table("column", "type")

@@ -10,16 +10,17 @@ from rich.console import Console
 from rich.table import Table
 
 from cohortsync.catalog.auths import (
-    check_auth_name,
     check_secret_key,
     delete_auth,
+    exists_already,
     list_auths,
     save_auth,
 )
 from cohortsync.catalog.db import open_catalog
-from cohortsync.errors import ConfigError
+from cohortsync.definitions import Authentication, validated
+from cohortsync.definitions.fields import DEFAULT_PARTNER
 from cohortsync.export.credentials import check_credentials
-from cohortsync.export.spec import DEFAULT_PARTNER, Destination
+from cohortsync.export.spec import Destination
 from cohortsync.secrets import DATA_IMPORT_KEY_ENV, read_data_import_key
 from cohortsync.settings import Settings
 
@@ -72,40 +73,30 @@ def create(
     --data-import-key - < key.txt
     """
     settings = Settings()
-    check_auth_name(name)
-    key = read_data_import_key(data_import_key)
-    if not endpoint.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"the endpoint {endpoint!r} is not an http(s) URL",
-            hint="give the workspace's REST endpoint, e.g. https://rest.iad-01.braze.com",
-        )
-    endpoint = endpoint.rstrip("/")
+    fields = {"name": name, "endpoint": endpoint, "partner": partner}
+    auth = validated(
+        Authentication, {**fields, "data_import_key": read_data_import_key(data_import_key)}
+    )
     destination = Destination(
-        endpoint=endpoint,
-        data_import_key=key,
-        partner_api_key=settings.partner_api_key_for(endpoint),
-        partner=partner,
+        endpoint=auth.endpoint,
+        data_import_key=auth.data_import_key,
+        partner_api_key=settings.partner_api_key_for(auth.endpoint),
+        partner=auth.partner,
         auth_name=name,
     )
     catalog = open_catalog(settings.catalog_path)
     try:
-        list_names = {record.name for record in list_auths(catalog)}
-        if name in list_names:
-            raise ConfigError(
-                f"an authentication named {name!r} exists already",
-                hint=f"pick another name or run 'cohortsync auth delete {name}' first",
-            )
+        if name in {record.name for record in list_auths(catalog)}:
+            raise exists_already(name)
         check_secret_key(catalog, settings)
         check_credentials(destination)
-        record = save_auth(
-            catalog, settings, name=name, endpoint=endpoint, data_import_key=key, partner=partner
-        )
+        record = save_auth(catalog, settings, **auth.model_dump())
     finally:
         catalog.dispose()
     if json:
         typer.echo(orjson.dumps(record.to_dict()).decode())
     else:
-        typer.echo(f"saved authentication {name!r} for {endpoint} (key {record.masked_key})")
+        typer.echo(f"saved authentication {name!r} for {auth.endpoint} (key {record.masked_key})")
 
 
 @app.command("list")

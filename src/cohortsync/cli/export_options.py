@@ -18,8 +18,8 @@ from typing import Annotated
 
 import typer
 
-# Requests in flight at once; Braze's limits make more than this pointless.
-MAX_THREADS = 64
+from cohortsync.definitions.fields import MAX_THREADS as MAX_THREADS
+
 # Rows, runs or samples a command prints: far more than a terminal shows, well
 # inside every 64-bit counter underneath.
 MAX_SHOWN = 100_000
@@ -40,6 +40,11 @@ class OperationChoice(StrEnum):
 ThreadsOption = Annotated[
     int, typer.Option("--threads", min=1, max=MAX_THREADS, help="Requests in flight at once.")
 ]
+# A saved query's or an activation's --threads: the definition checks the
+# bound, so the command line and 'cohortsync apply' refuse it in the same words.
+SavedThreadsOption = Annotated[
+    int, typer.Option("--threads", help=f"Requests in flight at once, 1 to {MAX_THREADS}.")
+]
 LockTimeoutOption = Annotated[
     float,
     typer.Option(
@@ -49,13 +54,16 @@ LockTimeoutOption = Annotated[
         help="Seconds to wait for another run of the same cohort before failing.",
     ),
 ]
-SkipInvalidOption = Annotated[
+SKIP_INVALID_HELP = (
+    "Skip and count identifiers Braze would refuse (longer than 512 characters or "
+    "997 bytes, control characters) instead of failing before the first request."
+)
+SkipInvalidOption = Annotated[bool, typer.Option("--skip-invalid", help=SKIP_INVALID_HELP)]
+# A saved setting: every run of the activation or query follows it.
+SavedSkipInvalidOption = Annotated[
     bool,
     typer.Option(
-        "--skip-invalid",
-        help=(
-            "Skip and count identifiers Braze would refuse (longer than 512 characters or "
-            "997 bytes, control characters) instead of failing before the first request."
-        ),
+        "--skip-invalid/--no-skip-invalid",
+        help=SKIP_INVALID_HELP + " Saved: every run, scheduled or not, does so.",
     ),
 ]

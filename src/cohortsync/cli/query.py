@@ -13,12 +13,17 @@ from rich.console import Console
 from rich.table import Table
 
 from cohortsync import queries
-from cohortsync.cli.export_options import OperationChoice, SkipInvalidOption, ThreadsOption
+from cohortsync.cli.export_options import (
+    OperationChoice,
+    SavedSkipInvalidOption,
+    SavedThreadsOption,
+)
 from cohortsync.cli.files_option import AllowFilesOption, open_files
 from cohortsync.cli.output import JsonOption, echo_json_line
+from cohortsync.definitions import QueryExport, validated
+from cohortsync.definitions.fields import DEFAULT_MAX_REMOVE_PCT, DEFAULT_THREADS
 from cohortsync.errors import ConfigError
 from cohortsync.export.report import ExportReport
-from cohortsync.export.spec import DEFAULT_THREADS
 from cohortsync.textfiles import read_text
 
 app = typer.Typer(
@@ -78,8 +83,8 @@ def save(
         str | None,
         typer.Option("--alias-column", help="A result column sent as user aliases (its label)."),
     ] = None,
-    threads: ThreadsOption = DEFAULT_THREADS,
-    skip_invalid: SkipInvalidOption = False,
+    threads: SavedThreadsOption = DEFAULT_THREADS,
+    skip_invalid: SavedSkipInvalidOption = False,
     allow_empty: Annotated[
         bool,
         typer.Option(
@@ -90,11 +95,9 @@ def save(
         float,
         typer.Option(
             "--max-remove-pct",
-            min=0,
-            max=100,
-            help="mirror: refuse a run that would remove more than this % of the cohort.",
+            help="mirror: refuse a run that would remove more than this % of the cohort (0-100).",
         ),
-    ] = 50.0,
+    ] = DEFAULT_MAX_REMOVE_PCT,
     schedule: Annotated[
         str | None,
         typer.Option(
@@ -131,7 +134,8 @@ def save(
     if export_auth is not None:
         if not cohort_id:
             raise ConfigError("--export needs --cohort-id", hint="give the cohort's id in Braze")
-        export = queries.parse_export(
+        export = validated(
+            QueryExport,
             {
                 "auth": export_auth,
                 "cohort_id": cohort_id,
@@ -142,7 +146,6 @@ def save(
                 "skip_invalid": skip_invalid,
                 "mirror": {"allow_empty": allow_empty, "max_remove_pct": max_remove_pct},
             },
-            query=name,
         )
     elif cohort_id or cohort_name or alias_column:
         raise ConfigError("export settings were given without --export", hint="add --export AUTH")
@@ -205,8 +208,8 @@ def show(name: NameArgument, as_json: JsonOption = False) -> None:
         console.print(f"schedule:  {query.schedule} ({query.timezone}); next run {_next(query)}")
     else:
         console.print("schedule:  none (runs on demand: 'cohortsync query run')")
-    if query.warehouse_url:
-        console.print(f"warehouse: {query.warehouse_url}", markup=False)
+    if query.warehouse:
+        console.print(f"warehouse: {query.warehouse}", markup=False)
     for run in runs:
         line = f"run {run.id}: {run.status} at {run.started_at:%Y-%m-%d %H:%M:%S}Z"
         console.print(line + (f" - {run.error}" if run.error else ""), markup=False)

@@ -111,7 +111,7 @@ def show(
     console = Console()
     parent = summary.parent
     console.print(
-        f"[bold]{name}[/bold] of parent {parent.name} (table {parent.table_name}): "
+        f"[bold]{name}[/bold] of parent {parent.name} (table {parent.table}): "
         f"[bold]{summary.size:,}[/bold] row{'' if summary.size == 1 else 's'}"
     )
     if summary.segment.description:

@@ -1,0 +1,118 @@
+"""The fields several definitions share, each with its one bound and message.
+
+``threads``, ``cohort_id``, ``operation`` and the mirror guards mean the same
+in ``cohortsync export``, a saved query's export and an activation, so they
+are declared once here, as annotated types and as :class:`CohortExport`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, ClassVar, Literal, get_args
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from cohortsync.definitions.invalid import RuleBroken
+
+Operation = Literal["add", "remove", "mirror"]
+OPERATIONS: tuple[str, ...] = get_args(Operation)
+
+DEFAULT_PARTNER = "treasuredata"
+DEFAULT_THREADS = 4
+# Requests in flight at once; Braze's limits make more than this pointless.
+MAX_THREADS = 64
+DEFAULT_MAX_REMOVE_PCT = 50.0
+
+# Names become job labels (``activation:NAME``), file names and command
+# arguments: letters, digits, '_', '.' and '-', starting with a letter or digit.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def check_name(kind: str, name: str) -> str:
+    """``name`` if it is a plain name for a saved ``kind``.
+
+    Raises:
+        RuleBroken: empty, longer than 128 characters, or other characters.
+    """
+    if not NAME.fullmatch(name):
+        raise RuleBroken(
+            f"invalid {kind} name {name!r}",
+            hint="use letters, digits, '_', '.' or '-', starting with a letter or digit, "
+            "at most 128 characters, e.g. braze-prod",
+        )
+    return name
+
+
+class Definition(BaseModel):
+    """A saved object: a plain name, no unknown keys, never changed in place."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ClassVar[str]
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        return check_name(cls.kind, name)
+
+
+def _threads(count: int) -> int:
+    hint = f"give 1 to {MAX_THREADS} threads, the requests in flight at once"
+    if count < 1:
+        raise RuleBroken(f"thread count {count} is below 1", hint=hint)
+    if count > MAX_THREADS:
+        raise RuleBroken(f"thread count {count} is above {MAX_THREADS}", hint=hint)
+    return count
+
+
+def _cohort_id(cohort_id: str) -> str:
+    if not cohort_id.strip():
+        raise RuleBroken("the cohort id is empty", hint="give the Braze cohort id, e.g. vip")
+    return cohort_id
+
+
+def _operation(value: object) -> object:
+    if isinstance(value, str) and value not in OPERATIONS:
+        raise RuleBroken(f"unknown operation {value!r}", hint=f"use one of {', '.join(OPERATIONS)}")
+    return value
+
+
+def _percentage(value: float) -> float:
+    if not 0 <= value <= 100:
+        raise RuleBroken(
+            f"mirror max remove percentage {value} is not within 0..100",
+            hint="give a share of the cohort from 0 to 100",
+        )
+    return value
+
+
+Threads = Annotated[int, AfterValidator(_threads)]
+CohortId = Annotated[str, AfterValidator(_cohort_id)]
+OperationName = Annotated[Operation, BeforeValidator(_operation)]
+Percentage = Annotated[float, AfterValidator(_percentage)]
+
+
+class MirrorGuards(BaseModel):
+    """The saved guards of ``operation: mirror`` (a full resync is a one-off, per run)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow_empty: bool = False
+    max_remove_pct: Percentage = DEFAULT_MAX_REMOVE_PCT
+
+
+class CohortExport(BaseModel):
+    """Where rows go and how: the settings a saved query's export and an activation share."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    auth: str = Field(min_length=1)
+    cohort_id: CohortId
+    cohort_name: str | None = None
+    operation: OperationName = "add"
+    alias_column: str | None = None
+    threads: Threads = DEFAULT_THREADS
+    mirror: MirrorGuards = Field(default_factory=MirrorGuards)
+    # Skip and count identifiers Braze would refuse instead of failing the run.
+    skip_invalid: bool = False

@@ -1,0 +1,84 @@
+"""A schedule: a five-field cron expression read in an IANA time zone.
+
+Saved queries and activations carry one (``schedule`` and ``timezone``);
+the scheduler keeps its slots in the catalog's ``schedules`` table. A bad
+expression or zone is refused when the definition is saved, not at 3 a.m.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from cohortsync.definitions.invalid import RuleBroken
+
+CRON_HINT = "use five fields 'minute hour day-of-month month day-of-week', e.g. '0 6 * * *'"
+ZONE_HINT = "use an IANA name such as 'Europe/Paris' or 'UTC'"
+
+
+def time_zone(name: str) -> tzinfo:
+    """The time zone called ``name``.
+
+    Raises:
+        RuleBroken: no such IANA zone.
+    """
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RuleBroken(f"unknown time zone {name!r}", hint=ZONE_HINT) from None
+
+
+def normalized_cron(expr: str) -> str:
+    """``expr`` with single spaces, if it is a cron expression that fires.
+
+    Raises:
+        RuleBroken: not five fields, a field cronsim refuses, or no slot ever.
+    """
+    normalized = " ".join(expr.split())
+    if len(normalized.split()) != 5:
+        raise RuleBroken(f"cron expression {expr!r} must have five fields", hint=CRON_HINT)
+    try:
+        next(CronSim(normalized, datetime.now(UTC)))
+    except CronSimError as error:
+        raise RuleBroken(f"cron expression {expr!r} is invalid: {error}", hint=CRON_HINT) from None
+    except StopIteration:
+        raise RuleBroken(f"cron expression {expr!r} never fires", hint=CRON_HINT) from None
+    return normalized
+
+
+def _zone_name(name: str) -> str:
+    time_zone(name)
+    return name
+
+
+Cron = Annotated[str, AfterValidator(normalized_cron)]
+TimeZone = Annotated[str, AfterValidator(_zone_name)]
+
+
+class Schedule(BaseModel):
+    """When a saved job runs: ``cron`` read in ``timezone``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cron: Cron
+    timezone: TimeZone = "UTC"
+
+
+class Scheduled(BaseModel):
+    """The ``schedule`` and ``timezone`` fields of a saved job; no schedule runs on demand."""
+
+    schedule: Cron | None = None
+    timezone: TimeZone = "UTC"
+
+    @property
+    def scheduled(self) -> Schedule | None:
+        """The schedule, or ``None`` for a job run only on demand."""
+        if self.schedule is None:
+            return None
+        return Schedule(cron=self.schedule, timezone=self.timezone)
