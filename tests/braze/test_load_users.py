@@ -71,11 +71,14 @@ def test_bad_lines_are_refused_by_number(sandbox: Sandbox, line: Any, fragment: 
         )
 
 
-def test_ndjson_reader_names_the_broken_line() -> None:
-    rows = admin.read_ndjson([b'{"external_id": "u1"}\n', b"\n", b"{oops\n"])
-    assert next(iter(rows)) == {"external_id": "u1"}
-    with pytest.raises(ConfigError, match="line 3: not valid JSON"):
-        list(admin.read_ndjson([b'{"external_id": "u1"}\n', b"\n", b"{oops\n"]))
+def test_ndjson_load_names_the_broken_line(sandbox: Sandbox) -> None:
+    """Lines are numbered as in the file (blank ones counted); the good line is not loaded."""
+    lines = [b'{"external_id": "u1"}\n', b"\n", b"{oops\n"]
+    with pytest.raises(ConfigError, match=r"users\.ndjson line 3: not valid JSON"):
+        admin.load_users_file(
+            sandbox.store, workspace=sandbox.workspace, lines=lines, source="users.ndjson"
+        )
+    assert everyone(sandbox) == []
 
 
 def test_unknown_workspace_is_a_config_error(sandbox: Sandbox) -> None:

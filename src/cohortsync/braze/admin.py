@@ -21,22 +21,17 @@ import sqlalchemy as sa
 
 from cohortsync.braze import segments
 from cohortsync.braze.keys import new_key
-from cohortsync.braze.matching import KINDS
 from cohortsync.braze.profiles import bulk_load
 from cohortsync.braze.profiles.listings import describe_users
 from cohortsync.braze.store import (
+    IDENTIFIER_KINDS,
     Store,
-    cohorts,
-    data_import_keys,
+    account_queries,
+    cohort_queries,
     open_store,
-    partner_api_keys,
-    partners,
+    segment_queries,
     utc_now,
-    workspace_partners,
-    workspaces,
 )
-from cohortsync.braze.store import cohort_members as members_table
-from cohortsync.braze.store import segments as segments_table
 from cohortsync.errors import ConfigError
 
 __all__ = [
@@ -64,36 +59,27 @@ WorkspaceRef = int | str
 
 def _workspace_id(conn: sa.Connection, workspace: WorkspaceRef) -> int:
     text = str(workspace)
-    condition = workspaces.c.name == text
-    if text.isdigit():
-        condition = sa.or_(condition, workspaces.c.id == int(text))
-    found = conn.execute(
-        sa.select(workspaces.c.id).where(condition).order_by(workspaces.c.id)
-    ).scalar()
+    found = account_queries.workspace_id_of(conn, text)
     if found is None:
         raise ConfigError(
             f"no workspace {text!r} in this store",
             hint="create it with 'cohortsync braze workspace create NAME', or check --db",
         )
-    return int(found)
+    return found
 
 
 def _partner_id(conn: sa.Connection, name: str) -> int:
-    found = conn.execute(sa.select(partners.c.id).where(partners.c.name == name)).scalar()
+    found = account_queries.partner_named(conn, name)
     if found is None:
         raise ConfigError(
             f"no partner {name!r} in this store",
             hint=f"create it with 'cohortsync braze partner create {name} --api-key KEY'",
         )
-    return int(found)
+    return int(found.id)
 
 
 def _cohort(conn: sa.Connection, workspace_id: int, cohort_id: str) -> Any:
-    row = conn.execute(
-        sa.select(cohorts).where(
-            cohorts.c.workspace_id == workspace_id, cohorts.c.cohort_id == cohort_id
-        )
-    ).first()
+    row = cohort_queries.cohort_row(conn, workspace_id, cohort_id)
     if row is None:
         raise ConfigError(
             f"no cohort {cohort_id!r} in workspace {workspace_id}",
@@ -111,17 +97,13 @@ def create_workspace(store: Store, name: str) -> dict[str, Any]:
         raise ConfigError("a workspace name must not be empty", hint="pass a NAME")
     key = new_key()
     with store.write() as conn:
-        exists = conn.execute(sa.select(workspaces.c.id).where(workspaces.c.name == name)).scalar()
+        exists = account_queries.workspace_named(conn, name)
         if exists is not None:
             raise ConfigError(
                 f"workspace {name!r} exists already (id {exists})", hint="pick another name"
             )
-        workspace_id = conn.execute(
-            sa.insert(workspaces)
-            .values(name=name, rest_api_key=key, created_at=utc_now())
-            .returning(workspaces.c.id)
-        ).scalar_one()
-    return {"id": int(workspace_id), "name": name, "rest_api_key": key}
+        workspace_id = account_queries.insert_workspace(conn, name, key)
+    return {"id": workspace_id, "name": name, "rest_api_key": key}
 
 
 def create_partner(
@@ -146,16 +128,12 @@ def create_partner(
     if not api_key.strip():
         raise ConfigError("the partner API key must not be empty", hint="pass --api-key KEY")
     with store.write() as conn:
-        row = conn.execute(sa.select(partners).where(partners.c.name == name)).first()
+        row = account_queries.partner_named(conn, name)
         if row is None:
             display = display_name or name
-            partner_id = conn.execute(
-                sa.insert(partners)
-                .values(
-                    name=name, display_name=display, filter_name=filter_name or f"{display} Cohorts"
-                )
-                .returning(partners.c.id)
-            ).scalar_one()
+            partner_id = account_queries.insert_partner(
+                conn, name, display, filter_name or f"{display} Cohorts"
+            )
         else:
             partner_id = row.id
             changes = {}
@@ -164,38 +142,15 @@ def create_partner(
             if filter_name or display_name:
                 changes["filter_name"] = filter_name or f"{display_name} Cohorts"
             if changes:
-                conn.execute(
-                    sa.update(partners).where(partners.c.id == partner_id).values(**changes)
-                )
-        holder = conn.execute(
-            sa.select(partner_api_keys.c.partner_id).where(partner_api_keys.c.key == api_key)
-        ).scalar()
+                account_queries.rename_partner(conn, partner_id, changes)
+        holder = account_queries.partner_of_api_key(conn, api_key)
         if holder is None:
-            conn.execute(
-                sa.insert(partner_api_keys).values(
-                    key=api_key, partner_id=partner_id, region=region
-                )
-            )
+            account_queries.insert_partner_api_key(conn, api_key, partner_id, region)
         elif holder != partner_id:
             raise ConfigError(
                 "this partner API key belongs to another partner", hint="issue a different key"
             )
-        return _describe_partner(conn, partner_id)
-
-
-def _describe_partner(conn: sa.Connection, partner_id: int) -> dict[str, Any]:
-    row = conn.execute(sa.select(partners).where(partners.c.id == partner_id)).one()
-    keys = conn.execute(
-        sa.select(partner_api_keys.c.key, partner_api_keys.c.region)
-        .where(partner_api_keys.c.partner_id == partner_id)
-        .order_by(partner_api_keys.c.region, partner_api_keys.c.key)
-    )
-    return {
-        "name": row.name,
-        "display_name": row.display_name,
-        "filter_name": row.filter_name,
-        "api_keys": [{"key": key, "region": region} for key, region in keys],
-    }
+        return account_queries.describe_partner(conn, partner_id)
 
 
 def enable_partner(store: Store, name: str, *, workspace: WorkspaceRef) -> dict[str, Any]:
@@ -203,11 +158,7 @@ def enable_partner(store: Store, name: str, *, workspace: WorkspaceRef) -> dict[
     with store.write() as conn:
         workspace_id = _workspace_id(conn, workspace)
         partner_id = _partner_id(conn, name)
-        conn.execute(
-            store.insert_ignore(workspace_partners).values(
-                workspace_id=workspace_id, partner_id=partner_id
-            )
-        )
+        account_queries.enable_partner(store, conn, workspace_id, partner_id)
     return {"workspace": workspace_id, "partner": name, "enabled": True}
 
 
@@ -222,28 +173,20 @@ def generate_key(
     with store.write() as conn:
         workspace_id = _workspace_id(conn, workspace)
         partner_id = _partner_id(conn, partner)
-        conn.execute(
-            sa.insert(data_import_keys).values(
-                key=key, workspace_id=workspace_id, partner_id=partner_id, created_at=utc_now()
-            )
-        )
+        account_queries.insert_data_import_key(conn, key, workspace_id, partner_id)
     return {"data_import_key": key, "workspace": workspace_id, "partner": partner}
 
 
 def invalidate_key(store: Store, key: str) -> dict[str, Any]:
     """Refuse a data import key from now on (the next request gets 401)."""
     with store.write() as conn:
-        row = conn.execute(sa.select(data_import_keys).where(data_import_keys.c.key == key)).first()
+        row = account_queries.data_import_key(conn, key)
         if row is None:
             raise ConfigError(
                 "no such data import key in this store", hint="check the key and --db"
             )
         when = row.invalidated_at or utc_now()
-        conn.execute(
-            sa.update(data_import_keys)
-            .where(data_import_keys.c.key == key)
-            .values(invalidated_at=when)
-        )
+        account_queries.invalidate_data_import_key(conn, key, when)
     return {"data_import_key": key, "invalidated_at": when}
 
 
@@ -284,9 +227,9 @@ def load_users_file(
 def numbered_ndjson(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any]]:
     """``(line number, value)`` of each non-blank line; a :class:`bulk_load.BadLine` for bad JSON.
 
-    Unlike :func:`read_ndjson` this never raises on a bad line, so that a
-    load can either refuse it (naming the file's own line number, blank
-    lines counted) or skip it and go on.
+    It never raises on a bad line, so that a load can either refuse it
+    (naming the file's own line number, blank lines counted) or skip it and
+    go on.
     """
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -295,20 +238,6 @@ def numbered_ndjson(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any]]:
             yield number, orjson.loads(line)
         except orjson.JSONDecodeError as error:
             yield number, bulk_load.BadLine(number, f"not valid JSON ({error})")
-
-
-def read_ndjson(lines: Iterable[bytes | str]) -> Iterable[Any]:
-    """Parse NDJSON lines (blank lines skipped); the error names the line."""
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            yield orjson.loads(line)
-        except orjson.JSONDecodeError as error:
-            raise ConfigError(
-                f"line {number}: not valid JSON ({error})",
-                hint="the file holds one JSON object per line",
-            ) from None
 
 
 # ---------------------------------------------------------------- cohorts
@@ -322,29 +251,16 @@ def list_cohorts(store: Store, *, workspace: WorkspaceRef) -> list[dict[str, Any
     """
     with store.read() as conn:
         workspace_id = _workspace_id(conn, workspace)
-        sizes: dict[int, int] = dict(
-            conn.execute(
-                sa.select(members_table.c.cohort_pk, sa.func.count())
-                .join(cohorts, cohorts.c.id == members_table.c.cohort_pk)
-                .where(cohorts.c.workspace_id == workspace_id)
-                .group_by(members_table.c.cohort_pk)
-            ).all()
-        )
-        rows = conn.execute(
-            sa.select(cohorts, partners.c.name.label("partner"))
-            .join(partners, partners.c.id == cohorts.c.partner_id)
-            .where(cohorts.c.workspace_id == workspace_id)
-            .order_by(cohorts.c.cohort_id)
-        ).all()
+        rows = cohort_queries.cohorts_with_sizes(conn, workspace_id)
     listing = []
-    for row in rows:
+    for row, size in rows:
         identifiers = {
             kind: {
                 "received": int(row._mapping[f"{kind}_received"]),
                 "matched": int(row._mapping[f"{kind}_matched"]),
                 "dropped": int(row._mapping[f"{kind}_received"] - row._mapping[f"{kind}_matched"]),
             }
-            for kind in KINDS
+            for kind in IDENTIFIER_KINDS
         }
         received = sum(c["received"] for c in identifiers.values())
         matched = sum(c["matched"] for c in identifiers.values())
@@ -356,7 +272,7 @@ def list_cohorts(store: Store, *, workspace: WorkspaceRef) -> list[dict[str, Any
                 "created_at": row.created_at,
                 "updated_at": row.updated_at,
                 "locked": bool(row.locked),
-                "size": int(sizes.get(row.id, 0)),
+                "size": size,
                 "identifiers": identifiers,
                 "match_rate": round(matched / received, 4) if received else None,
             }
@@ -370,8 +286,7 @@ def cohort_members(
     """The cohort's users as a sorted list of ``{"external_id", "aliases", "device_ids"}``."""
     with store.read() as conn:
         row = _cohort(conn, _workspace_id(conn, workspace), cohort_id)
-        selected = sa.select(members_table.c.user_id).where(members_table.c.cohort_pk == row.id)
-        return describe_users(conn, selected)
+        return describe_users(conn, cohort_queries.member_ids(row.id))
 
 
 def _set_lock(
@@ -379,7 +294,7 @@ def _set_lock(
 ) -> dict[str, Any]:
     with store.write() as conn:
         row = _cohort(conn, _workspace_id(conn, workspace), cohort_id)
-        conn.execute(sa.update(cohorts).where(cohorts.c.id == row.id).values(locked=locked))
+        cohort_queries.set_locked(conn, row.id, locked)
     return {"cohort_id": cohort_id, "locked": locked}
 
 
@@ -428,34 +343,22 @@ def create_segment(
     with store.write() as conn:
         workspace_id = _workspace_id(conn, workspace)
         segments.validate_filter(conn, workspace_id, filter)
-        exists = conn.execute(
-            sa.select(segments_table.c.id).where(
-                segments_table.c.workspace_id == workspace_id, segments_table.c.name == name
-            )
-        ).scalar()
-        if exists is not None:
+        if segment_queries.segment_named(conn, workspace_id, name) is not None:
             raise ConfigError(f"segment {name!r} exists already", hint="pick another name")
-        conn.execute(
-            sa.insert(segments_table).values(
-                id=segment_id,
-                workspace_id=workspace_id,
-                name=name,
-                filter=orjson.dumps(filter).decode(),
-                created_at=now,
-                updated_at=now,
-            )
+        segment_queries.insert_segment(
+            conn,
+            segment_id=segment_id,
+            workspace_id=workspace_id,
+            name=name,
+            filter_json=orjson.dumps(filter).decode(),
+            now=now,
         )
         description = segments.describe_filter(conn, workspace_id, filter)
     return {"id": segment_id, "name": name, "filter": filter, "text_description": description}
 
 
 def _segment(conn: sa.Connection, workspace_id: int, name: str) -> Any:
-    row = conn.execute(
-        sa.select(segments_table).where(
-            segments_table.c.workspace_id == workspace_id,
-            sa.or_(segments_table.c.name == name, segments_table.c.id == name),
-        )
-    ).first()
+    row = segment_queries.segment_row(conn, workspace_id, name, or_name=True)
     if row is None:
         raise ConfigError(
             f"no segment {name!r} in workspace {workspace_id}",
@@ -469,18 +372,14 @@ def segment_members(store: Store, name: str, *, workspace: WorkspaceRef) -> list
     with store.read() as conn:
         workspace_id = _workspace_id(conn, workspace)
         row = _segment(conn, workspace_id, name)
-        query = segments.members_query(workspace_id, orjson.loads(row.filter))
+        query = segment_queries.members_query(workspace_id, orjson.loads(row.filter))
         return describe_users(conn, query)
 
 
 def list_segments(store: Store, *, workspace: WorkspaceRef) -> list[dict[str, Any]]:
     with store.read() as conn:
         workspace_id = _workspace_id(conn, workspace)
-        rows = conn.execute(
-            sa.select(segments_table)
-            .where(segments_table.c.workspace_id == workspace_id)
-            .order_by(segments_table.c.name)
-        ).all()
+        rows = segment_queries.segment_rows(conn, workspace_id, order="name")
         return [
             {
                 "id": row.id,

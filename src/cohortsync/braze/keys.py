@@ -10,18 +10,11 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 
 from cohortsync.braze import messages
-from cohortsync.braze.store import (
-    data_import_keys,
-    partner_api_keys,
-    partners,
-    workspace_partners,
-    workspaces,
-)
+from cohortsync.braze.store import account_queries
 from cohortsync.braze.validation import ApiError
 
 
@@ -39,60 +32,13 @@ class PartnerCaller:
     partner_id: int
 
 
-def _partner_check() -> sa.Select[Any]:
-    """One query answering all three partner checks (built once, bound per call).
-
-    Row absent: the partner API key is wrong. ``workspace_id`` NULL: no active
-    data import key. ``key_partner_id`` differs: the key is another
-    partner's. ``enabled`` false: the workspace has not enabled the partner.
-    """
-    key = (
-        sa.select(data_import_keys.c.workspace_id, data_import_keys.c.partner_id)
-        .where(
-            data_import_keys.c.key == sa.bindparam("client_secret"),
-            data_import_keys.c.invalidated_at.is_(None),
-        )
-        .subquery()
-    )
-    enabled = (
-        sa.select(sa.literal(1))
-        .where(
-            workspace_partners.c.workspace_id == key.c.workspace_id,
-            workspace_partners.c.partner_id == partners.c.id,
-        )
-        .exists()
-    )
-    return (
-        sa.select(
-            partners.c.id.label("partner_id"),
-            key.c.workspace_id,
-            key.c.partner_id.label("key_partner_id"),
-            enabled.label("enabled"),
-        )
-        .join(partner_api_keys, partner_api_keys.c.partner_id == partners.c.id)
-        .outerjoin(key, sa.true())
-        .where(
-            partners.c.name == sa.bindparam("partner"),
-            partner_api_keys.c.key == sa.bindparam("partner_api_key"),
-        )
-    )
-
-
-_PARTNER_CHECK = _partner_check()
-
-
 def authenticate_partner(
     conn: sa.Connection, partner_name: str, partner_api_key: str | None, client_secret: str | None
 ) -> PartnerCaller:
     """Check a partner call's two keys; raise the spec's 401 on the first failure."""
-    row = conn.execute(
-        _PARTNER_CHECK,
-        {
-            "partner": partner_name,
-            "partner_api_key": partner_api_key or "",
-            "client_secret": client_secret or "",
-        },
-    ).first()
+    row = account_queries.partner_credentials(
+        conn, partner_name, partner_api_key or "", client_secret or ""
+    )
     if row is None:
         raise ApiError(401, messages.INVALID_PARTNER_API_KEY)
     if row.workspace_id is None:
@@ -110,13 +56,11 @@ def authenticate_rest(conn: sa.Connection, authorization: str | None) -> int:
     scheme, _, token = (authorization or "").partition(" ")
     workspace_id = None
     if scheme.lower() == "bearer" and token.strip():
-        workspace_id = conn.execute(
-            sa.select(workspaces.c.id).where(workspaces.c.rest_api_key == token.strip())
-        ).scalar()
+        workspace_id = account_queries.workspace_of_rest_key(conn, token.strip())
     if workspace_id is None:
         raise ApiError(
             401,
             messages.UNAUTHORIZED,
             errors=["send the workspace's REST API key as 'Authorization: Bearer KEY'"],
         )
-    return int(workspace_id)
+    return workspace_id

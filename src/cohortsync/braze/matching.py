@@ -18,36 +18,26 @@ listing reads members through the users table, so such a row shows nowhere.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from cohortsync.braze import messages
 from cohortsync.braze.keys import PartnerCaller
 from cohortsync.braze.store import (
-    Store,
-    cohort_members,
-    cohorts,
-    user_aliases,
-    user_devices,
-    users,
-    utc_now,
-    values_table,
-)
-from cohortsync.braze.validation import (
+    IDENTIFIER_KINDS,
     Alias,
-    ApiError,
-    CohortDefinition,
-    MembershipChanges,
+    Store,
+    cohort_queries,
+    import_queries,
+    utc_now,
 )
+from cohortsync.braze.validation import ApiError, CohortDefinition, MembershipChanges
 
-KINDS = ("external_id", "alias", "device_id")
+KINDS = IDENTIFIER_KINDS
 
 
 @dataclass
@@ -80,103 +70,6 @@ class Resolved:
     by_device_id: dict[str, int]
 
 
-@dataclass(frozen=True)
-class _Statements:
-    """The hot path's statements, built once per dialect with named parameters.
-
-    Building SQLAlchemy constructs costs more than running them on a warm
-    SQLite file, so each request only binds values.
-    """
-
-    by_external_id: sa.Select[Any]
-    by_alias_name: sa.Select[Any]
-    by_device_id: sa.Select[Any]
-    add_members: Any
-    remove_members: sa.Delete
-    count_changes: sa.Update
-
-
-def _as_rows(query: sa.Select[Any]) -> sa.Select[Any]:
-    return query
-
-
-def _as_one_json_row(query: sa.Select[Any]) -> sa.Select[Any]:
-    """SQLite: the rows of ``query`` as one JSON array of arrays, in one row.
-
-    pysqlite hands the GIL back and forth on every row it steps through; with
-    requests resolving on several threads at once, a thousand rows cost a
-    thousand contended GIL switches (and as many Row objects). Aggregated in
-    SQLite, a lookup returns one string that orjson reads in one call.
-    """
-    rows = query.subquery()
-    return sa.select(sa.func.json_group_array(sa.func.json_array(*rows.c)))
-
-
-def _lookup(conn: sa.Connection, statement: sa.Select[Any], params: dict[str, Any]) -> list[Any]:
-    """The rows of a lookup built by :func:`_statements`, as sequences."""
-    if conn.dialect.name == "sqlite":
-        rows: list[Any] = orjson.loads(conn.execute(statement, params).scalar_one())
-        return rows
-    return list(conn.execute(statement, params).all())
-
-
-@functools.cache
-def _statements(dialect: str) -> _Statements:
-    ids, names, devices = (
-        values_table(dialect, key, sa.String()) for key in ("ids", "names", "devices")
-    )
-    added, removed = (values_table(dialect, key, sa.BigInteger()) for key in ("added", "removed"))
-    workspace = sa.bindparam("workspace_id", type_=sa.Integer)
-    cohort_pk = sa.bindparam("cohort_pk", type_=sa.Integer)
-    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    lookup = _as_one_json_row if dialect == "sqlite" else _as_rows
-    return _Statements(
-        by_external_id=lookup(
-            sa.select(users.c.external_id, users.c.id).where(
-                users.c.workspace_id == workspace, users.c.external_id.in_(sa.select(ids.c.value))
-            )
-        ),
-        by_alias_name=lookup(
-            sa.select(
-                user_aliases.c.alias_label, user_aliases.c.alias_name, user_aliases.c.user_id
-            ).where(
-                user_aliases.c.workspace_id == workspace,
-                user_aliases.c.alias_name.in_(sa.select(names.c.value)),
-            )
-        ),
-        by_device_id=lookup(
-            sa.select(user_devices.c.device_id, user_devices.c.user_id)
-            .join(users, users.c.id == user_devices.c.user_id)
-            .where(
-                user_devices.c.workspace_id == workspace,
-                user_devices.c.device_id.in_(sa.select(devices.c.value)),
-                users.c.external_id.is_(None),
-            )
-        ),
-        add_members=insert(cohort_members)
-        .from_select(
-            ["cohort_pk", "user_id"],
-            sa.select(cohort_pk, added.c.value).where(sa.true()),
-        )
-        .on_conflict_do_nothing(),
-        remove_members=sa.delete(cohort_members).where(
-            cohort_members.c.cohort_pk == cohort_pk,
-            cohort_members.c.user_id.in_(sa.select(removed.c.value)),
-        ),
-        count_changes=sa.update(cohorts)
-        .where(cohorts.c.id == sa.bindparam("pk", type_=sa.Integer))
-        .values(
-            updated_at=sa.bindparam("now", type_=sa.String),
-            **{
-                f"{kind}_{count}": cohorts.c[f"{kind}_{count}"]
-                + sa.bindparam(f"add_{kind}_{count}", type_=sa.BigInteger)
-                for kind in KINDS
-                for count in ("received", "matched")
-            },
-        ),
-    )
-
-
 def resolve(
     store: Store,
     conn: sa.Connection,
@@ -185,49 +78,17 @@ def resolve(
     aliases: Iterable[Alias],
     device_ids: Iterable[str],
 ) -> Resolved:
-    """Find the users behind identifiers, one query per kind."""
-    statements = _statements(store.engine.dialect.name)
+    """Find the users behind identifiers, one query per kind (none for a kind not sent)."""
     ext_list = sorted(set(external_ids))
     alias_set = set(aliases)
     device_list = sorted(set(device_ids))
-    by_external_id: dict[str, int] = {}
-    if ext_list:
-        rows = _lookup(
-            conn,
-            statements.by_external_id,
-            {"workspace_id": workspace_id, "ids": store.values_param(ext_list)},
-        )
-        by_external_id = {row[0]: row[1] for row in rows}
-    by_alias: dict[Alias, int] = {}
-    if alias_set:
-        names = sorted({name for _, name in alias_set})
-        rows = _lookup(
-            conn,
-            statements.by_alias_name,
-            {"workspace_id": workspace_id, "names": store.values_param(names)},
-        )
-        by_alias = {(row[0], row[1]): row[2] for row in rows if (row[0], row[1]) in alias_set}
-    by_device_id: dict[str, int] = {}
-    if device_list:
-        rows = _lookup(
-            conn,
-            statements.by_device_id,
-            {"workspace_id": workspace_id, "devices": store.values_param(device_list)},
-        )
-        by_device_id = {row[0]: row[1] for row in rows}
-    return Resolved(by_external_id, by_alias, by_device_id)
-
-
-def _cohort_for_update(
-    store: Store, conn: sa.Connection, workspace_id: int, cohort_id: str, *, lock: bool = True
-) -> Any:
-    """The cohort's id and lock flag; on PostgreSQL its row stays locked with ``lock``."""
-    query = sa.select(cohorts.c.id, cohorts.c.locked).where(
-        cohorts.c.workspace_id == workspace_id, cohorts.c.cohort_id == cohort_id
+    return Resolved(
+        import_queries.ids_by_external_id(store, conn, workspace_id, ext_list) if ext_list else {},
+        import_queries.ids_by_alias(store, conn, workspace_id, alias_set) if alias_set else {},
+        import_queries.anonymous_ids_by_device_id(store, conn, workspace_id, device_list)
+        if device_list
+        else {},
     )
-    if lock and not store.is_sqlite:
-        query = query.with_for_update()
-    return conn.execute(query).first()
 
 
 def _create_cohort(
@@ -238,24 +99,23 @@ def _create_cohort(
     name: str,
     created_at: str,
 ) -> None:
-    now = utc_now()
-    conn.execute(
-        store.insert_ignore(cohorts).values(
-            workspace_id=caller.workspace_id,
-            partner_id=caller.partner_id,
-            cohort_id=cohort_id,
-            name=name,
-            created_at=created_at,
-            updated_at=now,
-            locked=False,
-        )
+    cohort_queries.create_cohort(
+        store,
+        conn,
+        workspace_id=caller.workspace_id,
+        partner_id=caller.partner_id,
+        cohort_id=cohort_id,
+        name=name,
+        created_at=created_at,
     )
 
 
 def define_cohort(store: Store, caller: PartnerCaller, definition: CohortDefinition) -> None:
     """Create a cohort, or rename it when it exists (its ``created_at`` stays)."""
     with store.write() as conn:
-        cohort = _cohort_for_update(store, conn, caller.workspace_id, definition.cohort_id)
+        cohort = cohort_queries.cohort_for_update(
+            store, conn, caller.workspace_id, definition.cohort_id
+        )
         if cohort is None:
             _create_cohort(
                 store, conn, caller, definition.cohort_id, definition.name, definition.created_at
@@ -263,32 +123,13 @@ def define_cohort(store: Store, caller: PartnerCaller, definition: CohortDefinit
             return
         if cohort.locked:
             raise ApiError(423, messages.RESOURCE_LOCKED)
-        conn.execute(
-            sa.update(cohorts)
-            .where(cohorts.c.id == cohort.id)
-            .values(name=definition.name, updated_at=utc_now())
-        )
-
-
-def apply_membership_changes(
-    store: Store, caller: PartnerCaller, request: MembershipChanges
-) -> ChangeReport:
-    """Apply a request's changes in order; the last change of a user wins.
-
-    A request without identifiers (``cohort_changes: []``) touches nothing,
-    not even an unknown cohort: clients send it to check their credentials.
-    Any other request on an unknown cohort creates it, named after its id, so
-    that its identifier counts are kept even when nothing matched.
-    """
-    with store.read() as conn:
-        resolved = resolve_request(store, conn, caller, request)
-    return write_changes(store, caller, request, resolved)
+        cohort_queries.rename_cohort(conn, cohort.id, definition.name)
 
 
 def resolve_request(
     store: Store, conn: sa.Connection, caller: PartnerCaller, request: MembershipChanges
 ) -> Resolved | None:
-    """The read half of :func:`apply_membership_changes`, on a read snapshot.
+    """The read half of a ``/cohorts/users`` request, on a read snapshot.
 
     Lookups run outside the write lock so that concurrent requests resolve in
     parallel and only the membership writes queue. Returns None when the
@@ -296,7 +137,9 @@ def resolve_request(
     """
     if request.size == 0:
         return None
-    known = _cohort_for_update(store, conn, caller.workspace_id, request.cohort_id, lock=False)
+    known = cohort_queries.cohort_for_update(
+        store, conn, caller.workspace_id, request.cohort_id, lock=False
+    )
     if known is not None and known.locked:
         raise ApiError(423, messages.RESOURCE_LOCKED)
     return resolve(
@@ -312,25 +155,38 @@ def resolve_request(
 def write_changes(
     store: Store, caller: PartnerCaller, request: MembershipChanges, resolved: Resolved | None
 ) -> ChangeReport:
-    """The write half of :func:`apply_membership_changes`, holding the cohort."""
+    """The write half of a ``/cohorts/users`` request, holding the cohort.
+
+    Applies the changes in order: the last change of a user wins. A request
+    without identifiers (``cohort_changes: []``, ``resolved`` None) touches
+    nothing, not even an unknown cohort: clients send it to check their
+    credentials. Any other request on an unknown cohort creates it, named
+    after its id, so that its identifier counts are kept even when nothing
+    matched.
+    """
     if resolved is None:
         return ChangeReport()
 
     def work(conn: sa.Connection) -> ChangeReport:
         report = ChangeReport()
-        cohort = _cohort_for_update(store, conn, caller.workspace_id, request.cohort_id)
+        cohort = cohort_queries.cohort_for_update(
+            store, conn, caller.workspace_id, request.cohort_id
+        )
         if cohort is None:
             _create_cohort(store, conn, caller, request.cohort_id, request.cohort_id, utc_now())
-            cohort = _cohort_for_update(store, conn, caller.workspace_id, request.cohort_id)
+            cohort = cohort_queries.cohort_for_update(
+                store, conn, caller.workspace_id, request.cohort_id
+            )
         if cohort.locked:
             raise ApiError(423, messages.RESOURCE_LOCKED)
         wanted = _final_membership(request, resolved, report)
         _write_membership(store, conn, cohort.id, wanted, report)
-        params: dict[str, Any] = {"pk": cohort.id, "now": utc_now()}
-        for kind, counts in report.counts.items():
-            params[f"add_{kind}_received"] = counts.received
-            params[f"add_{kind}_matched"] = counts.matched
-        conn.execute(_statements(store.engine.dialect.name).count_changes, params)
+        import_queries.count_identifiers(
+            store,
+            conn,
+            cohort.id,
+            {kind: (counts.received, counts.matched) for kind, counts in report.counts.items()},
+        )
         return report
 
     return store.write_grouped(work)
@@ -361,12 +217,9 @@ def _write_membership(
     store: Store, conn: sa.Connection, cohort_pk: int, wanted: dict[int, bool], report: ChangeReport
 ) -> None:
     """One INSERT ... SELECT for the adds, one DELETE for the removes."""
-    statements = _statements(store.engine.dialect.name)
     to_add = sorted(uid for uid, member in wanted.items() if member)
     to_remove = sorted(uid for uid, member in wanted.items() if not member)
     if to_add:
-        params = {"cohort_pk": cohort_pk, "added": store.values_param(to_add)}
-        report.added = conn.execute(statements.add_members, params).rowcount
+        report.added = import_queries.add_members(store, conn, cohort_pk, to_add)
     if to_remove:
-        params = {"cohort_pk": cohort_pk, "removed": store.values_param(to_remove)}
-        report.removed = conn.execute(statements.remove_members, params).rowcount
+        report.removed = import_queries.remove_members(store, conn, cohort_pk, to_remove)

@@ -8,8 +8,8 @@ A filter is a small JSON tree, stored as text on the segment::
 
 ``cohort`` is the partner filter ("Treasure Data Cohorts includes / excludes
 a cohort"); ``external_id`` tells identified users from anonymous ones. The
-tree compiles to a ``SELECT id FROM users WHERE ...`` so a segment's members
-are computed by the database, whatever their number.
+tree compiles to one query in :mod:`.store.segment_queries`; here it is
+built, checked and put in words.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.sql.elements import ColumnElement
 
-from cohortsync.braze.store import cohort_members, cohorts, partners, users
+from cohortsync.braze.store import cohort_queries
 from cohortsync.errors import ConfigError
 
 FILTER_SHAPE = (
@@ -59,7 +58,7 @@ def validate_filter(
         cohort_id = tree.get("cohort_id")
         if not isinstance(cohort_id, str) or not isinstance(tree.get("includes"), bool):
             raise bad("a cohort filter needs a string cohort_id and a boolean includes")
-        if _cohort_row(conn, workspace_id, cohort_id) is None:
+        if cohort_queries.cohort_with_filter_name(conn, workspace_id, cohort_id) is None:
             raise ConfigError(
                 f"segment {path}: no cohort {cohort_id!r} in workspace {workspace_id}",
                 hint="see 'cohortsync braze cohorts list'; a cohort exists once a partner sent it",
@@ -77,44 +76,11 @@ def validate_filter(
         raise bad(f"unknown filter type {kind!r}")
 
 
-def _cohort_row(conn: sa.Connection, workspace_id: int, cohort_id: str) -> Any:
-    return conn.execute(
-        sa.select(cohorts.c.id, cohorts.c.name, partners.c.filter_name)
-        .join(partners, partners.c.id == cohorts.c.partner_id)
-        .where(cohorts.c.workspace_id == workspace_id, cohorts.c.cohort_id == cohort_id)
-    ).first()
-
-
-def _condition(workspace_id: int, tree: dict[str, Any]) -> ColumnElement[bool]:
-    kind = tree["type"]
-    if kind == "cohort":
-        cohort_pk = (
-            sa.select(cohorts.c.id)
-            .where(cohorts.c.workspace_id == workspace_id, cohorts.c.cohort_id == tree["cohort_id"])
-            .scalar_subquery()
-        )
-        members = sa.select(cohort_members.c.user_id).where(cohort_members.c.cohort_pk == cohort_pk)
-        return users.c.id.in_(members) if tree["includes"] else users.c.id.not_in(members)
-    if kind == "external_id":
-        return (
-            users.c.external_id.is_not(None) if tree["present"] else users.c.external_id.is_(None)
-        )
-    parts = [_condition(workspace_id, child) for child in tree["filters"]]
-    return sa.and_(*parts) if kind == "and" else sa.or_(*parts)
-
-
-def members_query(workspace_id: int, tree: dict[str, Any]) -> sa.Select[Any]:
-    """``SELECT users.id`` of the workspace's users that the filter keeps."""
-    return sa.select(users.c.id).where(
-        users.c.workspace_id == workspace_id, _condition(workspace_id, tree)
-    )
-
-
 def describe_filter(conn: sa.Connection, workspace_id: int, tree: dict[str, Any]) -> str:
     """The filter in words, as Braze's segment details show it."""
     kind = tree["type"]
     if kind == "cohort":
-        row = _cohort_row(conn, workspace_id, tree["cohort_id"])
+        row = cohort_queries.cohort_with_filter_name(conn, workspace_id, tree["cohort_id"])
         filter_name = row.filter_name if row else "Partner Cohorts"
         name = row.name if row else tree["cohort_id"]
         verb = "includes" if tree["includes"] else "excludes"

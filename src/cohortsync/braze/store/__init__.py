@@ -12,16 +12,16 @@ Callers above the store pass a connection from :meth:`Store.read` or
 :meth:`Store.write` to these queries, so that they choose the transaction.
 """
 
-from cohortsync.braze.store.database import Store, StoreBusy, values_table
+from cohortsync.braze.store.database import Store, StoreBusy, is_schema_error
 from cohortsync.braze.store.opening import STORE_SCHEMA, open_store, store_status, upgrade_store
 from cohortsync.braze.store.tables import (
+    IDENTIFIER_KINDS,
     MAX_IDENTIFIER_LENGTH,
     Alias,
     cohort_members,
     cohorts,
     data_import_keys,
     id_counters,
-    metadata,
     partner_api_keys,
     partners,
     segments,
@@ -34,6 +34,7 @@ from cohortsync.braze.store.tables import (
 )
 
 __all__ = [
+    "IDENTIFIER_KINDS",
     "MAX_IDENTIFIER_LENGTH",
     "STORE_SCHEMA",
     "Alias",
@@ -43,7 +44,7 @@ __all__ = [
     "cohorts",
     "data_import_keys",
     "id_counters",
-    "metadata",
+    "is_schema_error",
     "open_store",
     "partner_api_keys",
     "partners",
@@ -54,7 +55,6 @@ __all__ = [
     "user_devices",
     "users",
     "utc_now",
-    "values_table",
     "workspace_partners",
     "workspaces",
 ]

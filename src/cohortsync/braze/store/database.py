@@ -9,7 +9,7 @@ live here:
   ``BEGIN IMMEDIATE`` (another process, such as the admin CLI, then waits on the
   busy timeout instead of failing on a lock upgrade). Concurrent cohort
   imports share one commit (:meth:`Store.write_grouped`). PostgreSQL serialises
-  writes per cohort with ``SELECT ... FOR UPDATE`` (see :mod:`.cohorts`).
+  writes per cohort with ``SELECT ... FOR UPDATE`` (see :mod:`.cohort_queries`).
 * **Lists as one parameter** (:func:`values_table`): ``json_each`` on SQLite,
   ``unnest`` of an array on PostgreSQL.
 * **Insert-or-ignore**, through each dialect's ``ON CONFLICT DO NOTHING``.
@@ -176,10 +176,6 @@ class Store:
             return sqlite.insert(table).on_conflict_do_nothing()
         return postgresql.insert(table).on_conflict_do_nothing()
 
-    def values_table(self, name: str, type_: sa.types.TypeEngine[Any]) -> sa.FromClause:
-        """See :func:`values_table`."""
-        return values_table(self.engine.dialect.name, name, type_)
-
     def values_param(self, values: Sequence[Any]) -> Any:
         """The value to bind to a :func:`values_table` parameter."""
         if self.is_sqlite:
@@ -286,3 +282,17 @@ def _sqlite_engine(url: sa.URL, busy_timeout: float, *, pool_size: int) -> sa.En
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+# What SQLite and PostgreSQL say when a statement meets a table or column the
+# store does not have: a schema that does not match the code, not a busy store.
+_SCHEMA_FAILURES = ("no such table", "no such column", "has no column named")
+_SCHEMA_SQLSTATES = ("42P01", "42703")  # undefined_table, undefined_column
+
+
+def is_schema_error(error: sa.exc.DBAPIError) -> bool:
+    """Whether ``error`` comes from a schema that does not match the code."""
+    if getattr(error.orig, "sqlstate", None) in _SCHEMA_SQLSTATES:
+        return True
+    reason = str(error.orig).lower()
+    return any(failure in reason for failure in _SCHEMA_FAILURES)

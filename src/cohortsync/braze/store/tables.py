@@ -13,10 +13,10 @@ import sqlalchemy as sa
 metadata = sa.MetaData()
 
 VERSION_TABLE = "braze_store_version"
+IDENTIFIER_KINDS = ("external_id", "alias", "device_id")
+"""The kinds of identifier a partner sends, in the order every report lists them."""
 COUNTER_COLUMNS = tuple(
-    f"{kind}_{count}"
-    for kind in ("external_id", "alias", "device_id")
-    for count in ("received", "matched")
+    f"{kind}_{count}" for kind in IDENTIFIER_KINDS for count in ("received", "matched")
 )
 
 # Identifier strings are bounded so that every one fits a PostgreSQL btree entry.

@@ -1,0 +1,198 @@
+"""Queries about who may call: workspaces, partners, partner API keys, data import keys.
+
+:func:`partner_credentials` answers a partner call's three checks in one
+statement, built once and bound per call; every request reads the keys from
+the store, never from a cache, so an invalidated key is refused at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from cohortsync.braze.store.database import Store
+from cohortsync.braze.store.tables import (
+    data_import_keys,
+    partner_api_keys,
+    partners,
+    utc_now,
+    workspace_partners,
+    workspaces,
+)
+
+# ---------------------------------------------------------------- workspaces
+
+
+def workspace_id_of(conn: sa.Connection, name_or_id: str) -> int | None:
+    """The workspace named ``name_or_id``, else the one with that id (digits), else None."""
+    condition = workspaces.c.name == name_or_id
+    if name_or_id.isdigit():
+        condition = sa.or_(condition, workspaces.c.id == int(name_or_id))
+    found = conn.execute(
+        sa.select(workspaces.c.id).where(condition).order_by(workspaces.c.id)
+    ).scalar()
+    return None if found is None else int(found)
+
+
+def workspace_named(conn: sa.Connection, name: str) -> int | None:
+    found = conn.execute(sa.select(workspaces.c.id).where(workspaces.c.name == name)).scalar()
+    return None if found is None else int(found)
+
+
+def insert_workspace(conn: sa.Connection, name: str, rest_api_key: str) -> int:
+    """A new workspace's id."""
+    return int(
+        conn.execute(
+            sa.insert(workspaces)
+            .values(name=name, rest_api_key=rest_api_key, created_at=utc_now())
+            .returning(workspaces.c.id)
+        ).scalar_one()
+    )
+
+
+def workspace_of_rest_key(conn: sa.Connection, rest_api_key: str) -> int | None:
+    """The workspace whose REST API key this is, or None."""
+    found = conn.execute(
+        sa.select(workspaces.c.id).where(workspaces.c.rest_api_key == rest_api_key)
+    ).scalar()
+    return None if found is None else int(found)
+
+
+# ---------------------------------------------------------------- partners
+
+
+def partner_named(conn: sa.Connection, name: str) -> Any:
+    """The partner row of that name, or None."""
+    return conn.execute(sa.select(partners).where(partners.c.name == name)).first()
+
+
+def insert_partner(conn: sa.Connection, name: str, display_name: str, filter_name: str) -> int:
+    return int(
+        conn.execute(
+            sa.insert(partners)
+            .values(name=name, display_name=display_name, filter_name=filter_name)
+            .returning(partners.c.id)
+        ).scalar_one()
+    )
+
+
+def rename_partner(conn: sa.Connection, partner_id: int, changes: dict[str, str]) -> None:
+    """Set ``display_name`` and/or ``filter_name``."""
+    conn.execute(sa.update(partners).where(partners.c.id == partner_id).values(**changes))
+
+
+def partner_of_api_key(conn: sa.Connection, api_key: str) -> int | None:
+    """The partner holding this partner API key, or None."""
+    found = conn.execute(
+        sa.select(partner_api_keys.c.partner_id).where(partner_api_keys.c.key == api_key)
+    ).scalar()
+    return None if found is None else int(found)
+
+
+def insert_partner_api_key(conn: sa.Connection, api_key: str, partner_id: int, region: str) -> None:
+    conn.execute(
+        sa.insert(partner_api_keys).values(key=api_key, partner_id=partner_id, region=region)
+    )
+
+
+def describe_partner(conn: sa.Connection, partner_id: int) -> dict[str, Any]:
+    """``{"name", "display_name", "filter_name", "api_keys": [{"key", "region"}]}``."""
+    row = conn.execute(sa.select(partners).where(partners.c.id == partner_id)).one()
+    keys = conn.execute(
+        sa.select(partner_api_keys.c.key, partner_api_keys.c.region)
+        .where(partner_api_keys.c.partner_id == partner_id)
+        .order_by(partner_api_keys.c.region, partner_api_keys.c.key)
+    )
+    return {
+        "name": row.name,
+        "display_name": row.display_name,
+        "filter_name": row.filter_name,
+        "api_keys": [{"key": key, "region": region} for key, region in keys],
+    }
+
+
+def enable_partner(store: Store, conn: sa.Connection, workspace_id: int, partner_id: int) -> None:
+    """Let the workspace accept the partner's cohorts (idempotent)."""
+    conn.execute(
+        store.insert_ignore(workspace_partners).values(
+            workspace_id=workspace_id, partner_id=partner_id
+        )
+    )
+
+
+# ---------------------------------------------------------------- data import keys
+
+
+def insert_data_import_key(
+    conn: sa.Connection, key: str, workspace_id: int, partner_id: int
+) -> None:
+    conn.execute(
+        sa.insert(data_import_keys).values(
+            key=key, workspace_id=workspace_id, partner_id=partner_id, created_at=utc_now()
+        )
+    )
+
+
+def data_import_key(conn: sa.Connection, key: str) -> Any:
+    """The key's row, or None."""
+    return conn.execute(sa.select(data_import_keys).where(data_import_keys.c.key == key)).first()
+
+
+def invalidate_data_import_key(conn: sa.Connection, key: str, when: str) -> None:
+    conn.execute(
+        sa.update(data_import_keys).where(data_import_keys.c.key == key).values(invalidated_at=when)
+    )
+
+
+def _partner_check() -> sa.Select[Any]:
+    """One query answering all three partner checks (built once, bound per call)."""
+    key = (
+        sa.select(data_import_keys.c.workspace_id, data_import_keys.c.partner_id)
+        .where(
+            data_import_keys.c.key == sa.bindparam("client_secret"),
+            data_import_keys.c.invalidated_at.is_(None),
+        )
+        .subquery()
+    )
+    enabled = (
+        sa.select(sa.literal(1))
+        .where(
+            workspace_partners.c.workspace_id == key.c.workspace_id,
+            workspace_partners.c.partner_id == partners.c.id,
+        )
+        .exists()
+    )
+    return (
+        sa.select(
+            partners.c.id.label("partner_id"),
+            key.c.workspace_id,
+            key.c.partner_id.label("key_partner_id"),
+            enabled.label("enabled"),
+        )
+        .join(partner_api_keys, partner_api_keys.c.partner_id == partners.c.id)
+        .outerjoin(key, sa.true())
+        .where(
+            partners.c.name == sa.bindparam("partner"),
+            partner_api_keys.c.key == sa.bindparam("partner_api_key"),
+        )
+    )
+
+
+_PARTNER_CHECK = _partner_check()
+
+
+def partner_credentials(
+    conn: sa.Connection, partner: str, partner_api_key: str, client_secret: str
+) -> Any:
+    """What the store says of a partner call's keys, in one row (or None).
+
+    Row absent: the partner API key is wrong. ``workspace_id`` NULL: no active
+    data import key. ``key_partner_id`` differs from ``partner_id``: the key
+    is another partner's. ``enabled`` false: the workspace has not enabled
+    the partner.
+    """
+    return conn.execute(
+        _PARTNER_CHECK,
+        {"partner": partner, "partner_api_key": partner_api_key, "client_secret": client_secret},
+    ).first()
