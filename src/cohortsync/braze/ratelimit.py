@@ -96,3 +96,28 @@ class RateLimiter:
         allowed = used <= self.limit.requests
         remaining = max(0, self.limit.requests - used)
         return Decision(allowed, self.limit.requests, remaining, reset, now)
+
+
+@dataclass
+class RequestBudget:
+    """One request's charge against the rate limit, counted exactly once.
+
+    A request is charged to its workspace's budget once its credentials
+    pass (:meth:`charge`); one that fails before that (a bad body, a wrong
+    key) is charged to ``anonymous_key``, the budget of its partner (or of
+    the REST API), when its answer's headers are made.
+    """
+
+    limiter: RateLimiter
+    anonymous_key: Hashable
+    decision: Decision | None = None
+
+    def charge(self, key: Hashable) -> Decision:
+        self.decision = self.limiter.hit(key)
+        return self.decision
+
+    def headers(self) -> dict[str, str]:
+        """The ``X-RateLimit-*`` headers (and ``Retry-After`` when refused) of the answer."""
+        if self.decision is None:
+            self.decision = self.limiter.hit(self.anonymous_key)
+        return self.decision.headers()

@@ -6,6 +6,7 @@ malformed body gets a 400 with a message naming the field, never a 500.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from cohortsync.braze.profiles.rest_operations import TrackedUser
@@ -17,11 +18,25 @@ MAX_ALIAS_OBJECTS = 50
 MAX_EXPORT_IDS = 50
 
 
-def _array(body: dict[str, Any], key: str, limit: int, item: str) -> list[Any]:
-    value = body.get(key)
+def _array(
+    body: dict[str, Any], key: str, limit: int, item: str, *, optional: bool = False
+) -> list[Any]:
+    """``body[key]``, an array of at most ``limit`` items; ``optional``: absent is empty."""
+    value = body.get(key, [] if optional else None)
     if not isinstance(value, list) or len(value) > limit:
         raise ApiError(400, f"{key} must be an array of at most {limit} {item}")
     return value
+
+
+def _objects(
+    body: dict[str, Any], key: str, limit: int, item: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each object of the array ``body[key]``, with where it stands (``key[i]``)."""
+    for index, value in enumerate(_array(body, key, limit, item)):
+        where = f"{key}[{index}]"
+        if not isinstance(value, dict):
+            raise ApiError(400, f"{where} must be an object")
+        yield where, value
 
 
 def _external_id(value: Any, where: str) -> str:
@@ -42,11 +57,7 @@ def _alias(value: Any, where: str) -> Alias:
 def parse_track(body: dict[str, Any]) -> list[TrackedUser]:
     """``{"attributes": [...]}``: each object names a user by external_id or user_alias."""
     items = []
-    raw = _array(body, "attributes", MAX_TRACK_ATTRIBUTES, "attributes objects")
-    for index, item in enumerate(raw):
-        where = f"attributes[{index}]"
-        if not isinstance(item, dict):
-            raise ApiError(400, f"{where} must be an object")
+    for where, item in _objects(body, "attributes", MAX_TRACK_ATTRIBUTES, "attributes objects"):
         has_external = "external_id" in item
         if has_external == ("user_alias" in item):
             raise ApiError(400, f"{where} must hold exactly one of external_id and user_alias")
@@ -85,11 +96,7 @@ def parse_alias_new(body: dict[str, Any]) -> list[tuple[str | None, Alias]]:
 def parse_identify(body: dict[str, Any]) -> list[tuple[str, Alias]]:
     """``{"aliases_to_identify": [{"external_id", "user_alias"}]}``."""
     items = []
-    raw = _array(body, "aliases_to_identify", MAX_ALIAS_OBJECTS, "objects")
-    for index, item in enumerate(raw):
-        where = f"aliases_to_identify[{index}]"
-        if not isinstance(item, dict):
-            raise ApiError(400, f"{where} must be an object")
+    for where, item in _objects(body, "aliases_to_identify", MAX_ALIAS_OBJECTS, "objects"):
         external_id = _external_id(item.get("external_id"), where)
         items.append((external_id, _alias(item.get("user_alias"), f"{where}.user_alias")))
     return items
@@ -97,14 +104,10 @@ def parse_identify(body: dict[str, Any]) -> list[tuple[str, Alias]]:
 
 def parse_export(body: dict[str, Any]) -> tuple[list[str], list[Alias], str | None]:
     """``{"external_ids"?, "user_aliases"?, "device_id"?}``; at least one of them."""
-    external_ids = body.get("external_ids", [])
-    if not isinstance(external_ids, list) or len(external_ids) > MAX_EXPORT_IDS:
-        raise ApiError(400, f"external_ids must be an array of at most {MAX_EXPORT_IDS} strings")
+    external_ids = _array(body, "external_ids", MAX_EXPORT_IDS, "strings", optional=True)
     if not all(is_identifier(value) for value in external_ids):
         raise ApiError(400, "external_ids must be an array of strings")
-    raw_aliases = body.get("user_aliases", [])
-    if not isinstance(raw_aliases, list) or len(raw_aliases) > MAX_EXPORT_IDS:
-        raise ApiError(400, f"user_aliases must be an array of at most {MAX_EXPORT_IDS} aliases")
+    raw_aliases = _array(body, "user_aliases", MAX_EXPORT_IDS, "aliases", optional=True)
     aliases = [_alias(item, f"user_aliases[{i}]") for i, item in enumerate(raw_aliases)]
     device_id = body.get("device_id")
     if device_id is not None and not is_identifier(device_id):

@@ -65,8 +65,6 @@ MEMBERSHIP_CHANGES: dict[str, Any] = {
     },
 }
 
-USER_ALIAS_REF: dict[str, Any] = {"user_alias": ALIAS}
-
 TRACK: dict[str, Any] = {
     "type": "object",
     "required": ["attributes"],

@@ -179,41 +179,38 @@ def load_numbered(
     """
     report = LoadReport()
     numbered = iter(rows)
-    if not continue_on_error:
-        try:
+    try:
+        if not continue_on_error:
             with store.write() as conn:
                 while _load_next(store, conn, workspace_id, numbered, chunk_size, report, source):
                     pass
-        except KeyboardInterrupt:
-            raise RunInterrupted(
-                f"users load of {source} was interrupted; nothing was loaded",
-                hint="run it again",
-            ) from None
-        except sa.exc.SQLAlchemyError as error:
-            raise CohortsyncError(
-                f"users load of {source} failed in the store: {whole_message(error)}; "
-                "nothing was loaded",
-                hint="check the store (its disk space, its server) and run it again",
-            ) from error
-        return report
-    try:
+            return report
         while True:
             with store.write() as conn:
                 more = _load_next(store, conn, workspace_id, numbered, chunk_size, report, None)
             if not more:
                 return report
     except KeyboardInterrupt:
+        done = f" after loading {report.lines:,} lines ({report.failed:,} failed)"
         raise RunInterrupted(
-            f"users load of {source} was interrupted after loading {report.lines:,} lines"
-            f" ({report.failed:,} failed); the lines loaded stay loaded",
-            hint="run it again: lines already loaded change nothing the second time",
+            f"users load of {source} was interrupted{done if continue_on_error else ''}; "
+            + _what_stays(continue_on_error),
+            hint="run it again: lines already loaded change nothing the second time"
+            if continue_on_error
+            else "run it again",
         ) from None
     except sa.exc.SQLAlchemyError as error:
+        done = f" after loading {report.lines:,} lines" if continue_on_error else ""
         raise CohortsyncError(
-            f"users load of {source} failed in the store after loading {report.lines:,} "
-            f"lines: {whole_message(error)}; the lines loaded stay loaded",
+            f"users load of {source} failed in the store{done}: {whole_message(error)}; "
+            + _what_stays(continue_on_error),
             hint="check the store (its disk space, its server) and run it again",
         ) from error
+
+
+def _what_stays(continue_on_error: bool) -> str:
+    """What a load stopped half-way leaves in the store."""
+    return "the lines loaded stay loaded" if continue_on_error else "nothing was loaded"
 
 
 def _load_next(

@@ -64,11 +64,8 @@ def set_locked(conn: sa.Connection, cohort_pk: int, locked: bool) -> None:
 
 def cohort_row(conn: sa.Connection, workspace_id: int, cohort_id: str) -> Any:
     """The cohort's whole row, or None."""
-    return conn.execute(
-        sa.select(cohorts).where(
-            cohorts.c.workspace_id == workspace_id, cohorts.c.cohort_id == cohort_id
-        )
-    ).first()
+    query = sa.select(cohorts).filter_by(workspace_id=workspace_id, cohort_id=cohort_id)
+    return conn.execute(query).first()
 
 
 def cohort_with_filter_name(conn: sa.Connection, workspace_id: int, cohort_id: str) -> Any:

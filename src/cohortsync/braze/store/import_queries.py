@@ -62,8 +62,16 @@ def _as_one_json_row(query: sa.Select[Any]) -> sa.Select[Any]:
     return sa.select(sa.func.json_group_array(sa.func.json_array(*rows.c)))
 
 
-def _lookup(conn: sa.Connection, statement: sa.Select[Any], params: dict[str, Any]) -> list[Any]:
-    """The rows of a lookup built by :func:`_statements`, as sequences."""
+def _lookup(
+    store: Store, conn: sa.Connection, lookup: str, workspace_id: int, **values: Sequence[str]
+) -> list[Any]:
+    """The rows of the lookup ``lookup`` of :class:`_Statements`, as sequences.
+
+    ``values`` binds the lookup's list parameter (see :func:`values_table`).
+    """
+    statement = getattr(_statements(store.engine.dialect.name), lookup)
+    params: dict[str, Any] = {"workspace_id": workspace_id}
+    params.update((name, store.values_param(items)) for name, items in values.items())
     if conn.dialect.name == "sqlite":
         rows: list[Any] = orjson.loads(conn.execute(statement, params).scalar_one())
         return rows
@@ -131,19 +139,16 @@ def ids_by_external_id(
     store: Store, conn: sa.Connection, workspace_id: int, external_ids: Sequence[str]
 ) -> dict[str, int]:
     """The user id of each external id known in the workspace."""
-    statement = _statements(store.engine.dialect.name).by_external_id
-    params = {"workspace_id": workspace_id, "ids": store.values_param(external_ids)}
-    return {row[0]: row[1] for row in _lookup(conn, statement, params)}
+    rows = _lookup(store, conn, "by_external_id", workspace_id, ids=external_ids)
+    return {row[0]: row[1] for row in rows}
 
 
 def ids_by_alias(
     store: Store, conn: sa.Connection, workspace_id: int, aliases: set[Alias]
 ) -> dict[Alias, int]:
     """The user id of each alias known in the workspace."""
-    statement = _statements(store.engine.dialect.name).by_alias_name
     names = sorted({name for _, name in aliases})
-    params = {"workspace_id": workspace_id, "names": store.values_param(names)}
-    rows = _lookup(conn, statement, params)
+    rows = _lookup(store, conn, "by_alias_name", workspace_id, names=names)
     return {(row[0], row[1]): row[2] for row in rows if (row[0], row[1]) in aliases}
 
 
@@ -151,9 +156,8 @@ def anonymous_ids_by_device_id(
     store: Store, conn: sa.Connection, workspace_id: int, device_ids: Sequence[str]
 ) -> dict[str, int]:
     """The user id of each device id held by an anonymous user of the workspace."""
-    statement = _statements(store.engine.dialect.name).by_device_id
-    params = {"workspace_id": workspace_id, "devices": store.values_param(device_ids)}
-    return {row[0]: row[1] for row in _lookup(conn, statement, params)}
+    rows = _lookup(store, conn, "by_device_id", workspace_id, devices=device_ids)
+    return {row[0]: row[1] for row in rows}
 
 
 def add_members(store: Store, conn: sa.Connection, cohort_pk: int, user_ids: Sequence[int]) -> int:

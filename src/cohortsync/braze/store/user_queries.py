@@ -134,11 +134,8 @@ def insert_identifiers(
 
 def user_by_external_id(conn: sa.Connection, workspace_id: int, external_id: str) -> Any:
     """The user row with that external id, or None."""
-    return conn.execute(
-        sa.select(users).where(
-            users.c.workspace_id == workspace_id, users.c.external_id == external_id
-        )
-    ).first()
+    query = sa.select(users).filter_by(workspace_id=workspace_id, external_id=external_id)
+    return conn.execute(query).first()
 
 
 def user_by_alias(conn: sa.Connection, workspace_id: int, alias: Alias) -> Any:

@@ -1,0 +1,73 @@
+"""Operations as POST routes: a plain function of the store, the caller and the body.
+
+An operation runs in the thread pool (its body parsing and its store work in
+one call) and its answer is its result, if any, plus ``"message": "success"``.
+The route takes the operation's name (the OpenAPI operation id) and its
+docstring (the description), so the document reads as the operation does.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the endpoint's
+# annotations, and the caller's dependency is a variable of the closure.
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from cohortsync.braze import messages, schemas
+from cohortsync.braze.dependencies import JsonBody, StoreDep, json_body
+from cohortsync.braze.responses import SUCCESS_RESPONSE, answer
+
+Operation = Callable[..., dict[str, Any] | None]
+Route = Callable[[str, str, dict[str, Any]], Callable[[Operation], Operation]]
+
+
+def operations_router(
+    *,
+    tag: str,
+    budget: Callable[..., Any],
+    caller: Callable[..., Any],
+    errors: dict[int | str, dict[str, Any]],
+) -> tuple[APIRouter, Route]:
+    """A router of one API family, and its decorator ``@route(path, summary, body_schema)``.
+
+    Every route first installs the request's rate-limit ``budget``, then
+    reads the JSON body (so that its failures come before the caller's),
+    then runs ``caller``, the dependency that authenticates the request and
+    charges its budget; the operation gets what ``caller`` returns as its
+    second argument. ``errors`` documents the family's error answers.
+    """
+    router = APIRouter(
+        tags=[tag],
+        dependencies=[Depends(budget), Depends(json_body)],
+        responses={**SUCCESS_RESPONSE, **errors},
+    )
+
+    def route(
+        path: str, summary: str, body_schema: dict[str, Any]
+    ) -> Callable[[Operation], Operation]:
+        def register(operation: Operation) -> Operation:
+            async def endpoint(
+                request: Request,
+                who: Annotated[Any, Depends(caller)],
+                body: JsonBody,
+                store: StoreDep,
+            ) -> Response:
+                result = await run_in_threadpool(operation, store, who, body)
+                return answer(request, {**(result or {}), "message": messages.SUCCESS})
+
+            router.add_api_route(
+                path,
+                endpoint,
+                methods=["POST"],
+                name=operation.__name__,
+                summary=summary,
+                description=operation.__doc__,
+                openapi_extra=schemas.json_body(body_schema),
+            )
+            return operation
+
+        return register
+
+    return router, route
