@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -20,6 +17,7 @@ from cohortsync.catalog.schedules import get_schedule
 from cohortsync.errors import ConfigError
 from cohortsync.queries import get_query
 from cohortsync.settings import Settings
+from support import run_cli
 
 FILE = """\
 version: 1
@@ -68,16 +66,6 @@ def write(tmp_path: Path, text: str, name: str = "cohortsync.yaml") -> Path:
     return path
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cohortsync", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
-
-
 @pytest.fixture
 def key(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("BRAZE_KEY", "import-key-0001")
@@ -89,7 +77,7 @@ def test_apply_creates_everything_then_changes_nothing(
     customers: Path, key: str, tmp_path: Path
 ) -> None:
     path = write(tmp_path, FILE)
-    first = cli("apply", str(path))
+    first = run_cli("apply", str(path))
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines() == [
         "+ authentication braze-prod",
@@ -115,7 +103,7 @@ def test_apply_creates_everything_then_changes_nothing(
     assert scheduled is not None and scheduled.cron == "*/30 * * * *"
     before = (get_segment("gold").updated_at, get_query("gold_by_sql").updated_at, scheduled.anchor)
 
-    second = cli("apply", str(path), "--json")
+    second = run_cli("apply", str(path), "--json")
     assert second.returncode == 0, second.stderr
     document = orjson.loads(second.stdout)
     assert document["changed"] is False
@@ -160,7 +148,7 @@ def test_a_new_key_in_the_environment_updates_the_authentication(
 def test_dry_run_prints_the_plan_and_changes_nothing(
     customers: Path, key: str, tmp_path: Path
 ) -> None:
-    done = cli("apply", str(write(tmp_path, FILE)), "--dry-run")
+    done = run_cli("apply", str(write(tmp_path, FILE)), "--dry-run")
     assert done.returncode == 0, done.stderr
     assert (
         done.stdout.splitlines()[-1] == "plan: 6 would be created, 0 would be updated, 0 unchanged"
@@ -173,11 +161,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
 
 def test_a_missing_variable_fails_before_anything_changes(customers: Path, tmp_path: Path) -> None:
     path = write(tmp_path, FILE)
-    env = {k: v for k, v in os.environ.items() if k != "BRAZE_KEY"}
-    done = subprocess.run(
-        [sys.executable, "-m", "cohortsync", "apply", str(path)],
-        capture_output=True, text=True, timeout=60, env=env,
-    )  # fmt: skip
+    done = run_cli("apply", str(path), env={"BRAZE_KEY": None}, expect=2)
     assert done.returncode == 2
     assert done.stderr.strip() == (
         f"error: {path}: authentications[0].data_import_key: environment variable BRAZE_KEY "

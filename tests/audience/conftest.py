@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +9,7 @@ import duckdb
 import pytest
 
 from catalog_helpers import save_home_auth
+from support import CliResult, run_cli
 
 INJECTION = "x' OR '1'='1"
 
@@ -52,18 +49,10 @@ def auth(home: Path) -> str:
     return save_home_auth("sandbox", "http://127.0.0.1:9", "data-import-key-0001")
 
 
-def cli(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    """Run ``cohortsync ARGS`` as a user would; check its exit code."""
-    done = subprocess.run(
-        [sys.executable, "-m", "cohortsync", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=60,
-    )
-    assert done.returncode == code, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-    return done
+def cli(*args: str, code: int = 0) -> CliResult:
+    """Run ``cohortsync ARGS`` as a user would, on a wide terminal; it must exit ``code``."""
+    return run_cli(*args, env={"COLUMNS": "200"}, timeout=60, expect=code)
 
 
 def cli_json(*args: str) -> Any:
-    return json.loads(cli(*args, "--json").stdout)
+    return cli(*args, "--json").json()

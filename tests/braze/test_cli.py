@@ -14,32 +14,23 @@ from typing import Any
 import pytest
 import requests
 
-from cohortsync.cli.main import main
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any, str]:
-    """Run the real entry point in-process; (exit code, parsed stdout, stderr)."""
-    saved = sys.argv
-    sys.argv = ["cohortsync", "braze", *args]
-    code = 0
-    try:
-        main()
-    except SystemExit as done:
-        code = int(done.code or 0)
-    finally:
-        sys.argv = saved
-    out, err = capsys.readouterr()
-    return code, (json.loads(out) if out.strip() else None), err
+from support import accepting, run_cli, run_cli_in_process, wait_for
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], db_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+def cli(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``cohortsync braze ARGS`` in-process: parsed stdout, or stderr for an error ``expect``.
+
+    In-process because each test makes dozens of calls; one interpreter each would
+    double the suite's time.
+    """
     monkeypatch.setenv("COHORTSYNC_BRAZE_DB", db_url)
 
     def call(*args: str, expect: int = 0) -> Any:
-        code, out, err = run_cli(capsys, *args)
-        assert code == expect, err
-        return out if expect == 0 else err
+        done = run_cli_in_process("braze", *args, expect=expect)
+        if expect != 0:
+            return done.stderr
+        return done.json() if done.stdout.strip() else None
 
     return call
 
@@ -176,12 +167,7 @@ def test_user_errors_print_one_line_without_traceback(cli: Any, tmp_path: Path) 
 
 
 def test_help_teaches_the_setup() -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "cohortsync", "braze", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    completed = run_cli("braze", "--help")
     assert "workspace create" in completed.stdout and "serve" in completed.stdout
 
 
@@ -208,18 +194,10 @@ def test_serve_command_answers_and_stops(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = requests.post(
-                    f"http://127.0.0.1:{port}/partners/treasuredata/cohorts/users",
-                    json={},
-                    timeout=2,
-                )
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None and time.monotonic() < deadline
-                time.sleep(0.1)
+        wait_for(lambda: accepting(port), what="serve to listen", interval=0.1, process=process)
+        response = requests.post(
+            f"http://127.0.0.1:{port}/partners/treasuredata/cohorts/users", json={}, timeout=2
+        )
         assert response.status_code == 401
         assert response.headers["X-RateLimit-Limit"] == "100"
     finally:
@@ -233,22 +211,7 @@ def test_serve_command_answers_and_stops(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy_port = taken.getsockname()[1]
-        busy = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "cohortsync",
-                "braze",
-                "serve",
-                "--port",
-                str(busy_port),
-                "--db",
-                db,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        busy = run_cli("braze", "serve", "--port", str(busy_port), "--db", db, expect=None)
     assert busy.returncode == 2
     assert f"cannot listen on 127.0.0.1:{busy_port}" in busy.stderr
     assert "Traceback" not in busy.stderr

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from export.partner_server import PARTNER_API_KEY, PartnerServer
-
-CliRunner = Callable[..., subprocess.CompletedProcess[str]]
+from support import CliRunner as CliRunner  # the suite's tests import it from here
+from support import run_cli
 
 
 @pytest.fixture
@@ -40,18 +38,8 @@ def warehouse(home: Path) -> Callable[[str], None]:
 
 @pytest.fixture
 def cli(home: Path) -> CliRunner:
-    """Run ``cohortsync`` in a subprocess, as a user would, with this test's env."""
+    """Run ``cohortsync`` in a subprocess, as a user would, with this test's env.
 
-    def run(
-        *args: str, stdin: str | None = None, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cohortsync", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=dict(os.environ),
-        )
-
-    return run
+    The tests check the exit code themselves (``expect=None``).
+    """
+    return partial(run_cli, expect=None)

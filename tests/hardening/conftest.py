@@ -14,53 +14,25 @@ import hashlib
 import os
 import sqlite3
 import subprocess
-import sys
-import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
-CliRunner = Callable[..., subprocess.CompletedProcess[str]]
+from support import CliRunner as CliRunner  # the suite's tests import it from here
+from support import run_cli, wait_for
 
 # Files whose bytes change when a database is merely opened; their contents are
 # compared logically (tables and rows) instead.
 _DATABASE_SUFFIXES = (".duckdb", ".db", ".duckdb.wal", ".db-wal", ".db-shm", ".db-journal")
 
 
-def run_cohortsync(
-    *args: str,
-    home: Path,
-    env: dict[str, str] | None = None,
-    stdin: str | None = None,
-    timeout: float = 120,
-) -> subprocess.CompletedProcess[str]:
-    """Run ``cohortsync ARGS`` in a subprocess with ``COHORTSYNC_HOME=home``, no other setting."""
-    environment = {
-        name: value for name, value in os.environ.items() if not name.startswith("COHORTSYNC_")
-    }
-    environment["COHORTSYNC_HOME"] = str(home)
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "cohortsync", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=environment,
-    )
-
-
 @pytest.fixture
 def cli(home: Path) -> CliRunner:
-    """Run ``cohortsync`` on this test's home, as a user would."""
-
-    def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        return run_cohortsync(*args, home=home, **kwargs)
-
-    return run
+    """Run ``cohortsync`` on this test's home alone, as a user would; the test checks the code."""
+    return partial(run_cli, home=home, expect=None)
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
@@ -138,8 +110,10 @@ def wait_until_open(process: subprocess.Popen[str], path: Path, timeout: float =
 
     Testing a database's lock from here instead would race the command for it.
     """
-    deadline = time.monotonic() + timeout
-    while str(path) not in open_files(process.pid):
-        assert process.poll() is None, "the command ended before it opened " + str(path)
-        assert time.monotonic() < deadline, f"the command did not open {path} in {timeout} s"
-        time.sleep(0.05)
+    wait_for(
+        lambda: str(path) in open_files(process.pid),
+        timeout,
+        what=f"the command to open {path}",
+        interval=0.05,
+        process=process,
+    )

@@ -19,13 +19,9 @@ from pathlib import Path
 import pytest
 
 from catalog_helpers import save_home_auth
+from support import run_cli, wait_for
 
-from .conftest import (
-    CliRunner,
-    assert_one_line_error,
-    home_state,
-    run_cohortsync,
-)
+from .conftest import CliRunner, assert_one_line_error, home_state
 
 HUGE = "99999999999999999999"
 EXPORT = ("export", "--table", "t", "--auth", "x", "--cohort-id", "c")
@@ -208,18 +204,9 @@ def test_resuming_an_activation_run_that_never_sent_says_to_run_it_again(
 # --- interrupts and pipes -----------------------------------------------------------
 
 
-def _wait_blocked_on_stdin(pid: int, timeout: float = 30) -> None:
-    """Until the process sleeps reading its stdin pipe (Linux tells it in ``wchan``)."""
-    wchan = Path(f"/proc/{pid}/wchan")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if "pipe" in wchan.read_text():
-                return
-        except OSError:
-            time.sleep(3)  # no /proc: give the interpreter time to start
-            return
-        time.sleep(0.05)
+def _blocked_on_stdin(process: subprocess.Popen[str]) -> bool:
+    """Whether the process sleeps reading its stdin pipe (Linux tells it in ``wchan``)."""
+    return "pipe" in Path(f"/proc/{process.pid}/wchan").read_text()
 
 
 def test_ctrl_c_is_one_line_and_exit_6(home: Path) -> None:
@@ -239,7 +226,7 @@ def test_ctrl_c_is_one_line_and_exit_6(home: Path) -> None:
         env=environment,
     )
     try:
-        _wait_blocked_on_stdin(process.pid)
+        wait_for(lambda: _blocked_on_stdin(process), what="a read of stdin", process=process)
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
     finally:
@@ -247,7 +234,7 @@ def test_ctrl_c_is_one_line_and_exit_6(home: Path) -> None:
     done = subprocess.CompletedProcess(process.args, process.returncode, out, err)
     assert_one_line_error(done, 6, "interrupted (Ctrl-C)", "run it again")
     assert "Aborted" not in err
-    assert json.loads(run_cohortsync("auth", "list", "--json", home=home).stdout) == []
+    assert json.loads(run_cli("auth", "list", "--json", home=home).stdout) == []
 
 
 def test_a_reader_that_stops_early_ends_quietly(cli: CliRunner, home: Path) -> None:

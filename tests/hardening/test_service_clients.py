@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from support import accepting, run_cli, wait_for
+
 BODY_TIMEOUT = 1.0
 PATH = "/partners/treasuredata/cohorts/users"
 
@@ -58,14 +60,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
             env=environment,
         )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
+        wait_for(lambda: accepting(port), what=f"the service to listen on {port}", process=process)
         yield Served(port, log)
     finally:
         process.terminate()
@@ -80,10 +75,11 @@ def _head(length: int | None = 1000, content_type: str = "application/json") -> 
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def _wait_for(served: Served, count: int) -> list[str]:
-    deadline = time.monotonic() + 10
-    while len(served.incidents()) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
+def _incidents(served: Served, count: int) -> list[str]:
+    """The log's incident lines, once ``count`` are there and a moment more adds none."""
+    wait_for(
+        lambda: len(served.incidents()) >= count, 10, what=f"{count} incident lines in the log"
+    )
     time.sleep(0.3)  # and no more than that
     return served.incidents()
 
@@ -101,7 +97,7 @@ def test_disconnect_while_sending_a_body_is_one_line(served: Served) -> None:
     sock.sendall(_head() + b'{"cohort_id": "c1", ')
     time.sleep(0.2)
     sock.close()
-    [line] = _wait_for(served, 1)
+    [line] = _incidents(served, 1)
     assert f"POST {PATH} from 127.0.0.1:{port}" in line
     assert "disconnected while sending its body" in line
 
@@ -116,7 +112,7 @@ def test_a_stalled_body_gets_408_and_is_dropped(served: Served) -> None:
     assert answer.startswith(b"HTTP/1.1 408 "), answer
     assert b"Request body not received within 1 seconds" in answer
     assert BODY_TIMEOUT * 0.8 < waited < BODY_TIMEOUT + 5
-    [line] = _wait_for(served, 1)
+    [line] = _incidents(served, 1)
     assert f"POST {PATH} from 127.0.0.1:" in line and "no complete body within 1 s" in line
 
 
@@ -143,7 +139,7 @@ def test_a_trickling_body_is_a_stall_too(served: Served) -> None:
     sock.close()
     assert answer.startswith(b"HTTP/1.1 408 "), answer
     assert time.monotonic() - started < 5
-    assert len(_wait_for(served, 1)) == 1
+    assert len(_incidents(served, 1)) == 1
 
 
 def test_client_mistakes_are_answered_without_a_log_line(served: Served) -> None:
@@ -188,11 +184,6 @@ def test_disconnect_before_the_answer_leaves_no_traceback(served: Served) -> Non
 
 
 def test_body_timeout_is_an_option_with_help() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "cohortsync", "braze", "serve", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_cli("braze", "serve", "--help", expect=None)
     assert done.returncode == 0
     assert "--body-timeout" in done.stdout and "408" in done.stdout

@@ -12,28 +12,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from catalog_helpers import save_home_auth
+from support import CliResult, run_cli
 
 from .conftest import CliRunner, assert_one_line_error, home_state
 
 
-def run_in(cwd: Path, *args: str, home: str) -> subprocess.CompletedProcess[str]:
+def run_in(cwd: Path, *args: str, home: str) -> CliResult:
     """``cohortsync ARGS`` run from ``cwd`` with ``COHORTSYNC_HOME`` set to ``home`` verbatim."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("COHORTSYNC_")}
-    environment["COHORTSYNC_HOME"] = home
-    return subprocess.run(
-        [sys.executable, "-m", "cohortsync", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=environment,
-        cwd=cwd,
-    )
+    return run_cli(*args, home=home, cwd=cwd, expect=None)
 
 
 @pytest.fixture

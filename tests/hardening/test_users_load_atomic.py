@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from cohortsync.braze.store import open_store, user_aliases, user_devices, users, workspaces
+from support import wait_for
 
 from .conftest import CliRunner, assert_one_line_error, wait_until_open
 
@@ -179,10 +180,13 @@ def test_ctrl_c_messages(db_url: str, workspace: str, tmp_path: Path, home: Path
             env=environment,
         )
         if extra:  # wait for the first chunks to commit, so that some are loaded
-            deadline = time.monotonic() + 60
-            while _count(db_url, workspace)["braze_users"] == before["braze_users"]:
-                assert process.poll() is None and time.monotonic() < deadline
-                time.sleep(0.2)
+            wait_for(
+                lambda: _count(db_url, workspace)["braze_users"] != before["braze_users"],
+                60,
+                what="the first chunks of the load to commit",
+                interval=0.2,
+                process=process,
+            )
         else:
             wait_until_open(process, path)
             time.sleep(0.5)  # into the load: the file takes far longer than this

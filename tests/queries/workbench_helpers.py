@@ -7,16 +7,14 @@ travels over HTTP to the real Braze-compatible service.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import orjson
 
 from catalog_helpers import save_home_auth
+from support import CliResult, run_cli
 
 AUTH = "sandbox"
 
@@ -51,20 +49,12 @@ class Workbench:
         """External ids of the cohort in the service, sorted."""
         return sorted(m["external_id"] for m in self.sandbox.members(cohort_id))
 
-    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """Run ``cohortsync`` in a subprocess, as a user would."""
-        return subprocess.run(
-            [sys.executable, "-m", "cohortsync", *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=dict(os.environ),
-        )
+    def cli(self, *args: str, timeout: float = 120) -> CliResult:
+        """Run ``cohortsync`` in a subprocess, as a user would; the test checks the exit code."""
+        return run_cli(*args, timeout=timeout, expect=None)
 
     def cli_json(self, *args: str) -> Any:
-        done = self.cli(*args, "--json")
-        assert done.returncode == 0, done.stderr
-        return orjson.loads(done.stdout)
+        return run_cli(*args, "--json").json()
 
 
 def make_workbench(home: Path, sandbox: Any) -> Workbench:

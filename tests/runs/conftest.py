@@ -1,4 +1,5 @@
-"""Fixtures of the run tests: a recording partner API server, a warehouse, the CLI.
+"""Fixtures of the run tests: a recording partner API server, a warehouse, a command
+started in the background.
 
 The exporter always runs as a real ``cohortsync`` process, so signals and
 kills are real; the server is the faithful partner API of the export suite,
@@ -16,30 +17,19 @@ import pytest
 
 # The partner API server and warehouse fixtures are the export suite's.
 from export.conftest import partner, warehouse
+from support import cohortsync_command
 
 __all__ = ["partner", "warehouse"]
 
 
 @pytest.fixture
-def run_cli(home: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run a command line to completion with this test's environment."""
-
-    def run(command: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, env=dict(os.environ)
-        )
-
-    return run
-
-
-@pytest.fixture
 def spawn(home: Path) -> Iterator[Callable[[list[str]], subprocess.Popen[str]]]:
-    """Start a command line in the background; whatever is left is killed at the end."""
+    """Start ``cohortsync ARGS`` in the background; whatever is left is killed at the end."""
     started: list[subprocess.Popen[str]] = []
 
-    def start(command: list[str]) -> subprocess.Popen[str]:
+    def start(args: list[str]) -> subprocess.Popen[str]:
         process = subprocess.Popen(
-            command,
+            cohortsync_command(*args),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

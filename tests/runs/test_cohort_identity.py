@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from runs_helpers import cohortsync_command, membership, received, runs_json, wait_for
+from runs_helpers import membership, received, runs_json
 
 from cohortsync.catalog import runs as history
 from cohortsync.catalog.db import open_catalog
@@ -26,9 +26,9 @@ from cohortsync.export.spec import Destination, ExportSpec, Source
 from cohortsync.identity import CohortKey, normalize_endpoint
 from cohortsync.settings import Settings
 from export.partner_server import CLIENT_SECRET, PARTNER_API_KEY, PartnerServer
+from support import run_cli, wait_for
 
 Spawn = Callable[[list[str]], "subprocess.Popen[str]"]
-RunCli = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
 @pytest.mark.parametrize(
@@ -115,7 +115,7 @@ def spec_for(endpoint: str, **extra: str) -> ExportSpec:
 
 
 def export_through(endpoint: str, *args: str) -> list[str]:
-    return cohortsync_command(
+    return [
         "export",
         "--endpoint",
         endpoint,
@@ -128,7 +128,7 @@ def export_through(endpoint: str, *args: str) -> list[str]:
         "--operation",
         "mirror",
         *args,
-    )
+    ]
 
 
 def test_exports_through_two_spellings_share_one_lock_snapshot_and_run_history(
@@ -136,7 +136,6 @@ def test_exports_through_two_spellings_share_one_lock_snapshot_and_run_history(
     partner: PartnerServer,
     warehouse: Callable[[str], None],
     spawn: Spawn,
-    run_cli: RunCli,
 ) -> None:
     # Only the host's case and a trailing slash differ (the scheme must be written lower-case).
     lower = partner.url.replace("127.0.0.1", "localhost")
@@ -169,7 +168,7 @@ def test_exports_through_two_spellings_share_one_lock_snapshot_and_run_history(
         catalog.dispose()
 
     partner.delay = 0
-    done = run_cli(export_through(lower, "--json"))
+    done = run_cli(*export_through(lower, "--json"), expect=None)
     assert done.returncode == 0, done.stderr
     [run] = runs_json("list", "--cohort", "vip")
     assert run["id"] == stopped["id"] and run["status"] == "succeeded"  # one history, continued
@@ -179,7 +178,7 @@ def test_exports_through_two_spellings_share_one_lock_snapshot_and_run_history(
     assert len(list((home / "locks").glob("*.lock"))) == 1
 
     # A later mirror run through the first spelling diffs against that one snapshot.
-    again = run_cli(export_through(shouted, "--json"))
+    again = run_cli(*export_through(shouted, "--json"), expect=None)
     assert again.returncode == 0, again.stderr
     assert orjson.loads(again.stdout)["mirror"]["entries"] == 0
     assert len(runs_json("list", "--cohort", "vip")) == 2

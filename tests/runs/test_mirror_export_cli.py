@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
@@ -11,18 +10,11 @@ from typing import Any
 
 import orjson
 import pytest
-from runs_helpers import (
-    cohortsync_command,
-    export_args,
-    membership,
-    received,
-    runs_json,
-    wait_for,
-)
+from runs_helpers import export_args, membership, received, runs_json
 
 from export.partner_server import PartnerServer
+from support import cohortsync_command, run_cli, wait_for
 
-RunCli = Callable[..., "subprocess.CompletedProcess[str]"]
 Warehouse = Callable[[str], None]
 
 
@@ -38,12 +30,12 @@ def users(start: int, stop: int) -> set[tuple[str, str]]:
 
 
 @pytest.fixture
-def sync(partner: PartnerServer, warehouse: Warehouse, run_cli: RunCli) -> Callable[..., Any]:
+def sync(partner: PartnerServer, warehouse: Warehouse) -> Callable[..., Any]:
     """Mirror table ``t`` holding ``range(start, stop)``; returns the finished process."""
 
     def run(start: int, stop: int, *args: str) -> subprocess.CompletedProcess[str]:
         warehouse(table_of(start, stop))
-        return run_cli(export_args(partner, *args))
+        return run_cli(*export_args(partner, *args), expect=None)
 
     return run
 
@@ -150,19 +142,19 @@ def sandbox_env(braze_sandbox: Any, home: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_mirror_against_the_sandbox_spares_members_another_key_added(
-    sandbox_env: Any, warehouse: Warehouse, run_cli: RunCli
+    sandbox_env: Any, warehouse: Warehouse
 ) -> None:
     """Real membership in the Braze-compatible service; a foreign key's members stay."""
     sandbox = sandbox_env
     other_key = sandbox.generate_key()
 
     def export(key: str, *args: str) -> None:
-        command = cohortsync_command(
+        command = [
             "export",
             *("--endpoint", sandbox.base_url, "--data-import-key", key),
             *("--cohort-id", "vip", "--table", "t", *args),
-        )
-        done = run_cli(command)
+        ]
+        done = run_cli(*command, expect=None)
         assert done.returncode == 0, done.stderr
 
     warehouse(table_of(90, 100))
@@ -185,18 +177,18 @@ def members(sandbox: Any) -> set[str]:
 
 
 def test_a_run_killed_mid_way_converges_in_the_sandbox(
-    sandbox_env: Any, warehouse: Warehouse, run_cli: RunCli, home: Path
+    sandbox_env: Any, warehouse: Warehouse, home: Path
 ) -> None:
     """SIGKILL while sending to the real Braze-compatible service, restart, real membership."""
     sandbox = sandbox_env
     sandbox.load_users({"external_id": f"u{i:05}"} for i in range(100, 6_000))
-    command = cohortsync_command(
+    command = [
         "export",
         *("--endpoint", sandbox.base_url, "--data-import-key", sandbox.data_import_key),
         *("--cohort-id", "vip", "--table", "t", "--operation", "mirror", "--threads", "1"),
-    )
+    ]
     warehouse(table_of(0, 6_000))
-    process = subprocess.Popen(command, env=dict(os.environ), stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(cohortsync_command(*command), stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: len(members(sandbox)) >= 1_000, what="a first batch in the cohort")
         process.send_signal(signal.SIGKILL)
@@ -206,7 +198,7 @@ def test_a_run_killed_mid_way_converges_in_the_sandbox(
             process.kill()
     assert process.returncode == -signal.SIGKILL
     assert len(members(sandbox)) < 6_000  # killed part-way
-    done = run_cli(command)
+    done = run_cli(*command, expect=None)
     assert done.returncode == 0, done.stderr
     assert members(sandbox) == {f"u{i:05}" for i in range(6_000)}
     assert [run["status"] for run in runs_json("list")] == ["succeeded"]

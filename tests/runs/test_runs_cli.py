@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 
-from runs_helpers import cohortsync_command, export_args, runs_json
+from runs_helpers import export_args, runs_json
 
 from export.partner_server import PartnerServer
-
-RunCli = Callable[..., "subprocess.CompletedProcess[str]"]
+from support import run_cli
 
 
 def test_list_and_show_record_every_export(
-    partner: PartnerServer, warehouse: Callable[[str], None], run_cli: RunCli
+    partner: PartnerServer, warehouse: Callable[[str], None]
 ) -> None:
     warehouse("CREATE TABLE t AS SELECT 'u' || i AS user_ids FROM range(1500) r(i)")
-    assert run_cli(export_args(partner, "--operation", "add")).returncode == 0
-    assert run_cli(export_args(partner, cohort="other")).returncode == 0
+    assert run_cli(*export_args(partner, "--operation", "add"), expect=None).returncode == 0
+    assert run_cli(*export_args(partner, cohort="other"), expect=None).returncode == 0
     warehouse("DROP TABLE t")
-    failed = run_cli(export_args(partner))
+    failed = run_cli(*export_args(partner), expect=None)
     assert failed.returncode == 3
 
     runs = runs_json("list")
@@ -41,22 +39,22 @@ def test_list_and_show_record_every_export(
     assert "data_import_key" not in shown["job"]["destination"]
     assert partner.client_secret not in str(shown)
 
-    text = run_cli(cohortsync_command("runs", "show", runs[0]["id"]))
+    text = run_cli("runs", "show", runs[0]["id"], expect=None)
     assert text.returncode == 0
     assert "failed" in text.stdout
     assert "Table" in text.stdout or "table" in text.stdout
-    listed = run_cli(cohortsync_command("runs", "list"))
+    listed = run_cli("runs", "list", expect=None)
     assert succeeded["id"] in listed.stdout
 
 
-def test_unknown_run_and_status_are_usage_errors(home: object, run_cli: RunCli) -> None:
-    missing = run_cli(cohortsync_command("runs", "show", "nope"))
+def test_unknown_run_and_status_are_usage_errors(home: object) -> None:
+    missing = run_cli("runs", "show", "nope", expect=None)
     assert missing.returncode == 2
     assert "no export run with id 'nope'" in missing.stderr
     assert "Traceback" not in missing.stderr
-    status = run_cli(cohortsync_command("runs", "list", "--status", "done"))
+    status = run_cli("runs", "list", "--status", "done", expect=None)
     assert status.returncode == 2
     assert "unknown --status 'done'" in status.stderr
-    empty = run_cli(cohortsync_command("runs", "list"))
+    empty = run_cli("runs", "list", expect=None)
     assert empty.returncode == 0
     assert "no export runs yet" in empty.stdout

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from runs_helpers import export_args, membership, received, runs_json, wait_for
+from runs_helpers import export_args, membership, received, runs_json
 
 from export.partner_server import PartnerServer
+from support import run_cli, wait_for
 
 Spawn = Callable[[list[str]], "subprocess.Popen[str]"]
-RunCli = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
 def users(start: int, stop: int) -> set[tuple[str, str]]:
@@ -34,7 +34,7 @@ def table_of(start: int, stop: int) -> str:
 
 
 def test_sigterm_finishes_requests_in_flight_then_resume_completes(
-    partner: PartnerServer, warehouse: Callable[[str], None], spawn: Spawn, run_cli: RunCli
+    partner: PartnerServer, warehouse: Callable[[str], None], spawn: Spawn
 ) -> None:
     warehouse(table_of(0, 30_000))
     partner.delay = 0.15
@@ -57,7 +57,7 @@ def test_sigterm_finishes_requests_in_flight_then_resume_completes(
     assert len(partner.users_requests(answered=False)) == answered
 
     partner.delay = 0
-    done = run_cli(export_args(partner, "--json"))
+    done = run_cli(*export_args(partner, "--json"), expect=None)
     assert done.returncode == 0, done.stderr
     assert membership(partner) == users(0, 30_000)
     assert max(received(partner).values()) == 1  # a graceful stop re-sends nothing
@@ -67,7 +67,7 @@ def test_sigterm_finishes_requests_in_flight_then_resume_completes(
 
 
 def test_runs_resume_continues_a_stopped_run_by_id(
-    partner: PartnerServer, warehouse: Callable[[str], None], spawn: Spawn, run_cli: RunCli
+    partner: PartnerServer, warehouse: Callable[[str], None], spawn: Spawn
 ) -> None:
     warehouse(table_of(0, 12_000))
     partner.delay = 0.15
@@ -80,22 +80,18 @@ def test_runs_resume_continues_a_stopped_run_by_id(
     warehouse(table_of(500_000, 500_010))  # the query's result has changed since: no matter
     partner.delay = 0
     resumed = run_cli(
-        [
-            *export_args(partner)[:3],
-            "runs",
-            "resume",
-            run["id"],
-            "--data-import-key",
-            partner.client_secret,
-            "--json",
-        ]
+        "runs",
+        "resume",
+        run["id"],
+        "--data-import-key",
+        partner.client_secret,
+        "--json",
+        expect=None,
     )
     assert resumed.returncode == 0, resumed.stderr
     assert membership(partner) == users(0, 12_000)
     assert max(received(partner).values()) == 1
-    again = run_cli(
-        [*export_args(partner)[:3], "runs", "resume", run["id"], "--data-import-key", "x"]
-    )
+    again = run_cli("runs", "resume", run["id"], "--data-import-key", "x", expect=None)
     assert again.returncode == 2
     assert "not the one run" in again.stderr
 
@@ -112,7 +108,6 @@ def test_sigkill_at_random_points_then_restart_converges(
     partner: PartnerServer,
     warehouse: Callable[[str], None],
     spawn: Spawn,
-    run_cli: RunCli,
     home: Path,
 ) -> None:
     """Kill the exporter with SIGKILL at random moments, restart, check the cohort and resends."""
@@ -137,7 +132,7 @@ def test_sigkill_at_random_points_then_restart_converges(
             process.send_signal(signal.SIGKILL)
             process.communicate(timeout=30)
             phase_kills += process.returncode == -signal.SIGKILL
-        done = run_cli(export_args(partner, "--threads", str(threads), "--json"))
+        done = run_cli(*export_args(partner, "--threads", str(threads), "--json"), expect=None)
         assert done.returncode == 0, f"seed {seed}: {done.stderr}"
         assert membership(partner) == users(start, stop), f"seed {seed}"
         sent = received(partner) - before
@@ -152,14 +147,14 @@ def test_sigkill_at_random_points_then_restart_converges(
 
 
 def test_a_second_run_of_the_cohort_waits_then_fails_naming_the_first(
-    partner: PartnerServer, warehouse: Callable[[str], None], spawn: Spawn, run_cli: RunCli
+    partner: PartnerServer, warehouse: Callable[[str], None], spawn: Spawn
 ) -> None:
     warehouse(table_of(0, 20_000))
     partner.delay = 0.5  # the first run takes 10 s unless sped up
     first = spawn(export_args(partner, "--threads", "1"))
     wait_for(lambda: len(partner.users_requests(answered=False)) >= 1, what="the first run")
     started = time.monotonic()
-    second = run_cli(export_args(partner, "--lock-timeout", "1"))
+    second = run_cli(*export_args(partner, "--lock-timeout", "1"), expect=None)
     waited = time.monotonic() - started
     assert second.returncode == 1, second.stderr
     assert "another run of cohort 'vip'" in second.stderr
@@ -175,13 +170,13 @@ def test_a_second_run_of_the_cohort_waits_then_fails_naming_the_first(
 
 
 def test_a_second_run_that_waits_long_enough_runs_after_the_first(
-    partner: PartnerServer, warehouse: Callable[[str], None], spawn: Spawn, run_cli: RunCli
+    partner: PartnerServer, warehouse: Callable[[str], None], spawn: Spawn
 ) -> None:
     warehouse(table_of(0, 4_000))
     partner.delay = 0.2
     first = spawn(export_args(partner, "--threads", "1", "--operation", "add"))
     wait_for(lambda: len(partner.users_requests(answered=False)) >= 1, what="the first run")
-    second = run_cli(export_args(partner, "--lock-timeout", "60"))
+    second = run_cli(*export_args(partner, "--lock-timeout", "60"), expect=None)
     assert second.returncode == 0, second.stderr
     first.communicate(timeout=60)
     assert first.returncode == 0
@@ -198,7 +193,7 @@ def test_a_second_run_that_waits_long_enough_runs_after_the_first(
 
 
 def test_a_killed_run_shows_dead_and_the_same_command_continues_it(
-    partner: PartnerServer, warehouse: Callable[[str], None], spawn: Spawn, run_cli: RunCli
+    partner: PartnerServer, warehouse: Callable[[str], None], spawn: Spawn
 ) -> None:
     warehouse(table_of(0, 8_000))
     partner.delay = 0.2
@@ -210,10 +205,10 @@ def test_a_killed_run_shows_dead_and_the_same_command_continues_it(
     assert run["status"] == "running"
     assert run["alive"] is False
     assert run["resumable"] is True
-    listed = run_cli([*export_args(partner)[:3], "runs", "list"])
+    listed = run_cli("runs", "list", expect=None)
     assert "dead" in listed.stdout
     partner.delay = 0
-    done = run_cli(export_args(partner))
+    done = run_cli(*export_args(partner), expect=None)
     assert done.returncode == 0, done.stderr
     [after] = runs_json("list")
     assert after["id"] == run["id"]
@@ -224,11 +219,11 @@ def test_a_killed_run_shows_dead_and_the_same_command_continues_it(
 
 
 def test_another_export_supersedes_a_stopped_mirror_run_and_folds_its_changes(
-    partner: PartnerServer, warehouse: Callable[[str], None], spawn: Spawn, run_cli: RunCli
+    partner: PartnerServer, warehouse: Callable[[str], None], spawn: Spawn
 ) -> None:
     """A stopped run of another job is not continued: its changes are folded into the next."""
     warehouse(table_of(0, 5_000))
-    assert run_cli(export_args(partner)).returncode == 0
+    assert run_cli(*export_args(partner), expect=None).returncode == 0
     warehouse(table_of(2_000, 9_000))  # 2,000 exits, 4,000 entries
     partner.delay = 0.2
     before = len(partner.users_requests())
@@ -240,7 +235,7 @@ def test_another_export_supersedes_a_stopped_mirror_run_and_folds_its_changes(
     stopped = runs_json("list")[0]
     partner.delay = 0
     warehouse(table_of(1_000, 6_000))
-    done = run_cli(export_args(partner, "--cohort-name", "VIP customers", "--json"))
+    done = run_cli(*export_args(partner, "--cohort-name", "VIP customers", "--json"), expect=None)
     assert done.returncode == 0, done.stderr
     assert membership(partner) == users(1_000, 6_000)
     history = {run["id"]: run for run in runs_json("list")}

@@ -63,14 +63,6 @@ class Probe:
         return self.calls.count(name)
 
 
-def wait_for(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
-
-
 class WebhookReceiver:
     """A real HTTP server on 127.0.0.1 that keeps every JSON body POSTed to it."""
 

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import sys as _sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from cohortsync.catalog import runs as run_history
 from cohortsync.catalog.db import open_catalog
 from cohortsync.queries import QueryExport, save_query
 from cohortsync.settings import Settings
+from support import wait_for
 
 
 def job_runs(catalog: sa.Engine, job: str) -> list[run_history.RunRecord]:
@@ -49,16 +49,14 @@ def test_sigterm_takes_no_new_job_and_checkpoints_the_running_export(
              "--max-parallel", "1", "--json"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
         )  # fmt: skip
+        def two_batches_acknowledged() -> bool:
+            running = job_runs(catalog, "query:a_export")
+            acked = run_history.acknowledged_batches(catalog, running[0].id) if running else set()
+            return len(acked) >= 2
+
         try:
-            deadline = time.monotonic() + 60
-            acked: set[int] = set()
-            while len(acked) < 2:
-                assert time.monotonic() < deadline, "the export never got going"
-                assert process.poll() is None, process.stderr.read() if process.stderr else ""
-                running = job_runs(catalog, "query:a_export")
-                if running:
-                    acked = run_history.acknowledged_batches(catalog, running[0].id)
-                time.sleep(0.05)
+            what = "the export to get going (2 acknowledged batches)"
+            wait_for(two_batches_acknowledged, 60, what=what, interval=0.05, process=process)
             process.send_signal(signal.SIGTERM)
             stdout, stderr = process.communicate(timeout=30)
         finally:

@@ -9,13 +9,14 @@ import time
 from datetime import timedelta
 
 import pytest
-from scheduler_helpers import Clock, Probe, WebhookReceiver, free_port_closed, wait_for
+from scheduler_helpers import Clock, Probe, WebhookReceiver, free_port_closed
 
 from cohortsync.catalog import leases, schedules
 from cohortsync.catalog import runs as run_history
 from cohortsync.catalog.db import open_catalog
 from cohortsync.scheduler import Scheduler
 from cohortsync.settings import Settings
+from support import wait_for
 
 TTL = timedelta(minutes=10)
 
@@ -128,7 +129,7 @@ def test_two_schedulers_never_run_the_same_job_at_once(
     for thread in threads:
         thread.join()
     assert sorted(started) == [0, 1]
-    wait_for(lambda: probe.count("slow") == 1)
+    wait_for(lambda: probe.count("slow") == 1, 5, what="the slow job to start")
     clock.advance(minutes=5)  # the next slot comes while the first run still works
     assert first.tick() == [] and second.tick() == []
     probe.release.set()
@@ -214,7 +215,7 @@ def test_stop_takes_no_new_jobs_and_interrupts_running_ones(
     clock.advance(minutes=5)
     scheduler = Scheduler(settings, clock=clock)
     [future] = scheduler.tick()
-    wait_for(lambda: probe.count("slow-stop") == 1)
+    wait_for(lambda: probe.count("slow-stop") == 1, 5, what="the slow job to start")
     scheduler.stop()
     clock.advance(hours=1)
     assert scheduler.tick() == []  # stopping: "later" is due but not taken

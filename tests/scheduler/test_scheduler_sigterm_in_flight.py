@@ -37,6 +37,7 @@ from cohortsync.catalog import runs as run_history
 from cohortsync.catalog.db import open_catalog
 from cohortsync.queries import QueryExport, save_query
 from cohortsync.settings import Settings
+from support import wait_for
 
 HOLD_S = 1.5  # how long the proxy holds each batch's answer
 SKIPPED_HEADERS = {"host", "connection", "content-length", "transfer-encoding"}
@@ -122,12 +123,13 @@ def test_sigterm_with_a_batch_in_flight_leaves_nothing_unacknowledged(
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
             )  # fmt: skip
             try:
-                deadline = time.monotonic() + 60
-                # the third batch is in the service, its answer not yet back
-                while not (proxy.delivered >= 3 and proxy.holding.is_set()):
-                    assert time.monotonic() < deadline, "the export never got going"
-                    assert process.poll() is None, process.stderr.read() if process.stderr else ""
-                    time.sleep(0.01)
+                wait_for(
+                    lambda: proxy.delivered >= 3 and proxy.holding.is_set(),
+                    60,
+                    what="the third batch in the service, its answer not yet back",
+                    interval=0.01,
+                    process=process,
+                )
                 in_flight = proxy.delivered
                 process.send_signal(signal.SIGTERM)
                 stdout, stderr = process.communicate(timeout=30)

@@ -7,10 +7,8 @@ leaves a backup beside it) never touches the committed fixtures.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 import pytest
 
 from services import POSTGRES_ADMIN_URL, missing_service
+from support import CliResult, run_cli
 
 DATABASES = Path(__file__).parent / "fixtures" / "databases"
 
@@ -52,23 +51,11 @@ def old_store(tmp_path: Path) -> Callable[[str], Path]:
 
 
 @pytest.fixture
-def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run the real ``cohortsync`` executable with the test's environment."""
+def cli() -> Callable[..., CliResult]:
+    """Run the real ``cohortsync`` with the test's environment; exit 0 unless ``check=False``."""
 
-    def run(
-        *args: str, check: bool = True, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "cohortsync", *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=dict(os.environ),
-            check=False,
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(f"cohortsync {' '.join(args)}: {done.returncode}\n{done.stderr}")
-        return done
+    def run(*args: str, check: bool = True, timeout: float = 120) -> CliResult:
+        return run_cli(*args, timeout=timeout, expect=0 if check else None)
 
     return run
 

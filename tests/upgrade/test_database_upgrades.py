@@ -14,7 +14,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from cohortsync.braze.store import STORE_SCHEMA, open_store
 from cohortsync.catalog.auths import auth_fields
 from cohortsync.catalog.db import catalog_schema, open_catalog
 from cohortsync.settings import Settings
+from support import accepting, wait_for
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 CATALOG_HEAD = dbschema.head(catalog_schema())
@@ -152,15 +152,7 @@ def serving(db_url: str) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/openapi.json", timeout=1):
-                    break
-            except OSError:
-                assert process.poll() is None, process.communicate()[1]
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.1)
+        wait_for(lambda: accepting(port), what="serve to start", interval=0.1, process=process)
         yield base
     finally:
         process.terminate()

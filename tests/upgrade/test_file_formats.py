@@ -12,13 +12,10 @@ tests hold whether or not the catalog is migrated on open.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import struct
 import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +28,7 @@ import pytest
 from cohortsync import __version__
 from cohortsync.export import formats
 from export.partner_server import PARTNER_API_KEY
+from support import cohortsync_command, run_cli, wait_for
 from upgrade.make_file_fixtures import PORT, FixedPortPartner, table_sql, users
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "files"
@@ -66,16 +64,6 @@ def frozen_partner(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fixe
     server.stop()
 
 
-def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cohortsync", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=dict(os.environ),
-    )
-
-
 def warehouse(home: Path, sql: str) -> None:
     with duckdb.connect(str(home / "warehouse.duckdb")) as connection:
         connection.execute(sql)
@@ -91,7 +79,7 @@ def run_dir(home: Path) -> Path:
 
 
 def run_status(run_id: str) -> str:
-    shown = cli("runs", "show", run_id, "--json")
+    shown = run_cli("runs", "show", run_id, "--json")
     assert shown.returncode == 0, shown.stderr
     return str(json.loads(shown.stdout)["status"])
 
@@ -114,7 +102,7 @@ def test_a_run_interrupted_by_the_previous_release_resumes_exactly(
     plan_path = run_dir(frozen_home) / formats.PLAN_FILE
     if plan == "first release":
         first_release_plan(plan_path)
-    resumed = cli("runs", "resume", INTERRUPTED["run_id"], "--json")
+    resumed = run_cli("runs", "resume", INTERRUPTED["run_id"], "--json")
     assert resumed.returncode == 0, resumed.stderr
     report = json.loads(resumed.stdout)
     assert report["run_id"] == INTERRUPTED["run_id"]
@@ -136,7 +124,7 @@ def test_a_run_interrupted_by_the_previous_release_resumes_exactly(
 
     # Its pending snapshot, written by the previous release, is now the committed one.
     warehouse(frozen_home, table_sql("big", *INTERRUPTED["ids"], INTERRUPTED["prefix"]))
-    again = cli(*export_args("big", "big", "--operation", "mirror", "--json"))
+    again = run_cli(*export_args("big", "big", "--operation", "mirror", "--json"))
     assert again.returncode == 0, again.stderr
     mirror = json.loads(again.stdout)["mirror"]
     assert (mirror["entries"], mirror["exits"], mirror["previous_members"]) == (0, 0, 5_000)
@@ -147,7 +135,7 @@ def test_the_previous_releases_snapshot_is_diffed_by_the_next_mirror_run(
     frozen_home: Path, frozen_partner: FixedPortPartner
 ) -> None:
     warehouse(frozen_home, table_sql("t", 1_500, 4_500))
-    done = cli(*export_args("vip", "t", "--operation", "mirror", "--json"))
+    done = run_cli(*export_args("vip", "t", "--operation", "mirror", "--json"))
     assert done.returncode == 0, done.stderr
     mirror = json.loads(done.stdout)["mirror"]
     assert mirror["first_run"] is False
@@ -192,7 +180,7 @@ def test_a_run_directory_of_a_newer_format_is_refused_naming_both_versions(
     path = make_newer(frozen_home)
     content = path.read_bytes()
     status = run_status(INTERRUPTED["run_id"])
-    refused = cli("runs", "resume", INTERRUPTED["run_id"])
+    refused = run_cli("runs", "resume", INTERRUPTED["run_id"], expect=2)
     assert refused.returncode == 2, refused.stderr
     message = refused.stderr.strip()
     assert message == (
@@ -213,16 +201,16 @@ def test_a_snapshot_of_a_newer_format_is_refused_naming_both_versions(
     meta = json.loads(path.read_text())
     meta["format_version"] = formats.SNAPSHOT_VERSION + 1
     path.write_text(json.dumps(meta))
-    runs_before = cli("runs", "list", "--json").stdout
+    runs_before = run_cli("runs", "list", "--json").stdout
     warehouse(frozen_home, table_sql("t", 1_500, 4_500))
-    refused = cli(*export_args("vip", "t", "--operation", "mirror"))
+    refused = run_cli(*export_args("vip", "t", "--operation", "mirror"), expect=2)
     assert refused.returncode == 2, refused.stderr
     assert f"{path.parent} is in snapshot format version 2" in refused.stderr
     assert "reads snapshot format versions up to 1" in refused.stderr
     assert "upgrade cohortsync" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     assert frozen_partner.requests == []
-    assert cli("runs", "list", "--json").stdout == runs_before  # no run recorded
+    assert run_cli("runs", "list", "--json").stdout == runs_before  # no run recorded
 
 
 def test_fresh_runs_write_the_current_formats(home: Path, frozen_partner: FixedPortPartner) -> None:
@@ -244,17 +232,16 @@ def test_fresh_runs_write_the_current_formats(home: Path, frozen_partner: FixedP
         "1",
     ]
     process = subprocess.Popen(
-        [sys.executable, "-m", "cohortsync", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ),
+        cohortsync_command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        deadline = time.monotonic() + 60
         # One thread: a second batch is taken only once the first ack is in the log.
-        while len(frozen_partner.users_requests(answered=False)) < 2:
-            assert process.poll() is None and time.monotonic() < deadline, "no batch was sent"
-            time.sleep(0.02)
+        wait_for(
+            lambda: len(frozen_partner.users_requests(answered=False)) >= 2,
+            60,
+            what="a second batch, sent once the first is acknowledged",
+            process=process,
+        )
     finally:
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=30)
@@ -269,7 +256,7 @@ def test_fresh_runs_write_the_current_formats(home: Path, frozen_partner: FixedP
     assert json.loads(pending.read_text())["format_version"] == 1
 
     frozen_partner.delay = 0
-    done = cli(*args)
+    done = run_cli(*args)
     assert done.returncode == 0, done.stderr
     [committed] = home.glob(f"snapshots/fresh-*/gen-{directory.name}/meta.json")
     assert json.loads(committed.read_text())["format_version"] == 1

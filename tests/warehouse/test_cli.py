@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
+from support import CliResult, run_cli
+
 from .conftest import CUSTOMERS, write_file
 
 
-def cohortsync(
-    *args: str, home: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {
-        name: value for name, value in os.environ.items() if not name.startswith("COHORTSYNC_")
-    }
-    environment["COHORTSYNC_HOME"] = str(home)
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "cohortsync", "warehouse", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=60,
-    )
+def cohortsync(*args: str, home: Path, env: dict[str, str] | None = None) -> CliResult:
+    """``cohortsync warehouse ARGS`` on ``home`` alone; the test checks the exit code."""
+    return run_cli("warehouse", *args, home=home, env=env, expect=None)
 
 
 @pytest.fixture
