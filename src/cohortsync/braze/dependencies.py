@@ -32,7 +32,8 @@ from cohortsync.braze.store import Store
 from cohortsync.braze.validation import ApiError, credential, read_json_object
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
+    """The app's store (async: a plain ``def`` dependency would cost a thread-pool hop)."""
     store: Store = request.app.state.store
     return store
 
