@@ -9,6 +9,7 @@ docstring (the description), so the document reads as the operation does.
 # No `from __future__ import annotations`: FastAPI reads the endpoint's
 # annotations, and the caller's dependency is a variable of the closure.
 
+import inspect
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -63,7 +64,7 @@ def operations_router(
                 methods=["POST"],
                 name=operation.__name__,
                 summary=summary,
-                description=operation.__doc__,
+                description=inspect.cleandoc(operation.__doc__ or ""),
                 openapi_extra=schemas.json_body(body_schema),
             )
             return operation
