@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from cohortsync.braze import admin, matching
 from cohortsync.braze.keys import PartnerCaller
 from cohortsync.braze.profiles import rest_operations
-from cohortsync.braze.store import Store, open_store, partners, users
+from cohortsync.braze.store import IDENTIFIER_KINDS, Store, open_store, partners, users
 from cohortsync.braze.validation import ApiError, CohortChange, MembershipChanges
 
 ALICE = ("alice", ("email", "alice@example.com"), "dev-alice")  # identified, with a device
@@ -161,7 +161,7 @@ def test_unknown_identifiers_are_dropped_and_create_nobody(
     )
     assert members(store, caller) == ["alice"]
     assert counts(report) == {"external_id": (2, 1), "alias": (1, 0), "device_id": (1, 0)}
-    assert [report.counts[k].dropped for k in matching.KINDS] == [1, 1, 1]
+    assert [report.counts[k].dropped for k in IDENTIFIER_KINDS] == [1, 1, 1]
     assert users_count(store) == before
 
 
@@ -201,7 +201,7 @@ def test_a_request_without_identifiers_touches_nothing(store: Store, caller: Par
     with store.read() as conn:
         assert matching.resolve_request(store, conn, caller, request) is None
     assert counts(matching.write_changes(store, caller, request, None)) == {
-        kind: (0, 0) for kind in matching.KINDS
+        kind: (0, 0) for kind in IDENTIFIER_KINDS
     }
     assert admin.list_cohorts(store, workspace=caller.workspace_id) == []
 

@@ -37,8 +37,6 @@ from cohortsync.braze.store import (
 )
 from cohortsync.braze.validation import ApiError, CohortDefinition, MembershipChanges
 
-KINDS = IDENTIFIER_KINDS
-
 
 @dataclass
 class KindCounts:
@@ -56,7 +54,9 @@ class KindCounts:
 class ChangeReport:
     """What one ``/cohorts/users`` request did."""
 
-    counts: dict[str, KindCounts] = field(default_factory=lambda: {k: KindCounts() for k in KINDS})
+    counts: dict[str, KindCounts] = field(
+        default_factory=lambda: {k: KindCounts() for k in IDENTIFIER_KINDS}
+    )
     added: int = 0
     removed: int = 0
 
