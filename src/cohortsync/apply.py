@@ -38,7 +38,7 @@ from cohortsync.catalog.auths import auth_fields, upsert_auth
 from cohortsync.catalog.db import open_catalog
 from cohortsync.definitions import Activation, Authentication, Parent, Query, Segment, validated
 from cohortsync.definitions.fields import Definition
-from cohortsync.definitions.invalid import place
+from cohortsync.definitions.invalid import refusal
 from cohortsync.errors import ConfigError
 from cohortsync.settings import Settings
 from cohortsync.textfiles import read_text
@@ -155,10 +155,8 @@ def load_file(path: Path, *, environ: dict[str, str] | None = None) -> AsCodeFil
     try:
         document = _Document.model_validate(resolved)
     except ValidationError as error:
-        first = error.errors()[0]
-        raise ConfigError(
-            f"{path}: {place('', first['loc']) or 'file'}: {first['msg']}", hint=FORMAT_HINT
-        ) from None
+        problem = refusal(error, hint=FORMAT_HINT)
+        raise ConfigError(f"{path}: {problem.message}", hint=problem.hint) from None
     read: dict[str, list[Any]] = {}
     for kind in KINDS:
         read[kind] = [
@@ -384,13 +382,6 @@ def _fields(definition: Definition) -> dict[str, Any]:
     return fields
 
 
-_SAVED: dict[str, type[SavedParent | SavedSegment | SavedActivation]] = {
-    "parents": SavedParent,
-    "segments": SavedSegment,
-    "activations": SavedActivation,
-}
-
-
 def _current(catalog: sa.Engine, settings: Settings, kind: str, name: str) -> dict[str, Any] | None:
     """What the catalog holds under ``name``, or ``None``."""
     if kind == "authentications":
@@ -400,7 +391,13 @@ def _current(catalog: sa.Engine, settings: Settings, kind: str, name: str) -> di
             return _fields(queries.get_query(name, settings=settings))
         except ConfigError:
             return None
-    saved: Definition | None = audiences.get(catalog, _SAVED[kind], name)  # type: ignore[type-var]
+    saved: Definition | None
+    if kind == "parents":
+        saved = audiences.get(catalog, SavedParent, name)
+    elif kind == "segments":
+        saved = audiences.get(catalog, SavedSegment, name)
+    else:
+        saved = audiences.get(catalog, SavedActivation, name)
     return None if saved is None else _fields(saved)
 
 

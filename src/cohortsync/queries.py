@@ -23,7 +23,10 @@ from cohortsync.catalog import queries as store
 from cohortsync.catalog import runs as run_history
 from cohortsync.catalog import schedules
 from cohortsync.catalog.db import open_catalog
-from cohortsync.definitions import Query, QueryExport, validated
+from cohortsync.definitions import Query, validated
+
+# The export settings of a saved query, named here for the callers of save_query.
+from cohortsync.definitions import QueryExport as QueryExport
 from cohortsync.errors import ConfigError, SourceError
 from cohortsync.export.spec import Source
 from cohortsync.jobs.cron import next_run
@@ -31,9 +34,6 @@ from cohortsync.jobs.history import failures_recorded
 from cohortsync.jobs.kinds import JobContext, JobResult
 from cohortsync.jobs.leases import held_lease, new_owner
 from cohortsync.settings import Settings
-
-# QueryExport is the definitions' one, named here for the callers of save_query.
-__all__ = ["QueryExport", "SavedQuery", "get_query", "run_query", "save", "save_query"]
 
 KIND = "query"
 PREVIEW_ROWS = 10

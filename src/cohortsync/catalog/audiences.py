@@ -161,7 +161,7 @@ def from_columns(kind: type[S], row: Mapping[Any, Any]) -> S:
         problem = refusal(error)
         raise ConfigError(
             f"the saved {kind.kind} {row['name']!r} is invalid: {problem.message}",
-            hint=f"save it again with 'cohortsync apply' or delete it ({problem.hint})",
+            hint="delete it and create it again" + (f"; {problem.hint}" if problem.hint else ""),
         ) from None
 
 

@@ -76,12 +76,12 @@ def refusal(
     if rule is not None:
         named = subject and tuple(first["loc"][:1]) != ("name",)
         return ConfigError(f"{subject}: {rule.message}" if named else rule.message, hint=rule.hint)
-    where = place(at, first["loc"])
+    where = _place(at, first["loc"])
     text = first["msg"].removeprefix("Value error, ")
     return ConfigError(f"{where}: {text}" if where else text, hint=hint)
 
 
-def place(at: str, loc: Sequence[int | str]) -> str:
+def _place(at: str, loc: Sequence[int | str]) -> str:
     """``at`` and a pydantic location as one path: ``activations[0].mirror.allow_empty``."""
     text = at
     for part in loc:
