@@ -12,7 +12,14 @@ prints its message as one line on stderr (no traceback) and exits with its
     ├── SourceError                 exit 3  the query or source failed
     ├── DestinationRefused          exit 4  the destination refused (400/401)
     ├── RetriesExhausted            exit 5  retryable failures outlasted the retries
-    └── RunInterrupted              exit 6  stopped by SIGTERM/Ctrl-C; resumable
+    ├── RunInterrupted              exit 6  stopped by SIGTERM/Ctrl-C; resumable
+    ├── MirrorGuardRefused          exit 1  a mirror run would empty or shrink its cohort too far
+    └── CohortBusy                  exit 1  another run of the cohort holds its lock
+
+An error raised by an export run that was recorded in the run history names
+that run: :attr:`CohortsyncError.run_id`, and :attr:`CohortsyncError.report`
+(the run's report as stored), set once with :meth:`CohortsyncError.for_run`.
+A scheduler or a webhook reads them as declared attributes.
 
 The retry policy of the partner API client is written in these classes
 (as in the Singer SDK): :class:`RetriableError` is what the client retries,
@@ -22,6 +29,7 @@ and it becomes :class:`RetriesExhausted` when the retries run out.
 from __future__ import annotations
 
 import re
+from typing import Any, Self
 
 # An engine message longer than this is cut, with a mark, so one bad row of
 # data quoted in it cannot flood the terminal.
@@ -34,14 +42,32 @@ class CohortsyncError(Exception):
     Args:
         message: one line that says what failed and on which input.
         hint: what to do about it; appended to the message when printed.
+
+    Attributes:
+        run_id: the run of the run history this failure belongs to, once known.
+        report: that run's report as recorded (``ExportReport.to_dict()``), if any.
     """
 
     exit_code = 1
+    run_id: str | None
+    report: dict[str, Any] | None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.run_id = None
+        self.report = None
+
+    def for_run(self, run_id: str, report: dict[str, Any] | None = None) -> Self:
+        """Name the run this failure belongs to (and its report); returns the error itself.
+
+        A run already named is kept: the innermost code that recorded the run knows it best.
+        """
+        if self.run_id is None:
+            self.run_id = run_id
+            self.report = report
+        return self
 
     def __str__(self) -> str:
         if self.hint:
@@ -89,6 +115,46 @@ class RunInterrupted(CohortsyncError):
     """The run was stopped by a signal after recording its requests in flight."""
 
     exit_code = 6
+
+
+class MirrorGuardRefused(CohortsyncError):
+    """A mirror run would empty its cohort, or remove more of it than allowed; nothing was sent.
+
+    Attributes:
+        result_members: identifiers the query returned.
+        previous_members: members tracked by the last successful sync.
+        exits: members the run would remove.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str,
+        result_members: int,
+        previous_members: int,
+        exits: int,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.result_members = result_members
+        self.previous_members = previous_members
+        self.exits = exits
+
+
+class CohortBusy(CohortsyncError):
+    """Another run of the same cohort held its lock for longer than the lock timeout.
+
+    Attributes:
+        cohort: the cohort, as its key describes it.
+        holder_run_id: the run holding the lock, when it wrote its id.
+    """
+
+    def __init__(
+        self, message: str, *, hint: str, cohort: str, holder_run_id: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.cohort = cohort
+        self.holder_run_id = holder_run_id
 
 
 class RetriableError(Exception):

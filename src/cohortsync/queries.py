@@ -29,6 +29,7 @@ from cohortsync.definitions import Query, validated
 from cohortsync.definitions import QueryExport as QueryExport
 from cohortsync.errors import ConfigError, SourceError
 from cohortsync.export.spec import Source
+from cohortsync.export.stopping import StopToken
 from cohortsync.jobs.cron import next_run
 from cohortsync.jobs.history import failures_recorded
 from cohortsync.jobs.kinds import JobContext, JobResult
@@ -261,8 +262,11 @@ def run_query(
     progress: bool | None = None,
     settings: Settings | None = None,
     lease_owner: str | None = None,
+    stop: StopToken | None = None,
 ) -> QueryRunResult:
     """Run the saved query ``name`` and, when it has an export, export its result.
+
+    ``stop`` is passed on to the export (:func:`cohortsync.export.run.run_export`).
 
     Takes the job's lease for the whole run, unless the caller (the
     scheduler) already holds it and says so with ``lease_owner``. A dry run
@@ -280,9 +284,9 @@ def run_query(
         if row is None:
             raise _unknown(name)
         if lease_owner is not None or dry_run:
-            return _run(catalog, settings, row, dry_run, full_resync, progress)
+            return _run(catalog, settings, row, dry_run, full_resync, progress, stop)
         with held_lease(catalog, schedules.job_label(KIND, name), new_owner("query-run")):
-            return _run(catalog, settings, row, dry_run, full_resync, progress)
+            return _run(catalog, settings, row, dry_run, full_resync, progress, stop)
     finally:
         catalog.dispose()
 
@@ -294,6 +298,7 @@ def _run(
     dry_run: bool,
     full_resync: bool,
     progress: bool | None,
+    stop: StopToken | None = None,
 ) -> QueryRunResult:
     # Imported here: the export pipeline (DuckDB, HTTP) is loaded only to run one.
     from cohortsync.export.run import run_export
@@ -308,7 +313,7 @@ def _run(
 
         export = validated(QueryExport, row.export, subject=f"saved query {row.name!r}")
         spec = export_spec(export, source, job=job, full_resync=full_resync, settings=settings)
-        report = run_export(spec, dry_run=dry_run, progress=progress, settings=settings)
+        report = run_export(spec, dry_run=dry_run, progress=progress, settings=settings, stop=stop)
     return QueryRunResult(row.name, report.status, report.run_id, report.to_dict())
 
 
@@ -367,7 +372,11 @@ def _record_query_run(catalog: sa.Engine, job: str, source: Source, rows: int) -
 def run_query_job(context: JobContext) -> JobResult:
     """Run a saved query for the scheduler (job kind ``"query"``)."""
     result = run_query(
-        context.name, progress=False, settings=context.settings, lease_owner=context.lease_owner
+        context.name,
+        progress=False,
+        settings=context.settings,
+        lease_owner=context.lease_owner,
+        stop=context.stop,
     )
     return JobResult(result.status, result.run_id, None, result.report or result.to_dict())
 

@@ -14,10 +14,12 @@ Rules, each one a test in ``tests/scheduler``:
 - **No overlap.** A run first wins the job's lease; a job whose lease is held
   (by another scheduler or a manual ``query run``) is left due, and runs once
   the lease is free.
-- **SIGTERM.** The daemon stops taking jobs, tells the running ones to stop at
-  their next checkpoint, waits for them and releases their leases. An export
-  that is sending stops gracefully: no new batch, the requests in flight
-  finish and are recorded, so nothing reaches Braze unacknowledged.
+- **SIGTERM.** The daemon stops taking jobs, requests the stop of each
+  running job's :class:`~cohortsync.export.stopping.StopToken`, waits for them
+  and releases their leases. Nothing is injected into the job's thread: the
+  job stops at its next boundary. An export that is sending stops gracefully:
+  no new batch, the requests in flight finish and are recorded, so nothing
+  reaches Braze unacknowledged; a second SIGTERM cancels them at once.
 - **Failures** leave a failed run in the run history with the message and,
   when configured, POST the run's report to a webhook.
 
@@ -26,7 +28,6 @@ Time comes from an injected clock so tests can move it.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import signal
 import threading
@@ -45,7 +46,7 @@ from cohortsync.catalog import schedules as catalog
 from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.leases import Lease, acquire_lease
 from cohortsync.errors import CohortsyncError, RunInterrupted
-from cohortsync.export.stopping import clear_stop_request, request_stop
+from cohortsync.export.stopping import StopToken
 from cohortsync.jobs.cron import (
     CRON_HINT,
     Clock,
@@ -137,11 +138,10 @@ def execute_job(context: JobContext, runner: JobRunner | None = None) -> JobResu
     started = datetime.now(UTC)
     try:
         result = (runner or job_runner(context.kind))(context)
-    except (RunInterrupted, KeyboardInterrupt) as error:
-        message = str(error) or "interrupted by SIGTERM; acknowledged batches are recorded"
-        result = JobResult("interrupted", _run_id_of(error), message)
+    except RunInterrupted as error:
+        result = JobResult("interrupted", error.run_id, str(error))
     except CohortsyncError as error:
-        result = JobResult("failed", _run_id_of(error), str(error), _report_of(error))
+        result = JobResult("failed", error.run_id, str(error), error.report)
     except Exception as error:
         log.exception("job %s crashed", context.job)
         result = JobResult("failed", None, f"{type(error).__name__}: {error}")
@@ -151,27 +151,6 @@ def execute_job(context: JobContext, runner: JobRunner | None = None) -> JobResu
         )
         result = JobResult(result.status, run_id, result.error, result.report)
     return result
-
-
-# --- run history of jobs that failed outside an export run ----------------------------
-
-
-def _run_id_of(error: BaseException) -> str | None:
-    run_id = getattr(error, "run_id", None)
-    return str(run_id) if run_id else None
-
-
-def _report_of(error: BaseException) -> dict[str, Any] | None:
-    report = getattr(error, "report", None)
-    if report is None:
-        return None
-    to_dict = getattr(report, "to_dict", None)
-    return to_dict() if callable(to_dict) else dict(report)
-
-
-def _raise_in_thread(ident: int, exception: type[BaseException]) -> None:
-    """Raise ``exception`` in thread ``ident`` at its next bytecode (what Ctrl-C does to main)."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exception))
 
 
 # --- the scheduler -------------------------------------------------------------------
@@ -212,7 +191,7 @@ class Scheduler:
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="job")
         self._running: dict[str, Future[JobOutcome]] = {}
         self._lock = threading.Lock()
-        self._in_runner: set[int] = set()  # worker threads inside a job runner
+        self._stops: dict[str, StopToken] = {}  # job -> the stop token of its running runner
 
     # one pass -----------------------------------------------------------------
 
@@ -288,23 +267,24 @@ class Scheduler:
             self.close()
 
     def stop(self, signal_name: str = "SIGTERM") -> None:
-        """Stop taking jobs and stop the running ones at their next checkpoint.
+        """Stop taking jobs and request the stop of each running one; thread-safe.
 
-        A running export that is sending gets the graceful stop a first SIGTERM
-        gives ``cohortsync export`` (:func:`cohortsync.export.stopping.request_stop`):
-        no new batch is handed out, the requests in flight get their answers
-        and are recorded, and the run ends ``interrupted``, so no batch reaches
-        the destination unacknowledged. A job that is not sending (reading its
-        query, waiting for a lock, a job kind without an export) is interrupted
-        at once, as Ctrl-C interrupts the main thread; so is every job on a
-        second call (a second SIGTERM). The job's slot is handed back, so the
+        Each running job's :class:`~cohortsync.export.stopping.StopToken` is
+        requested, as a first SIGTERM requests ``cohortsync export``'s: an
+        export that is sending hands out no new batch, the requests in flight
+        get their answers and are recorded, and the run ends ``interrupted``,
+        so no batch reaches the destination unacknowledged. A job that is not
+        sending (reading its query, waiting for a lock) stops at its next
+        boundary, its DuckDB statement interrupted; a second call (a second
+        SIGTERM) also cancels the requests in flight. Call :meth:`drain` to
+        wait for the jobs. An interrupted job's slot is handed back, so the
         next scheduler runs it again.
         """
         self.stopping.set()
         with self._lock:
-            for ident in self._in_runner:
-                if not request_stop(ident, signal_name):
-                    _raise_in_thread(ident, KeyboardInterrupt)
+            stops = list(self._stops.values())
+        for stop in stops:
+            stop.request(signal_name)
 
     def drain(self) -> list[JobOutcome]:
         """Wait for the running jobs to finish or checkpoint."""
@@ -343,44 +323,29 @@ class Scheduler:
             if self._running.get(job) is future:
                 del self._running[job]
 
-    def _interruptible(self, context: JobContext) -> JobResult:
-        """Run the job so that :meth:`stop` can interrupt it, and only while in its runner."""
-        ident = threading.get_ident()
-        started = datetime.now(UTC)
-        result: JobResult | None = None
+    def _stoppable(self, context: JobContext) -> JobResult:
+        """Run the job with its stop token known to :meth:`stop` while the runner runs."""
+        with self._lock:
+            if self.stopping.is_set():  # stopped before it began: nothing ran or to record
+                return JobResult("interrupted", None, "not started: the scheduler was stopping")
+            self._stops[context.job] = context.stop
         try:
+            return execute_job(context)
+        finally:
             with self._lock:
-                if self.stopping.is_set():  # stopped before it began: nothing ran or to record
-                    return JobResult("interrupted", None, "not started: the scheduler was stopping")
-                clear_stop_request(ident)  # a stop meant for an earlier job of this thread
-                self._in_runner.add(ident)
-            try:
-                result = execute_job(context)
-            finally:
-                with self._lock:
-                    self._in_runner.discard(ident)
-                    clear_stop_request(ident)
-        except KeyboardInterrupt:
-            pass  # landed between the runner and our bookkeeping: handled below
-        if result is None:
-            message = "interrupted by SIGTERM; acknowledged batches are recorded"
-            run_id = find_run_since(context.catalog, context.job, started) or record_failed_run(
-                context.catalog, context.job, message, status="interrupted"
-            )
-            result = JobResult("interrupted", run_id, message)
-        return result
+                del self._stops[context.job]
 
     def _run(self, due: DueJob, lease: Lease) -> JobOutcome:
         schedule = due.schedule
         context = JobContext(
-            self.engine, self.settings, schedule.kind, schedule.name, self.owner, self.stopping
+            self.engine, self.settings, schedule.kind, schedule.name, self.owner, StopToken()
         )
         started = self.clock()
         log.info("running %s (slot %s)", due.job, due.slot.isoformat())
         with held_lease(
             self.engine, due.job, self.owner, clock=self.clock, ttl=self.lease_ttl, lease=lease
         ):
-            result = self._interruptible(context)
+            result = self._stoppable(context)
             if result.status == "interrupted":
                 catalog.restore_slot(self.engine, due.job, schedule.last_slot)
         finished = self.clock()

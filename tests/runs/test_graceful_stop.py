@@ -1,4 +1,4 @@
-"""GracefulStop with real signals sent to this process."""
+"""SIGTERM and Ctrl-C sent to this process request the run's stop token."""
 
 from __future__ import annotations
 
@@ -8,12 +8,24 @@ from types import FrameType
 
 import pytest
 
-from cohortsync.export.stopping import GracefulStop
+from cohortsync.errors import RunInterrupted
+from cohortsync.export.stopping import StopToken, stop_on_signals
+
+
+def spin() -> None:
+    """A few bytecodes, so that the interpreter runs the pending signal handler."""
+    for _ in range(1000):
+        pass
 
 
 def test_a_signal_while_sending_stops_handing_out_batches() -> None:
     handed: list[int] = []
-    with GracefulStop() as stop, stop.sending():
+    interrupted: list[bool] = []
+    with (
+        stop_on_signals(StopToken()) as stop,
+        stop.sending(),
+        stop.interrupting(lambda: interrupted.append(True)),
+    ):
         for number in stop.batches(iter(range(100))):
             handed.append(number)
             if number == 3:
@@ -21,25 +33,34 @@ def test_a_signal_while_sending_stops_handing_out_batches() -> None:
     assert handed == [0, 1, 2, 3]
     assert stop.requested
     assert stop.signal_name == "SIGTERM"
+    assert interrupted == []  # the requests in flight were left to finish
 
 
-def test_a_signal_outside_sending_interrupts_at_once() -> None:
-    with pytest.raises(KeyboardInterrupt, match=r"^SIGTERM$"), GracefulStop():
-        os.kill(os.getpid(), signal.SIGTERM)
-        for _ in range(1000):
-            pass
+def test_a_signal_outside_sending_interrupts_the_operation_and_stops_at_the_boundary() -> None:
+    interrupted: list[bool] = []
+    with stop_on_signals(StopToken()) as stop:
+        with stop.interrupting(lambda: interrupted.append(True)):
+            os.kill(os.getpid(), signal.SIGTERM)
+            spin()
+        assert interrupted == [True]  # a DuckDB statement, say, is interrupted at once
+        with pytest.raises(RunInterrupted, match=r"^the run was stopped by SIGTERM$"):
+            stop.check()
 
 
 def test_a_second_signal_while_sending_interrupts_at_once() -> None:
+    interrupted: list[bool] = []
     with (
-        pytest.raises(KeyboardInterrupt, match=r"^SIGINT$"),
-        GracefulStop() as stop,
+        stop_on_signals(StopToken()) as stop,
         stop.sending(),
+        stop.interrupting(lambda: interrupted.append(True)),
     ):
         os.kill(os.getpid(), signal.SIGINT)
+        spin()
+        assert interrupted == []  # the first one waits for the requests in flight
         os.kill(os.getpid(), signal.SIGINT)
-        for _ in range(1000):
-            pass
+        spin()
+        assert interrupted == [True]  # the second cancels them
+    assert stop.signal_name == "SIGINT"
 
 
 def test_the_callers_handler_is_restored_and_told() -> None:
@@ -50,12 +71,19 @@ def test_the_callers_handler_is_restored_and_told() -> None:
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
-        with GracefulStop() as stop, stop.sending():
+        with stop_on_signals(StopToken()) as stop, stop.sending():
             os.kill(os.getpid(), signal.SIGTERM)
-            for _ in range(1000):
-                pass
+            spin()
             assert seen == []
         assert seen == [signal.SIGTERM]
         assert signal.getsignal(signal.SIGTERM) is handler
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_no_signal_leaves_the_token_alone_and_restores_the_handlers() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    with stop_on_signals(StopToken()) as stop:
+        assert signal.getsignal(signal.SIGINT) is not before
+    assert not stop.requested
+    assert signal.getsignal(signal.SIGINT) is before

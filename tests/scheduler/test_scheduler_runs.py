@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -14,7 +15,8 @@ from scheduler_helpers import Clock, Probe, WebhookReceiver, free_port_closed
 from cohortsync.catalog import leases, schedules
 from cohortsync.catalog import runs as run_history
 from cohortsync.catalog.db import open_catalog
-from cohortsync.scheduler import Scheduler
+from cohortsync.jobs.kinds import JobContext, JobResult
+from cohortsync.scheduler import Scheduler, register_job_kind
 from cohortsync.settings import Settings
 from support import wait_for
 
@@ -207,9 +209,35 @@ def test_a_failing_webhook_is_logged_not_fatal(
     assert run_history.get_run(catalog, outcome.result.run_id or "").status == "failed"
 
 
+class StoppableProbe(Probe):
+    """The probe whose slow jobs honour their stop token, as every job runner must.
+
+    The scheduler's stop raises nothing into a job's thread: a job ends where it
+    looks at its token (an export does at every stage and batch).
+    """
+
+    def __call__(self, context: JobContext) -> JobResult:
+        if not context.name.startswith("slow"):
+            return super().__call__(context)
+        with self.lock:
+            self.calls.append(context.name)
+        while not self.release.wait(0.01):
+            context.stop.check()
+        return JobResult("succeeded", None, None, {"job": context.job})
+
+
+@pytest.fixture
+def stoppable_probe() -> Iterator[StoppableProbe]:
+    probe = StoppableProbe()
+    register_job_kind("probe", probe)
+    yield probe
+    probe.release.set()
+
+
 def test_stop_takes_no_new_jobs_and_interrupts_running_ones(
-    settings: Settings, clock: Clock, probe: Probe
+    settings: Settings, clock: Clock, stoppable_probe: StoppableProbe
 ) -> None:
+    probe = stoppable_probe
     schedule(settings, "slow-stop", "*/5 * * * *", clock)
     schedule(settings, "later", "0 * * * *", clock)
     clock.advance(minutes=5)

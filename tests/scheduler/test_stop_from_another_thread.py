@@ -1,13 +1,15 @@
-"""GracefulStop asked to stop from another thread, as the scheduler's SIGTERM does."""
+"""A stop token requested from another thread, as the scheduler's SIGTERM does."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
 
-from cohortsync.export.stopping import GracefulStop, clear_stop_request, request_stop
+from cohortsync.errors import RunInterrupted
+from cohortsync.export.stopping import StopToken
 
 
 def in_thread(body: Callable[[], None]) -> None:
@@ -31,50 +33,67 @@ def test_a_sending_run_stops_handing_out_batches_and_finishes_the_one_in_flight(
     handed_out: list[int] = []
     finished: list[int] = []
     answers: list[bool] = []
+    stop = StopToken()
 
     def body() -> None:
-        run_thread = threading.get_ident()
-        with GracefulStop() as stop, stop.sending():
+        with stop.sending():
             for number in stop.batches(iter(range(10))):
                 handed_out.append(number)
                 if number == 2:  # a request in flight when another thread asks to stop
-                    asker = threading.Thread(
-                        target=lambda: answers.append(request_stop(run_thread))
-                    )
+                    asker = threading.Thread(target=lambda: answers.append(stop.request()))
                     asker.start()
                     asker.join(5)
                 finished.append(number)
             assert stop.requested and stop.signal_name == "SIGTERM"
 
     in_thread(body)
-    assert answers == [True]  # taken gracefully: the caller need not interrupt the thread
+    assert answers == [True]  # taken gracefully: the requests in flight finish
     assert handed_out == finished == [0, 1, 2]  # batch 2 finished; no batch after it
 
 
 def test_a_stop_requested_before_sending_keeps_the_run_from_sending() -> None:
+    stop = StopToken()
+
     def body() -> None:
-        ident = threading.get_ident()
-        try:
-            assert request_stop(ident) is False  # no run yet: the caller interrupts itself
-            with GracefulStop() as stop:
-                assert stop.requested
-                with pytest.raises(KeyboardInterrupt, match=r"^SIGTERM$"), stop.sending():
-                    raise AssertionError("sent after a stop request")
-        finally:
-            clear_stop_request(ident)
-        with GracefulStop() as later:  # the next job of the thread starts afresh
-            assert not later.requested
+        assert stop.request() is False  # not sending: the run stops at its next boundary
+        assert stop.requested
+        with (
+            pytest.raises(RunInterrupted, match=r"^the run was stopped by SIGTERM$"),
+            stop.sending(),
+        ):
+            raise AssertionError("sent after a stop request")
 
     in_thread(body)
+    assert not StopToken().requested  # the next job gets a token of its own
 
 
 def test_a_second_request_or_one_outside_sending_is_not_graceful() -> None:
     def body() -> None:
-        with GracefulStop() as stop:
-            assert stop.request_stop() is False  # not sending: interrupt at once
-        with GracefulStop() as stop, stop.sending():
-            assert stop.request_stop("SIGINT") is True
-            assert stop.request_stop() is False  # a second signal
+        stop = StopToken()
+        assert stop.request() is False  # not sending: interrupt at once
+        stop = StopToken()
+        with stop.sending():
+            assert stop.request("SIGINT") is True
+            assert stop.request() is False  # a second signal
             assert stop.signal_name == "SIGINT"
 
     in_thread(body)
+
+
+def test_an_interrupter_registered_after_the_request_is_called_at_once() -> None:
+    stop = StopToken()
+    stop.request()
+    called: list[bool] = []
+    with stop.interrupting(lambda: called.append(True)):
+        assert called == [True]  # a statement started just after the request stops anyway
+    stop.request()
+    assert called == [True]  # unregistered when its operation ended
+
+
+def test_wait_wakes_as_soon_as_the_stop_is_requested() -> None:
+    stop = StopToken()
+    threading.Timer(0.05, stop.request).start()
+    started = time.monotonic()
+    assert stop.wait(30) is True
+    assert time.monotonic() - started < 5
+    assert StopToken().wait(0.01) is False

@@ -30,6 +30,7 @@ from cohortsync.definitions import Activation, validated
 from cohortsync.errors import ConfigError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
 from cohortsync.export.spec import ExportSpec, Source
+from cohortsync.export.stopping import StopToken
 from cohortsync.jobs.history import failures_recorded
 from cohortsync.jobs.kinds import JobContext, JobResult
 from cohortsync.jobs.leases import held_lease, new_owner
@@ -224,8 +225,11 @@ def run_activation(
     lease_owner: str | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     skip_invalid: bool = False,
+    stop: StopToken | None = None,
 ) -> ExportReport:
     """Export the activation's segment to its cohort now; returns the run's report.
+
+    ``stop`` is passed on to the export (:func:`cohortsync.export.run.run_export`).
 
     ``skip_invalid`` skips identifiers Braze would refuse in this run even
     when the activation does not save that setting; a scheduled run follows
@@ -249,11 +253,27 @@ def run_activation(
     with store.catalog(settings) as catalog:
         if lease_owner is not None:
             return _run(
-                catalog, name, dry_run, full_resync, progress, settings, lock_timeout, skip_invalid
+                catalog,
+                name,
+                dry_run,
+                full_resync,
+                progress,
+                settings,
+                lock_timeout,
+                skip_invalid,
+                stop=stop,
             )
         with held_lease(catalog, job_label(name), new_owner("activation-run")):
             return _run(
-                catalog, name, dry_run, full_resync, progress, settings, lock_timeout, skip_invalid
+                catalog,
+                name,
+                dry_run,
+                full_resync,
+                progress,
+                settings,
+                lock_timeout,
+                skip_invalid,
+                stop=stop,
             )
 
 
@@ -266,6 +286,8 @@ def _run(
     settings: Settings,
     lock_timeout: float,
     skip_invalid: bool = False,
+    *,
+    stop: StopToken | None = None,
 ) -> ExportReport:
     # Imported here: the export pipeline (DuckDB, HTTP) is loaded only to run one.
     from cohortsync.export.run import run_export
@@ -275,7 +297,12 @@ def _run(
             name, full_resync=full_resync, skip_invalid=skip_invalid, settings=settings
         )
         return run_export(
-            spec, dry_run=dry_run, progress=progress, settings=settings, lock_timeout=lock_timeout
+            spec,
+            dry_run=dry_run,
+            progress=progress,
+            settings=settings,
+            lock_timeout=lock_timeout,
+            stop=stop,
         )
 
 
@@ -294,7 +321,11 @@ def activation_runs(
 def run_activation_job(context: JobContext) -> JobResult:
     """Run an activation for the scheduler (job kind ``"activation"``)."""
     report = run_activation(
-        context.name, progress=False, settings=context.settings, lease_owner=context.lease_owner
+        context.name,
+        progress=False,
+        settings=context.settings,
+        lease_owner=context.lease_owner,
+        stop=context.stop,
     )
     data = report.to_dict()
     return JobResult(str(data.get("status", "succeeded")), report.run_id, None, data)

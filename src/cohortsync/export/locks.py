@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from cohortsync.errors import CohortsyncError
+from cohortsync.errors import CohortBusy
+from cohortsync.export.stopping import StopToken
 from cohortsync.identity import CohortKey
 
 DEFAULT_LOCK_TIMEOUT = 60.0
@@ -61,12 +62,19 @@ class CohortLock:
     def acquired(self) -> bool:
         return self._fd is not None
 
-    def acquire(self, *, timeout: float = DEFAULT_LOCK_TIMEOUT, run_id: str | None = None) -> None:
+    def acquire(
+        self,
+        *,
+        timeout: float = DEFAULT_LOCK_TIMEOUT,
+        run_id: str | None = None,
+        stop: StopToken | None = None,
+    ) -> None:
         """Take the lock, waiting at most ``timeout`` seconds for another run to finish.
 
         Raises:
-            CohortsyncError: another run still holds the lock after ``timeout``; the
+            CohortBusy: another run still holds the lock after ``timeout``; the
                 message names it.
+            RunInterrupted: ``stop`` was requested while waiting.
         """
         if self._fd is not None:
             return
@@ -81,7 +89,11 @@ class CohortLock:
                 if time.monotonic() >= deadline:
                     os.close(fd)
                     raise self._busy_error(timeout) from None
-                time.sleep(_POLL_SECONDS)
+                if stop is None:
+                    time.sleep(_POLL_SECONDS)
+                elif stop.wait(_POLL_SECONDS):
+                    os.close(fd)
+                    raise stop.interrupted(f"waiting for {self.key.describe()}") from None
         self._fd = fd
         self._since = datetime.now(UTC).isoformat(timespec="seconds")
         self.set_run(run_id)
@@ -135,16 +147,18 @@ class CohortLock:
             os.close(fd)  # closing drops the probe's lock if it got one
         return False
 
-    def _busy_error(self, timeout: float) -> CohortsyncError:
+    def _busy_error(self, timeout: float) -> CohortBusy:
         holder = self.holder()
         who = f" ({holder.describe()}, running since {holder.since})" if holder else ""
         hint = "wait for it to finish, or raise --lock-timeout"
         if holder and holder.run_id:
             hint += f"; 'cohortsync runs show {holder.run_id}' shows its progress"
-        return CohortsyncError(
+        return CohortBusy(
             f"another run of {self.key.describe()} is in progress{who}; "
             f"waited {timeout:g} s for it",
             hint=hint,
+            cohort=self.key.describe(),
+            holder_run_id=holder.run_id if holder else None,
         )
 
     def __enter__(self) -> CohortLock:

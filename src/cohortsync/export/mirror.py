@@ -45,11 +45,12 @@ from typing import Any, Protocol
 
 import duckdb
 
-from cohortsync.errors import CohortsyncError, ConfigError
+from cohortsync.errors import ConfigError, MirrorGuardRefused
 from cohortsync.export.identifiers import KINDS
 from cohortsync.export.snapshots import EXITS_FILE, MEMBERS_FILE, Snapshot, SnapshotStore
 from cohortsync.export.spec import MirrorOptions
 from cohortsync.export.staging import PASS_BYTES, PASS_VALUES
+from cohortsync.export.stopping import StopToken
 
 DEFAULT_MEMORY_LIMIT = "128MB"  # ~270 MB peak RSS for 10M identifiers; the diff spills
 DEFAULT_SAMPLE_SIZE = 5
@@ -175,6 +176,7 @@ def plan_mirror(
     distinct: bool = False,
     write_members: bool = True,
     pass_values: int | None = None,
+    stop: StopToken | None = None,
 ) -> MirrorPlan:
     """Diff ``result`` against ``previous`` and, unless this is a dry run, write the changes.
 
@@ -201,10 +203,13 @@ def plan_mirror(
             already is that file (the pipeline stages the result there).
         pass_values: the most identifiers of one kind that one join of the diff takes
             (:data:`PASS_VALUES` by default); larger kinds are split by ``hash(value)``.
+        stop: the run's stop token: checked between passes, and a request
+            interrupts the statement running.
 
     Raises:
-        CohortsyncError: a guard tripped; the message gives the numbers and the flag.
+        MirrorGuardRefused: a guard tripped; the message gives the numbers and the flag.
         ConfigError: the alias column differs from the one the snapshot was made with.
+        RunInterrupted: ``stop`` was requested.
     """
     if (changes_path is None) != (snapshot_dir is None):
         raise ValueError("changes_path and snapshot_dir are written together or not at all")
@@ -214,28 +219,35 @@ def plan_mirror(
     _remove_scratch(scratch, spill)
     spill.mkdir()
     con = duckdb.connect(str(scratch))
+    stop = stop or StopToken()
     try:
         con.execute(f"SET memory_limit = {_sql_str(memory_limit or DEFAULT_MEMORY_LIMIT)}")
         con.execute(f"SET temp_directory = {_sql_str(spill)}")
         con.execute("SET preserve_insertion_order = false")
         if threads:
             con.execute(f"SET threads = {int(threads)}")
-        diff = _Diff(
-            con,
-            result,
-            previous,
-            abandoned,
-            distinct=distinct,
-            work_dir=spill,
-            pass_values=pass_values or PASS_VALUES,
-        )
-        _check_alias_label(con, previous, alias_label, cohort)
-        plan = diff.plan(full_resync=options.full_resync, sample_size=sample_size)
-        check_guards(plan, options, cohort=cohort)
-        if changes_path is not None and snapshot_dir is not None:
-            diff.write(changes_path, snapshot_dir, write_members=write_members)
-            plan = _with_paths(plan, changes_path, snapshot_dir)
+        with stop.interrupting(con.interrupt):
+            diff = _Diff(
+                con,
+                result,
+                previous,
+                abandoned,
+                distinct=distinct,
+                work_dir=spill,
+                pass_values=pass_values or PASS_VALUES,
+                stop=stop,
+            )
+            _check_alias_label(con, previous, alias_label, cohort)
+            plan = diff.plan(full_resync=options.full_resync, sample_size=sample_size)
+            check_guards(plan, options, cohort=cohort)
+            if changes_path is not None and snapshot_dir is not None:
+                diff.write(changes_path, snapshot_dir, write_members=write_members)
+                plan = _with_paths(plan, changes_path, snapshot_dir)
         return plan
+    except (duckdb.Error, RuntimeError) as error:  # RuntimeError: "Query interrupted"
+        if stop.requested:  # a statement was interrupted on the run's request
+            raise stop.interrupted("the mirror diff") from error
+        raise
     finally:
         con.close()
         _remove_scratch(scratch, spill)
@@ -251,9 +263,10 @@ def check_guards(plan: MirrorPlan, guards: MirrorOptions, *, cohort: str) -> Non
         if not guards.allow_empty:
             tracked = plan.previous_members
             what = f"would remove all {tracked:,} tracked members" if tracked else "is empty"
-            raise CohortsyncError(
+            raise MirrorGuardRefused(
                 f"mirror of {cohort}: the query returned no identifiers, so the sync {what}",
                 hint="check the query, or rerun with --allow-empty to empty the cohort",
+                **_guard_counts(plan),
             )
         return
     if plan.previous_members == 0:
@@ -261,12 +274,22 @@ def check_guards(plan: MirrorPlan, guards: MirrorOptions, *, cohort: str) -> Non
     if plan.exits * 100 > guards.max_remove_pct * plan.previous_members:
         share = 100 * plan.exits / plan.previous_members
         needed = _ceil_pct(plan.exits, plan.previous_members)
-        raise CohortsyncError(
+        raise MirrorGuardRefused(
             f"mirror of {cohort} would remove {plan.exits:,} of its {plan.previous_members:,} "
             f"tracked members ({share:.1f}%), more than --max-remove-pct "
             f"{guards.max_remove_pct:g}",
             hint=f"check the query, or rerun with --max-remove-pct {needed:g} or higher",
+            **_guard_counts(plan),
         )
+
+
+def _guard_counts(plan: MirrorPlan) -> dict[str, int]:
+    """The numbers a guard refusal carries, for a caller that acts on them."""
+    return {
+        "result_members": plan.result_members,
+        "previous_members": plan.previous_members,
+        "exits": plan.exits,
+    }
 
 
 class _Diff:
@@ -291,8 +314,10 @@ class _Diff:
         distinct: bool,
         work_dir: Path,
         pass_values: int,
+        stop: StopToken,
     ) -> None:
         self.con = con
+        self.stop = stop
         self.work_dir = work_dir
         self.first_run = previous is None and not abandoned
         self.sends_result = self.first_run  # adds are the whole result (else the entries)
@@ -376,6 +401,7 @@ class _Diff:
 
     def _diff_pass(self, kind: str, share: str, *, abandoned: bool) -> None:
         """Append one pass's entries and exits to ``diff``, its new known exits to ``new_exits``."""
+        self.stop.check()
         label = _sql_str(kind)
         result = f"SELECT value FROM result WHERE {share}"
         previous = f"SELECT value FROM previous WHERE {share}"
@@ -477,6 +503,7 @@ class _Diff:
         parts: list[Path] = []
         for remove, values in ((False, self._adds), (True, self._removes)):
             for kind in self.kinds:
+                self.stop.check()
                 part = self.work_dir / f"changes-{len(parts)}.parquet"
                 # Insertion order is relaxed for speed; the ORDER BY still fixes the order.
                 self.con.execute(
@@ -603,6 +630,7 @@ class MirrorStep:
         alias_label: the export's alias column.
         abandoned: plans of earlier runs that may have been applied in part.
         dry_run: plan only; keep the store untouched.
+        stop: the run's stop token (the diff stops on its request).
     """
 
     def __init__(
@@ -614,8 +642,10 @@ class MirrorStep:
         alias_label: str | None,
         abandoned: Sequence[Path] = (),
         dry_run: bool = False,
+        stop: StopToken | None = None,
     ) -> None:
         self.store = store
+        self.stop = stop
         self.run_id = run_id
         self.options = options
         self.alias_label = alias_label
@@ -636,7 +666,7 @@ class MirrorStep:
             run_dir: the run's directory (scratch files, the ordered changes).
 
         Raises:
-            CohortsyncError: a guard tripped (before anything is sent).
+            MirrorGuardRefused: a guard tripped (before anything is sent).
         """
         snapshot_dir = self.snapshot_dir(run_dir)
         snapshot_dir.mkdir(parents=True, exist_ok=True)
@@ -646,12 +676,7 @@ class MirrorStep:
             f"COPY (SELECT CASE kind {names} END AS kind, value FROM ({identifiers_sql})) "
             f"TO {_sql_str(members)} (FORMAT parquet, COMPRESSION zstd)"
         )
-        try:
-            staging.connection.execute(statement)
-        except duckdb.Error as error:
-            staging.check_stream(error)
-            raise
-        staging.check_stream()
+        staging.run(statement)
         mirror_changes = run_dir / "mirror-changes.parquet"
         self.plan = plan_mirror(
             ParquetResult.of(members),
@@ -664,6 +689,7 @@ class MirrorStep:
             alias_label=self.alias_label,
             cohort=self.store.key.describe(),
             write_members=False,
+            stop=self.stop,
         )
         if not self.dry_run:
             self.store.write_pending_meta(
@@ -692,7 +718,4 @@ class MirrorStep:
 class StagingLike(Protocol):
     """What :class:`MirrorStep` needs of the run's staging database."""
 
-    @property
-    def connection(self) -> duckdb.DuckDBPyConnection: ...
-
-    def check_stream(self, error: duckdb.Error | None = None) -> None: ...
+    def run(self, statement: str) -> tuple[Any, ...] | None: ...

@@ -139,14 +139,10 @@ def write_plan(
     try:
         if one_thread:
             staging.connection.execute("SET threads = 1")
-        staging.connection.execute(statement)
-    except duckdb.Error as error:
-        staging.check_stream(error)
-        raise
+        staging.run(statement)
     finally:
         if one_thread:
             staging.connection.execute(f"SET threads = {STAGING_THREADS}")
-    staging.check_stream()
     return read_plan(path)
 
 

@@ -13,10 +13,14 @@ nothing, and is not recorded in the run history: it changes no state.
 
 Runs are durable (:mod:`resume`, :mod:`locks`, :mod:`stopping`): a run holds
 its cohort's lock from before it plans until it has finished; the same export
-started again continues an unfinished run from its plan and checkpoints; on
-SIGTERM or Ctrl-C a run lets its requests in flight finish, records them and
-ends ``interrupted``. A ``mirror`` run commits its new snapshot only once every
-batch is acknowledged, and before it is marked succeeded.
+started again continues an unfinished run from its plan and checkpoints. A run
+stops cooperatively: the caller's :class:`~cohortsync.export.stopping.StopToken`
+(SIGTERM and Ctrl-C request it in the main thread; the scheduler requests it
+for its jobs) is checked at every stage and batch boundary. While sending, a
+first request lets the requests in flight finish and records them; either way
+the run ends ``interrupted`` and raises :class:`RunInterrupted`. A ``mirror``
+run commits its new snapshot only once every batch is acknowledged, and before
+it is marked succeeded.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +69,7 @@ from cohortsync.export.snapshots import CohortKey, SnapshotStore
 from cohortsync.export.source import check_pushdown, query_failed, source_sql, stream_source
 from cohortsync.export.spec import ExportSpec
 from cohortsync.export.staging import SourceStreamFailed, StagedCounts, Staging
-from cohortsync.export.stopping import GracefulStop
+from cohortsync.export.stopping import StopToken, stop_on_signals
 from cohortsync.settings import Settings
 from cohortsync.warehouse.connect import duckdb_path
 
@@ -93,6 +97,7 @@ def run_export(
     settings: Settings | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     resume_run_id: str | None = None,
+    stop: StopToken | None = None,
 ) -> ExportReport:
     """Run one export and return its report.
 
@@ -105,13 +110,19 @@ def run_export(
         lock_timeout: seconds to wait for another run of the same cohort.
         resume_run_id: continue this run (``cohortsync runs resume``); by
             default the cohort's unfinished run of the same job is continued.
+        stop: the caller's stop token; a new one when ``None``. In the main
+            thread, SIGTERM and SIGINT request it while the run (not a dry run)
+            lasts.
 
     Raises:
         CohortsyncError: the run failed; its subclass says how (exit codes).
-        RunInterrupted: stopped by SIGTERM or Ctrl-C; run it again to resume.
+            Once the run is recorded, the error names it (``run_id``, ``report``).
+        RunInterrupted: stopped by its token (SIGTERM, Ctrl-C, the scheduler);
+            run it again to resume.
     """
     settings = settings or Settings()
     check_spec(spec)
+    stop = stop or StopToken()
     started = time.monotonic()
     report = ExportReport(
         run_id=None,
@@ -127,10 +138,15 @@ def run_export(
             if spec.operation == "mirror":
                 store = SnapshotStore(settings.home_dir, cohort_key_of(spec))
                 mirror = MirrorStep(
-                    store, run_dir.name, spec.mirror, alias_label=spec.alias_column, dry_run=True
+                    store,
+                    run_dir.name,
+                    spec.mirror,
+                    alias_label=spec.alias_column,
+                    dry_run=True,
+                    stop=stop,
                 )
             with _reading(show_progress(progress)):
-                plan = prepare(spec, settings, run_dir, report, mirror=mirror)
+                plan = prepare(spec, settings, run_dir, report, mirror=mirror, stop=stop)
             report.plan = dry_run_plan(spec, plan)
             if mirror is not None and mirror.plan is not None:
                 report.plan["mirror"] = mirror.plan.to_dict()
@@ -144,10 +160,10 @@ def run_export(
     catalog = open_catalog(settings.catalog_path)
     lock = CohortLock(settings.home_dir, cohort_key_of(spec))
     try:
-        with GracefulStop() as stop:
+        with stop_on_signals(stop):
             try:
-                lock.acquire(timeout=lock_timeout)
-            except KeyboardInterrupt:
+                lock.acquire(timeout=lock_timeout, stop=stop)
+            except RunInterrupted:
                 raise RunInterrupted(
                     f"stopped while waiting for another run of cohort {spec.cohort_id!r}"
                 ) from None
@@ -155,12 +171,13 @@ def run_export(
                 if spec.operation == "mirror":  # refuse a newer snapshot before recording a run
                     SnapshotStore(settings.home_dir, lock.key).check_current()
                 choice = choose_run(catalog, settings.home_dir, spec, resume_run_id=resume_run_id)
-                return _run_locked(spec, settings, catalog, lock, choice, report, stop, progress)
-            except KeyboardInterrupt:  # between two steps, before the run could record it
+                stop.check()
+            except RunInterrupted:  # before the run was recorded: nothing to resume
                 raise RunInterrupted(
                     f"export of cohort {spec.cohort_id!r} was stopped before it started sending",
                     hint="run the same export again",
                 ) from None
+            return _run_locked(spec, settings, catalog, lock, choice, report, stop, progress)
     finally:
         lock.release()
         catalog.dispose()
@@ -181,7 +198,7 @@ def _run_locked(
     lock: CohortLock,
     choice: RunChoice,
     report: ExportReport,
-    stop: GracefulStop,
+    stop: StopToken,
     progress: bool | None,
 ) -> ExportReport:
     """One run under its cohort's lock: plan (or resume), send, commit, finish."""
@@ -211,37 +228,39 @@ def _run_locked(
             spec.mirror,
             alias_label=spec.alias_column,
             abandoned=choice.abandoned_changes(settings.home_dir),
+            stop=stop,
         )
     try:
+        stop.check()
         if choice.resume is not None:
             plan = resume_plan(run_dir / CHANGES_FILE, alias_label=spec.alias_column)
         else:
             with _reading(show_progress(progress)):
-                plan = prepare(spec, settings, run_dir, report, mirror=mirror)
+                plan = prepare(spec, settings, run_dir, report, mirror=mirror, stop=stop)
         if mirror is not None and mirror.plan is not None:
             report.mirror = mirror.plan.to_dict()
         report.batches = plan.batches
         with stop.sending():
             send_plan(spec, plan, catalog, run_id, report, show_progress(progress), stop=stop)
         if stop.requested and len(runs.acknowledged_batches(catalog, run_id)) < plan.batches:
-            raise KeyboardInterrupt(stop.signal_name)
+            raise stop.interrupted()
         if mirror is not None:
             mirror.commit()
         resolve_superseded(catalog, settings.home_dir, run_id, choice.superseded)
+    except RunInterrupted:
+        _finish(catalog, report, started, "interrupted", f"interrupted by {stop.by}")
+        raise RunInterrupted(
+            f"export run {run_id} was interrupted by {stop.by}; acknowledged batches are recorded",
+            hint=f"run the same export again, or 'cohortsync runs resume {run_id}'",
+        ).for_run(run_id, report.to_dict()) from None
     except CohortsyncError as error:
         _finish(catalog, report, started, "failed", str(error))
         if not (run_dir / CHANGES_FILE).exists():  # nothing was sent: nothing to resume
             shutil.rmtree(run_dir, ignore_errors=True)
             if mirror is not None:
                 mirror.store.discard_pending(run_id)
+        error.for_run(run_id, report.to_dict())
         raise
-    except KeyboardInterrupt:
-        by = stop.signal_name or "the user"
-        _finish(catalog, report, started, "interrupted", f"interrupted by {by}")
-        raise RunInterrupted(
-            f"export run {run_id} was interrupted by {by}; acknowledged batches are recorded",
-            hint=f"run the same export again, or 'cohortsync runs resume {run_id}'",
-        ) from None
     except Exception as error:
         _finish(catalog, report, started, "failed", f"internal error: {error!r}")
         raise
@@ -294,8 +313,12 @@ def prepare(
     report: ExportReport,
     *,
     mirror: MirrorStep | None = None,
+    stop: StopToken | None = None,
 ) -> Plan:
     """Stream the source, stage its identifiers and write the plan; fill the counts.
+
+    ``stop`` is checked before each batch of the source and between statements,
+    and interrupts the statement running (:class:`Staging`).
 
     Raises:
         SourceError: the query failed or the result has no usable identifier column.
@@ -307,6 +330,7 @@ def prepare(
         run_dir,
         skip_invalid=spec.skip_invalid or report.dry_run,
         also_writes=[mirror.snapshot_dir(run_dir)] if mirror else [],
+        stop=stop,
     )
     with staging, _source(spec, settings, staging) as (schema, reader):
         columns = identifier_columns(schema, spec.alias_column)
@@ -490,19 +514,22 @@ def send_plan(
     report: ExportReport,
     progress: bool,
     *,
-    stop: GracefulStop | None = None,
+    stop: StopToken | None = None,
 ) -> None:
     """Send the plan's unacknowledged batches, recording each acknowledgement.
 
     After ``stop`` is requested no new batch is handed out; the requests in
-    flight finish and are recorded.
+    flight finish and are recorded. A second request (or one made before
+    sending) cancels the requests in flight at once.
+
+    Raises:
+        RunInterrupted: the requests in flight were cancelled on ``stop``'s request.
     """
+    stop = stop or StopToken()
     ack_log = plan.path.parent / ACK_LOG
     fold_ack_log(catalog, run_id, ack_log)
     done = runs.acknowledged_batches(catalog, run_id)
-    batches = iter_batches(plan.path, body_builder(spec), skip=done)
-    if stop is not None:
-        batches = stop.batches(batches)
+    batches = stop.batches(iter_batches(plan.path, body_builder(spec), skip=done))
     formats.start_ack_log(ack_log)
     checkpoint = Checkpoint(catalog, run_id, ack_log)
     client = PartnerClient(spec.destination, threads=spec.threads)
@@ -516,17 +543,37 @@ def send_plan(
             advance(batch.size)
 
         async def main() -> None:
-            async with client:
-                await send_all(
-                    client, name_body, batches, pending=plan.batches - len(done), on_ack=on_ack
-                )
+            cancel = _cancel_soon(asyncio.get_running_loop(), asyncio.current_task())
+            with stop.interrupting(cancel):
+                async with client:
+                    await send_all(
+                        client, name_body, batches, pending=plan.batches - len(done), on_ack=on_ack
+                    )
 
         try:
             asyncio.run(main())
+        except asyncio.CancelledError:
+            if not stop.requested:
+                raise
+            raise stop.interrupted("sending") from None
         finally:
             checkpoint.close()
             report.requests = client.stats.requests
             report.retries = client.stats.retries
+
+
+def _cancel_soon(
+    loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any] | None
+) -> Callable[[], None]:
+    """A stop interrupter that cancels ``task`` from any thread or a signal handler."""
+
+    def cancel() -> None:
+        if task is None:
+            return
+        with suppress(RuntimeError):  # the loop has closed: the sending is over anyway
+            loop.call_soon_threadsafe(task.cancel)
+
+    return cancel
 
 
 def show_progress(progress: bool | None) -> bool:

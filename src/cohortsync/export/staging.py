@@ -44,6 +44,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ from cohortsync.export.identifiers import (
     invalid_reason,
     invalid_sql,
 )
+from cohortsync.export.stopping import StopToken
 
 STAGING_MEMORY_LIMIT = "100MB"
 STAGING_THREADS = 2
@@ -168,6 +170,10 @@ class Staging:
         also_writes: directories besides ``run_dir`` that this database writes
             (a mirror's new snapshot); the only other places a pushed-down
             query can reach.
+        stop: the run's stop token. It is checked before each batch of the
+            source's stream and between statements, and a request interrupts
+            the statement running (``connection.interrupt()``), so a run
+            stopped while reading ends within a fraction of a second.
     """
 
     def __init__(
@@ -178,6 +184,7 @@ class Staging:
         pass_values: int | None = None,
         skip_invalid: bool = False,
         also_writes: Sequence[Path] = (),
+        stop: StopToken | None = None,
     ) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.also_writes = tuple(also_writes)
@@ -201,6 +208,9 @@ class Staging:
         self._counted: _CountingStream | None = None
         self._pushed_sql: str | None = None
         self._columns: IdentifierColumns | None = None
+        self.stop = stop or StopToken()
+        self._interrupting = ExitStack()
+        self._interrupting.enter_context(self.stop.interrupting(self.connection.interrupt))
 
     def __enter__(self) -> Staging:
         return self
@@ -210,6 +220,7 @@ class Staging:
 
     def close(self) -> None:
         """Close the connection and delete the staging file and its spill files."""
+        self._interrupting.close()
         self.connection.close()
         for path in (self.path, self.path.with_name(self.path.name + ".wal")):
             path.unlink(missing_ok=True)
@@ -284,13 +295,15 @@ class Staging:
             self._count_pushed_down(relation, columns)
         else:
             schema = pa.schema([reader.schema.field(name) for name in names])
-            counted = _CountingStream(reader, names, lambda batch: self._count(batch, kinds_of))
+            counted = _CountingStream(
+                reader, names, lambda batch: self._count(batch, kinds_of), self.stop
+            )
             self._counted = counted
             self.connection.register(
                 SOURCE_VIEW, pa.RecordBatchReader.from_batches(schema, counted)
             )
             relation = self._own + SOURCE_TABLE
-            self._execute(f"CREATE TABLE {relation} AS SELECT * FROM {SOURCE_VIEW}")
+            self.run(f"CREATE TABLE {relation} AS SELECT * FROM {SOURCE_VIEW}")
             self.connection.unregister(SOURCE_VIEW)
         if self.counts.invalid and not self.skip_invalid:
             raise InvalidIdentifiers(self.counts)
@@ -317,7 +330,8 @@ class Staging:
             f"CREATE TABLE {table} (kind UTINYINT NOT NULL, value VARCHAR NOT NULL)"
         )
         for sql in passes:  # one at a time, in KINDS order: each under the memory limit
-            self._execute(f"INSERT INTO {table} {sql}")
+            self.stop.check()
+            self.run(f"INSERT INTO {table} {sql}")
         return f"SELECT kind, value FROM {table}"
 
     def _parts(self, counts: KindCounts) -> int:
@@ -330,30 +344,41 @@ class Staging:
             math.ceil(counts.value_bytes / self.pass_bytes),
         )
 
-    def _execute(self, statement: str) -> tuple[Any, ...] | None:
-        """Run one staging statement and return its first row, if any.
+    def run(self, statement: str) -> tuple[Any, ...] | None:
+        """Run one statement on this database and return its first row, if any.
 
-        A failure of the source is raised as the source's (:meth:`check_stream`).
+        Every statement of the run's staging and planning goes through here,
+        so that its failure is told apart in one place (:meth:`check_stream`):
+        a failure of the source is raised as the source's, and a statement
+        interrupted because the run's stop was requested as the run's
+        interruption. A stop requested before the statement starts is raised
+        here too: ``connection.interrupt()`` only stops a statement running.
         """
+        self.stop.check()
         try:
             rows = self.connection.execute(statement).fetchall()
-        except duckdb.Error as error:
+        except (duckdb.Error, RuntimeError) as error:  # RuntimeError: "Query interrupted"
             self.check_stream(error)
             raise
         self.check_stream()
         return rows[0] if rows else None
 
-    def check_stream(self, error: duckdb.Error | None = None) -> None:
+    def check_stream(self, error: Exception | None = None) -> None:
         """Raise :class:`SourceStreamFailed` if the source failed while being read.
 
         After a pushdown the query runs in this database, so any error of the
-        statement except running out of disk or memory is the source's.
+        statement except running out of disk or memory is the source's. Every
+        statement on this database is followed by this check, so it is also
+        where a requested stop is raised (:class:`RunInterrupted`): the
+        statement was interrupted for it, or has just ended.
         """
+        if self.stop.requested:
+            raise self.stop.interrupted("reading and planning the source") from error
         if self._counted is not None and self._counted.failure is not None:
             raise SourceStreamFailed(self._counted.failure) from error
         if (
             self._pushed_sql is not None
-            and error is not None
+            and isinstance(error, duckdb.Error)
             and not isinstance(error, duckdb.IOException | duckdb.OutOfMemoryException)
         ):
             raise SourceStreamFailed(error) from error
@@ -374,7 +399,7 @@ class Staging:
                 f"coalesce(sum(strlen({column}::VARCHAR)), 0)",
                 f"count(*) FILTER (WHERE {invalid_sql(f'{column}::VARCHAR')})",
             ]
-        row = self._execute(f"SELECT {', '.join(measures)} FROM {relation}")
+        row = self.run(f"SELECT {', '.join(measures)} FROM {relation}")
         assert row is not None
         self.counts.rows_read = int(row[0])
         for index, kind in enumerate(kinds):
@@ -401,11 +426,12 @@ class Staging:
             reader = self.connection.sql(f"SELECT {names} FROM {relation}").fetch_record_batch()
             first_row = 1
             for batch in reader:
+                self.stop.check()
                 self.counts.add_samples(_invalid_in(batch, kinds_of, first_row))
                 first_row += batch.num_rows
                 if len(self.counts.invalid_samples) >= SAMPLE_INVALID:
                     break
-        except duckdb.Error as error:
+        except (duckdb.Error, RuntimeError) as error:
             self.check_stream(error)
             raise
 
@@ -441,6 +467,9 @@ class _CountingStream:
     this is a locked iterator rather than a generator (which would raise
     "generator already executing"). The first error of the source is kept so
     that it is reported as the source's failure, not as a staging failure.
+    Before each batch the run's stop token is checked: a requested stop fails
+    the stream (never ends it early, which would stage half a result), and
+    :meth:`Staging.check_stream` then raises it as the run's interruption.
     """
 
     def __init__(
@@ -448,10 +477,12 @@ class _CountingStream:
         reader: pa.RecordBatchReader,
         names: list[str],
         count: Callable[[pa.RecordBatch], None],
+        stop: StopToken,
     ) -> None:
         self._reader = reader
         self._names = names
         self._count = count
+        self._stop = stop
         self._lock = threading.Lock()
         self.failure: BaseException | None = None
 
@@ -460,6 +491,7 @@ class _CountingStream:
 
     def __next__(self) -> pa.RecordBatch:
         with self._lock:
+            self._stop.check()
             try:
                 batch = self._reader.read_next_batch()
             except StopIteration:

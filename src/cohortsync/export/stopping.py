@@ -1,159 +1,197 @@
-"""Stop a run cleanly on SIGTERM or Ctrl-C: finish the requests in flight, then stop.
+"""Stop a run cooperatively: a stop token set from anywhere, checked at the run's boundaries.
 
 Killing a run between a server's 2xx and its checkpoint would make a resumed
-run send that batch again. While batches are being sent, the first SIGTERM or
-SIGINT only stops the hand-out of new batches: the requests in flight get
-their answers, their acknowledgements are recorded, and the run ends as
-``interrupted`` (exit code 6), ready to resume. Outside the sending phase, or
-on a second signal, the signal interrupts at once (as ``KeyboardInterrupt``),
-which the run also records as ``interrupted``.
+run send that batch again, and an exception raised at an arbitrary bytecode
+can land inside a ``finally`` or a database transaction. So nothing is ever
+injected into a running thread: whoever wants a run to stop (a signal
+handler, the scheduler, a test) calls :meth:`StopToken.request`, and the run
+looks at its token where stopping is safe, between two stages and between
+two batches, and raises :class:`~cohortsync.errors.RunInterrupted` there.
 
-Handlers are installed only in the main thread (Python delivers signals
-there); a run started from another thread keeps the process's handlers. A
-handler the caller had installed is restored afterwards and, if a signal came
-during the run, called once with it.
+What a request does depends on where the run is:
 
-A run in another thread (a scheduler's job) is stopped the same way from
-outside: :func:`request_stop` with the thread's id asks the run of that thread
-for a graceful stop. While it is sending, the stop is taken as a first signal
-is (no new batches; the requests in flight finish and are recorded) and the
-call returns ``True``. Otherwise it returns ``False``: the run is not sending,
-so the caller interrupts the thread itself, and a run that had not begun
-sending yet never starts (:meth:`GracefulStop.sending` refuses to).
+- **Sending.** The first request only stops the hand-out of new batches: the
+  requests in flight get their answers, their acknowledgements are recorded,
+  and the run ends ``interrupted`` (exit code 6), ready to resume. A second
+  request escalates: the run's *interrupters* are called, which cancel the
+  requests in flight at once (their batches stay unacknowledged and are sent
+  again on resume).
+- **Anywhere else** (waiting for the cohort's lock, reading the source,
+  planning), the first request already calls the interrupters: a long DuckDB
+  statement is stopped with ``connection.interrupt()``, and the run stops at
+  its next boundary, within a fraction of a second.
+- **Before sending began,** a request keeps the run from sending at all.
+
+An interrupter is registered for the span of one operation with
+:meth:`StopToken.interrupting`; one registered after the stop was requested
+is called at once, so a request that lands between a boundary check and the
+start of a statement is never lost.
+
+Signals are only a way to call :meth:`StopToken.request`:
+:func:`stop_on_signals` turns SIGTERM and SIGINT into requests while a run
+lasts, in the main thread only (Python delivers signals there). A handler the
+caller had installed is restored afterwards and, if a signal came during the
+run, called once with it. The scheduler, whose jobs run in worker threads,
+requests the stop of each running job's token itself (dlt's
+``dlt.common.runtime.signals`` works the same way: a flag checked at
+checkpoints, a second signal escalates).
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any, TypeVar
+
+from cohortsync.errors import RunInterrupted
 
 T = TypeVar("T")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-# Re-entrant: the main thread's signal handler may run while that thread holds it.
-_registry_lock = threading.RLock()
-_active: dict[int, GracefulStop] = {}  # thread id -> the stop of the run inside it
-_pending: dict[int, str] = {}  # thread id -> a stop requested before its run began
+Interrupter = Callable[[], None]
 
 
-def request_stop(thread_id: int, signal_name: str = "SIGTERM") -> bool:
-    """Ask the run in thread ``thread_id`` to stop gracefully; thread-safe.
+class StopToken:
+    """A request to stop one run: set from any thread or a signal handler, read by the run.
 
-    Returns ``True`` when the run is sending and takes the request: it hands
-    out no new batch, lets the requests in flight finish and records them, then
-    ends ``interrupted``. Returns ``False`` when the thread has no run in its
-    sending phase (not begun, still reading, or already stopping): the request
-    is remembered, so a run of that thread will not start sending, and the
-    caller interrupts the thread the forceful way if it wants it to stop now.
+    Thread-safe. The run checks :attr:`requested` (or calls :meth:`check`) at
+    its boundaries; a long operation registers an interrupter with
+    :meth:`interrupting` so that a request stops it without waiting for it.
     """
-    with _registry_lock:
-        stop = _active.get(thread_id)
-        if stop is None:
-            _pending[thread_id] = signal_name
-            return False
-        return stop.request_stop(signal_name)
-
-
-def clear_stop_request(thread_id: int) -> None:
-    """Forget a stop requested for ``thread_id`` (its job is over; the thread is reused)."""
-    with _registry_lock:
-        _pending.pop(thread_id, None)
-
-
-class GracefulStop:
-    """Signal handling for one run; a context manager around the whole run."""
 
     def __init__(self) -> None:
-        self._thread_id = 0
-        self._outer: GracefulStop | None = None
-        self.requested = False
-        self.signal_name: str | None = None
+        # Re-entrant: a signal handler may run in the main thread while it holds the lock.
+        self._lock = threading.RLock()
+        self._event = threading.Event()
+        self._requests = 0
         self._sending = False
-        self._previous: dict[int, Any] = {}
-        self._received: int | None = None
+        self._interrupters: dict[int, Interrupter] = {}
+        self._next_id = 0
+        self.signal_name: str | None = None
 
-    def __enter__(self) -> GracefulStop:
-        self._thread_id = threading.get_ident()
-        with _registry_lock:
-            self._outer = _active.get(self._thread_id)
-            _active[self._thread_id] = self
-            pending = _pending.get(self._thread_id)
-            if pending is not None:
-                self.requested = True
-                self.signal_name = pending
-        if threading.current_thread() is threading.main_thread():
-            for signum in STOP_SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
+    @property
+    def requested(self) -> bool:
+        """Whether a stop was requested."""
+        return self._event.is_set()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        with _registry_lock:
-            if self._outer is None:
-                _active.pop(self._thread_id, None)
-            else:
-                _active[self._thread_id] = self._outer
-        previous, self._previous = self._previous, {}
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        # A caller's own handler (a scheduler, say) still learns of the stop request.
-        received = self._received
-        handler = previous.get(received) if received is not None else None
-        if callable(handler) and handler is not signal.default_int_handler:
-            handler(received, None)
+    @property
+    def escalated(self) -> bool:
+        """Whether the run must stop at once (not only stop handing out batches)."""
+        with self._lock:
+            return self._requests > 1 or (self._requests == 1 and not self._sending)
+
+    @property
+    def by(self) -> str:
+        """Who asked, for messages: the signal's name, or "the user"."""
+        return self.signal_name or "the user"
+
+    def request(self, signal_name: str = "SIGTERM") -> bool:
+        """Ask the run to stop; returns ``True`` when it stops gracefully.
+
+        Graceful means the run is sending and this is the first request: no new
+        batch is handed out and the requests in flight finish and are recorded.
+        Otherwise the run's interrupters are called and ``False`` is returned.
+        """
+        with self._lock:
+            self._requests += 1
+            if self.signal_name is None:
+                self.signal_name = signal_name
+            self._event.set()
+            graceful = not self.escalated
+            interrupters = [] if graceful else list(self._interrupters.values())
+        for interrupter in interrupters:
+            interrupter()
+        return graceful
+
+    def check(self) -> None:
+        """Raise :class:`RunInterrupted` if a stop was requested: call it at a boundary."""
+        if self.requested:
+            raise self.interrupted()
+
+    def interrupted(self, what: str = "the run") -> RunInterrupted:
+        """The error a run raises when it stops on this token's request."""
+        return RunInterrupted(f"{what} was stopped by {self.by}")
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, waking as soon as a stop is requested; ``True`` if it was."""
+        return self._event.wait(seconds)
+
+    @contextmanager
+    def interrupting(self, interrupter: Interrupter) -> Iterator[None]:
+        """Call ``interrupter`` if the run must stop while the block runs.
+
+        It is called at once when the stop was already requested (and not
+        only gracefully), so the block's long operation is stopped anyway.
+        ``interrupter`` must be safe to call from another thread or a signal
+        handler: ``duckdb.DuckDBPyConnection.interrupt``, or a function that
+        schedules a task's cancellation with ``loop.call_soon_threadsafe``.
+        """
+        with self._lock:
+            key = self._next_id
+            self._next_id += 1
+            self._interrupters[key] = interrupter
+            now = self.requested and self.escalated
+        try:
+            if now:
+                interrupter()
+            yield
+        finally:
+            with self._lock:
+                del self._interrupters[key]
 
     @contextmanager
     def sending(self) -> Iterator[None]:
-        """The phase in which a signal waits for the requests in flight.
+        """The phase in which a first request waits for the requests in flight.
 
-        Raises ``KeyboardInterrupt`` instead of starting when a stop was
-        already requested (from another thread, before the run got here).
+        Raises:
+            RunInterrupted: a stop was requested before sending began; nothing is sent.
         """
-        with _registry_lock:
+        with self._lock:
             if self.requested:
-                raise KeyboardInterrupt(self.signal_name)
+                raise self.interrupted()
             self._sending = True
         try:
             yield
         finally:
-            with _registry_lock:
+            with self._lock:
                 self._sending = False
 
-    def request_stop(self, signal_name: str = "SIGTERM") -> bool:
-        """Ask this run to stop, from any thread; see :func:`request_stop`.
-
-        ``True``: the run is sending and stops gracefully. ``False``: it is not
-        sending, or a stop was already requested (a second request is a second
-        signal: the caller may interrupt at once).
-        """
-        with _registry_lock:
-            graceful = self._sending and not self.requested
-            self.requested = True
-            if self.signal_name is None:
-                self.signal_name = signal_name
-            return graceful
-
-    def batches(self, items: Iterator[T]) -> Iterator[T]:
+    def batches(self, items: Iterable[T]) -> Iterator[T]:
         """``items`` until a stop is requested: the senders then run out of work."""
         for item in items:
             if self.requested:
                 return
             yield item
 
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.signal_name = signal.Signals(signum).name
-        self._received = signum
-        if self._sending and not self.requested:
-            self.requested = True
-            return
-        self.requested = True
-        raise KeyboardInterrupt(self.signal_name)
+
+@contextmanager
+def stop_on_signals(stop: StopToken) -> Iterator[StopToken]:
+    """SIGTERM and SIGINT request ``stop`` while the block runs (main thread only).
+
+    Off the main thread this does nothing: signals cannot be handled there,
+    and whoever runs the thread (the scheduler) requests the stop itself.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    received: list[int] = []
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+        stop.request(signal.Signals(signum).name)
+
+    previous: dict[int, Any] = {signum: signal.signal(signum, handle) for signum in STOP_SIGNALS}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        # A caller's own handler (a scheduler, say) still learns of the stop request.
+        if received:
+            handler = previous.get(received[0])
+            if callable(handler) and handler is not signal.default_int_handler:
+                handler(received[0], None)

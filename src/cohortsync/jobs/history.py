@@ -71,8 +71,9 @@ def failures_recorded(
     try:
         yield
     except CohortsyncError as error:
-        if not dry_run and getattr(error, "run_id", None) is None:
-            error.run_id = find_run_since(  # type: ignore[attr-defined]
-                catalog, job, started
-            ) or record_failed_run(catalog, job, str(error), source=source)
+        if not dry_run and error.run_id is None:
+            error.for_run(
+                find_run_since(catalog, job, started)
+                or record_failed_run(catalog, job, str(error), source=source)
+            )
         raise

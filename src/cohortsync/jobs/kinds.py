@@ -7,7 +7,6 @@ registers them, since it is the module that sits above both.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,15 +15,17 @@ import sqlalchemy as sa
 
 from cohortsync.catalog import schedules as catalog
 from cohortsync.errors import ConfigError
+from cohortsync.export.stopping import StopToken
 from cohortsync.settings import Settings
 
 
 @dataclass
 class JobContext:
-    """What a job runner gets: the catalog, the job's name, and a stop request.
+    """What a job runner gets: the catalog, the job's name, and its stop token.
 
-    ``stop`` is set when the scheduler received SIGTERM: a runner passes it on
-    so its export stops at the next checkpoint (and can be resumed).
+    ``stop`` is requested when the scheduler is stopped (SIGTERM): a runner
+    passes it on to its export, which stops at its next boundary (and can be
+    resumed), and a runner of its own checks it between its steps.
     """
 
     catalog: sa.Engine
@@ -32,7 +33,7 @@ class JobContext:
     kind: str
     name: str
     lease_owner: str
-    stop: threading.Event = field(default_factory=threading.Event)
+    stop: StopToken = field(default_factory=StopToken)
 
     @property
     def job(self) -> str:
