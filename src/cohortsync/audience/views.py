@@ -20,11 +20,15 @@ def _time(value: dt.datetime | None) -> str | None:
     return None if value is None else stored_utc(value).isoformat()
 
 
+# Shown first: what the object is and what it builds on.
+_FIRST = ("name", "parent", "segment")
+
+
 def _view(saved: SavedParent | SavedSegment | SavedActivation) -> dict[str, Any]:
-    """The definition's fields, name first, then when it was saved."""
+    """The definition's fields (name and what it builds on first), then when it was saved."""
     fields = saved.model_dump()
     return {
-        "name": fields.pop("name"),
+        **{key: fields.pop(key) for key in _FIRST if key in fields},
         **fields,
         "created_at": _time(saved.created_at),
         "updated_at": _time(saved.updated_at),
