@@ -215,3 +215,16 @@ def test_env_references_and_escapes(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     text = "queries:\n  - name: q\n    sql: \"SELECT '$${literal}' AS x FROM ${SCHEMA}.t\"\n"
     loaded = load_file(write(tmp_path, text), environ={"SCHEMA": "sales"})
     assert loaded.queries[0].sql == "SELECT '${literal}' AS x FROM sales.t"
+
+
+def test_an_activation_saves_skip_invalid_and_an_edit_names_it(
+    customers: Path, key: str, tmp_path: Path
+) -> None:
+    skipping = FILE.replace('    schedule: "*/30 * * * *"\n', "    skip_invalid: true\n")
+    apply_file(write(tmp_path, skipping))
+    assert get_activation("gold_daily").skip_invalid is True
+    result = apply_file(write(tmp_path, skipping.replace("skip_invalid: true", "threads: 8")))
+    [change] = [c for c in result.changes if c.kind == "activation"]
+    assert (change.action, change.fields) == ("update", ("threads", "skip_invalid"))
+    activation = get_activation("gold_daily")
+    assert (activation.skip_invalid, activation.threads) == (False, 8)
