@@ -8,7 +8,10 @@ command (--allow-empty, --max-remove-pct, ...) stay with that command.
 Every numeric option of the CLI takes its bounds from the constants here, so
 a mistyped ``--limit 99999999999999999999`` is click's usage error (exit 2,
 naming the option and its range) rather than an ``OverflowError`` deep in
-SQLite, Arrow or the socket layer.
+SQLite, Arrow or the socket layer. The settings a saved query or an
+activation keeps (``--threads``, ``--max-remove-pct``) are bounded by their
+definition instead (:mod:`cohortsync.definitions`), so the command line and
+``apply`` refuse a bad value in the same words.
 """
 
 from __future__ import annotations
