@@ -61,8 +61,7 @@ def create_activation(
     """
     check_activation(activation, settings=settings)
     with store.catalog(settings) as catalog:
-        if audiences.get(catalog, SavedActivation, activation.name) is not None:
-            raise store.exists_already("activation", activation.name)
+        store.refuse_taken(catalog, SavedActivation, activation.name)
         return _save(catalog, activation)
 
 
@@ -140,20 +139,14 @@ def get_activation(name: str, *, settings: Settings | None = None) -> SavedActiv
     Raises:
         ConfigError: there is none.
     """
-    with store.catalog(settings) as catalog:
-        row = audiences.get(catalog, SavedActivation, name)
-    if row is None:
-        raise store.not_found("activation", name)
-    return row
+    return store.get_saved(SavedActivation, name, settings)
 
 
 def list_activations(
     *, segment: str | None = None, settings: Settings | None = None
 ) -> list[SavedActivation]:
     """Every activation by name, or those of one segment."""
-    where = {"segment": segment} if segment is not None else {}
-    with store.catalog(settings) as catalog:
-        return audiences.list_rows(catalog, SavedActivation, **where)
+    return store.list_saved(SavedActivation, settings, segment=segment)
 
 
 def delete_activation(name: str, *, settings: Settings | None = None) -> None:

@@ -8,7 +8,6 @@ fails here rather than at the first scheduled run.
 from __future__ import annotations
 
 import pyarrow as pa
-import sqlalchemy as sa
 
 from cohortsync.audience import store
 from cohortsync.audience.compile import check_rules, find_column
@@ -16,7 +15,6 @@ from cohortsync.audience.mapping import check_mapping
 from cohortsync.catalog import audiences
 from cohortsync.catalog.audiences import SavedActivation, SavedParent, SavedSegment
 from cohortsync.definitions import Parent, validated
-from cohortsync.errors import ConfigError
 from cohortsync.settings import Settings
 from cohortsync.warehouse.connect import require_stored_warehouse
 
@@ -77,8 +75,7 @@ def create_parent(
     )
     _checked(parent, settings)
     with store.catalog(settings) as catalog:
-        if audiences.get(catalog, SavedParent, name) is not None:
-            raise store.exists_already("parent", name)
+        store.refuse_taken(catalog, SavedParent, name)
         return audiences.save(catalog, SavedParent, parent)
 
 
@@ -119,17 +116,12 @@ def get_parent(name: str, *, settings: Settings | None = None) -> SavedParent:
     Raises:
         ConfigError: there is none.
     """
-    with store.catalog(settings) as catalog:
-        row = audiences.get(catalog, SavedParent, name)
-    if row is None:
-        raise store.not_found("parent", name)
-    return row
+    return store.get_saved(SavedParent, name, settings)
 
 
 def list_parents(*, settings: Settings | None = None) -> list[SavedParent]:
     """Every parent segment, by name."""
-    with store.catalog(settings) as catalog:
-        return audiences.list_rows(catalog, SavedParent)
+    return store.list_saved(SavedParent, settings)
 
 
 def delete_parent(name: str, *, settings: Settings | None = None) -> None:
@@ -138,18 +130,4 @@ def delete_parent(name: str, *, settings: Settings | None = None) -> None:
     Raises:
         ConfigError: there is no such parent, or segments still use it.
     """
-    with store.catalog(settings) as catalog:
-        users = [s.name for s in audiences.list_rows(catalog, SavedSegment, parent=name)]
-        if users:
-            raise ConfigError(
-                f"parent {name!r} is used by segments: {', '.join(users)}",
-                hint="delete those segments first",
-            )
-        try:
-            deleted = audiences.delete(catalog, SavedParent, name)
-        except sa.exc.IntegrityError:  # a segment was created meanwhile
-            raise ConfigError(
-                f"parent {name!r} is used by a segment", hint="delete its segments first"
-            ) from None
-    if not deleted:
-        raise store.not_found("parent", name)
+    store.delete_unused(SavedParent, name, users=SavedSegment, settings=settings)

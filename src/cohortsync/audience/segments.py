@@ -21,7 +21,6 @@ from cohortsync.audience.rules import rules_to_json
 from cohortsync.catalog import audiences
 from cohortsync.catalog.audiences import SavedActivation, SavedParent, SavedSegment
 from cohortsync.definitions import Segment, validated
-from cohortsync.errors import ConfigError
 from cohortsync.settings import Settings
 
 SAMPLE_SIZE = 10
@@ -58,8 +57,7 @@ def create_segment(
     """
     segment = _checked(name, parent, rules, description, settings)
     with store.catalog(settings) as catalog:
-        if audiences.get(catalog, SavedSegment, name) is not None:
-            raise store.exists_already("segment", name)
+        store.refuse_taken(catalog, SavedSegment, name)
         return audiences.save(catalog, SavedSegment, segment)
 
 
@@ -142,20 +140,14 @@ def get_segment(name: str, *, settings: Settings | None = None) -> SavedSegment:
     Raises:
         ConfigError: there is none.
     """
-    with store.catalog(settings) as catalog:
-        row = audiences.get(catalog, SavedSegment, name)
-    if row is None:
-        raise store.not_found("segment", name)
-    return row
+    return store.get_saved(SavedSegment, name, settings)
 
 
 def list_segments(
     *, parent: str | None = None, settings: Settings | None = None
 ) -> list[SavedSegment]:
     """Every segment by name, or those of one parent."""
-    where = {"parent": parent} if parent is not None else {}
-    with store.catalog(settings) as catalog:
-        return audiences.list_rows(catalog, SavedSegment, **where)
+    return store.list_saved(SavedSegment, settings, parent=parent)
 
 
 def delete_segment(name: str, *, settings: Settings | None = None) -> None:
@@ -164,21 +156,7 @@ def delete_segment(name: str, *, settings: Settings | None = None) -> None:
     Raises:
         ConfigError: there is no such segment, or activations still use it.
     """
-    with store.catalog(settings) as catalog:
-        users = [a.name for a in audiences.list_rows(catalog, SavedActivation, segment=name)]
-        if users:
-            raise ConfigError(
-                f"segment {name!r} is used by activations: {', '.join(users)}",
-                hint="delete those activations first",
-            )
-        try:
-            deleted = audiences.delete(catalog, SavedSegment, name)
-        except sa.exc.IntegrityError:  # an activation was created meanwhile
-            raise ConfigError(
-                f"segment {name!r} is used by an activation", hint="delete it first"
-            ) from None
-    if not deleted:
-        raise store.not_found("segment", name)
+    store.delete_unused(SavedSegment, name, users=SavedActivation, settings=settings)
 
 
 def resolve_segment(name: str, *, settings: Settings | None = None) -> SegmentQuery:
