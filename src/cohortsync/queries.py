@@ -28,6 +28,7 @@ from cohortsync.definitions import Query, validated
 # The export settings of a saved query, named here for the callers of save_query.
 from cohortsync.definitions import QueryExport as QueryExport
 from cohortsync.errors import ConfigError, SourceError
+from cohortsync.export.reporting import RunReporter
 from cohortsync.export.spec import Source
 from cohortsync.export.stopping import StopToken
 from cohortsync.jobs.cron import next_run
@@ -259,14 +260,15 @@ def run_query(
     *,
     dry_run: bool = False,
     full_resync: bool = False,
-    progress: bool | None = None,
+    reporter: RunReporter | None = None,
     settings: Settings | None = None,
     lease_owner: str | None = None,
     stop: StopToken | None = None,
 ) -> QueryRunResult:
     """Run the saved query ``name`` and, when it has an export, export its result.
 
-    ``stop`` is passed on to the export (:func:`cohortsync.export.run.run_export`).
+    ``reporter`` and ``stop`` are passed on to the export
+    (:func:`cohortsync.export.run.run_export`).
 
     Takes the job's lease for the whole run, unless the caller (the
     scheduler) already holds it and says so with ``lease_owner``. A dry run
@@ -284,9 +286,9 @@ def run_query(
         if row is None:
             raise _unknown(name)
         if lease_owner is not None or dry_run:
-            return _run(catalog, settings, row, dry_run, full_resync, progress, stop)
+            return _run(catalog, settings, row, dry_run, full_resync, reporter, stop)
         with held_lease(catalog, schedules.job_label(KIND, name), new_owner("query-run")):
-            return _run(catalog, settings, row, dry_run, full_resync, progress, stop)
+            return _run(catalog, settings, row, dry_run, full_resync, reporter, stop)
     finally:
         catalog.dispose()
 
@@ -297,7 +299,7 @@ def _run(
     row: store.QueryRow,
     dry_run: bool,
     full_resync: bool,
-    progress: bool | None,
+    reporter: RunReporter | None,
     stop: StopToken | None = None,
 ) -> QueryRunResult:
     # Imported here: the export pipeline (DuckDB, HTTP) is loaded only to run one.
@@ -313,7 +315,7 @@ def _run(
 
         export = validated(QueryExport, row.export, subject=f"saved query {row.name!r}")
         spec = export_spec(export, source, job=job, full_resync=full_resync, settings=settings)
-        report = run_export(spec, dry_run=dry_run, progress=progress, settings=settings, stop=stop)
+        report = run_export(spec, dry_run=dry_run, reporter=reporter, settings=settings, stop=stop)
     return QueryRunResult(row.name, report.status, report.run_id, report.to_dict())
 
 
@@ -373,7 +375,7 @@ def run_query_job(context: JobContext) -> JobResult:
     """Run a saved query for the scheduler (job kind ``"query"``)."""
     result = run_query(
         context.name,
-        progress=False,
+        reporter=context.reporter,
         settings=context.settings,
         lease_owner=context.lease_owner,
         stop=context.stop,

@@ -46,6 +46,7 @@ from cohortsync.catalog import schedules as catalog
 from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.leases import Lease, acquire_lease
 from cohortsync.errors import CohortsyncError, RunInterrupted
+from cohortsync.export.reporting import LoggingReporter
 from cohortsync.export.stopping import StopToken
 from cohortsync.jobs.cron import (
     CRON_HINT,
@@ -338,7 +339,13 @@ class Scheduler:
     def _run(self, due: DueJob, lease: Lease) -> JobOutcome:
         schedule = due.schedule
         context = JobContext(
-            self.engine, self.settings, schedule.kind, schedule.name, self.owner, StopToken()
+            self.engine,
+            self.settings,
+            schedule.kind,
+            schedule.name,
+            self.owner,
+            StopToken(),
+            LoggingReporter(due.job),
         )
         started = self.clock()
         log.info("running %s (slot %s)", due.job, due.slot.isoformat())

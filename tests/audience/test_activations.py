@@ -268,14 +268,14 @@ def test_a_run_waits_for_no_one_and_records_why_it_failed(
         )
         assert lease is not None
         with pytest.raises(ConfigError, match="job activation:fr_vip is already running"):
-            run_activation("fr_vip", progress=False)
+            run_activation("fr_vip")
         release_lease(catalog, lease)
     finally:
         catalog.dispose()
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("ALTER TABLE customers DROP COLUMN country")
     with pytest.raises(ConfigError, match="unknown column 'country'") as caught:
-        run_activation("fr_vip", progress=False)
+        run_activation("fr_vip")
     runs = activation_runs("fr_vip")
     assert [(run.id, run.status) for run in runs] == [(caught.value.run_id, "failed")]  # type: ignore[attr-defined]
     assert "unknown column 'country'" in (runs[0].error or "")

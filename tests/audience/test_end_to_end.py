@@ -64,7 +64,7 @@ def test_activation_adds_exactly_the_segment(service: Any) -> None:
             mapping=["customer_id=user_ids"],
         )
     )
-    report = run_activation("fr_vip", progress=False)
+    report = run_activation("fr_vip")
     assert report.status == "succeeded"
     assert report.sent_total == 3
     assert external_ids(service, "fr_vip") == ["c1", "c2", "c6"]
@@ -107,15 +107,15 @@ def test_mirror_follows_the_segment_when_its_rules_change(service: Any) -> None:
             mapping=["customer_id=user_ids"],
         )
     )
-    run_activation("target", progress=False)
+    run_activation("target")
     assert external_ids(service, "target") == ["c1", "c2", "c6"]
     # ages 40, 30, 33: c1 leaves, c4 enters
     upsert_segment("target", "customers", {"column": "age", "op": ">=", "value": 30})
-    report = run_activation("target", progress=False)
+    report = run_activation("target")
     assert external_ids(service, "target") == ["c2", "c4", "c6"]
     assert report.sent_total == 2
     update_activation("target", operation="remove")
-    run_activation("target", progress=False)
+    run_activation("target")
     assert external_ids(service, "target") == []
     assert [run.status for run in activation_runs("target")] == ["succeeded"] * 3
 
@@ -131,7 +131,7 @@ def test_dry_run_plans_and_sends_nothing(service: Any) -> None:
             mapping=["customer_id=user_ids"],
         )
     )
-    report = run_activation("fr_vip", dry_run=True, progress=False)
+    report = run_activation("fr_vip", dry_run=True)
     assert report.dry_run and report.rows_read == 3
     assert service.cohorts() == []
     assert activation_runs("fr_vip") == []

@@ -120,7 +120,7 @@ def test_a_failed_export_names_its_run_and_report(
     )
     spec = ExportSpec(source=Source(table="people"), destination=destination, cohort_id="c")
     with pytest.raises(DestinationRefused, match=r"bad cohort") as info:
-        run_export(spec, progress=False)
+        run_export(spec)
     catalog = open_catalog(Settings().catalog_path)
     try:
         [record] = runs.list_runs(catalog, limit=5)

@@ -59,7 +59,7 @@ def test_parameterised_query_streams_with_the_same_counts(
         " UNION ALL SELECT 'not-me', 'nor-me', 0"
     )
     source = Source(sql="SELECT user_ids, device_ids FROM messy WHERE flag = ?", params=(1,))
-    report = run_export(spec_for(partner, source), progress=False)
+    report = run_export(spec_for(partner, source))
     check_messy_result(partner, report)
 
 
@@ -72,7 +72,7 @@ def test_a_streamed_query_failing_mid_way_is_a_source_error(
     )
     sql = "SELECT CAST(CAST(v AS INTEGER) AS VARCHAR) AS user_ids FROM t WHERE ? = 1"
     with pytest.raises(SourceError, match="failed"):
-        run_export(spec_for(partner, Source(sql=sql, params=(1,))), progress=False)
+        run_export(spec_for(partner, Source(sql=sql, params=(1,))))
     assert partner.requests == []
 
 
@@ -86,5 +86,5 @@ def test_postgresql_source(partner: PartnerServer, postgres_url: str, home: Path
             f"SELECT * FROM (VALUES {MESSY}) t(user_ids, device_ids)"
         )
     source = Source(table=f"{schema}.messy", warehouse_url=postgres_url)
-    report = run_export(spec_for(partner, source), progress=False)
+    report = run_export(spec_for(partner, source))
     check_messy_result(partner, report)

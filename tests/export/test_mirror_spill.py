@@ -80,7 +80,7 @@ def run_mirror(home: Path, tmp_path: Path, source: str, run_id: str) -> tuple[Pl
     )
     step = MirrorStep(SnapshotStore(home, KEY), run_id, spec.mirror, alias_label="email")
     report = ExportReport(run_id=run_id, cohort_id="c", operation="mirror", dry_run=False)
-    plan = prepare(spec, Settings(), tmp_path / run_id, report, mirror=step)
+    plan = prepare(spec, Settings(), tmp_path / run_id, report, planner=step)
     step.commit()
     return plan, step
 

@@ -98,7 +98,7 @@ def test_a_run_stopped_while_reading_ends_interrupted_at_once_and_sends_nothing(
             RunInterrupted, match=r"^export run \S+ was interrupted by SIGTERM; "
         ) as info,
     ):
-        run_export(spec_for(partner, source), progress=False, stop=stop)
+        run_export(spec_for(partner, source), stop=stop)
     stopped_after = time.monotonic() - when[0]
     assert stopped_after < 3, f"the run took {stopped_after:.1f} s to stop"
     assert partner.requests == []  # not even the cohort's name
@@ -119,7 +119,7 @@ def test_a_stop_while_sending_finishes_the_batches_in_flight_and_resumes(
         requested_when(lambda: len(partner.users_requests()) >= 3, stop),
         pytest.raises(RunInterrupted, match=r"acknowledged batches are recorded"),
     ):
-        run_export(spec, progress=False, stop=stop)
+        run_export(spec, stop=stop)
     record = the_run(home)
     assert record.status == "interrupted"
     catalog = open_catalog(Settings().catalog_path)
@@ -130,7 +130,7 @@ def test_a_stop_while_sending_finishes_the_batches_in_flight_and_resumes(
     answered = len(partner.users_requests())
     assert len(acknowledged) == answered < 20  # every answered batch was recorded
     assert len(partner.users_requests(answered=False)) == answered  # none left unanswered
-    report = run_export(spec, progress=False)  # resumes the stopped run
+    report = run_export(spec)  # resumes the stopped run
     assert (report.run_id, report.status) == (record.id, "succeeded")
     values = [value for _kind, value, _remove in partner.identifiers()]
     assert len(values) == len(set(values)) == 20000  # each identifier sent once
@@ -148,7 +148,7 @@ def test_a_second_request_while_sending_cancels_the_requests_in_flight(
         ) as when,
         pytest.raises(RunInterrupted, match=r"was interrupted by SIGTERM"),
     ):
-        run_export(spec_for(partner, Source(table="people")), progress=False, stop=stop)
+        run_export(spec_for(partner, Source(table="people")), stop=stop)
     assert time.monotonic() - when[0] < 5  # not after the 20 s answer
     record = the_run(home)
     assert record.status == "interrupted"

@@ -61,7 +61,9 @@ def export_kind(partner: PartnerServer, home: Path) -> ExportSpec:
     spec = export_spec(partner)
 
     def run(context: JobContext) -> JobResult:
-        report = run_export(spec, progress=False, settings=context.settings, stop=context.stop)
+        report = run_export(
+            spec, settings=context.settings, reporter=context.reporter, stop=context.stop
+        )
         return JobResult(report.status, report.run_id, None, report.to_dict())
 
     register_job_kind("export", run)
@@ -98,7 +100,7 @@ def test_a_job_stopped_mid_send_ends_interrupted_and_resumable(
     assert len(acknowledged) == answered < USERS // 1000  # the one in flight was recorded
     assert len(partner.users_requests(answered=False)) == answered
 
-    report = run_export(export_kind, progress=False)  # the next run continues it
+    report = run_export(export_kind)  # the next run continues it
     assert (report.run_id, report.status) == (record.id, "succeeded")
     received = Counter(value for _kind, value, _remove in partner.identifiers())
     assert len(received) == USERS and max(received.values()) == 1

@@ -29,6 +29,7 @@ from cohortsync.catalog.runs import RunRecord, list_runs
 from cohortsync.definitions import Activation, validated
 from cohortsync.errors import ConfigError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
+from cohortsync.export.reporting import RunReporter
 from cohortsync.export.spec import ExportSpec, Source
 from cohortsync.export.stopping import StopToken
 from cohortsync.jobs.history import failures_recorded
@@ -213,7 +214,7 @@ def run_activation(
     *,
     dry_run: bool = False,
     full_resync: bool = False,
-    progress: bool | None = None,
+    reporter: RunReporter | None = None,
     settings: Settings | None = None,
     lease_owner: str | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
@@ -222,7 +223,8 @@ def run_activation(
 ) -> ExportReport:
     """Export the activation's segment to its cohort now; returns the run's report.
 
-    ``stop`` is passed on to the export (:func:`cohortsync.export.run.run_export`).
+    ``reporter`` and ``stop`` are passed on to the export
+    (:func:`cohortsync.export.run.run_export`).
 
     ``skip_invalid`` skips identifiers Braze would refuse in this run even
     when the activation does not save that setting; a scheduled run follows
@@ -250,7 +252,7 @@ def run_activation(
                 name,
                 dry_run,
                 full_resync,
-                progress,
+                reporter,
                 settings,
                 lock_timeout,
                 skip_invalid,
@@ -262,7 +264,7 @@ def run_activation(
                 name,
                 dry_run,
                 full_resync,
-                progress,
+                reporter,
                 settings,
                 lock_timeout,
                 skip_invalid,
@@ -275,7 +277,7 @@ def _run(
     name: str,
     dry_run: bool,
     full_resync: bool,
-    progress: bool | None,
+    reporter: RunReporter | None,
     settings: Settings,
     lock_timeout: float,
     skip_invalid: bool = False,
@@ -292,7 +294,7 @@ def _run(
         return run_export(
             spec,
             dry_run=dry_run,
-            progress=progress,
+            reporter=reporter,
             settings=settings,
             lock_timeout=lock_timeout,
             stop=stop,
@@ -315,7 +317,7 @@ def run_activation_job(context: JobContext) -> JobResult:
     """Run an activation for the scheduler (job kind ``"activation"``)."""
     report = run_activation(
         context.name,
-        progress=False,
+        reporter=context.reporter,
         settings=context.settings,
         lease_owner=context.lease_owner,
         stop=context.stop,

@@ -21,6 +21,8 @@ from cohortsync.cli.export_options import (
     SkipInvalidOption,
 )
 from cohortsync.cli.output import JsonOption
+from cohortsync.cli.progress import console_reporter
+from cohortsync.cli.run_report import render_report
 from cohortsync.definitions import Activation, validated
 from cohortsync.definitions.fields import DEFAULT_MAX_REMOVE_PCT, DEFAULT_THREADS
 from cohortsync.errors import CohortsyncError
@@ -238,14 +240,14 @@ def run(
         name,
         dry_run=dry_run,
         full_resync=full_resync,
-        progress=False if as_json else None,
+        reporter=console_reporter(False if as_json else None),
         lock_timeout=lock_timeout,
         skip_invalid=skip_invalid,
     )
     if as_json:
         echo_json(report.to_dict())
         return
-    report.render(Console())
+    render_report(Console(), report)
 
 
 @app.command("list")

@@ -19,6 +19,8 @@ from cohortsync.cli.export_options import (
     ThreadsOption,
 )
 from cohortsync.cli.files_option import AllowFilesOption, open_files
+from cohortsync.cli.progress import console_reporter
+from cohortsync.cli.run_report import render_report
 from cohortsync.errors import ConfigError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
 from cohortsync.export.run import run_export
@@ -215,14 +217,14 @@ def export(
     report = run_export(
         spec,
         dry_run=dry_run,
-        progress=None if not json else sys.stderr.isatty(),
+        reporter=console_reporter(None),  # on stderr, so also with --json
         lock_timeout=lock_timeout,
     )
     if json:
         typer.echo(orjson.dumps(report.to_dict()).decode())
     else:
         console = Console()
-        report.render(console)
+        render_report(console, report)
         render_mirror(console, report.mirror or (report.plan or {}).get("mirror"))
 
 

@@ -20,6 +20,8 @@ from cohortsync.cli.export_options import (
 )
 from cohortsync.cli.files_option import AllowFilesOption, open_files
 from cohortsync.cli.output import JsonOption, echo_json_line
+from cohortsync.cli.progress import console_reporter
+from cohortsync.cli.run_report import render_report
 from cohortsync.definitions import QueryExport, validated
 from cohortsync.definitions.fields import DEFAULT_MAX_REMOVE_PCT, DEFAULT_THREADS
 from cohortsync.errors import ConfigError
@@ -256,13 +258,13 @@ def run(
     """
     logging.basicConfig(stream=sys.stderr, format="warning: %(message)s", level=logging.WARNING)
     open_files(allow_files)
-    progress = None if not as_json else False
-    result = queries.run_query(name, dry_run=dry_run, full_resync=full_resync, progress=progress)
+    reporter = console_reporter(None if not as_json else False)
+    result = queries.run_query(name, dry_run=dry_run, full_resync=full_resync, reporter=reporter)
     if as_json:
         echo_json_line(result.to_dict())
         return
     if result.report is not None:
-        ExportReport(**_report_fields(result.report)).render(Console())
+        render_report(Console(), ExportReport(**_report_fields(result.report)))
         return
     typer.echo(
         f"query {name}: {result.rows:,} rows" + (f" (run {result.run_id})" if result.run_id else "")

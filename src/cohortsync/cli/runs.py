@@ -9,7 +9,6 @@ the same export again, or ``runs resume``, continues it.
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -22,6 +21,8 @@ from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.runs import RunRecord
 from cohortsync.cli.export_options import MAX_SECONDS, MAX_SHOWN, MAX_THREADS
 from cohortsync.cli.output import JsonOption, echo_json_line
+from cohortsync.cli.progress import console_reporter
+from cohortsync.cli.run_report import render_report
 from cohortsync.errors import ConfigError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT, CohortLock
 from cohortsync.export.run import run_export
@@ -196,12 +197,12 @@ def resume(
         settings=settings,
         resume_run_id=run_id,
         lock_timeout=lock_timeout,
-        progress=None if not json else sys.stderr.isatty(),
+        reporter=console_reporter(None),  # on stderr, so also with --json
     )
     if json:
         echo_json_line(report.to_dict())
     else:
-        report.render(Console())
+        render_report(Console(), report)
 
 
 def spec_of(

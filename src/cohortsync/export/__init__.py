@@ -1,7 +1,13 @@
 """Export query results to a Braze cohort.
 
-Stages of one run, one module each: ``identifiers`` (result columns to
-identifiers), ``plan`` (what to send: add, remove, mirror), ``batches``
-(requests of at most 1,000 identifiers with stable numbers), ``client`` (the
-partner API client: retries, pacing), ``run`` (one durable export run).
+One run goes through four stages, reported as they start to the caller's
+reporter (:mod:`reporting`): ``staging`` (:mod:`staging`, with
+:mod:`identifiers`: the result's identifiers deduplicated out of core),
+``planning`` (:mod:`plan`, :mod:`planners`, :mod:`mirror`: what to send, by
+the planner of the export's operation), ``sending`` (:mod:`batches`,
+:mod:`send`, :mod:`client`: requests of at most 1,000 identifiers with stable
+numbers, retried and paced) and ``committing`` (a mirror's snapshot, the
+run's report). :mod:`run` drives them, :mod:`stopping` stops them
+cooperatively, and :mod:`resume`, :mod:`locks`, :mod:`snapshots` and
+:mod:`formats` make a run durable. Nothing here draws on a terminal.
 """

@@ -47,6 +47,7 @@ import duckdb
 
 from cohortsync.errors import ConfigError, MirrorGuardRefused
 from cohortsync.export.identifiers import KINDS
+from cohortsync.export.plan import Plan
 from cohortsync.export.snapshots import EXITS_FILE, MEMBERS_FILE, Snapshot, SnapshotStore
 from cohortsync.export.spec import MirrorOptions
 from cohortsync.export.staging import PASS_BYTES, PASS_VALUES
@@ -615,7 +616,7 @@ def _remove_scratch(scratch: Path, spill: Path) -> None:
 
 
 class MirrorStep:
-    """The mirror planner as one step of an export run (:mod:`cohortsync.export.plan`).
+    """The mirror planner of an export run (a :class:`~cohortsync.export.plan.Planner`).
 
     The staged result is written once, as the new snapshot's members file, by
     the statement that reads the source stream; the diff then reads it back
@@ -652,6 +653,12 @@ class MirrorStep:
         self.abandoned = tuple(abandoned)
         self.dry_run = dry_run
         self.plan: MirrorPlan | None = None
+
+    scans_staged_in_order = False  # its changes are read back from the diff's own file
+
+    def snapshot_dirs(self, run_dir: Path) -> list[Path]:
+        """The new snapshot's directory: the staging database writes its members there."""
+        return [self.snapshot_dir(run_dir)]
 
     def snapshot_dir(self, run_dir: Path) -> Path:
         """Where the staging database writes the new snapshot's members: pending, or scratch."""
@@ -704,15 +711,27 @@ class MirrorStep:
             f"FROM read_parquet({_sql_str(mirror_changes)})"
         )
 
-    def distinct_by_kind(self) -> dict[str, int]:
-        """Distinct identifiers of the result per kind (the staging's duplicate counts)."""
+    def distinct_by_kind(self, plan: Plan) -> dict[str, int]:
+        """Distinct identifiers of the result per kind (the staging's duplicate counts).
+
+        The diff counted them; the written plan (``plan``) holds only the changes.
+        """
         if self.plan is None:
             return {}
         return {kind: counts.result for kind, counts in self.plan.by_kind.items()}
 
+    def summary(self) -> dict[str, Any] | None:
+        """The diff's counts and samples, as the report shows them."""
+        return self.plan.to_dict() if self.plan is not None else None
+
     def commit(self) -> None:
         """Make this run's snapshot current: every batch has been acknowledged."""
         self.store.commit(self.run_id)
+
+    def discard(self) -> None:
+        """Drop this run's pending snapshot: the run failed before sending anything."""
+        if not self.dry_run:
+            self.store.discard_pending(self.run_id)
 
 
 class StagingLike(Protocol):

@@ -17,9 +17,13 @@ The staged identifiers already come in kind order (:mod:`staging`), so an
 ``add`` or ``remove`` plan is written without any sort over all rows; only
 an operation mixing ``should_remove`` values would need one.
 
-:func:`changes_sql` is the seam between "what the source holds" and "what to
-send": ``add`` and ``remove`` send the staged identifiers as they are; an
-operation that diffs against an earlier snapshot (``mirror``) plugs in there.
+A :class:`Planner` is the seam between "what the source holds" and "what to
+send", one per kind of export, chosen once from the spec
+(:func:`cohortsync.export.planners.planner_for`): :class:`AddRemovePlanner`
+sends the staged identifiers as they are; the mirror planner
+(:class:`cohortsync.export.mirror.MirrorStep`) diffs them against the
+cohort's last snapshot and commits the new one once every batch is
+acknowledged.
 """
 
 from __future__ import annotations
@@ -27,13 +31,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import duckdb
 
-from cohortsync.errors import ConfigError
 from cohortsync.export import formats
 from cohortsync.export.identifiers import ALIAS, KINDS
-from cohortsync.export.mirror import MirrorStep
 from cohortsync.export.spec import MAX_IDENTIFIERS_PER_REQUEST, ExportSpec
 from cohortsync.export.staging import STAGING_THREADS, Staging
 
@@ -68,27 +71,69 @@ class Plan:
         return totals
 
 
-def changes_sql(spec: ExportSpec, identifiers_sql: str) -> tuple[str, bool]:
-    """The run's changes as SQL over the staged identifiers, and whether it mixes groups.
+class Planner(Protocol):
+    """What one kind of export decides, between staging and sending."""
 
-    Args:
-        spec: the export (its operation decides).
-        identifiers_sql: distinct ``(kind UTINYINT, value VARCHAR)`` of the source.
+    @property
+    def scans_staged_in_order(self) -> bool:
+        """Whether its changes are a scan of the staged identifiers, in their order.
 
-    Returns:
-        SQL with columns ``(kind, value, should_remove)``, and ``True`` when its
-        rows may hold more than one ``should_remove`` value (then they are sorted).
+        Such a plan is written by one thread when the identifiers were staged
+        in several passes (see :func:`write_plan`).
+        """
 
-    Raises:
-        ConfigError: the operation is not one this planner knows.
-    """
-    if spec.operation in ("add", "remove"):
-        remove = "true" if spec.operation == "remove" else "false"
-        return f"SELECT kind, value, {remove} AS should_remove FROM ({identifiers_sql})", False
-    raise ConfigError(
-        f"operation {spec.operation!r} is not supported by this export",
-        hint="use --operation add or --operation remove",
-    )
+    def snapshot_dirs(self, run_dir: Path) -> list[Path]:
+        """Directories besides ``run_dir`` that the staging database writes."""
+
+    def changes_sql(self, staging: Staging, identifiers_sql: str, run_dir: Path) -> str:
+        """SQL of the run's changes ``(kind UTINYINT, value, should_remove)``, in plan order.
+
+        Args:
+            staging: the run's staging database.
+            identifiers_sql: distinct ``(kind UTINYINT, value VARCHAR)`` of the
+                source, in kind order.
+            run_dir: the run's directory, for files of its own.
+        """
+
+    def distinct_by_kind(self, plan: Plan) -> dict[str, int]:
+        """Distinct identifiers of the result per kind, once planned."""
+
+    def summary(self) -> dict[str, Any] | None:
+        """What the report shows of this planning (a mirror's diff counts), if anything."""
+
+    def commit(self) -> None:
+        """Every batch was acknowledged: keep what the next run plans against."""
+
+    def discard(self) -> None:
+        """The run failed before anything was sent: drop what planning left behind."""
+
+
+class AddRemovePlanner:
+    """``add`` and ``remove``: the staged identifiers as they are, all added or all removed."""
+
+    scans_staged_in_order = True
+
+    def __init__(self, *, remove: bool) -> None:
+        self.remove = remove
+
+    def snapshot_dirs(self, run_dir: Path) -> list[Path]:
+        return []
+
+    def changes_sql(self, staging: Staging, identifiers_sql: str, run_dir: Path) -> str:
+        remove = "true" if self.remove else "false"
+        return f"SELECT kind, value, {remove} AS should_remove FROM ({identifiers_sql})"
+
+    def distinct_by_kind(self, plan: Plan) -> dict[str, int]:
+        return plan.by_kind()
+
+    def summary(self) -> dict[str, Any] | None:
+        return None
+
+    def commit(self) -> None:
+        pass  # nothing is kept between add or remove runs
+
+    def discard(self) -> None:
+        pass
 
 
 def item_sql(alias_label: str | None) -> str:
@@ -101,33 +146,25 @@ def write_plan(
     spec: ExportSpec,
     run_dir: Path,
     identifiers_sql: str,
-    *,
-    mirror: MirrorStep | None = None,
+    planner: Planner,
 ) -> Plan:
     """Write the run's changes to ``run_dir/changes.parquet`` and summarise them.
 
     Args:
         identifiers_sql: the staged identifiers (:meth:`Staging.identifiers_sql`),
             in kind order.
-        mirror: the mirror step of a ``mirror`` export: it diffs the staged
-            identifiers against the cohort's snapshot (guards raise here, before
-            any request) and orders its changes by ``(should_remove, kind, value)``.
+        planner: decides the changes (a mirror's guards raise here, before any
+            request); they come in plan order, ``(should_remove, kind)`` groups,
+            so no sort over all rows is needed (DuckDB keeps a file's order).
     """
     path = run_dir / CHANGES_FILE
-    if spec.operation == "mirror":
-        if mirror is None:
-            raise ConfigError("a mirror export needs its snapshot step")
-        # Already ordered by (should_remove, kind, value); DuckDB keeps a file's order.
-        sql, order = mirror.changes_sql(staging, identifiers_sql, run_dir), False
-    else:
-        sql, order = changes_sql(spec, identifiers_sql)  # kind order is the staging's
+    sql = planner.changes_sql(staging, identifiers_sql, run_dir)
     kind_names = " ".join(f"WHEN {code} THEN '{name}'" for code, name in enumerate(KINDS))
-    order_by = "ORDER BY should_remove, kind" if order else ""
     statement = f"""
         COPY (
             SELECT CASE kind {kind_names} END AS kind, value, should_remove,
                    {item_sql(spec.alias_column)}::VARCHAR AS item
-            FROM ({sql}) {order_by}
+            FROM ({sql})
         ) TO {_string_literal(str(path))}
         (FORMAT parquet, COMPRESSION {PLAN_COMPRESSION}, ROW_GROUP_SIZE {PLAN_ROW_GROUP},
          {formats.plan_metadata_sql()})
@@ -135,7 +172,7 @@ def write_plan(
     # A scan of the staged identifiers table is written by one thread: in order,
     # the Parquet writer holds one row group, where two threads writing in
     # order would buffer each other's row groups past a small memory limit.
-    one_thread = staging.passes > 1 and spec.operation != "mirror"
+    one_thread = staging.passes > 1 and planner.scans_staged_in_order
     try:
         if one_thread:
             staging.connection.execute("SET threads = 1")

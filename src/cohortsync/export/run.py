@@ -11,6 +11,12 @@ so a failed run can be resumed from its plan and checkpoints.
 A dry run (``dry_run=True``) stages and plans in a scratch directory, sends
 nothing, and is not recorded in the run history: it changes no state.
 
+The stages are ``staging``, ``planning``, ``sending`` and ``committing``; the
+caller's :class:`~cohortsync.export.reporting.RunReporter` is told as each
+starts, and of the rows read, the batches acknowledged and the end of the run.
+The planner of the export's operation is chosen once
+(:func:`~cohortsync.export.planners.planner_for`).
+
 Runs are durable (:mod:`resume`, :mod:`locks`, :mod:`stopping`): a run holds
 its cohort's lock from before it plans until it has finished; the same export
 started again continues an unfinished run from its plan and checkpoints. A run
@@ -30,7 +36,6 @@ import datetime as dt
 import logging
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -41,15 +46,6 @@ import duckdb
 import orjson
 import pyarrow as pa
 import sqlalchemy as sa
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
 from cohortsync import secrets
 from cohortsync.catalog import runs
@@ -60,12 +56,19 @@ from cohortsync.export.batches import Batch, BodyBuilder, iter_batches
 from cohortsync.export.client import PartnerClient
 from cohortsync.export.identifiers import IdentifierColumns, identifier_columns
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT, CohortLock
-from cohortsync.export.mirror import MirrorStep
-from cohortsync.export.plan import CHANGES_FILE, Plan, resume_plan, write_plan
+from cohortsync.export.plan import (
+    CHANGES_FILE,
+    Plan,
+    Planner,
+    resume_plan,
+    write_plan,
+)
+from cohortsync.export.planners import check_planned_state, planner_for
 from cohortsync.export.report import ExportReport
+from cohortsync.export.reporting import RunReporter, SilentReporter
 from cohortsync.export.resume import RunChoice, choose_run, resolve_superseded
 from cohortsync.export.send import send_all
-from cohortsync.export.snapshots import CohortKey, SnapshotStore
+from cohortsync.export.snapshots import CohortKey
 from cohortsync.export.source import check_pushdown, query_failed, source_sql, stream_source
 from cohortsync.export.spec import ExportSpec
 from cohortsync.export.staging import SourceStreamFailed, StagedCounts, Staging
@@ -93,7 +96,7 @@ def run_export(
     spec: ExportSpec,
     *,
     dry_run: bool = False,
-    progress: bool | None = None,
+    reporter: RunReporter | None = None,
     settings: Settings | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     resume_run_id: str | None = None,
@@ -104,8 +107,9 @@ def run_export(
     Args:
         spec: what to export and where.
         dry_run: stage and plan only; send nothing, record nothing.
-        progress: show a progress bar on stderr; ``None`` shows it when stderr
-            is a terminal.
+        reporter: told of each stage, the rows read and the batches sent, and
+            of the end of the run (:mod:`cohortsync.export.reporting`); the
+            run reports nothing when ``None``.
         settings: the settings to use; read from the environment when ``None``.
         lock_timeout: seconds to wait for another run of the same cohort.
         resume_run_id: continue this run (``cohortsync runs resume``); by
@@ -123,7 +127,7 @@ def run_export(
     settings = settings or Settings()
     check_spec(spec)
     stop = stop or StopToken()
-    started = time.monotonic()
+    reporter = reporter or SilentReporter()
     report = ExportReport(
         run_id=None,
         cohort_id=spec.cohort_id,
@@ -131,32 +135,52 @@ def run_export(
         dry_run=dry_run,
         skip_invalid=spec.skip_invalid,
     )
-    if dry_run:
-        run_dir = settings.home_dir / "runs" / f"dry-{runs.new_run_id()}"
-        try:
-            mirror = None
-            if spec.operation == "mirror":
-                store = SnapshotStore(settings.home_dir, cohort_key_of(spec))
-                mirror = MirrorStep(
-                    store,
-                    run_dir.name,
-                    spec.mirror,
-                    alias_label=spec.alias_column,
-                    dry_run=True,
-                    stop=stop,
-                )
-            with _reading(show_progress(progress)):
-                plan = prepare(spec, settings, run_dir, report, mirror=mirror, stop=stop)
-            report.plan = dry_run_plan(spec, plan)
-            if mirror is not None and mirror.plan is not None:
-                report.plan["mirror"] = mirror.plan.to_dict()
-            report.status = "dry-run"
-            report.batches = plan.batches
-            report.duration_s = round(time.monotonic() - started, 3)
-            return report
-        finally:
-            shutil.rmtree(run_dir, ignore_errors=True)
+    try:
+        if dry_run:
+            return _dry_run(spec, settings, report, stop, reporter)
+        return _run(spec, settings, report, stop, reporter, lock_timeout, resume_run_id)
+    finally:
+        reporter.finished(report)
 
+
+def _dry_run(
+    spec: ExportSpec,
+    settings: Settings,
+    report: ExportReport,
+    stop: StopToken,
+    reporter: RunReporter,
+) -> ExportReport:
+    """Stage and plan in a scratch directory; send nothing, record nothing."""
+    started = time.monotonic()
+    run_dir = settings.home_dir / "runs" / f"dry-{runs.new_run_id()}"
+    try:
+        key = cohort_key_of(spec)
+        planner = planner_for(spec, settings.home_dir, key, run_dir.name, dry_run=True, stop=stop)
+        plan = prepare(
+            spec, settings, run_dir, report, planner=planner, stop=stop, reporter=reporter
+        )
+        report.plan = dry_run_plan(spec, plan)
+        summary = planner.summary()
+        if summary is not None:
+            report.plan["mirror"] = summary
+        report.status = "dry-run"
+        report.batches = plan.batches
+        report.duration_s = round(time.monotonic() - started, 3)
+        return report
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _run(
+    spec: ExportSpec,
+    settings: Settings,
+    report: ExportReport,
+    stop: StopToken,
+    reporter: RunReporter,
+    lock_timeout: float,
+    resume_run_id: str | None,
+) -> ExportReport:
+    """A recorded run: take the cohort's lock, choose a run to continue or start one."""
     catalog = open_catalog(settings.catalog_path)
     lock = CohortLock(settings.home_dir, cohort_key_of(spec))
     try:
@@ -168,8 +192,7 @@ def run_export(
                     f"stopped while waiting for another run of cohort {spec.cohort_id!r}"
                 ) from None
             try:
-                if spec.operation == "mirror":  # refuse a newer snapshot before recording a run
-                    SnapshotStore(settings.home_dir, lock.key).check_current()
+                check_planned_state(spec, settings.home_dir, lock.key)  # before recording a run
                 choice = choose_run(catalog, settings.home_dir, spec, resume_run_id=resume_run_id)
                 stop.check()
             except RunInterrupted:  # before the run was recorded: nothing to resume
@@ -177,7 +200,7 @@ def run_export(
                     f"export of cohort {spec.cohort_id!r} was stopped before it started sending",
                     hint="run the same export again",
                 ) from None
-            return _run_locked(spec, settings, catalog, lock, choice, report, stop, progress)
+            return _run_locked(spec, settings, catalog, lock, choice, report, stop, reporter)
     finally:
         lock.release()
         catalog.dispose()
@@ -199,7 +222,7 @@ def _run_locked(
     choice: RunChoice,
     report: ExportReport,
     stop: StopToken,
-    progress: bool | None,
+    reporter: RunReporter,
 ) -> ExportReport:
     """One run under its cohort's lock: plan (or resume), send, commit, finish."""
     started = time.monotonic()
@@ -220,32 +243,32 @@ def _run_locked(
     lock.set_run(run_id)
     report.run_id = run_id
     run_dir = run_directory(settings, run_id)
-    mirror = None
-    if spec.operation == "mirror":
-        mirror = MirrorStep(
-            SnapshotStore(settings.home_dir, lock.key),
-            run_id,
-            spec.mirror,
-            alias_label=spec.alias_column,
-            abandoned=choice.abandoned_changes(settings.home_dir),
-            stop=stop,
-        )
+    planner = planner_for(
+        spec,
+        settings.home_dir,
+        lock.key,
+        run_id,
+        abandoned=choice.abandoned_changes(settings.home_dir),
+        stop=stop,
+    )
     try:
         stop.check()
         if choice.resume is not None:
             plan = resume_plan(run_dir / CHANGES_FILE, alias_label=spec.alias_column)
         else:
-            with _reading(show_progress(progress)):
-                plan = prepare(spec, settings, run_dir, report, mirror=mirror, stop=stop)
-        if mirror is not None and mirror.plan is not None:
-            report.mirror = mirror.plan.to_dict()
+            plan = prepare(
+                spec, settings, run_dir, report, planner=planner, stop=stop, reporter=reporter
+            )
+        summary = planner.summary()
+        if summary is not None:  # a resumed run keeps the summary its planning recorded
+            report.mirror = summary
         report.batches = plan.batches
         with stop.sending():
-            send_plan(spec, plan, catalog, run_id, report, show_progress(progress), stop=stop)
+            send_plan(spec, plan, catalog, run_id, report, reporter, stop=stop)
         if stop.requested and len(runs.acknowledged_batches(catalog, run_id)) < plan.batches:
             raise stop.interrupted()
-        if mirror is not None:
-            mirror.commit()
+        reporter.stage_started("committing")
+        planner.commit()
         resolve_superseded(catalog, settings.home_dir, run_id, choice.superseded)
     except RunInterrupted:
         _finish(catalog, report, started, "interrupted", f"interrupted by {stop.by}")
@@ -257,8 +280,7 @@ def _run_locked(
         _finish(catalog, report, started, "failed", str(error))
         if not (run_dir / CHANGES_FILE).exists():  # nothing was sent: nothing to resume
             shutil.rmtree(run_dir, ignore_errors=True)
-            if mirror is not None:
-                mirror.store.discard_pending(run_id)
+            planner.discard()
         error.for_run(run_id, report.to_dict())
         raise
     except Exception as error:
@@ -312,25 +334,34 @@ def prepare(
     run_dir: Path,
     report: ExportReport,
     *,
-    mirror: MirrorStep | None = None,
+    planner: Planner | None = None,
     stop: StopToken | None = None,
+    reporter: RunReporter | None = None,
 ) -> Plan:
     """Stream the source, stage its identifiers and write the plan; fill the counts.
 
     ``stop`` is checked before each batch of the source and between statements,
-    and interrupts the statement running (:class:`Staging`).
+    and interrupts the statement running (:class:`Staging`). ``reporter`` is
+    told when staging and planning start, and of the rows read.
 
     Raises:
         SourceError: the query failed or the result has no usable identifier column.
         InvalidIdentifiers: the result holds identifiers Braze would refuse (and
             the export does not skip them); raised before anything is sent.
     """
+    reporter = reporter or SilentReporter()
+    if planner is None:  # a caller outside a run: plan as the spec says, in run_dir
+        planner = planner_for(
+            spec, settings.home_dir, cohort_key_of(spec), run_dir.name, dry_run=report.dry_run
+        )
+    reporter.stage_started("staging")
     # A dry run never fails on invalid identifiers: it plans without them and shows them.
     staging = Staging(
         run_dir,
         skip_invalid=spec.skip_invalid or report.dry_run,
-        also_writes=[mirror.snapshot_dir(run_dir)] if mirror else [],
+        also_writes=planner.snapshot_dirs(run_dir),
         stop=stop,
+        on_rows=reporter.rows_read,
     )
     with staging, _source(spec, settings, staging) as (schema, reader):
         columns = identifier_columns(schema, spec.alias_column)
@@ -340,8 +371,8 @@ def prepare(
                 "ignoring columns %s: only user_ids, device_ids and the alias column are sent",
                 ", ".join(repr(name) for name in columns.ignored),
             )
-        plan = _stage_and_plan(staging, reader, columns, spec, run_dir, mirror)
-        staging.set_distinct(mirror.distinct_by_kind() if mirror else plan.by_kind())
+        plan = _stage_and_plan(staging, reader, columns, spec, run_dir, planner, reporter)
+        staging.set_distinct(planner.distinct_by_kind(plan))
         _fill_counts(report, staging.counts)
         return plan
 
@@ -388,11 +419,13 @@ def _stage_and_plan(
     columns: IdentifierColumns,
     spec: ExportSpec,
     run_dir: Path,
-    mirror: MirrorStep | None,
+    planner: Planner,
+    reporter: RunReporter,
 ) -> Plan:
     try:
         identifiers = staging.identifiers_sql(reader, columns)
-        return write_plan(staging, spec, run_dir, identifiers, mirror=mirror)
+        reporter.stage_started("planning")
+        return write_plan(staging, spec, run_dir, identifiers, planner)
     except SourceStreamFailed as failed:
         raise query_failed(spec.source, failed.cause) from failed.cause
     except duckdb.Error as error:
@@ -512,7 +545,7 @@ def send_plan(
     catalog: sa.Engine,
     run_id: str,
     report: ExportReport,
-    progress: bool,
+    reporter: RunReporter,
     *,
     stop: StopToken | None = None,
 ) -> None:
@@ -534,32 +567,32 @@ def send_plan(
     checkpoint = Checkpoint(catalog, run_id, ack_log)
     client = PartnerClient(spec.destination, threads=spec.threads)
     name_body = client.body(**name_fields(spec))
-    with _progress_bar(progress, plan.total) as advance:
+    reporter.stage_started("sending", total=plan.total)
 
-        def on_ack(batch: Batch) -> None:
-            checkpoint.add(batch)
-            for kind, count in batch.counts.items():
-                report.sent[kind] = report.sent.get(kind, 0) + count
-            advance(batch.size)
+    def on_ack(batch: Batch) -> None:
+        checkpoint.add(batch)
+        for kind, count in batch.counts.items():
+            report.sent[kind] = report.sent.get(kind, 0) + count
+        reporter.batches_sent(1, batch.size)
 
-        async def main() -> None:
-            cancel = _cancel_soon(asyncio.get_running_loop(), asyncio.current_task())
-            with stop.interrupting(cancel):
-                async with client:
-                    await send_all(
-                        client, name_body, batches, pending=plan.batches - len(done), on_ack=on_ack
-                    )
+    async def main() -> None:
+        cancel = _cancel_soon(asyncio.get_running_loop(), asyncio.current_task())
+        with stop.interrupting(cancel):
+            async with client:
+                await send_all(
+                    client, name_body, batches, pending=plan.batches - len(done), on_ack=on_ack
+                )
 
-        try:
-            asyncio.run(main())
-        except asyncio.CancelledError:
-            if not stop.requested:
-                raise
-            raise stop.interrupted("sending") from None
-        finally:
-            checkpoint.close()
-            report.requests = client.stats.requests
-            report.retries = client.stats.retries
+    try:
+        asyncio.run(main())
+    except asyncio.CancelledError:
+        if not stop.requested:
+            raise
+        raise stop.interrupted("sending") from None
+    finally:
+        checkpoint.close()
+        report.requests = client.stats.requests
+        report.retries = client.stats.retries
 
 
 def _cancel_soon(
@@ -574,40 +607,6 @@ def _cancel_soon(
             loop.call_soon_threadsafe(task.cancel)
 
     return cancel
-
-
-def show_progress(progress: bool | None) -> bool:
-    return sys.stderr.isatty() if progress is None else progress
-
-
-@contextmanager
-def _reading(enabled: bool) -> Iterator[None]:
-    """A spinner on stderr while the source is read and planned (no count is known yet)."""
-    if not enabled:
-        yield
-        return
-    with Console(stderr=True).status("reading, deduplicating and planning the source"):
-        yield
-
-
-@contextmanager
-def _progress_bar(enabled: bool, total: int) -> Iterator[Any]:
-    """A rich progress bar on stderr, or a no-op when disabled."""
-    if not enabled:
-        yield lambda _count: None
-        return
-    bar = Progress(
-        TextColumn("sending"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    with bar:
-        task = bar.add_task("send", total=total)
-        yield lambda count: bar.advance(task, count)
 
 
 def _finish(

@@ -174,6 +174,8 @@ class Staging:
             source's stream and between statements, and a request interrupts
             the statement running (``connection.interrupt()``), so a run
             stopped while reading ends within a fraction of a second.
+        on_rows: told how many more rows of the source were read, batch by
+            batch (called from DuckDB's threads on the stream path).
     """
 
     def __init__(
@@ -185,8 +187,10 @@ class Staging:
         skip_invalid: bool = False,
         also_writes: Sequence[Path] = (),
         stop: StopToken | None = None,
+        on_rows: Callable[[int], None] | None = None,
     ) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
+        self._on_rows = on_rows or (lambda _rows: None)
         self.also_writes = tuple(also_writes)
         self.path = run_dir / "staging.duckdb"
         self.connection = duckdb.connect(
@@ -402,6 +406,7 @@ class Staging:
         row = self.run(f"SELECT {', '.join(measures)} FROM {relation}")
         assert row is not None
         self.counts.rows_read = int(row[0])
+        self._on_rows(self.counts.rows_read)
         for index, kind in enumerate(kinds):
             null, empty, size, invalid = (int(v) for v in row[1 + 4 * index : 5 + 4 * index])
             self.counts.kinds[kind] = KindCounts(
@@ -440,6 +445,7 @@ class Staging:
 
         first_row = self.counts.rows_read + 1
         self.counts.rows_read += batch.num_rows
+        self._on_rows(batch.num_rows)
         for kind, column in kinds_of.items():
             array = batch.column(column)
             if pa.types.is_dictionary(array.type):

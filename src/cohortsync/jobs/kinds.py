@@ -15,17 +15,19 @@ import sqlalchemy as sa
 
 from cohortsync.catalog import schedules as catalog
 from cohortsync.errors import ConfigError
+from cohortsync.export.reporting import RunReporter, SilentReporter
 from cohortsync.export.stopping import StopToken
 from cohortsync.settings import Settings
 
 
 @dataclass
 class JobContext:
-    """What a job runner gets: the catalog, the job's name, and its stop token.
+    """What a job runner gets: the catalog, the job's name, its stop token and reporter.
 
     ``stop`` is requested when the scheduler is stopped (SIGTERM): a runner
     passes it on to its export, which stops at its next boundary (and can be
-    resumed), and a runner of its own checks it between its steps.
+    resumed), and a runner of its own checks it between its steps. ``reporter``
+    is how its export shows its progress (the scheduler's logs it).
     """
 
     catalog: sa.Engine
@@ -34,6 +36,7 @@ class JobContext:
     name: str
     lease_owner: str
     stop: StopToken = field(default_factory=StopToken)
+    reporter: RunReporter = field(default_factory=SilentReporter)
 
     @property
     def job(self) -> str:

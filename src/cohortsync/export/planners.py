@@ -1,0 +1,71 @@
+"""The planner of an export, chosen once from its operation.
+
+``add`` and ``remove`` send the staged identifiers as they are
+(:class:`~cohortsync.export.plan.AddRemovePlanner`); ``mirror`` diffs them
+against the cohort's snapshot (:class:`~cohortsync.export.mirror.MirrorStep`).
+The rest of a run only talks to the :class:`~cohortsync.export.plan.Planner`
+it gets here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from cohortsync.errors import ConfigError
+from cohortsync.export.mirror import MirrorStep
+from cohortsync.export.plan import AddRemovePlanner, Planner
+from cohortsync.export.snapshots import SnapshotStore
+from cohortsync.export.spec import ExportSpec
+from cohortsync.export.stopping import StopToken
+from cohortsync.identity import CohortKey
+
+
+def planner_for(
+    spec: ExportSpec,
+    home: Path,
+    key: CohortKey,
+    run_id: str,
+    *,
+    abandoned: Sequence[Path] = (),
+    dry_run: bool = False,
+    stop: StopToken | None = None,
+) -> Planner:
+    """The planner of ``spec``'s operation for the run ``run_id`` of the cohort ``key``.
+
+    Args:
+        home: the cohortsync home (a mirror's snapshots live there).
+        abandoned: plans of earlier runs that may have been applied in part
+            (a mirror folds them in).
+        dry_run: plan only; keep every stored state untouched.
+        stop: the run's stop token (a mirror's diff stops on its request).
+
+    Raises:
+        ConfigError: the operation is not one cohortsync knows.
+    """
+    if spec.operation in ("add", "remove"):
+        return AddRemovePlanner(remove=spec.operation == "remove")
+    if spec.operation == "mirror":
+        return MirrorStep(
+            SnapshotStore(home, key),
+            run_id,
+            spec.mirror,
+            alias_label=spec.alias_column,
+            abandoned=abandoned,
+            dry_run=dry_run,
+            stop=stop,
+        )
+    raise ConfigError(
+        f"operation {spec.operation!r} is not supported by this export",
+        hint="use --operation add, remove or mirror",
+    )
+
+
+def check_planned_state(spec: ExportSpec, home: Path, key: CohortKey) -> None:
+    """Refuse, before a run is recorded, state its planner could not read.
+
+    Raises:
+        FileFormatTooNew: a mirror's current snapshot was written by a newer release.
+    """
+    if spec.operation == "mirror":
+        SnapshotStore(home, key).check_current()
