@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from pydantic import BaseModel, Field, ValidationError
 
-from cohortsync.catalog.db import metadata, stored_utc
+from cohortsync.catalog.db import delete_rows, metadata, stored_utc
 from cohortsync.definitions import Activation, Parent, Segment
 from cohortsync.definitions.fields import Definition
 from cohortsync.definitions.invalid import refusal
@@ -217,6 +217,4 @@ def delete(engine: sa.Engine, kind: type[Saved], name: str) -> bool:
         sqlalchemy.exc.IntegrityError: another row still refers to it.
     """
     table = _TABLES[kind]
-    with engine.begin() as conn:
-        deleted = conn.execute(table.delete().where(table.c.name == name)).rowcount
-    return bool(deleted)
+    return delete_rows(engine, table, table.c.name == name) > 0

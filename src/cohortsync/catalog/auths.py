@@ -15,7 +15,7 @@ from typing import TypedDict
 import sqlalchemy as sa
 
 from cohortsync import secrets
-from cohortsync.catalog.db import metadata, open_catalog, stored_utc
+from cohortsync.catalog.db import delete_rows, first_row, metadata, open_catalog, stored_utc
 from cohortsync.definitions import Authentication, CohortExport, validated
 from cohortsync.definitions.fields import DEFAULT_PARTNER
 from cohortsync.errors import ConfigError
@@ -149,8 +149,7 @@ def upsert_auth(
 
 def auth_fields(catalog: sa.Engine, settings: Settings, name: str) -> dict[str, str] | None:
     """The endpoint, partner and decrypted data import key saved under ``name``, if any."""
-    with catalog.connect() as conn:
-        row = conn.execute(sa.select(auths).where(auths.c.name == name)).first()
+    row = first_row(catalog, auths, auths.c.name == name)
     return None if row is None else _fields(row, settings)
 
 
@@ -213,8 +212,7 @@ def get_auth(catalog: sa.Engine, name: str) -> AuthRecord:
     Raises:
         ConfigError: no authentication has that name.
     """
-    with catalog.connect() as conn:
-        row = conn.execute(sa.select(auths).where(auths.c.name == name)).first()
+    row = first_row(catalog, auths, auths.c.name == name)
     if row is None:
         raise _unknown(name)
     return _record(row)
@@ -226,9 +224,7 @@ def delete_auth(catalog: sa.Engine, name: str) -> None:
     Raises:
         ConfigError: no authentication has that name.
     """
-    with catalog.begin() as conn:
-        deleted = conn.execute(auths.delete().where(auths.c.name == name)).rowcount
-    if not deleted:
+    if not delete_rows(catalog, auths, auths.c.name == name):
         raise _unknown(name)
 
 
@@ -245,8 +241,7 @@ def destination_for_auth(name: str, settings: Settings | None = None) -> Destina
     settings = settings or Settings()
     catalog = open_catalog(settings.catalog_path)
     try:
-        with catalog.connect() as conn:
-            row = conn.execute(sa.select(auths).where(auths.c.name == name)).first()
+        row = first_row(catalog, auths, auths.c.name == name)
     finally:
         catalog.dispose()
     if row is None:

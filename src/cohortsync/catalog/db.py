@@ -53,6 +53,31 @@ def utc_naive(moment: dt.datetime) -> dt.datetime:
     return moment
 
 
+def first_row(
+    catalog: sa.Engine, table: sa.Table, where: sa.ColumnElement[bool]
+) -> sa.Row[Any] | None:
+    """The first row of ``table`` that ``where`` selects (a key's row), or ``None``."""
+    with catalog.connect() as conn:
+        return conn.execute(sa.select(table).where(where)).first()
+
+
+def update_rows(
+    catalog: sa.Engine, table: sa.Table, where: sa.ColumnElement[bool], **values: Any
+) -> int:
+    """Set ``values`` on the rows of ``table`` that ``where`` selects, in one transaction.
+
+    Returns how many rows there were.
+    """
+    with catalog.begin() as conn:
+        return conn.execute(table.update().where(where).values(**values)).rowcount
+
+
+def delete_rows(catalog: sa.Engine, table: sa.Table, where: sa.ColumnElement[bool]) -> int:
+    """Delete the rows of ``table`` that ``where`` selects; returns how many there were."""
+    with catalog.begin() as conn:
+        return conn.execute(table.delete().where(where)).rowcount
+
+
 def _register_table_modules() -> None:
     """Import every module of this package so their tables join ``metadata``."""
     package = importlib.import_module("cohortsync.catalog")

@@ -19,7 +19,14 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from cohortsync.catalog.db import metadata, stored_utc, utc_naive
+from cohortsync.catalog.db import (
+    delete_rows,
+    first_row,
+    metadata,
+    stored_utc,
+    update_rows,
+    utc_naive,
+)
 
 job_leases = sa.Table(
     "job_leases",
@@ -101,27 +108,21 @@ def acquire_lease(
 
 def renew_lease(engine: sa.Engine, lease: Lease, *, now: datetime, ttl: timedelta) -> bool:
     """Push the expiry of a held lease; ``False`` when it was lost to someone else."""
-    with engine.begin() as conn:
-        result = conn.execute(
-            job_leases.update()
-            .where(job_leases.c.job == lease.job, job_leases.c.owner == lease.owner)
-            .values(expires_at=utc_naive(now + ttl))
-        )
-        return result.rowcount > 0
+    expires_at = utc_naive(now + ttl)
+    return update_rows(engine, job_leases, _held(lease), expires_at=expires_at) > 0
 
 
 def release_lease(engine: sa.Engine, lease: Lease) -> None:
     """Give the lease back (only if still ours)."""
-    with engine.begin() as conn:
-        conn.execute(
-            job_leases.delete().where(
-                job_leases.c.job == lease.job, job_leases.c.owner == lease.owner
-            )
-        )
+    delete_rows(engine, job_leases, _held(lease))
+
+
+def _held(lease: Lease) -> sa.ColumnElement[bool]:
+    """The row of ``lease`` while its owner still holds it."""
+    return sa.and_(job_leases.c.job == lease.job, job_leases.c.owner == lease.owner)
 
 
 def get_lease(engine: sa.Engine, job: str) -> Lease | None:
     """The lease currently recorded for ``job`` (possibly stale)."""
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(job_leases).where(job_leases.c.job == job)).first()
+    row = first_row(engine, job_leases, job_leases.c.job == job)
     return None if row is None else _lease(row)

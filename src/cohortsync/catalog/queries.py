@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from cohortsync.catalog.db import metadata, stored_utc
+from cohortsync.catalog.db import delete_rows, first_row, metadata, stored_utc
 
 saved_queries = sa.Table(
     "saved_queries",
@@ -57,8 +57,7 @@ def _row(row: sa.Row[Any]) -> QueryRow:
 
 def fetch_query(catalog: sa.Engine, name: str) -> QueryRow | None:
     """The saved query ``name``, or ``None``."""
-    with catalog.connect() as conn:
-        row = conn.execute(sa.select(saved_queries).where(saved_queries.c.name == name)).first()
+    row = first_row(catalog, saved_queries, saved_queries.c.name == name)
     return None if row is None else _row(row)
 
 
@@ -110,5 +109,4 @@ def store_query(
 
 def remove_query(catalog: sa.Engine, name: str) -> bool:
     """Delete a saved query; returns whether it existed."""
-    with catalog.begin() as conn:
-        return conn.execute(saved_queries.delete().where(saved_queries.c.name == name)).rowcount > 0
+    return delete_rows(catalog, saved_queries, saved_queries.c.name == name) > 0

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import orjson
 import sqlalchemy as sa
 
-from cohortsync.catalog.db import metadata, stored_utc
+from cohortsync.catalog.db import first_row, metadata, stored_utc, update_rows
 from cohortsync.errors import ConfigError
 from cohortsync.identity import CohortKey, key_fingerprint
 
@@ -194,17 +194,15 @@ def finish_run(
     error: str | None = None,
 ) -> None:
     """Close a run with its final status, report counts and error line."""
-    with catalog.begin() as conn:
-        conn.execute(
-            runs.update()
-            .where(runs.c.id == run_id)
-            .values(
-                status=status,
-                finished_at=dt.datetime.now(dt.UTC),
-                report=orjson.dumps(report).decode() if report is not None else None,
-                error=error,
-            )
-        )
+    update_rows(
+        catalog,
+        runs,
+        runs.c.id == run_id,
+        status=status,
+        finished_at=dt.datetime.now(dt.UTC),
+        report=orjson.dumps(report).decode() if report is not None else None,
+        error=error,
+    )
 
 
 def _record(row: sa.Row[Any]) -> RunRecord:
@@ -232,8 +230,7 @@ def get_run(catalog: sa.Engine, run_id: str) -> RunRecord:
     Raises:
         ConfigError: no run has that id.
     """
-    with catalog.connect() as conn:
-        row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+    row = first_row(catalog, runs, runs.c.id == run_id)
     if row is None:
         raise ConfigError(f"no export run with id {run_id!r}", hint="see 'cohortsync runs list'")
     return _record(row)
@@ -269,9 +266,4 @@ def list_runs(
 
 def reopen_run(catalog: sa.Engine, run_id: str) -> None:
     """Mark an unfinished run ``running`` again, as it resumes; its checkpoints stay."""
-    with catalog.begin() as conn:
-        conn.execute(
-            runs.update()
-            .where(runs.c.id == run_id)
-            .values(status="running", finished_at=None, error=None)
-        )
+    update_rows(catalog, runs, runs.c.id == run_id, status="running", finished_at=None, error=None)

@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from cohortsync.catalog.db import metadata, stored_utc, utc_naive
+from cohortsync.catalog.db import (
+    delete_rows,
+    first_row,
+    metadata,
+    stored_utc,
+    update_rows,
+    utc_naive,
+)
 
 schedules = sa.Table(
     "schedules",
@@ -117,17 +124,12 @@ def set_schedule(
 
 def clear_schedule(engine: sa.Engine, kind: str, name: str) -> bool:
     """Remove a job's schedule (the job stays); returns whether there was one."""
-    with engine.begin() as conn:
-        result = conn.execute(schedules.delete().where(schedules.c.job == job_label(kind, name)))
-        return result.rowcount > 0
+    return delete_rows(engine, schedules, schedules.c.job == job_label(kind, name)) > 0
 
 
 def get_schedule(engine: sa.Engine, kind: str, name: str) -> Schedule | None:
     """The schedule of one job, or ``None`` when it has none."""
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(schedules).where(schedules.c.job == job_label(kind, name))
-        ).first()
+    row = first_row(engine, schedules, schedules.c.job == job_label(kind, name))
     return None if row is None else _schedule(row)
 
 
@@ -140,20 +142,13 @@ def list_schedules(engine: sa.Engine) -> list[Schedule]:
 
 def consume_slot(engine: sa.Engine, job: str, slot: datetime) -> None:
     """Mark every slot up to ``slot`` as consumed (done once for all missed slots)."""
-    with engine.begin() as conn:
-        conn.execute(
-            schedules.update().where(schedules.c.job == job).values(last_slot=utc_naive(slot))
-        )
+    update_rows(engine, schedules, schedules.c.job == job, last_slot=utc_naive(slot))
 
 
 def restore_slot(engine: sa.Engine, job: str, previous: datetime | None) -> None:
     """Hand a consumed slot back (an interrupted run): the job is due again at once."""
-    with engine.begin() as conn:
-        conn.execute(
-            schedules.update()
-            .where(schedules.c.job == job)
-            .values(last_slot=utc_naive(previous) if previous else None)
-        )
+    last_slot = utc_naive(previous) if previous else None
+    update_rows(engine, schedules, schedules.c.job == job, last_slot=last_slot)
 
 
 def record_outcome(
@@ -166,14 +161,12 @@ def record_outcome(
     finished_at: datetime,
 ) -> None:
     """Keep the outcome of a job's last run next to its schedule (for ``scheduler --list``)."""
-    with engine.begin() as conn:
-        conn.execute(
-            schedules.update()
-            .where(schedules.c.job == job)
-            .values(
-                last_run_id=run_id,
-                last_status=status,
-                last_error=error,
-                last_finished_at=utc_naive(finished_at),
-            )
-        )
+    update_rows(
+        engine,
+        schedules,
+        schedules.c.job == job,
+        last_run_id=run_id,
+        last_status=status,
+        last_error=error,
+        last_finished_at=utc_naive(finished_at),
+    )
