@@ -20,6 +20,7 @@ from cohortsync.cli.export_options import (
     SavedThreadsOption,
     SkipInvalidOption,
 )
+from cohortsync.cli.listing import print_listing
 from cohortsync.cli.output import JsonOption
 from cohortsync.cli.progress import console_reporter
 from cohortsync.cli.run_report import render_report
@@ -262,14 +263,19 @@ def list_(
     if as_json:
         echo_json([activation_view(row) for row in rows])
         return
-    if not rows:
-        typer.echo("no activations yet; create one with 'cohortsync activation create'")
-        return
-    table = Table("name", "segment", "auth", "cohort", "operation", "schedule")
-    for row in rows:
-        schedule = f"{row.schedule} ({row.timezone})" if row.schedule else ""
-        table.add_row(row.name, row.segment, row.auth, row.cohort_id, row.operation, schedule)
-    Console().print(table)
+    print_listing(
+        rows,
+        columns=("name", "segment", "auth", "cohort", "operation", "schedule"),
+        cells=lambda row: (
+            row.name,
+            row.segment,
+            row.auth,
+            row.cohort_id,
+            row.operation,
+            f"{row.schedule} ({row.timezone})" if row.schedule else "",
+        ),
+        empty="no activations yet; create one with 'cohortsync activation create'",
+    )
 
 
 @app.command()

@@ -12,6 +12,7 @@ from rich.table import Table
 from cohortsync.audience import parents
 from cohortsync.audience.segments import list_segments
 from cohortsync.audience.views import parent_view
+from cohortsync.cli.listing import print_listing
 from cohortsync.cli.output import JsonOption
 
 app = typer.Typer(
@@ -77,19 +78,18 @@ def list_(as_json: JsonOption = False) -> None:
     if as_json:
         echo_json([parent_view(row) for row in rows])
         return
-    if not rows:
-        typer.echo("no parent segments yet; create one with 'cohortsync audience parent create'")
-        return
-    table = Table("name", "table", "key", "warehouse", "description")
-    for row in rows:
-        table.add_row(
+    print_listing(
+        rows,
+        columns=("name", "table", "key", "warehouse", "description"),
+        cells=lambda row: (
             row.name,
             row.table,
             row.key,
             row.warehouse or "(configured)",
             row.description or "",
-        )
-    Console().print(table)
+        ),
+        empty="no parent segments yet; create one with 'cohortsync audience parent create'",
+    )
 
 
 @parent_app.command("show")

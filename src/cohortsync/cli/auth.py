@@ -6,8 +6,6 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from cohortsync.catalog.auths import (
     check_secret_key,
@@ -17,6 +15,7 @@ from cohortsync.catalog.auths import (
     save_auth,
 )
 from cohortsync.catalog.db import open_catalog
+from cohortsync.cli.listing import print_listing
 from cohortsync.definitions import Authentication, validated
 from cohortsync.definitions.fields import DEFAULT_PARTNER
 from cohortsync.export.credentials import check_credentials
@@ -110,19 +109,18 @@ def list_(json: JsonOption = False) -> None:
     if json:
         typer.echo(orjson.dumps([record.to_dict() for record in records]).decode())
         return
-    if not records:
-        typer.echo("no authentications yet: create one with 'cohortsync auth create'")
-        return
-    table = Table("name", "endpoint", "partner", "data import key", "created")
-    for record in records:
-        table.add_row(
+    print_listing(
+        records,
+        columns=("name", "endpoint", "partner", "data import key", "created"),
+        cells=lambda record: (
             record.name,
             record.endpoint,
             record.partner,
             record.masked_key,
             record.created_at.strftime("%Y-%m-%d %H:%M UTC"),
-        )
-    Console().print(table)
+        ),
+        empty="no authentications yet: create one with 'cohortsync auth create'",
+    )
 
 
 @app.command("delete")

@@ -12,6 +12,7 @@ from cohortsync.audience import segments
 from cohortsync.audience.views import segment_view
 from cohortsync.cli.audience import echo_json
 from cohortsync.cli.export_options import MAX_SHOWN
+from cohortsync.cli.listing import print_listing
 from cohortsync.cli.output import JsonOption
 
 RULES_HELP = """\
@@ -137,13 +138,12 @@ def list_(
     if as_json:
         echo_json([segment_view(row) for row in rows])
         return
-    if not rows:
-        typer.echo("no segments yet; create one with 'cohortsync segment create'")
-        return
-    table = Table("name", "parent", "description")
-    for row in rows:
-        table.add_row(row.name, row.parent, row.description or "")
-    Console().print(table)
+    print_listing(
+        rows,
+        columns=("name", "parent", "description"),
+        cells=lambda row: (row.name, row.parent, row.description or ""),
+        empty="no segments yet; create one with 'cohortsync segment create'",
+    )
 
 
 @app.command()
