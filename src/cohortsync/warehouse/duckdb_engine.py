@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -45,10 +45,10 @@ import duckdb
 import pyarrow as pa
 
 from cohortsync.errors import ConfigError, SourceError, whole_message
-from cohortsync.warehouse.base import DEFAULT_BATCH_SIZE, FileFormat, LoadMode
-from cohortsync.warehouse.files import check_readable, detect_format
+from cohortsync.warehouse.base import DEFAULT_BATCH_SIZE
 from cohortsync.warehouse.loading import LoadOptions, interrupted, load_duckdb
-from cohortsync.warehouse.names import quote_table_name, split_table_name
+from cohortsync.warehouse.loading.entry import LoadsFiles
+from cohortsync.warehouse.names import quote_table_name
 from cohortsync.warehouse.statements import check_duckdb_query
 
 MEMORY = ":memory:"
@@ -104,7 +104,7 @@ def _allowed_directory(path: Path | str) -> str:
     return _directory_setting(path)
 
 
-class DuckDBEngine:
+class DuckDBEngine(LoadsFiles):
     """A DuckDB database file; see the module docstring for its locking rules."""
 
     def __init__(self, url: str, path: str, *, allow_files: Iterable[Path | str] = ()) -> None:
@@ -325,27 +325,10 @@ class DuckDBEngine:
 
     # -- loads -------------------------------------------------------------------
 
-    def load(
-        self,
-        table: str,
-        path: Path,
-        *,
-        mode: LoadMode = "replace",
-        format: FileFormat | None = None,
-        encoding: str | None = None,
-        schema: Mapping[str, str] | None = None,
-        allow_empty: bool = False,
+    def _load_file(
+        self, table: str, schema_name: str | None, name: str, path: Path, options: LoadOptions
     ) -> int:
-        """Load ``path`` strictly and atomically (see :mod:`cohortsync.warehouse.loading`)."""
-        file_format = detect_format(check_readable(path), format)
-        schema_name, name = split_table_name(table)
-        options = LoadOptions(
-            mode=mode,
-            format=file_format,
-            encoding=encoding,
-            schema=dict(schema or {}),
-            allow_empty=allow_empty,
-        )
+        """Build the table with :func:`~cohortsync.warehouse.loading.load_duckdb`."""
         try:
             connection = self._open(write=True)
         except KeyboardInterrupt as error:

@@ -15,7 +15,7 @@ table); other databases get batched ``INSERT`` statements in one transaction.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -32,10 +32,10 @@ from cohortsync.warehouse.arrow_types import (
     arrow_type,
     result_columns,
 )
-from cohortsync.warehouse.base import DEFAULT_BATCH_SIZE, FileFormat, LoadMode
+from cohortsync.warehouse.base import DEFAULT_BATCH_SIZE
 from cohortsync.warehouse.dialect_statements import check_sql_query
-from cohortsync.warehouse.files import check_readable, detect_format
 from cohortsync.warehouse.loading import LoadOptions, load_sqlalchemy
+from cohortsync.warehouse.loading.entry import LoadsFiles
 from cohortsync.warehouse.names import split_table_name
 from cohortsync.warehouse.placeholders import to_named
 
@@ -74,7 +74,7 @@ def _hint(error: BaseException) -> str:
     return _SQLSTATE_HINTS.get(sqlstate or "", "check the SQL")
 
 
-class SQLAlchemyEngine:
+class SQLAlchemyEngine(LoadsFiles):
     """A warehouse reached through SQLAlchemy (one connection pool per engine)."""
 
     def __init__(self, url: str) -> None:
@@ -195,27 +195,10 @@ class SQLAlchemyEngine:
 
     # -- loads -------------------------------------------------------------------
 
-    def load(
-        self,
-        table: str,
-        path: Path,
-        *,
-        mode: LoadMode = "replace",
-        format: FileFormat | None = None,
-        encoding: str | None = None,
-        schema: Mapping[str, str] | None = None,
-        allow_empty: bool = False,
+    def _load_file(
+        self, table: str, schema_name: str | None, name: str, path: Path, options: LoadOptions
     ) -> int:
-        """Load ``path`` strictly and atomically (see :mod:`cohortsync.warehouse.loading`)."""
-        file_format = detect_format(check_readable(path), format)
-        schema_name, name = split_table_name(table)
-        options = LoadOptions(
-            mode=mode,
-            format=file_format,
-            encoding=encoding,
-            schema=dict(schema or {}),
-            allow_empty=allow_empty,
-        )
+        """Build the table with :func:`~cohortsync.warehouse.loading.load_sqlalchemy`."""
         with self._connect() as connection:
             exists = sa.inspect(connection).has_table(name, schema=schema_name)
         return load_sqlalchemy(

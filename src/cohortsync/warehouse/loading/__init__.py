@@ -34,8 +34,9 @@ once to build the table. That costs a second parse, but keeps memory flat: no
 copy of the file is held while it is checked.
 
 Modules: :mod:`.options` (what a load may do, ``--schema``), :mod:`.checker`
-(reading the file strictly and planning its typed columns) and
-:mod:`.atomic` (building beside the old table and swapping, per engine).
+(reading the file strictly and planning its typed columns),
+:mod:`.atomic` (building beside the old table and swapping, per engine) and
+:mod:`.entry` (the ``load`` method every engine shares, above its atomic load).
 """
 
 from cohortsync.warehouse.loading.atomic import (
