@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
+from cronsim import CronSim
 
 from cohortsync.catalog.schedules import Schedule
+from cohortsync.definitions.invalid import RuleBroken
+
+# CRON_HINT is re-exported: the scheduler's messages use the definitions' hint.
+from cohortsync.definitions.schedule import CRON_HINT as CRON_HINT
+from cohortsync.definitions.schedule import normalized_cron, time_zone
 from cohortsync.errors import ConfigError
 
 Clock = Callable[[], datetime]
-
-CRON_HINT = "use five fields 'minute hour day-of-month month day-of-week', e.g. '0 6 * * *'"
 
 
 def utc_now() -> datetime:
@@ -23,28 +25,28 @@ def utc_now() -> datetime:
 
 
 def zone(name: str) -> tzinfo:
-    """The time zone called ``name`` (IANA, e.g. ``Europe/Paris``)."""
-    if name.upper() == "UTC":
-        return UTC
+    """The time zone called ``name`` (IANA, e.g. ``Europe/Paris``).
+
+    Raises:
+        ConfigError: no such zone (the rule of :mod:`cohortsync.definitions.schedule`).
+    """
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ConfigError(
-            f"unknown time zone {name!r}", hint="use an IANA name such as 'Europe/Paris' or 'UTC'"
-        ) from error
+        return time_zone(name)
+    except RuleBroken as error:
+        raise ConfigError(error.message, hint=error.hint) from None
 
 
 def check_cron(expr: str, timezone: str = "UTC") -> str:
-    """Validate a cron expression and time zone; returns the expression normalised."""
-    normalised = " ".join(expr.split())
-    if len(normalised.split()) != 5:
-        raise ConfigError(f"cron expression {expr!r} must have five fields", hint=CRON_HINT)
+    """Validate a cron expression and time zone; returns the expression normalised.
+
+    The rules are the saved definitions' (:mod:`cohortsync.definitions.schedule`),
+    raised here as :class:`ConfigError`.
+    """
     try:
-        next(CronSim(normalised, datetime.now(zone(timezone))))
-    except CronSimError as error:
-        raise ConfigError(f"cron expression {expr!r} is invalid: {error}", hint=CRON_HINT) from None
-    except StopIteration:
-        raise ConfigError(f"cron expression {expr!r} never fires", hint=CRON_HINT) from None
+        normalised = normalized_cron(expr)
+        time_zone(timezone)
+    except RuleBroken as error:
+        raise ConfigError(error.message, hint=error.hint) from None
     return normalised
 
 
