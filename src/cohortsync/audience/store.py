@@ -76,7 +76,7 @@ def list_saved(kind: type[S], settings: Settings | None = None, **where: str | N
         return audiences.list_rows(engine, kind, **filters)
 
 
-def refuse_taken(engine: sa.Engine, kind: type[Saved], name: str) -> None:
+def refuse_taken(engine: sa.Engine, kind: type[S], name: str) -> None:
     """Refuse to create a definition of ``kind`` under a name that is taken.
 
     Raises:
@@ -87,7 +87,7 @@ def refuse_taken(engine: sa.Engine, kind: type[Saved], name: str) -> None:
 
 
 def delete_unused(
-    kind: type[Saved], name: str, *, users: type[Saved], settings: Settings | None = None
+    kind: type[Saved], name: str, *, users: type[S], settings: Settings | None = None
 ) -> None:
     """Delete a definition no row of ``users`` refers to (segments to a parent...).
 
