@@ -18,50 +18,39 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from pydantic import BaseModel, Field, ValidationError
 
-from cohortsync.catalog.db import delete_rows, metadata, stored_utc
+from cohortsync.catalog.db import definition_table, stored_utc
+from cohortsync.catalog.rows import delete_rows
 from cohortsync.definitions import Activation, Parent, Segment
 from cohortsync.definitions.fields import Definition
 from cohortsync.definitions.invalid import refusal
 from cohortsync.errors import ConfigError
 
-parents = sa.Table(
+
+def _uses(column: str, table: str) -> sa.Column[str]:
+    """A reference to a row of ``table`` by name, which refuses that row's delete."""
+    return sa.Column(
+        column, sa.String, sa.ForeignKey(f"{table}.name", ondelete="RESTRICT"), nullable=False
+    )
+
+
+parents = definition_table(
     "audience_parents",
-    metadata,
-    sa.Column("name", sa.String, primary_key=True),
     sa.Column("table_name", sa.String, nullable=False),
     sa.Column("key_column", sa.String, nullable=False),
     sa.Column("warehouse_url", sa.String, nullable=True),
     sa.Column("description", sa.String, nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-segments = sa.Table(
+segments = definition_table(
     "audience_segments",
-    metadata,
-    sa.Column("name", sa.String, primary_key=True),
-    sa.Column(
-        "parent",
-        sa.String,
-        sa.ForeignKey("audience_parents.name", ondelete="RESTRICT"),
-        nullable=False,
-    ),
+    _uses("parent", "audience_parents"),
     sa.Column("rules", sa.JSON, nullable=False),
     sa.Column("description", sa.String, nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-activations = sa.Table(
+activations = definition_table(
     "audience_activations",
-    metadata,
-    sa.Column("name", sa.String, primary_key=True),
-    sa.Column(
-        "segment",
-        sa.String,
-        sa.ForeignKey("audience_segments.name", ondelete="RESTRICT"),
-        nullable=False,
-    ),
+    _uses("segment", "audience_segments"),
     sa.Column("auth_name", sa.String, nullable=False),
     sa.Column("cohort_id", sa.String, nullable=False),
     sa.Column("cohort_name", sa.String, nullable=True),
@@ -77,8 +66,6 @@ activations = sa.Table(
     sa.Column("mirror_allow_empty", sa.Boolean, nullable=False, default=False),
     sa.Column("mirror_max_remove_pct", sa.Float, nullable=False, default=50.0),
     sa.Column("skip_invalid", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 

@@ -15,7 +15,8 @@ from typing import TypedDict
 import sqlalchemy as sa
 
 from cohortsync import secrets
-from cohortsync.catalog.db import delete_rows, first_row, metadata, open_catalog, stored_utc
+from cohortsync.catalog.db import metadata, open_catalog, stored_utc
+from cohortsync.catalog.rows import delete_rows, first_row
 from cohortsync.definitions import Authentication, CohortExport, validated
 from cohortsync.definitions.fields import DEFAULT_PARTNER
 from cohortsync.errors import ConfigError

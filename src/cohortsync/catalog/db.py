@@ -24,6 +24,23 @@ from cohortsync.errors import ConfigError
 
 metadata = sa.MetaData()
 
+
+def definition_table(name: str, *columns: sa.Column[Any]) -> sa.Table:
+    """A table of saved definitions on :data:`metadata`: one row per name.
+
+    Its key is the definition's ``name``, then ``columns``, then when the row
+    was created and last updated (aware UTC, see :func:`stored_utc`).
+    """
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("name", sa.String, primary_key=True),
+        *columns,
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
 VERSION_TABLE = "cohortsync_catalog_version"
 
 
@@ -51,31 +68,6 @@ def utc_naive(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is not None:
         moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
     return moment
-
-
-def first_row(
-    catalog: sa.Engine, table: sa.Table, where: sa.ColumnElement[bool]
-) -> sa.Row[Any] | None:
-    """The first row of ``table`` that ``where`` selects (a key's row), or ``None``."""
-    with catalog.connect() as conn:
-        return conn.execute(sa.select(table).where(where)).first()
-
-
-def update_rows(
-    catalog: sa.Engine, table: sa.Table, where: sa.ColumnElement[bool], **values: Any
-) -> int:
-    """Set ``values`` on the rows of ``table`` that ``where`` selects, in one transaction.
-
-    Returns how many rows there were.
-    """
-    with catalog.begin() as conn:
-        return conn.execute(table.update().where(where).values(**values)).rowcount
-
-
-def delete_rows(catalog: sa.Engine, table: sa.Table, where: sa.ColumnElement[bool]) -> int:
-    """Delete the rows of ``table`` that ``where`` selects; returns how many there were."""
-    with catalog.begin() as conn:
-        return conn.execute(table.delete().where(where)).rowcount
 
 
 def _register_table_modules() -> None:

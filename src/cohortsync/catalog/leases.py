@@ -19,14 +19,8 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from cohortsync.catalog.db import (
-    delete_rows,
-    first_row,
-    metadata,
-    stored_utc,
-    update_rows,
-    utc_naive,
-)
+from cohortsync.catalog.db import metadata, stored_utc, utc_naive
+from cohortsync.catalog.rows import delete_rows, first_row, update_rows
 
 job_leases = sa.Table(
     "job_leases",

@@ -18,17 +18,14 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from cohortsync.catalog.db import delete_rows, first_row, metadata, stored_utc
+from cohortsync.catalog.db import definition_table, stored_utc
+from cohortsync.catalog.rows import delete_rows, first_row
 
-saved_queries = sa.Table(
+saved_queries = definition_table(
     "saved_queries",
-    metadata,
-    sa.Column("name", sa.String, primary_key=True),
     sa.Column("sql", sa.Text, nullable=False),
     sa.Column("warehouse_url", sa.String, nullable=True),
     sa.Column("export", sa.Text, nullable=True),  # QueryExport JSON, or NULL
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 

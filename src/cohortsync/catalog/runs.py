@@ -22,7 +22,8 @@ from typing import Any, Literal
 import orjson
 import sqlalchemy as sa
 
-from cohortsync.catalog.db import first_row, metadata, stored_utc, update_rows
+from cohortsync.catalog.db import metadata, stored_utc
+from cohortsync.catalog.rows import first_row, update_rows
 from cohortsync.errors import ConfigError
 from cohortsync.identity import CohortKey, key_fingerprint
 
