@@ -12,6 +12,7 @@ Every run, manual or scheduled, first takes the job's lease, so a manual
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -285,9 +286,12 @@ def run_query(
         row = store.fetch_query(catalog, name)
         if row is None:
             raise _unknown(name)
-        if lease_owner is not None or dry_run:
-            return _run(catalog, settings, row, dry_run, full_resync, reporter, stop)
-        with held_lease(catalog, schedules.job_label(KIND, name), new_owner("query-run")):
+        lease: AbstractContextManager[object] = (
+            nullcontext()  # the scheduler holds it already, or a dry run needs none
+            if lease_owner is not None or dry_run
+            else held_lease(catalog, schedules.job_label(KIND, name), new_owner("query-run"))
+        )
+        with lease:
             return _run(catalog, settings, row, dry_run, full_resync, reporter, stop)
     finally:
         catalog.dispose()

@@ -15,6 +15,7 @@ mirror snapshots of every other export.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -246,19 +247,12 @@ def run_activation(
     """
     settings = settings or Settings()
     with store.catalog(settings) as catalog:
-        if lease_owner is not None:
-            return _run(
-                catalog,
-                name,
-                dry_run,
-                full_resync,
-                reporter,
-                settings,
-                lock_timeout,
-                skip_invalid,
-                stop=stop,
-            )
-        with held_lease(catalog, job_label(name), new_owner("activation-run")):
+        lease: AbstractContextManager[object] = (
+            nullcontext()  # the scheduler holds it already
+            if lease_owner is not None
+            else held_lease(catalog, job_label(name), new_owner("activation-run"))
+        )
+        with lease:
             return _run(
                 catalog,
                 name,
