@@ -146,13 +146,8 @@ class DuckDBEngine(LoadsFiles):
                 f"the warehouse file {path} is open read-only elsewhere in this process",
                 hint="close the other engine before writing to the warehouse",
             ) from error
-        except duckdb.IOException as error:
-            raise self._open_failed(path, error, write) from error
         except duckdb.Error as error:
-            raise SourceError(
-                f"cannot open the warehouse file {path}: {whole_message(error)}",
-                hint="check that it is a DuckDB database, or point --warehouse elsewhere",
-            ) from error
+            raise self._open_failed(path, error, write) from error
         return self._connection
 
     def _open_for_queries(self, path: Path) -> duckdb.DuckDBPyConnection:
@@ -169,13 +164,8 @@ class DuckDBEngine(LoadsFiles):
                     "(a load), and queries need it read-only",
                     hint="close the loading engine before querying",
                 ) from error
-            except duckdb.IOException as error:
-                raise self._open_failed(path, error, False) from error
             except duckdb.Error as error:
-                raise SourceError(
-                    f"cannot open the warehouse file {path}: {whole_message(error)}",
-                    hint="check that it is a DuckDB database, or point --warehouse elsewhere",
-                ) from error
+                raise self._open_failed(path, error, False) from error
             try:
                 self._restrict(connection)
             except BaseException:
@@ -221,6 +211,16 @@ class DuckDBEngine(LoadsFiles):
             )
 
     def _open_failed(self, path: Path, error: duckdb.Error, write: bool) -> SourceError:
+        """Why ``path`` could not be opened (for writing when ``write``), in the user's terms.
+
+        A file another process holds is named with that process; an I/O error is
+        an unreadable file; anything else is a file that is not a DuckDB database.
+        """
+        if not isinstance(error, duckdb.IOException):
+            return SourceError(
+                f"cannot open the warehouse file {path}: {whole_message(error)}",
+                hint="check that it is a DuckDB database, or point --warehouse elsewhere",
+            )
         held = _LOCK_HELD.search(str(error))
         if held is None:
             return SourceError(

@@ -353,9 +353,7 @@ class FileChecker:
         aggregates = ["count(*)"]
         for name, expression in inferred:
             aggregates.append(f"count({expression})")
-            aggregates.append(
-                _fits(expression, candidates[name][0]) if candidates[name] else "true"
-            )
+            aggregates.append(_first_fits(expression, candidates[name]))
         for _, expression, kind, target in converted:
             aggregates.append(
                 f"first({{'value': CAST({expression} AS VARCHAR), 'converted': "
@@ -367,12 +365,9 @@ class FileChecker:
         undecided: list[tuple[str, str]] = []
         for name, expression in inferred:
             present, fits = values.pop(0), values.pop(0)
-            if not present or not candidates[name]:
+            if not present:
                 targets[name] = "VARCHAR"
-            elif fits:
-                targets[name] = candidates[name][0]
-            else:
-                candidates[name].pop(0)
+            elif not _settled(targets, candidates, name, fits):
                 undecided.append((name, expression))
         for name, _, _, target in converted:
             example = values.pop(0)
@@ -392,19 +387,11 @@ class FileChecker:
                     ),
                 )
         while undecided:
-            tests = [
-                _fits(expression, candidates[name][0]) if candidates[name] else "true"
-                for name, expression in undecided
-            ]
+            tests = [_first_fits(expression, candidates[name]) for name, expression in undecided]
             results = self._aggregate(source, tests)
             still: list[tuple[str, str]] = []
             for (name, expression), fits in zip(undecided, results, strict=True):
-                if not candidates[name]:
-                    targets[name] = "VARCHAR"
-                elif fits:
-                    targets[name] = candidates[name][0]
-                else:
-                    candidates[name].pop(0)
+                if not _settled(targets, candidates, name, fits):
                     still.append((name, expression))
             undecided = still
         return targets, rows
@@ -534,6 +521,30 @@ _CANDIDATES = ("BIGINT", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP")
 
 
 _SAMPLE_ROWS = 20_480
+
+
+def _first_fits(expression: str, candidates: list[str]) -> str:
+    """The SQL test of ``expression`` against its first candidate type (none left: true)."""
+    return _fits(expression, candidates[0]) if candidates else "true"
+
+
+def _settled(
+    targets: dict[str, str], candidates: dict[str, list[str]], name: str, fits: object
+) -> bool:
+    """Settle ``name``'s type from the pass's answer ``fits`` to :func:`_first_fits`.
+
+    Its first candidate becomes its type when every value fits it, and text
+    when no candidate is left; otherwise the candidate is dropped and ``False``
+    says the next one needs another pass.
+    """
+    if not candidates[name]:
+        targets[name] = "VARCHAR"
+    elif fits:
+        targets[name] = candidates[name][0]
+    else:
+        candidates[name].pop(0)
+        return False
+    return True
 
 
 def _fits(x: str, kind: str) -> str:
