@@ -10,7 +10,7 @@ from rich.table import Table
 
 from cohortsync.audience import activations
 from cohortsync.audience.views import activation_view, run_view
-from cohortsync.cli.audience import echo_json
+from cohortsync.cli.audience import echo_json, echo_saved
 from cohortsync.cli.export_options import (
     MAX_SHOWN,
     SKIP_INVALID_HELP,
@@ -142,13 +142,12 @@ def create(
         },
     )
     row = activations.create_activation(definition)
-    if as_json:
-        echo_json(activation_view(row))
-        return
     when = f"on schedule '{row.schedule}' ({row.timezone})" if row.schedule else "on demand"
-    typer.echo(
+    echo_saved(
+        activation_view(row),
         f"created activation {name}: segment {segment} -> cohort {cohort_id} "
-        f"({row.operation}), runs {when}; run it now with 'cohortsync activation run {name}'"
+        f"({row.operation}), runs {when}; run it now with 'cohortsync activation run {name}'",
+        as_json=as_json,
     )
 
 
@@ -207,10 +206,7 @@ def update(
     if no_schedule:
         changes["schedule"] = None
     row = activations.update_activation(name, **changes)
-    if as_json:
-        echo_json(activation_view(row))
-        return
-    typer.echo(f"updated activation {name}")
+    echo_saved(activation_view(row), f"updated activation {name}", as_json=as_json)
 
 
 @app.command()

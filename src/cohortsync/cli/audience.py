@@ -38,6 +38,14 @@ def echo_json(document: Any) -> None:
     typer.echo(json.dumps(document, indent=2, default=str))
 
 
+def echo_saved(view: dict[str, Any], line: str, *, as_json: bool) -> None:
+    """What a command that saved a definition prints: its ``view`` under --json, else ``line``."""
+    if as_json:
+        echo_json(view)
+    else:
+        typer.echo(line)
+
+
 @parent_app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="Name of the parent, e.g. customers.")],
@@ -65,10 +73,9 @@ def create(
     Example: cohortsync audience parent create customers --table customers --key customer_id
     """
     row = parents.create_parent(name, table, key, warehouse_url=warehouse, description=description)
-    if as_json:
-        echo_json(parent_view(row))
-        return
-    typer.echo(f"created parent {name}: table {table}, key {key}")
+    echo_saved(
+        parent_view(row), f"created parent {name}: table {table}, key {key}", as_json=as_json
+    )
 
 
 @parent_app.command("list")

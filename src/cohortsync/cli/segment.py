@@ -10,7 +10,7 @@ from rich.table import Table
 
 from cohortsync.audience import segments
 from cohortsync.audience.views import segment_view
-from cohortsync.cli.audience import echo_json
+from cohortsync.cli.audience import echo_json, echo_saved
 from cohortsync.cli.export_options import MAX_SHOWN
 from cohortsync.cli.listing import print_listing
 from cohortsync.cli.output import JsonOption
@@ -63,11 +63,10 @@ def create(
     'is null' 'is not null'. See 'cohortsync segment --help'.
     """
     row = segments.create_segment(name, parent, rules, description=description)
-    if as_json:
-        echo_json(segment_view(row))
-        return
-    typer.echo(
-        f"created segment {name} of parent {parent}; see it with 'cohortsync segment show {name}'"
+    echo_saved(
+        segment_view(row),
+        f"created segment {name} of parent {parent}; see it with 'cohortsync segment show {name}'",
+        as_json=as_json,
     )
 
 
@@ -87,10 +86,11 @@ def update(
     Example: cohortsync segment update fr_adults --rules rules.json
     """
     row = segments.update_segment(name, rules=rules, parent=parent, description=description)
-    if as_json:
-        echo_json(segment_view(row))
-        return
-    typer.echo(f"updated segment {name}; see it with 'cohortsync segment show {name}'")
+    echo_saved(
+        segment_view(row),
+        f"updated segment {name}; see it with 'cohortsync segment show {name}'",
+        as_json=as_json,
+    )
 
 
 @app.command()
