@@ -14,21 +14,20 @@ from support import cli_environment, run_cli, run_cli_in_process, wait_for
 UNKNOWN_RUN = ("runs", "show", "nope")
 
 
+def test_the_subprocess_and_the_in_process_runner_end_alike(home: Path) -> None:
+    outside = run_cli(*UNKNOWN_RUN, expect=2)
+    inside = run_cli_in_process(*UNKNOWN_RUN, expect=2)
+    assert (inside.returncode, inside.stdout, inside.stderr) == (2, outside.stdout, outside.stderr)
+    assert run_cli_in_process("runs", "list", "--json").json() == []
+
+
 def test_an_unexpected_exit_code_fails_showing_the_command_and_its_stderr(home: Path) -> None:
     with pytest.raises(
         AssertionError,
         match=r"^cohortsync runs show nope exited 2, expected 0\n--- stderr\n"
         r"error: no export run with id 'nope'",
     ):
-        run_cli(*UNKNOWN_RUN)
-
-
-def test_the_subprocess_and_the_in_process_runner_end_alike(home: Path) -> None:
-    outside = run_cli(*UNKNOWN_RUN, expect=2)
-    inside = run_cli_in_process(*UNKNOWN_RUN, expect=2)
-    assert (inside.returncode, inside.stdout, inside.stderr) == (2, outside.stdout, outside.stderr)
-    assert run_cli("runs", "list", "--json").json() == []
-    assert run_cli_in_process("runs", "list", "--json").json() == []
+        run_cli_in_process(*UNKNOWN_RUN)
 
 
 def test_a_home_alone_drops_the_test_settings_and_env_unsets_with_none(
