@@ -20,7 +20,6 @@ import pytest
 from cohortsync.export import mirror, staging
 from cohortsync.export.mirror import MirrorStep
 from cohortsync.export.plan import Plan
-from cohortsync.export.report import ExportReport
 from cohortsync.export.run import prepare
 from cohortsync.export.snapshots import CohortKey, SnapshotStore
 from cohortsync.export.spec import Destination, ExportSpec, Source
@@ -79,8 +78,7 @@ def run_mirror(home: Path, tmp_path: Path, source: str, run_id: str) -> tuple[Pl
         operation="mirror",
     )
     step = MirrorStep(SnapshotStore(home, KEY), run_id, spec.mirror, alias_label="email")
-    report = ExportReport(run_id=run_id, cohort_id="c", operation="mirror", dry_run=False)
-    plan = prepare(spec, Settings(), tmp_path / run_id, report, planner=step)
+    plan = prepare(spec, Settings(), tmp_path / run_id, planner=step).planned.plan
     step.commit()
     return plan, step
 

@@ -105,9 +105,12 @@ def test_staging_deduplicates_in_passes_under_a_tiny_memory_limit(
         else Source(sql="SELECT * FROM ids WHERE ? = 1", params=(1,))
     )
     spec = spec_for(source)
-    report = ExportReport(run_id=None, cohort_id="c", operation="add", dry_run=True)
     run_dir = tmp_path / "run"
-    plan = prepare(spec, Settings(), run_dir, report)
+    staged, planned = prepare(spec, Settings(), run_dir, dry_run=True)
+    plan = planned.plan
+    report = ExportReport.from_stages(
+        spec, run_id=None, status="dry-run", dry_run=True, staged=staged, planned=planned
+    )
     assert plan.total == 3 * DISTINCT
     assert plan.by_kind() == EXPECTED
     check_plan(plan.path, report)

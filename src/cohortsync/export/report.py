@@ -3,7 +3,8 @@
 The same object is stored in the run history, printed as a summary for
 people and as one JSON object for scripts (``--json``); the command line
 draws it (:func:`cohortsync.cli.output.render_report`), the export only
-assembles it.
+assembles it, once, from what its stages returned (:meth:`ExportReport.from_stages`,
+:mod:`cohortsync.export.stages`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from cohortsync.export.spec import ExportSpec
+from cohortsync.export.stages import Planned, Recorded, Sent, Staged
 
-@dataclass
+
+@dataclass(frozen=True)
 class ExportReport:
     """Counts and timings of one export run.
 
@@ -46,6 +50,65 @@ class ExportReport:
     skip_invalid: bool = False
     plan: dict[str, Any] | None = None
     mirror: dict[str, Any] | None = None  # a mirror run's diff counts (export.mirror)
+
+    @classmethod
+    def from_stages(
+        cls,
+        spec: ExportSpec,
+        *,
+        run_id: str | None,
+        status: str,
+        duration_s: float = 0.0,
+        dry_run: bool = False,
+        recorded: Recorded | None = None,
+        staged: Staged | None = None,
+        planned: Planned | None = None,
+        sent: Sent | None = None,
+        preview: dict[str, Any] | None = None,
+    ) -> ExportReport:
+        """The report of a run that got as far as the results given.
+
+        Args:
+            recorded: what the interrupted attempt a resumed run continues
+                recorded; its staging stands for the run's, its acknowledged
+                identifiers are added to ``sent``'s.
+            staged, planned, sent: what the stages the run went through returned.
+            preview: a dry run's plan (:func:`cohortsync.export.run.dry_run_plan`).
+        """
+        recorded = recorded or Recorded()
+        staged = staged or recorded.staged
+        sent = sent or Sent()
+        totals = dict.fromkeys(staged.kinds, 0)
+        for counts in (recorded.sent, sent.identifiers):
+            for kind, count in counts.items():
+                totals[kind] = totals.get(kind, 0) + count
+        mirror = recorded.mirror
+        if planned is not None and planned.mirror is not None:
+            mirror = planned.mirror
+        per_second: float = 0.0  # a dry run sends nothing
+        if not dry_run:
+            per_second = round(sum(totals.values()) / duration_s, 1) if duration_s else 0
+        return cls(
+            run_id=run_id,
+            cohort_id=spec.cohort_id,
+            operation=spec.operation,
+            status=status,
+            rows_read=staged.rows_read,
+            sent=totals,
+            skipped=dict(staged.skipped),
+            skipped_by_kind={kind: dict(c) for kind, c in staged.skipped_by_kind.items()},
+            invalid=[dict(item) for item in staged.invalid],
+            ignored_columns=list(staged.ignored_columns),
+            batches=planned.batches if planned is not None else 0,
+            requests=sent.requests,
+            retries=sent.retries,
+            duration_s=duration_s,
+            identifiers_per_second=per_second,
+            dry_run=dry_run,
+            skip_invalid=spec.skip_invalid,
+            plan=preview,
+            mirror=None if dry_run else (dict(mirror) if mirror is not None else None),
+        )
 
     @property
     def sent_total(self) -> int:

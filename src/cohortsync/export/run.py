@@ -15,7 +15,10 @@ The stages are ``staging``, ``planning``, ``sending`` and ``committing``; the
 caller's :class:`~cohortsync.export.reporting.RunReporter` is told as each
 starts, and of the rows read, the batches acknowledged and the end of the run.
 The planner of the export's operation is chosen once
-(:func:`~cohortsync.export.planners.planner_for`).
+(:func:`~cohortsync.export.planners.planner_for`). Each stage returns its
+result (:mod:`cohortsync.export.stages`): :func:`prepare` stages and plans,
+:func:`send_plan` sends; the run's report is assembled from those results when
+it ends, whether it succeeded or not (:meth:`ExportReport.from_stages`).
 
 Runs are durable (:mod:`resume`, :mod:`locks`, :mod:`stopping`): a run holds
 its cohort's lock from before it plans until it has finished; the same export
@@ -40,7 +43,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import orjson
@@ -71,7 +74,8 @@ from cohortsync.export.send import send_all
 from cohortsync.export.snapshots import CohortKey
 from cohortsync.export.source import check_pushdown, query_failed, source_sql, stream_source
 from cohortsync.export.spec import ExportSpec
-from cohortsync.export.staging import SourceStreamFailed, StagedCounts, Staging
+from cohortsync.export.stages import Planned, Recorded, SendTally, Sent, Staged
+from cohortsync.export.staging import SourceStreamFailed, Staging
 from cohortsync.export.stopping import StopToken, stop_on_signals
 from cohortsync.settings import Settings
 from cohortsync.warehouse.connect import duckdb_path
@@ -128,53 +132,65 @@ def run_export(
     check_spec(spec)
     stop = stop or StopToken()
     reporter = reporter or SilentReporter()
-    report = ExportReport(
-        run_id=None,
-        cohort_id=spec.cohort_id,
-        operation=spec.operation,
-        dry_run=dry_run,
-        skip_invalid=spec.skip_invalid,
-    )
-    try:
-        if dry_run:
-            return _dry_run(spec, settings, report, stop, reporter)
-        return _run(spec, settings, report, stop, reporter, lock_timeout, resume_run_id)
-    finally:
-        reporter.finished(report)
+    if dry_run:
+        return _dry_run(spec, settings, stop, reporter)
+    return _run(spec, settings, stop, reporter, lock_timeout, resume_run_id)
 
 
 def _dry_run(
     spec: ExportSpec,
     settings: Settings,
-    report: ExportReport,
     stop: StopToken,
     reporter: RunReporter,
 ) -> ExportReport:
     """Stage and plan in a scratch directory; send nothing, record nothing."""
     started = time.monotonic()
     run_dir = settings.home_dir / "runs" / f"dry-{runs.new_run_id()}"
+    staged: Staged | None = None
+
+    def columns_found(partial: Staged) -> None:
+        nonlocal staged
+        staged = partial
+
     try:
         key = cohort_key_of(spec)
         planner = planner_for(spec, settings.home_dir, key, run_dir.name, dry_run=True, stop=stop)
-        plan = prepare(
-            spec, settings, run_dir, report, planner=planner, stop=stop, reporter=reporter
+        prepared = prepare(
+            spec,
+            settings,
+            run_dir,
+            dry_run=True,
+            planner=planner,
+            stop=stop,
+            reporter=reporter,
+            on_columns=columns_found,
         )
-        report.plan = dry_run_plan(spec, plan)
-        summary = planner.summary()
-        if summary is not None:
-            report.plan["mirror"] = summary
-        report.status = "dry-run"
-        report.batches = plan.batches
-        report.duration_s = round(time.monotonic() - started, 3)
-        return report
+        report = ExportReport.from_stages(
+            spec,
+            run_id=None,
+            status="dry-run",
+            dry_run=True,
+            staged=prepared.staged,
+            planned=prepared.planned,
+            preview=dry_run_plan(spec, prepared.planned),
+            duration_s=round(time.monotonic() - started, 3),
+        )
+    except BaseException:
+        reporter.finished(
+            ExportReport.from_stages(
+                spec, run_id=None, status="running", staged=staged, dry_run=True
+            )
+        )
+        raise
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+    reporter.finished(report)
+    return report
 
 
 def _run(
     spec: ExportSpec,
     settings: Settings,
-    report: ExportReport,
     stop: StopToken,
     reporter: RunReporter,
     lock_timeout: float,
@@ -186,24 +202,44 @@ def _run(
     try:
         with stop_on_signals(stop):
             try:
-                lock.acquire(timeout=lock_timeout, stop=stop)
-            except RunInterrupted:
-                raise RunInterrupted(
-                    f"stopped while waiting for another run of cohort {spec.cohort_id!r}"
-                ) from None
-            try:
-                check_planned_state(spec, settings.home_dir, lock.key)  # before recording a run
-                choice = choose_run(catalog, settings.home_dir, spec, resume_run_id=resume_run_id)
-                stop.check()
-            except RunInterrupted:  # before the run was recorded: nothing to resume
-                raise RunInterrupted(
-                    f"export of cohort {spec.cohort_id!r} was stopped before it started sending",
-                    hint="run the same export again",
-                ) from None
-            return _run_locked(spec, settings, catalog, lock, choice, report, stop, reporter)
+                choice = _lock_and_choose(
+                    spec, settings, catalog, lock, stop, lock_timeout, resume_run_id
+                )
+            except BaseException:  # no run was recorded: the reporter still hears of the end
+                reporter.finished(ExportReport.from_stages(spec, run_id=None, status="running"))
+                raise
+            return _run_locked(spec, settings, catalog, lock, choice, stop, reporter)
     finally:
         lock.release()
         catalog.dispose()
+
+
+def _lock_and_choose(
+    spec: ExportSpec,
+    settings: Settings,
+    catalog: sa.Engine,
+    lock: CohortLock,
+    stop: StopToken,
+    lock_timeout: float,
+    resume_run_id: str | None,
+) -> RunChoice:
+    """Take the cohort's lock, then choose the run to continue or that a new one is due."""
+    try:
+        lock.acquire(timeout=lock_timeout, stop=stop)
+    except RunInterrupted:
+        raise RunInterrupted(
+            f"stopped while waiting for another run of cohort {spec.cohort_id!r}"
+        ) from None
+    try:
+        check_planned_state(spec, settings.home_dir, lock.key)  # before recording a run
+        choice = choose_run(catalog, settings.home_dir, spec, resume_run_id=resume_run_id)
+        stop.check()
+    except RunInterrupted:  # before the run was recorded: nothing to resume
+        raise RunInterrupted(
+            f"export of cohort {spec.cohort_id!r} was stopped before it started sending",
+            hint="run the same export again",
+        ) from None
+    return choice
 
 
 def cohort_key_of(spec: ExportSpec) -> CohortKey:
@@ -220,16 +256,20 @@ def _run_locked(
     catalog: sa.Engine,
     lock: CohortLock,
     choice: RunChoice,
-    report: ExportReport,
     stop: StopToken,
     reporter: RunReporter,
 ) -> ExportReport:
-    """One run under its cohort's lock: plan (or resume), send, commit, finish."""
+    """One run under its cohort's lock: plan (or resume), send, commit, finish.
+
+    The results of the stages it got through are gathered here, and its report
+    is built from them when it ends (:func:`_finish`).
+    """
     started = time.monotonic()
+    recorded: Recorded | None = None
     if choice.resume is not None:
         run_id = choice.resume.id
         runs.reopen_run(catalog, run_id)
-        _restore_counts(report, choice.resume.report)
+        recorded = Recorded.from_report(choice.resume.report)
     else:
         run_id = runs.start_run(
             catalog,
@@ -241,7 +281,6 @@ def _run_locked(
             operation=spec.operation,
         )
     lock.set_run(run_id)
-    report.run_id = run_id
     run_dir = run_directory(settings, run_id)
     planner = planner_for(
         spec,
@@ -251,57 +290,70 @@ def _run_locked(
         abandoned=choice.abandoned_changes(settings.home_dir),
         stop=stop,
     )
+    staged: Staged | None = None
+    planned: Planned | None = None
+    tally = SendTally()
+
+    def columns_found(partial: Staged) -> None:
+        nonlocal staged
+        staged = partial
+
+    def finish(status: runs.RunStatus, error: str | None) -> ExportReport:
+        report = ExportReport.from_stages(
+            spec,
+            run_id=run_id,
+            status=status,
+            duration_s=round(time.monotonic() - started, 3),
+            recorded=recorded,
+            staged=staged,
+            planned=planned,
+            sent=tally.result(),
+        )
+        _finish(catalog, report, status, error, reporter)
+        return report
+
     try:
         stop.check()
         if choice.resume is not None:
             plan = resume_plan(run_dir / CHANGES_FILE, alias_label=spec.alias_column)
+            # a resumed run keeps the mirror summary its planning recorded
+            planned = Planned(plan, planner.summary())
         else:
-            plan = prepare(
-                spec, settings, run_dir, report, planner=planner, stop=stop, reporter=reporter
+            staged, planned = prepare(
+                spec,
+                settings,
+                run_dir,
+                planner=planner,
+                stop=stop,
+                reporter=reporter,
+                on_columns=columns_found,
             )
-        summary = planner.summary()
-        if summary is not None:  # a resumed run keeps the summary its planning recorded
-            report.mirror = summary
-        report.batches = plan.batches
         with stop.sending():
-            send_plan(spec, plan, catalog, run_id, report, reporter, stop=stop)
-        if stop.requested and len(runs.acknowledged_batches(catalog, run_id)) < plan.batches:
+            send_plan(spec, planned.plan, catalog, run_id, reporter, tally, stop=stop)
+        if stop.requested and len(runs.acknowledged_batches(catalog, run_id)) < planned.batches:
             raise stop.interrupted()
         reporter.stage_started("committing")
         planner.commit()
         resolve_superseded(catalog, settings.home_dir, run_id, choice.superseded)
     except RunInterrupted:
-        _finish(catalog, report, started, "interrupted", f"interrupted by {stop.by}")
+        report = finish("interrupted", f"interrupted by {stop.by}")
         raise RunInterrupted(
             f"export run {run_id} was interrupted by {stop.by}; acknowledged batches are recorded",
             hint=f"run the same export again, or 'cohortsync runs resume {run_id}'",
         ).for_run(run_id, report.to_dict()) from None
     except CohortsyncError as error:
-        _finish(catalog, report, started, "failed", str(error))
+        report = finish("failed", str(error))
         if not (run_dir / CHANGES_FILE).exists():  # nothing was sent: nothing to resume
             shutil.rmtree(run_dir, ignore_errors=True)
             planner.discard()
         error.for_run(run_id, report.to_dict())
         raise
     except Exception as error:
-        _finish(catalog, report, started, "failed", f"internal error: {error!r}")
+        finish("failed", f"internal error: {error!r}")
         raise
-    _finish(catalog, report, started, "succeeded", None)
+    report = finish("succeeded", None)
     shutil.rmtree(run_dir, ignore_errors=True)
     return report
-
-
-def _restore_counts(report: ExportReport, previous: dict[str, Any] | None) -> None:
-    """A resumed run's report starts from what the interrupted attempt recorded."""
-    if not previous:
-        return
-    report.rows_read = int(previous.get("rows_read", 0))
-    report.sent = dict(previous.get("sent", {}))
-    report.skipped = dict(previous.get("skipped", report.skipped))
-    report.skipped_by_kind = dict(previous.get("skipped_by_kind", {}))
-    report.ignored_columns = list(previous.get("ignored_columns", []))
-    report.invalid = list(previous.get("invalid", []))
-    report.mirror = previous.get("mirror")
 
 
 def check_spec(spec: ExportSpec) -> None:
@@ -328,21 +380,31 @@ def run_directory(settings: Settings, run_id: str) -> Path:
     return settings.home_dir / "runs" / run_id
 
 
+class Prepared(NamedTuple):
+    """What staging and planning returned."""
+
+    staged: Staged
+    planned: Planned
+
+
 def prepare(
     spec: ExportSpec,
     settings: Settings,
     run_dir: Path,
-    report: ExportReport,
     *,
+    dry_run: bool = False,
     planner: Planner | None = None,
     stop: StopToken | None = None,
     reporter: RunReporter | None = None,
-) -> Plan:
-    """Stream the source, stage its identifiers and write the plan; fill the counts.
+    on_columns: Callable[[Staged], None] | None = None,
+) -> Prepared:
+    """Stream the source, stage its identifiers and write the plan; return both results.
 
     ``stop`` is checked before each batch of the source and between statements,
     and interrupts the statement running (:class:`Staging`). ``reporter`` is
-    told when staging and planning start, and of the rows read.
+    told when staging and planning start, and of the rows read. ``on_columns``
+    is given what staging knows once it has the source's columns (the ignored
+    ones), so a run that fails while staging or planning still reports them.
 
     Raises:
         SourceError: the query failed or the result has no usable identifier column.
@@ -352,29 +414,30 @@ def prepare(
     reporter = reporter or SilentReporter()
     if planner is None:  # a caller outside a run: plan as the spec says, in run_dir
         planner = planner_for(
-            spec, settings.home_dir, cohort_key_of(spec), run_dir.name, dry_run=report.dry_run
+            spec, settings.home_dir, cohort_key_of(spec), run_dir.name, dry_run=dry_run
         )
     reporter.stage_started("staging")
     # A dry run never fails on invalid identifiers: it plans without them and shows them.
     staging = Staging(
         run_dir,
-        skip_invalid=spec.skip_invalid or report.dry_run,
+        skip_invalid=spec.skip_invalid or dry_run,
         also_writes=planner.snapshot_dirs(run_dir),
         stop=stop,
         on_rows=reporter.rows_read,
     )
     with staging, _source(spec, settings, staging) as (schema, reader):
         columns = identifier_columns(schema, spec.alias_column)
-        if columns.ignored:
-            report.ignored_columns = list(columns.ignored)
+        ignored = tuple(columns.ignored)
+        if ignored:
             log.warning(
                 "ignoring columns %s: only user_ids, device_ids and the alias column are sent",
-                ", ".join(repr(name) for name in columns.ignored),
+                ", ".join(repr(name) for name in ignored),
             )
+            if on_columns is not None:
+                on_columns(Staged(ignored_columns=ignored))
         plan = _stage_and_plan(staging, reader, columns, spec, run_dir, planner, reporter)
         staging.set_distinct(planner.distinct_by_kind(plan))
-        _fill_counts(report, staging.counts)
-        return plan
+        return Prepared(Staged.of(staging.counts, ignored), Planned(plan, planner.summary()))
 
 
 @contextmanager
@@ -435,14 +498,6 @@ def _stage_and_plan(
         ) from error
 
 
-def _fill_counts(report: ExportReport, counts: StagedCounts) -> None:
-    report.rows_read = counts.rows_read
-    report.skipped = counts.skipped()
-    report.skipped_by_kind = counts.skipped_by_kind()
-    report.invalid = [item.to_dict() for item in counts.invalid_samples]
-    report.sent = {kind: 0 for kind in counts.kinds}
-
-
 def body_builder(spec: ExportSpec) -> BodyBuilder:
     return BodyBuilder(
         partner_api_key=spec.destination.partner_api_key,
@@ -457,8 +512,12 @@ def name_fields(spec: ExportSpec) -> dict[str, str]:
     return {"cohort_id": spec.cohort_id, "name": spec.name, "created_at": created_at}
 
 
-def dry_run_plan(spec: ExportSpec, plan: Plan) -> dict[str, Any]:
-    """What a dry run prints: counts by kind, requests and the first body, keys masked."""
+def dry_run_plan(spec: ExportSpec, planned: Planned) -> dict[str, Any]:
+    """What a dry run prints: counts by kind, requests, the first body (keys masked).
+
+    A mirror's diff counts come with it (``mirror``).
+    """
+    plan = planned.plan
     first: dict[str, Any] | None = None
     for batch in iter_batches(plan.path, body_builder(spec)):
         first = orjson.loads(batch.body)
@@ -466,7 +525,7 @@ def dry_run_plan(spec: ExportSpec, plan: Plan) -> dict[str, Any]:
     if first is not None:
         first["partner_api_key"] = secrets.mask_prefix(first["partner_api_key"])
         first["client_secret"] = secrets.mask_prefix(first["client_secret"])
-    return {
+    preview: dict[str, Any] = {
         "identifiers": plan.by_kind(),
         "adds": sum(c for (_, remove), c in plan.counts.items() if not remove),
         "removes": sum(c for (_, remove), c in plan.counts.items() if remove),
@@ -474,6 +533,9 @@ def dry_run_plan(spec: ExportSpec, plan: Plan) -> dict[str, Any]:
         "requests": plan.batches + 1,
         "first_request": first,
     }
+    if planned.mirror is not None:
+        preview["mirror"] = dict(planned.mirror)
+    return preview
 
 
 class Checkpoint:
@@ -544,12 +606,16 @@ def send_plan(
     plan: Plan,
     catalog: sa.Engine,
     run_id: str,
-    report: ExportReport,
     reporter: RunReporter,
+    tally: SendTally,
     *,
     stop: StopToken | None = None,
-) -> None:
+) -> Sent:
     """Send the plan's unacknowledged batches, recording each acknowledgement.
+
+    Returns what this send got acknowledged and the requests it took; they
+    are counted in ``tally`` as they come, so a send that fails or is
+    interrupted leaves its partial counts there for the run's report.
 
     After ``stop`` is requested no new batch is handed out; the requests in
     flight finish and are recorded. A second request (or one made before
@@ -571,8 +637,7 @@ def send_plan(
 
     def on_ack(batch: Batch) -> None:
         checkpoint.add(batch)
-        for kind, count in batch.counts.items():
-            report.sent[kind] = report.sent.get(kind, 0) + count
+        tally.acknowledged(batch)
         reporter.batches_sent(1, batch.size)
 
     async def main() -> None:
@@ -591,8 +656,8 @@ def send_plan(
         raise stop.interrupted("sending") from None
     finally:
         checkpoint.close()
-        report.requests = client.stats.requests
-        report.retries = client.stats.retries
+        tally.requests_made(client.stats.requests, client.stats.retries)
+    return tally.result()
 
 
 def _cancel_soon(
@@ -612,13 +677,11 @@ def _cancel_soon(
 def _finish(
     catalog: sa.Engine,
     report: ExportReport,
-    started: float,
     status: runs.RunStatus,
     error: str | None,
+    reporter: RunReporter,
 ) -> None:
-    report.status = status
-    report.duration_s = round(time.monotonic() - started, 3)
-    sent = report.sent_total
-    report.identifiers_per_second = round(sent / report.duration_s, 1) if report.duration_s else 0
+    """Record the run's end and its report in the run history, then tell the reporter."""
     assert report.run_id is not None
     runs.finish_run(catalog, report.run_id, status, report.to_dict(), error)
+    reporter.finished(report)

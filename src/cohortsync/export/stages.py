@@ -1,0 +1,140 @@
+"""What each stage of an export run returns; the run's report is built from them.
+
+A run goes ``staging -> planning -> sending -> committing``
+(:mod:`cohortsync.export.reporting`). Staging returns :class:`Staged` (the
+rows read and the values skipped), planning :class:`Planned` (the plan and a
+mirror's diff counts) and sending :class:`Sent` (the identifiers the server
+acknowledged and the requests it took). Nothing writes into a shared report:
+:meth:`cohortsync.export.report.ExportReport.from_stages` assembles it once,
+when the run ends, from the results gathered so far, so a run that failed half
+way reports exactly the stages it got through.
+
+Sending counts through a :class:`SendTally` its caller holds, because a send
+that fails or is interrupted still acknowledged some batches, and the run
+history (and the run that resumes it) must record them. A resumed run starts
+from what the interrupted attempt recorded (:class:`Recorded`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cohortsync.export.batches import Batch
+from cohortsync.export.plan import Plan
+from cohortsync.export.staging import StagedCounts
+
+SKIP_REASONS = ("null", "empty", "invalid", "duplicate")
+
+
+def _no_skips() -> dict[str, int]:
+    return dict.fromkeys(SKIP_REASONS, 0)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """What staging read of the source.
+
+    ``skipped`` counts the values dropped for each reason over every kind, and
+    ``skipped_by_kind`` for each kind; ``invalid`` describes the first invalid
+    ones; ``kinds`` are the identifier kinds the result holds (the report
+    counts what was sent of each, from zero).
+    """
+
+    rows_read: int = 0
+    skipped: Mapping[str, int] = field(default_factory=_no_skips)
+    skipped_by_kind: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    invalid: tuple[Mapping[str, Any], ...] = ()
+    ignored_columns: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, counts: StagedCounts, ignored_columns: tuple[str, ...]) -> Staged:
+        """The result of a staging that read the source to its end."""
+        return cls(
+            rows_read=counts.rows_read,
+            skipped=counts.skipped(),
+            skipped_by_kind=counts.skipped_by_kind(),
+            invalid=tuple(item.to_dict() for item in counts.invalid_samples),
+            ignored_columns=ignored_columns,
+            kinds=tuple(counts.kinds),
+        )
+
+
+@dataclass(frozen=True)
+class Planned:
+    """The plan a run sends, and what the report shows of its planning (a mirror's diff)."""
+
+    plan: Plan
+    mirror: Mapping[str, Any] | None = None
+
+    @property
+    def batches(self) -> int:
+        return self.plan.batches
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What one attempt at sending got acknowledged, by kind, and the requests it made.
+
+    ``requests`` counts every HTTP request (the cohort name call, batches and
+    retries); ``retries`` how many of them were retries.
+    """
+
+    identifiers: Mapping[str, int] = field(default_factory=dict)
+    requests: int = 0
+    retries: int = 0
+
+
+class SendTally:
+    """Counts a send as it goes, so a failed or interrupted one still reports its part.
+
+    Acknowledgements come from the send's event loop, one at a time.
+    """
+
+    def __init__(self) -> None:
+        self._identifiers: dict[str, int] = {}
+        self._requests = 0
+        self._retries = 0
+
+    def acknowledged(self, batch: Batch) -> None:
+        """The server acknowledged ``batch``."""
+        for kind, count in batch.counts.items():
+            self._identifiers[kind] = self._identifiers.get(kind, 0) + count
+
+    def requests_made(self, requests: int, retries: int) -> None:
+        """The send is over: it made ``requests`` HTTP requests, ``retries`` of them retries."""
+        self._requests = requests
+        self._retries = retries
+
+    def result(self) -> Sent:
+        return Sent(dict(self._identifiers), self._requests, self._retries)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What an interrupted attempt recorded of the run being resumed.
+
+    A resumed run neither stages nor plans again: its report keeps the rows,
+    skips and mirror diff of the attempt that planned, and adds what it sends
+    to what was already acknowledged.
+    """
+
+    staged: Staged = field(default_factory=Staged)
+    sent: Mapping[str, int] = field(default_factory=dict)
+    mirror: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_report(cls, previous: Mapping[str, Any] | None) -> Recorded:
+        """Read from the report the run history holds for the attempt (none: all zero)."""
+        if not previous:
+            return cls()
+        staged = Staged(
+            rows_read=int(previous.get("rows_read", 0)),
+            skipped=dict(previous.get("skipped", _no_skips())),
+            skipped_by_kind=dict(previous.get("skipped_by_kind", {})),
+            invalid=tuple(previous.get("invalid", [])),
+            ignored_columns=tuple(previous.get("ignored_columns", [])),
+        )
+        return cls(staged, dict(previous.get("sent", {})), previous.get("mirror"))
