@@ -7,7 +7,6 @@ of the export tests, slowed down so that the stop comes mid-send.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from cohortsync.jobs.kinds import JobContext, JobResult
 from cohortsync.scheduler import Scheduler, register_job_kind
 from cohortsync.settings import Settings
 from export.partner_server import CLIENT_SECRET, PartnerServer
+from support import wait_for
 
 USERS = 20_000  # 20 batches
 
@@ -81,11 +81,12 @@ def test_a_job_stopped_mid_send_ends_interrupted_and_resumable(
     scheduler = Scheduler(settings, clock=clock)
     try:
         [future] = scheduler.tick()
-        deadline = time.monotonic() + 60
-        while len(partner.users_requests()) < 3:
-            assert time.monotonic() < deadline, "the export never got going"
+
+        def got_going() -> bool:
             assert not future.done(), future.result()
-            time.sleep(0.01)
+            return len(partner.users_requests()) >= 3
+
+        wait_for(got_going, 60, what="the export to get going", interval=0.01)
         scheduler.stop()
         [outcome] = scheduler.drain()
     finally:
