@@ -315,7 +315,7 @@ def _run(
         if row.export is None:
             return _run_without_export(catalog, settings, row, source, dry_run)
         # Imported here: cryptography is loaded only by commands that use a saved auth.
-        from cohortsync.catalog.auths import export_spec
+        from cohortsync.export.destinations import export_spec
 
         export = validated(QueryExport, row.export, subject=f"saved query {row.name!r}")
         spec = export_spec(export, source, job=job, full_resync=full_resync, settings=settings)

@@ -11,10 +11,10 @@ import pytest
 from cohortsync.apply import apply_file, load_file
 from cohortsync.audience.activations import get_activation
 from cohortsync.audience.segments import get_segment
-from cohortsync.catalog.auths import destination_for_auth
 from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.schedules import get_schedule
 from cohortsync.errors import ConfigError
+from cohortsync.export.destinations import destination_for_auth
 from cohortsync.queries import get_query
 from cohortsync.settings import Settings
 from support import run_cli

@@ -196,7 +196,7 @@ def activation_spec(
             API key for the auth's region; a mapping that no longer fits.
     """
     # Imported here: cryptography is loaded only by commands that use a saved auth.
-    from cohortsync.catalog.auths import export_spec
+    from cohortsync.export.destinations import export_spec
 
     activation = get_activation(name, settings=settings)
     sql, parent = _compiled(activation, settings)

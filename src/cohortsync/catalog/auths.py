@@ -3,7 +3,8 @@
 The data import key is stored Fernet-encrypted (see :mod:`cohortsync.secrets`);
 only its last four characters are kept in clear, to recognise it in listings.
 The partner API key is never stored here: it is the vendor's, chosen from
-settings by the endpoint's region when a destination is built.
+settings by the endpoint's region when the export builds a destination
+(:mod:`cohortsync.export.destinations`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from typing import TypedDict
 import sqlalchemy as sa
 
 from cohortsync import secrets
-from cohortsync.catalog.db import metadata, open_catalog, stored_utc
+from cohortsync.catalog.db import metadata, stored_utc
 from cohortsync.catalog.rows import delete_rows, first_row
-from cohortsync.definitions import Authentication, CohortExport, validated
+from cohortsync.definitions import Authentication, validated
 from cohortsync.definitions.fields import DEFAULT_PARTNER
 from cohortsync.errors import ConfigError
-from cohortsync.export.spec import Destination, ExportSpec, MirrorOptions, Source
 from cohortsync.settings import Settings
 
 auths = sa.Table(
@@ -215,7 +215,7 @@ def get_auth(catalog: sa.Engine, name: str) -> AuthRecord:
     """
     row = first_row(catalog, auths, auths.c.name == name)
     if row is None:
-        raise _unknown(name)
+        raise unknown_auth(name)
     return _record(row)
 
 
@@ -226,74 +226,12 @@ def delete_auth(catalog: sa.Engine, name: str) -> None:
         ConfigError: no authentication has that name.
     """
     if not delete_rows(catalog, auths, auths.c.name == name):
-        raise _unknown(name)
+        raise unknown_auth(name)
 
 
-def destination_for_auth(name: str, settings: Settings | None = None) -> Destination:
-    """Build the :class:`Destination` of a saved authentication.
-
-    The data import key is decrypted here, and the partner API key is chosen
-    from settings by the endpoint's region, so callers (saved queries,
-    activations, the scheduler) only ever handle an auth name.
-
-    Raises:
-        ConfigError: unknown name, unreadable key file, or no partner API key.
-    """
-    settings = settings or Settings()
-    catalog = open_catalog(settings.catalog_path)
-    try:
-        row = first_row(catalog, auths, auths.c.name == name)
-    finally:
-        catalog.dispose()
-    if row is None:
-        raise _unknown(name)
-    return Destination(
-        endpoint=row.endpoint,
-        data_import_key=secrets.decrypt(settings.home_dir, row.encrypted_key),
-        partner_api_key=settings.partner_api_key_for(row.endpoint),
-        partner=row.partner,
-        auth_name=name,
-    )
-
-
-def _unknown(name: str) -> ConfigError:
+def unknown_auth(name: str) -> ConfigError:
+    """The error of a name no authentication is saved under."""
     return ConfigError(
         f"no authentication named {name!r}",
         hint="see 'cohortsync auth list', or create it with 'cohortsync auth create'",
-    )
-
-
-def export_spec(
-    export: CohortExport,
-    source: Source,
-    *,
-    job: str,
-    full_resync: bool = False,
-    skip_invalid: bool = False,
-    settings: Settings | None = None,
-) -> ExportSpec:
-    """The export run of saved settings (a query's export, an activation).
-
-    The saved authentication becomes the destination here. The run skips
-    invalid identifiers when the settings say so or ``skip_invalid`` asks it
-    for this run; ``full_resync`` is a one-off of this run too.
-
-    Raises:
-        ConfigError: as :func:`destination_for_auth`.
-    """
-    return ExportSpec(
-        source=source,
-        destination=destination_for_auth(export.auth, settings),
-        cohort_id=export.cohort_id,
-        cohort_name=export.cohort_name,
-        operation=export.operation,
-        alias_column=export.alias_column,
-        threads=export.threads,
-        mirror=MirrorOptions(
-            allow_empty=export.mirror.allow_empty,
-            max_remove_pct=export.mirror.max_remove_pct,
-            full_resync=full_resync,
-        ),
-        skip_invalid=export.skip_invalid or skip_invalid,
-        job=job,
     )

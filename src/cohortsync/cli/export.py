@@ -11,7 +11,6 @@ import orjson
 import typer
 from rich.console import Console
 
-from cohortsync.catalog.auths import destination_for_auth
 from cohortsync.cli.export_options import (
     LockTimeoutOption,
     OperationChoice,
@@ -22,6 +21,7 @@ from cohortsync.cli.files_option import AllowFilesOption, open_files
 from cohortsync.cli.progress import console_reporter
 from cohortsync.cli.run_report import render_report
 from cohortsync.errors import ConfigError
+from cohortsync.export.destinations import destination_for_auth
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
 from cohortsync.export.run import run_export
 from cohortsync.export.spec import (

@@ -16,7 +16,6 @@ from rich.console import Console
 from rich.table import Table
 
 from cohortsync.catalog import runs as history
-from cohortsync.catalog.auths import destination_for_auth
 from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.runs import RunRecord
 from cohortsync.cli.export_options import MAX_SECONDS, MAX_SHOWN, MAX_THREADS
@@ -24,6 +23,7 @@ from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.cli.progress import console_reporter
 from cohortsync.cli.run_report import render_report
 from cohortsync.errors import ConfigError
+from cohortsync.export.destinations import destination_for_auth
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT, CohortLock
 from cohortsync.export.run import run_export
 from cohortsync.export.snapshots import CohortKey

@@ -8,14 +8,25 @@ so every path gets the same checks, report and run history.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-Operation = Literal["add", "remove", "mirror"]
+# The saved definitions declare these once; the export reads the same names.
+from cohortsync.definitions.activation import DEVICE_IDS, USER_IDS
+from cohortsync.definitions.fields import DEFAULT_PARTNER, DEFAULT_THREADS, Operation
 
-USER_IDS = "user_ids"
-DEVICE_IDS = "device_ids"
-DEFAULT_PARTNER = "treasuredata"
-DEFAULT_THREADS = 4
+__all__ = [
+    "DEFAULT_PARTNER",
+    "DEFAULT_THREADS",
+    "DEVICE_IDS",
+    "MAX_IDENTIFIERS_PER_REQUEST",
+    "USER_IDS",
+    "Destination",
+    "ExportSpec",
+    "MirrorOptions",
+    "Operation",
+    "Source",
+]
+
 MAX_IDENTIFIERS_PER_REQUEST = 1000
 
 

@@ -1,0 +1,78 @@
+"""Where a saved export sends: the destination and the run of saved settings.
+
+A saved authentication (:mod:`cohortsync.catalog.auths`) becomes an export's
+:class:`~cohortsync.export.spec.Destination` here, on the export's side, so
+the catalog stores authentications without knowing what an export is, and
+the export's spec imports nothing of the catalog.
+"""
+
+from __future__ import annotations
+
+from cohortsync.catalog.auths import auth_fields, unknown_auth
+from cohortsync.catalog.db import open_catalog
+from cohortsync.definitions import CohortExport
+from cohortsync.export.spec import Destination, ExportSpec, MirrorOptions, Source
+from cohortsync.settings import Settings
+
+
+def destination_for_auth(name: str, settings: Settings | None = None) -> Destination:
+    """Build the :class:`Destination` of a saved authentication.
+
+    The data import key is decrypted here, and the partner API key is chosen
+    from settings by the endpoint's region, so callers (saved queries,
+    activations, the scheduler) only ever handle an auth name.
+
+    Raises:
+        ConfigError: unknown name, unreadable key file, or no partner API key.
+    """
+    settings = settings or Settings()
+    catalog = open_catalog(settings.catalog_path)
+    try:
+        fields = auth_fields(catalog, settings, name)
+    finally:
+        catalog.dispose()
+    if fields is None:
+        raise unknown_auth(name)
+    return Destination(
+        endpoint=fields["endpoint"],
+        data_import_key=fields["data_import_key"],
+        partner_api_key=settings.partner_api_key_for(fields["endpoint"]),
+        partner=fields["partner"],
+        auth_name=name,
+    )
+
+
+def export_spec(
+    export: CohortExport,
+    source: Source,
+    *,
+    job: str,
+    full_resync: bool = False,
+    skip_invalid: bool = False,
+    settings: Settings | None = None,
+) -> ExportSpec:
+    """The export run of saved settings (a query's export, an activation).
+
+    The saved authentication becomes the destination here. The run skips
+    invalid identifiers when the settings say so or ``skip_invalid`` asks it
+    for this run; ``full_resync`` is a one-off of this run too.
+
+    Raises:
+        ConfigError: as :func:`destination_for_auth`.
+    """
+    return ExportSpec(
+        source=source,
+        destination=destination_for_auth(export.auth, settings),
+        cohort_id=export.cohort_id,
+        cohort_name=export.cohort_name,
+        operation=export.operation,
+        alias_column=export.alias_column,
+        threads=export.threads,
+        mirror=MirrorOptions(
+            allow_empty=export.mirror.allow_empty,
+            max_remove_pct=export.mirror.max_remove_pct,
+            full_resync=full_resync,
+        ),
+        skip_invalid=export.skip_invalid or skip_invalid,
+        job=job,
+    )
