@@ -2,7 +2,7 @@
 
 The same object is stored in the run history, printed as a summary for
 people and as one JSON object for scripts (``--json``); the command line
-draws it (:func:`cohortsync.cli.output.render_report`), the export only
+draws it (:func:`cohortsync.cli.run_report.render_report`), the export only
 assembles it, once, from what its stages returned (:meth:`ExportReport.from_stages`,
 :mod:`cohortsync.export.stages`).
 """
