@@ -49,6 +49,7 @@ def test_sigterm_takes_no_new_job_and_checkpoints_the_running_export(
              "--max-parallel", "1", "--json"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
         )  # fmt: skip
+
         def two_batches_acknowledged() -> bool:
             running = job_runs(catalog, "query:a_export")
             acked = run_history.acknowledged_batches(catalog, running[0].id) if running else set()
