@@ -14,6 +14,7 @@ from cohortsync.cli.audience import echo_json, echo_saved
 from cohortsync.cli.export_options import (
     MAX_SHOWN,
     SKIP_INVALID_HELP,
+    CohortNameOption,
     LockTimeoutOption,
     OperationChoice,
     SavedSkipInvalidOption,
@@ -60,10 +61,7 @@ def create(
     auth: Annotated[str, typer.Option("--auth", help="A saved authentication (auth list).")],
     cohort_id: Annotated[str, typer.Option("--cohort-id", help="The Braze cohort id.")],
     mapping: MapOption,
-    cohort_name: Annotated[
-        str | None,
-        typer.Option("--cohort-name", help="Name shown in Braze. Default: the cohort id."),
-    ] = None,
+    cohort_name: CohortNameOption = None,
     operation: Annotated[
         OperationChoice,
         typer.Option(

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from cohortsync.cli.export_options import (
+    CohortNameOption,
     LockTimeoutOption,
     OperationChoice,
     SkipInvalidOption,
@@ -67,10 +68,7 @@ def export(
     cohort_id: Annotated[
         str, typer.Option("--cohort-id", help="The cohort's id in Braze (unique per workspace).")
     ] = "",
-    cohort_name: Annotated[
-        str | None,
-        typer.Option("--cohort-name", help="Name shown in Braze; defaults to the cohort id."),
-    ] = None,
+    cohort_name: CohortNameOption = None,
     operation: Annotated[
         OperationChoice,
         typer.Option(

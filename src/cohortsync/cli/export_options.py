@@ -40,6 +40,10 @@ class OperationChoice(StrEnum):
     mirror = "mirror"
 
 
+CohortNameOption = Annotated[
+    str | None,
+    typer.Option("--cohort-name", help="Name shown in Braze; defaults to the cohort id."),
+]
 ThreadsOption = Annotated[
     int, typer.Option("--threads", min=1, max=MAX_THREADS, help="Requests in flight at once.")
 ]

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from cohortsync import queries
 from cohortsync.cli.export_options import (
+    CohortNameOption,
     OperationChoice,
     SavedSkipInvalidOption,
     SavedThreadsOption,
@@ -70,10 +71,7 @@ def save(
     cohort_id: Annotated[
         str | None, typer.Option("--cohort-id", help="The Braze cohort id (needs --export).")
     ] = None,
-    cohort_name: Annotated[
-        str | None,
-        typer.Option("--cohort-name", help="Name shown in Braze; defaults to the cohort id."),
-    ] = None,
+    cohort_name: CohortNameOption = None,
     operation: Annotated[
         OperationChoice,
         typer.Option(
