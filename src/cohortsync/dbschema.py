@@ -142,6 +142,24 @@ def status(conn: sa.Connection, schema: Schema) -> Status:
     )
 
 
+def status_of(
+    engine: sa.Engine, schema: Schema, refusal: Callable[[sa.exc.DatabaseError], Exception]
+) -> Status:
+    """Read the version of the database of ``engine``, then dispose of the engine.
+
+    A database that cannot be read (a damaged file, a server that does not
+    answer) raises ``refusal(error)``: each database says in its own words
+    what to check.
+    """
+    try:
+        with engine.connect() as conn:
+            return status(conn, schema)
+    except sa.exc.DatabaseError as error:
+        raise refusal(error) from None
+    finally:
+        engine.dispose()
+
+
 def no_database(schema: Schema) -> Status:
     """The status of a database file that does not exist yet: empty, created at head on open."""
     return Status(current=None, head=head(schema), versioned=False, empty=True)

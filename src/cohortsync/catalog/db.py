@@ -129,14 +129,7 @@ def catalog_status(path: Path) -> dbschema.Status:
     schema = catalog_schema()
     if not path.exists():
         return dbschema.no_database(schema)
-    engine = _engine(path)
-    try:
-        with engine.connect() as conn:
-            return dbschema.status(conn, schema)
-    except sa.exc.DatabaseError as error:
-        raise catalog_error(path, error) from None
-    finally:
-        engine.dispose()
+    return dbschema.status_of(_engine(path), schema, lambda error: catalog_error(path, error))
 
 
 def upgrade_catalog(path: Path) -> dbschema.Outcome:

@@ -52,13 +52,7 @@ def store_status(db_url: str) -> dbschema.Status:
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").expanduser().exists():
         return dbschema.no_database(STORE_SCHEMA)
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            return dbschema.status(conn, STORE_SCHEMA)
-    except sa.exc.DatabaseError as error:
-        raise _open_error(db_url, error) from None
-    finally:
-        engine.dispose()
+    return dbschema.status_of(engine, STORE_SCHEMA, lambda error: _open_error(db_url, error))
 
 
 def _open_error(db_url: str, error: sa.exc.DatabaseError) -> ConfigError:
