@@ -428,7 +428,7 @@ class Staging:
         kinds_of = {kind: columns.columns[kind] for kind in columns.kinds}
         names = ", ".join(_quote(name) for name in dict.fromkeys(kinds_of.values()))
         try:
-            reader = self.connection.sql(f"SELECT {names} FROM {relation}").fetch_record_batch()
+            reader = self.connection.sql(f"SELECT {names} FROM {relation}").to_arrow_reader()
             first_row = 1
             for batch in reader:
                 self.stop.check()
