@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from cohortsync.export.spec import Destination, ExportSpec, Source
+
 PARTNER_API_KEY = "pk-test-0123456789abcdef"
 CLIENT_SECRET = "dik-test-fedcba9876543210"
 
@@ -251,3 +253,13 @@ def _validate_changes(changes: Any) -> tuple[int, str] | None:
     if total > 1000:
         return 400, "Only 1,000 user_ids, device_ids, and aliases are allowed per request"
     return None
+
+
+def spec_for(partner: PartnerServer, source: Source, **extra: object) -> ExportSpec:
+    """An export of ``source`` to cohort ``c`` of this partner server, with ``extra`` settings."""
+    destination = Destination(
+        endpoint=partner.url,
+        data_import_key=CLIENT_SECRET,
+        partner_api_key=partner.partner_api_key,
+    )
+    return ExportSpec(source=source, destination=destination, cohort_id="c", **extra)  # type: ignore[arg-type]

@@ -17,23 +17,14 @@ import pytest
 
 from cohortsync.errors import SourceError
 from cohortsync.export.run import run_export
-from cohortsync.export.spec import Destination, ExportSpec, Source
-from export.partner_server import CLIENT_SECRET, PartnerServer
+from cohortsync.export.spec import Source
+from export.partner_server import PartnerServer, spec_for
 
 Warehouse = Callable[[str], None]
 
 MESSY = (
     "('u1', 'd1'), ('u1', NULL), (NULL, ''), ('', 'd1'), ('u2', 'd2'), ('u2', 'd2'), ('u3', NULL)"
 )
-
-
-def spec_for(partner: PartnerServer, source: Source, **extra: object) -> ExportSpec:
-    destination = Destination(
-        endpoint=partner.url,
-        data_import_key=CLIENT_SECRET,
-        partner_api_key=partner.partner_api_key,
-    )
-    return ExportSpec(source=source, destination=destination, cohort_id="c", **extra)  # type: ignore[arg-type]
 
 
 def check_messy_result(partner: PartnerServer, report: object) -> None:

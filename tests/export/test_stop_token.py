@@ -20,25 +20,16 @@ from cohortsync.catalog import runs
 from cohortsync.catalog.db import open_catalog
 from cohortsync.errors import RunInterrupted
 from cohortsync.export.run import run_export
-from cohortsync.export.spec import Destination, ExportSpec, Source
+from cohortsync.export.spec import Source
 from cohortsync.export.stopping import StopToken
 from cohortsync.settings import Settings
-from export.partner_server import CLIENT_SECRET, PartnerServer
+from export.partner_server import PartnerServer, spec_for
 from support import wait_for
 
 Warehouse = Callable[[str], None]
 
 # Far more rows than a test could wait for: only a stop ends reading them.
 ENDLESS = "SELECT 'u' || i::VARCHAR AS user_ids FROM range(2000000000) t(i)"
-
-
-def spec_for(partner: PartnerServer, source: Source, **extra: object) -> ExportSpec:
-    destination = Destination(
-        endpoint=partner.url,
-        data_import_key=CLIENT_SECRET,
-        partner_api_key=partner.partner_api_key,
-    )
-    return ExportSpec(source=source, destination=destination, cohort_id="c", **extra)  # type: ignore[arg-type]
 
 
 @contextmanager
