@@ -477,14 +477,7 @@ def _apply_item(item: Definition, settings: Settings) -> None:
     if isinstance(item, Authentication):
         _upsert_auth(item, settings)
     elif isinstance(item, Parent):
-        upsert_parent(
-            item.name,
-            item.table,
-            item.key,
-            warehouse_url=item.warehouse,
-            description=item.description,
-            settings=settings,
-        )
+        upsert_parent(item, settings=settings)
     elif isinstance(item, Segment):
         upsert_segment(
             item.name, item.parent, item.rules, description=item.description, settings=settings

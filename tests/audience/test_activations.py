@@ -22,7 +22,7 @@ from cohortsync.audience.parents import create_parent
 from cohortsync.audience.segments import create_segment, delete_segment
 from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.schedules import get_schedule
-from cohortsync.definitions import Activation, validated
+from cohortsync.definitions import Activation, Parent, validated
 from cohortsync.errors import ConfigError
 from cohortsync.settings import Settings
 from cohortsync.warehouse import open_engine
@@ -241,7 +241,7 @@ def test_parent_change_that_would_break_a_mapping_is_refused(segment: str, wareh
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("CREATE TABLE slim AS SELECT customer_id, country FROM customers")
     with pytest.raises(ConfigError, match="unknown attribute 'email' in table slim"):
-        upsert_parent("customers", "slim", "customer_id")
+        upsert_parent(Parent(name="customers", table="slim", key="customer_id"))
     assert get_parent("customers").table == "customers"
 
 

@@ -24,6 +24,7 @@ from cohortsync.audience.segments import (
     update_segment,
     upsert_segment,
 )
+from cohortsync.definitions import Parent
 from cohortsync.errors import ConfigError, SourceError
 
 from .conftest import INJECTION
@@ -62,16 +63,17 @@ def test_parent_refuses_missing_table_key_and_taken_name(parent: str) -> None:
 def test_upsert_parent_reports_changes_and_guards_its_segments(
     parent: str, warehouse: Path
 ) -> None:
-    assert (
-        upsert_parent("customers", "customers", "customer_id", description="all customers") is False
+    same = Parent(
+        name="customers", table="customers", key="customer_id", description="all customers"
     )
-    assert upsert_parent("customers", "customers", "email", description="all customers") is True
+    assert upsert_parent(same) is False
+    assert upsert_parent(same.model_copy(update={"key": "email"})) is True
     assert get_parent("customers").key == "email"
     create_segment("adults", parent, {"column": "age", "op": ">=", "value": 18})
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("CREATE TABLE people AS SELECT customer_id, email FROM customers")
     with pytest.raises(RuleError, match="unknown column 'age' in table people"):
-        upsert_parent("customers", "people", "customer_id")
+        upsert_parent(Parent(name="customers", table="people", key="customer_id"))
     assert get_parent("customers").table == "customers"
 
 

@@ -38,9 +38,18 @@ def parent_definition(
         ConfigError: a field breaks a rule of the definition, or the warehouse
             is in memory.
     """
-    warehouse_url = require_stored_warehouse(warehouse_url, f"parent {name!r}")
     fields = {"name": name, "table": table, "key": key, "warehouse": warehouse_url}
-    return validated(Parent, {**fields, "description": description})
+    return _stored(validated(Parent, {**fields, "description": description}))
+
+
+def _stored(parent: Parent) -> Parent:
+    """``parent`` with a warehouse that outlives the command, its path made absolute.
+
+    Raises:
+        ConfigError: the warehouse is in memory.
+    """
+    warehouse_url = require_stored_warehouse(parent.warehouse, f"parent {parent.name!r}")
+    return parent.model_copy(update={"warehouse": warehouse_url})
 
 
 def _checked(parent: Parent, settings: Settings | None) -> pa.Schema:
@@ -79,33 +88,28 @@ def create_parent(
         return audiences.save(catalog, SavedParent, parent)
 
 
-def upsert_parent(
-    name: str,
-    table: str,
-    key: str,
-    *,
-    warehouse_url: str | None = None,
-    description: str | None = None,
-    settings: Settings | None = None,
-) -> bool:
+def upsert_parent(parent: Parent, *, settings: Settings | None = None) -> bool:
     """Create the parent or bring it to this definition; ``True`` if anything changed.
 
     When the table changes, the segments of this parent and the mappings of
     their activations are checked against the new table before anything is
     saved, so a change cannot strand them.
+
+    Raises:
+        ConfigError: the warehouse is in memory, ``key`` is not a column, or a
+            segment or mapping would not fit the new table.
+        SourceError: the table cannot be read.
     """
-    parent = parent_definition(
-        name, table, key, warehouse_url=warehouse_url, description=description
-    )
+    parent = _stored(parent)
     with store.catalog(settings) as catalog:
-        current = audiences.get(catalog, SavedParent, name)
+        current = audiences.get(catalog, SavedParent, parent.name)
         if current is not None and current.model_dump() == parent.model_dump():
             return False
         schema = _checked(parent, settings)
-        for segment in audiences.list_rows(catalog, SavedSegment, parent=name):
-            check_rules(segment.rules, schema, table=table)
+        for segment in audiences.list_rows(catalog, SavedSegment, parent=parent.name):
+            check_rules(segment.rules, schema, table=parent.table)
             for activation in audiences.list_rows(catalog, SavedActivation, segment=segment.name):
-                check_mapping(activation, schema, table=table)
+                check_mapping(activation, schema, table=parent.table)
         audiences.save(catalog, SavedParent, parent)
         return True
 
