@@ -479,9 +479,7 @@ def _apply_item(item: Definition, settings: Settings) -> None:
     elif isinstance(item, Parent):
         upsert_parent(item, settings=settings)
     elif isinstance(item, Segment):
-        upsert_segment(
-            item.name, item.parent, item.rules, description=item.description, settings=settings
-        )
+        upsert_segment(item, settings=settings)
     elif isinstance(item, Query):
         queries.save(item, settings=settings)
     elif isinstance(item, Activation):

@@ -19,7 +19,7 @@ from cohortsync.audience.parents import create_parent
 from cohortsync.audience.segments import create_segment, upsert_segment
 from cohortsync.catalog import schedules
 from cohortsync.catalog.db import open_catalog
-from cohortsync.definitions import Activation, validated
+from cohortsync.definitions import Activation, Segment, validated
 from cohortsync.settings import Settings
 
 from .conftest import CUSTOMERS, INJECTION, cli, cli_json, fill_warehouse
@@ -96,7 +96,10 @@ def test_injection_segment_exports_only_the_literal_match(service: Any) -> None:
 
 
 def test_mirror_follows_the_segment_when_its_rules_change(service: Any) -> None:
-    upsert_segment("target", "customers", {"column": "country", "op": "=", "value": "FR"})
+    target = Segment(
+        name="target", parent="customers", rules={"column": "country", "op": "=", "value": "FR"}
+    )
+    upsert_segment(target)
     create_activation(
         activation(
             "target",
@@ -110,7 +113,7 @@ def test_mirror_follows_the_segment_when_its_rules_change(service: Any) -> None:
     run_activation("target")
     assert external_ids(service, "target") == ["c1", "c2", "c6"]
     # ages 40, 30, 33: c1 leaves, c4 enters
-    upsert_segment("target", "customers", {"column": "age", "op": ">=", "value": 30})
+    upsert_segment(target.model_copy(update={"rules": {"column": "age", "op": ">=", "value": 30}}))
     report = run_activation("target")
     assert external_ids(service, "target") == ["c2", "c4", "c6"]
     assert report.sent_total == 2

@@ -24,7 +24,7 @@ from cohortsync.audience.segments import (
     update_segment,
     upsert_segment,
 )
-from cohortsync.definitions import Parent
+from cohortsync.definitions import Parent, Segment
 from cohortsync.errors import ConfigError, SourceError
 
 from .conftest import INJECTION
@@ -137,9 +137,10 @@ def test_rules_are_checked_again_against_the_table_as_it_is(parent: str, warehou
 
 
 def test_upsert_segment_and_delete_order(parent: str) -> None:
-    assert upsert_segment("fr", parent, FR) is True
-    assert upsert_segment("fr", parent, FR) is False
-    assert upsert_segment("fr", parent, FR, description="French customers") is True
+    fr = Segment(name="fr", parent=parent, rules=FR)
+    assert upsert_segment(fr) is True
+    assert upsert_segment(fr) is False
+    assert upsert_segment(fr.model_copy(update={"description": "French customers"})) is True
     with pytest.raises(ConfigError, match="parent 'customers' is used by segments: fr"):
         delete_parent(parent)
     delete_segment("fr")

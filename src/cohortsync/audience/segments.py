@@ -55,28 +55,27 @@ def create_segment(
         ConfigError: the name is taken or invalid, the parent is unknown, or
             the rules do not fit the table (:class:`RuleError`).
     """
-    segment = _checked(name, parent, rules, description, settings)
+    segment = _checked(_definition(name, parent, rules, description), settings)
     with store.catalog(settings) as catalog:
         store.refuse_taken(catalog, SavedSegment, name)
         return audiences.save(catalog, SavedSegment, segment)
 
 
-def upsert_segment(
-    name: str,
-    parent: str,
-    rules: RulesInput,
-    *,
-    description: str | None = None,
-    settings: Settings | None = None,
-) -> bool:
-    """Create the segment or bring it to this definition; ``True`` if anything changed."""
-    segment = _checked(name, parent, rules, description, settings)
+def upsert_segment(segment: Segment, *, settings: Settings | None = None) -> bool:
+    """Create the segment or bring it to this definition; ``True`` if anything changed.
+
+    Raises:
+        ConfigError: the parent is unknown, the rules do not fit its table
+            (:class:`RuleError`), or a new parent would not fit the segment's
+            activations' mappings.
+    """
+    segment = _checked(segment, settings)
     with store.catalog(settings) as catalog:
-        current = audiences.get(catalog, SavedSegment, name)
+        current = audiences.get(catalog, SavedSegment, segment.name)
         if current is not None and current.model_dump() == segment.model_dump():
             return False
-        if current is not None and current.parent != parent:
-            _check_activations_fit(catalog, name, parent, settings)
+        if current is not None and current.parent != segment.parent:
+            _check_activations_fit(catalog, segment.name, segment.parent, settings)
         audiences.save(catalog, SavedSegment, segment)
         return True
 
@@ -99,13 +98,13 @@ def update_segment(
         ConfigError: unknown segment or parent, or rules that do not fit the table.
     """
     current = get_segment(name, settings=settings)
-    upsert_segment(
+    segment = _definition(
         name,
         parent if parent is not None else current.parent,
         rules if rules is not None else current.rules,
-        description=description if description is not None else current.description,
-        settings=settings,
+        description if description is not None else current.description,
     )
+    upsert_segment(segment, settings=settings)
     return get_segment(name, settings=settings)
 
 
@@ -119,19 +118,22 @@ def _check_activations_fit(
         check_mapping(activation, schema, table=parent_row.table)
 
 
-def _checked(
-    name: str,
-    parent: str,
-    rules: RulesInput,
-    description: str | None,
-    settings: Settings | None,
-) -> Segment:
-    rule = as_rule(rules)
-    fields = {"name": name, "parent": parent, "rules": rules_to_json(rule)}
-    segment = validated(Segment, {**fields, "description": description})
-    parent_row = get_parent(parent, settings=settings)
+def _definition(name: str, parent: str, rules: RulesInput, description: str | None) -> Segment:
+    """The :class:`Segment` of these fields, its rules (tree, JSON or file) as a JSON object."""
+    fields = {"name": name, "parent": parent, "rules": rules_to_json(as_rule(rules))}
+    return validated(Segment, {**fields, "description": description})
+
+
+def _checked(segment: Segment, settings: Settings | None) -> Segment:
+    """``segment`` with its rules in their saved form, once they fit the parent table.
+
+    Raises:
+        ConfigError: the parent is unknown or the rules do not fit its table.
+    """
+    rule = as_rule(segment.rules)
+    parent_row = get_parent(segment.parent, settings=settings)
     check_rules(rule, parent_schema(parent_row, settings), table=parent_row.table)
-    return segment
+    return segment.model_copy(update={"rules": rules_to_json(rule)})
 
 
 def get_segment(name: str, *, settings: Settings | None = None) -> SavedSegment:
