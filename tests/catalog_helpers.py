@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cohortsync.catalog.auths import save_auth
 from cohortsync.catalog.db import open_catalog
+from cohortsync.definitions import Authentication, validated
 from cohortsync.settings import Settings
 
 
@@ -12,7 +13,8 @@ def save_home_auth(name: str, endpoint: str, data_import_key: str) -> str:
     settings = Settings()
     catalog = open_catalog(settings.catalog_path)
     try:
-        save_auth(catalog, settings, name=name, endpoint=endpoint, data_import_key=data_import_key)
+        fields = {"name": name, "endpoint": endpoint, "data_import_key": data_import_key}
+        save_auth(catalog, settings, validated(Authentication, fields))
     finally:
         catalog.dispose()
     return name

@@ -490,6 +490,6 @@ def _upsert_auth(item: Authentication, settings: Settings) -> None:
     """Create the authentication, or rewrite its endpoint, partner and (encrypted) key."""
     catalog = open_catalog(settings.catalog_path)
     try:
-        upsert_auth(catalog, settings, **item.model_dump())
+        upsert_auth(catalog, settings, item)
     finally:
         catalog.dispose()

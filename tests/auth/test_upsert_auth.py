@@ -6,6 +6,7 @@ from pathlib import Path
 
 from cohortsync.catalog.auths import auth_fields, get_auth, upsert_auth
 from cohortsync.catalog.db import open_catalog
+from cohortsync.definitions import Authentication
 from cohortsync.settings import Settings
 
 
@@ -13,15 +14,17 @@ def test_upsert_creates_then_reports_changes(home: Path) -> None:
     settings = Settings()
     catalog = open_catalog(settings.catalog_path)
     try:
-        saved = {"endpoint": "https://rest.iad-01.braze.com", "data_import_key": "import-key-0001"}
+        saved = Authentication(
+            name="prod", endpoint="https://rest.iad-01.braze.com", data_import_key="import-key-0001"
+        )
         assert auth_fields(catalog, settings, "prod") is None
-        assert upsert_auth(catalog, settings, name="prod", **saved) is True
+        assert upsert_auth(catalog, settings, saved) is True
         created = get_auth(catalog, "prod")
         assert created.masked_key == "****0001"
-        assert upsert_auth(catalog, settings, name="prod", **saved) is False
+        assert upsert_auth(catalog, settings, saved) is False
         assert (
             upsert_auth(
-                catalog, settings, name="prod", **{**saved, "data_import_key": "import-key-0002"}
+                catalog, settings, saved.model_copy(update={"data_import_key": "import-key-0002"})
             )
             is True
         )

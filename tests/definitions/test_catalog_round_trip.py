@@ -125,11 +125,11 @@ def test_an_authentication_and_a_query_export_round_trip(catalog: sa.Engine) -> 
         Authentication,
         {"name": "prod", "endpoint": "https://rest.iad-01.braze.com/", "data_import_key": "k-01"},
     )
-    assert upsert_auth(catalog, settings, **auth.model_dump()) is True
+    assert upsert_auth(catalog, settings, auth) is True
     fields = auth_fields(catalog, settings, "prod")
     assert fields is not None
     assert validated(Authentication, {"name": "prod", **fields}) == auth
-    assert upsert_auth(catalog, settings, **auth.model_dump()) is False
+    assert upsert_auth(catalog, settings, auth) is False
 
     from cohortsync import queries
 

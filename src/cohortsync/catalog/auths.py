@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from cohortsync import secrets
 from cohortsync.catalog.db import metadata, stored_utc
 from cohortsync.catalog.rows import delete_rows, first_row
-from cohortsync.definitions import Authentication, validated
+from cohortsync.definitions import Authentication
 from cohortsync.definitions.fields import DEFAULT_PARTNER
 from cohortsync.errors import ConfigError
 from cohortsync.settings import Settings
@@ -65,33 +65,16 @@ def _record(row: sa.Row[tuple[object, ...]]) -> AuthRecord:
     )
 
 
-def save_auth(
-    catalog: sa.Engine,
-    settings: Settings,
-    *,
-    name: str,
-    endpoint: str,
-    data_import_key: str,
-    partner: str = DEFAULT_PARTNER,
-) -> AuthRecord:
+def save_auth(catalog: sa.Engine, settings: Settings, auth: Authentication) -> AuthRecord:
     """Save a new authentication; its name must be free.
 
     Raises:
-        ConfigError: a field breaks a rule of the definition, or the name is taken.
+        ConfigError: the name is taken.
     """
-    auth = _definition(name, endpoint, data_import_key, partner)
-    with catalog.connect() as conn:
-        key = _key_columns(conn, settings, auth.data_import_key)
-    now = dt.datetime.now(dt.UTC)
     with catalog.begin() as conn:
-        if conn.execute(sa.select(auths.c.name).where(auths.c.name == name)).first():
-            raise exists_already(name)
-        conn.execute(
-            auths.insert().values(
-                name=name, endpoint=auth.endpoint, partner=auth.partner, created_at=now, **key
-            )
-        )
-    return AuthRecord(name, auth.endpoint, auth.partner, "****" + key["key_hint"], now)
+        if conn.execute(sa.select(auths.c.name).where(auths.c.name == auth.name)).first():
+            raise exists_already(auth.name)
+        return _insert(conn, settings, auth)
 
 
 def exists_already(name: str) -> ConfigError:
@@ -102,50 +85,38 @@ def exists_already(name: str) -> ConfigError:
     )
 
 
-def _definition(name: str, endpoint: str, data_import_key: str, partner: str) -> Authentication:
-    fields = {"name": name, "endpoint": endpoint, "data_import_key": data_import_key}
-    return validated(Authentication, {**fields, "partner": partner})
-
-
-def upsert_auth(
-    catalog: sa.Engine,
-    settings: Settings,
-    *,
-    name: str,
-    endpoint: str,
-    data_import_key: str,
-    partner: str = DEFAULT_PARTNER,
-) -> bool:
+def upsert_auth(catalog: sa.Engine, settings: Settings, auth: Authentication) -> bool:
     """Create the authentication, or rewrite its endpoint, partner and (encrypted) key.
 
     Returns whether anything changed: an authentication saved already with the
     same endpoint, partner and key is left as it is (its key is not re-encrypted).
-
-    Raises:
-        ConfigError: a field breaks a rule of the definition.
     """
-    auth = _definition(name, endpoint, data_import_key, partner)
     fields = {"endpoint": auth.endpoint, "partner": auth.partner}
     with catalog.begin() as conn:
-        row = conn.execute(sa.select(auths).where(auths.c.name == name)).first()
+        row = conn.execute(sa.select(auths).where(auths.c.name == auth.name)).first()
         if row is None:
-            conn.execute(
-                auths.insert().values(
-                    name=name,
-                    **fields,
-                    created_at=dt.datetime.now(dt.UTC),
-                    **_key_columns(conn, settings, auth.data_import_key),
-                )
-            )
+            _insert(conn, settings, auth)
             return True
         if _fields(row, settings) == {**fields, "data_import_key": auth.data_import_key}:
             return False
         conn.execute(
             auths.update()
-            .where(auths.c.name == name)
+            .where(auths.c.name == auth.name)
             .values(**fields, **_key_columns(conn, settings, auth.data_import_key))
         )
     return True
+
+
+def _insert(conn: sa.Connection, settings: Settings, auth: Authentication) -> AuthRecord:
+    """Add the row of a new authentication, its key encrypted, created now."""
+    key = _key_columns(conn, settings, auth.data_import_key)
+    now = dt.datetime.now(dt.UTC)
+    conn.execute(
+        auths.insert().values(
+            name=auth.name, endpoint=auth.endpoint, partner=auth.partner, created_at=now, **key
+        )
+    )
+    return AuthRecord(auth.name, auth.endpoint, auth.partner, "****" + key["key_hint"], now)
 
 
 def auth_fields(catalog: sa.Engine, settings: Settings, name: str) -> dict[str, str] | None:

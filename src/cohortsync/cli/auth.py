@@ -89,7 +89,7 @@ def create(
             raise exists_already(name)
         check_secret_key(catalog, settings)
         check_credentials(destination)
-        record = save_auth(catalog, settings, **auth.model_dump())
+        record = save_auth(catalog, settings, auth)
     finally:
         catalog.dispose()
     if json:
