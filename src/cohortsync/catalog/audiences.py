@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 from cohortsync.catalog.db import definition_table, stored_utc
 from cohortsync.catalog.rows import delete_rows
 from cohortsync.definitions import Activation, Parent, Segment
-from cohortsync.definitions.fields import Definition
+from cohortsync.definitions.fields import DEFAULT_MAX_REMOVE_PCT, Definition
 from cohortsync.definitions.invalid import refusal
 from cohortsync.errors import ConfigError
 
@@ -64,7 +64,7 @@ activations = definition_table(
     sa.Column("schedule_cron", sa.String, nullable=True),
     sa.Column("schedule_timezone", sa.String, nullable=False, default="UTC"),
     sa.Column("mirror_allow_empty", sa.Boolean, nullable=False, default=False),
-    sa.Column("mirror_max_remove_pct", sa.Float, nullable=False, default=50.0),
+    sa.Column("mirror_max_remove_pct", sa.Float, nullable=False, default=DEFAULT_MAX_REMOVE_PCT),
     sa.Column("skip_invalid", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
 )
 

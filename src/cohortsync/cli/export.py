@@ -21,6 +21,7 @@ from cohortsync.cli.export_options import (
 from cohortsync.cli.files_option import AllowFilesOption, open_files
 from cohortsync.cli.progress import console_reporter
 from cohortsync.cli.run_report import render_report
+from cohortsync.definitions.fields import DEFAULT_MAX_REMOVE_PCT
 from cohortsync.errors import ConfigError
 from cohortsync.export.destinations import destination_for_auth
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
@@ -116,7 +117,7 @@ def export(
             max=100,
             help="mirror: fail rather than remove more than this % of the tracked members.",
         ),
-    ] = 50.0,
+    ] = DEFAULT_MAX_REMOVE_PCT,
     full_resync: Annotated[
         bool,
         typer.Option(

@@ -12,7 +12,12 @@ from typing import Any
 
 # The saved definitions declare these once; the export reads the same names.
 from cohortsync.definitions.activation import DEVICE_IDS, USER_IDS
-from cohortsync.definitions.fields import DEFAULT_PARTNER, DEFAULT_THREADS, Operation
+from cohortsync.definitions.fields import (
+    DEFAULT_MAX_REMOVE_PCT,
+    DEFAULT_PARTNER,
+    DEFAULT_THREADS,
+    Operation,
+)
 
 __all__ = [
     "DEFAULT_PARTNER",
@@ -69,7 +74,7 @@ class MirrorOptions:
     """Guards and switches of ``--operation mirror``."""
 
     allow_empty: bool = False
-    max_remove_pct: float = 50.0
+    max_remove_pct: float = DEFAULT_MAX_REMOVE_PCT
     full_resync: bool = False
 
 
