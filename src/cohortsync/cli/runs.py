@@ -8,27 +8,25 @@ the same export again, or ``runs resume``, continues it.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cohortsync.catalog import runs as history
-from cohortsync.catalog.db import open_catalog
-from cohortsync.catalog.runs import RunRecord
 from cohortsync.cli.export_options import MAX_SECONDS, MAX_SHOWN, MAX_THREADS
 from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.cli.progress import console_reporter
 from cohortsync.cli.run_report import render_report
-from cohortsync.errors import ConfigError
-from cohortsync.export.destinations import destination_for_auth
-from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT, CohortLock
-from cohortsync.export.run import run_export
-from cohortsync.export.snapshots import CohortKey
-from cohortsync.export.spec import Destination, ExportSpec, MirrorOptions, Source
-from cohortsync.secrets import DATA_IMPORT_KEY_ENV, read_data_import_key
+from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
+from cohortsync.jobs.run_history import (
+    STATUSES,
+    list_run_views,
+    resume_run,
+    show_run_view,
+    status_text,
+)
+from cohortsync.secrets import DATA_IMPORT_KEY_ENV
 from cohortsync.settings import Settings
 
 app = typer.Typer(
@@ -42,7 +40,6 @@ app = typer.Typer(
 )
 
 RunIdArgument = Annotated[str, typer.Argument(help="The run's id, as 'runs list' shows it.")]
-STATUSES = ("running", "succeeded", "failed", "interrupted")
 
 
 @app.command("list")
@@ -57,24 +54,32 @@ def list_(
         str | None,
         typer.Option("--status", help="Only runs with this status: " + ", ".join(STATUSES) + "."),
     ] = None,
+    job: Annotated[
+        str | None,
+        typer.Option(
+            "--job",
+            metavar="KIND:NAME",
+            help=(
+                "Only the runs of this saved job: a saved query's 'query:NAME' or an "
+                "activation's 'activation:NAME', e.g. query:vip."
+            ),
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """The latest export runs first: id, status, cohort, operation, start, counts.
 
     A 'running' run whose process is gone shows as 'running (dead)': run the
     same export again or 'cohortsync runs resume RUN_ID' to continue it.
+
+    Example: cohortsync runs list --job activation:vip --status failed
     """
-    if status is not None and status not in STATUSES:
-        raise ConfigError(f"unknown --status {status!r}", hint="use one of " + ", ".join(STATUSES))
-    settings = Settings()
-    catalog = open_catalog(settings.catalog_path)
-    try:
-        records = history.list_runs(catalog, cohort_id=cohort, status=status, limit=limit)
-    finally:
-        catalog.dispose()
-    views = [run_view(settings, record) for record in records]
+    views = list_run_views(Settings(), cohort_id=cohort, status=status, job=job, limit=limit)
     if json:
         echo_json_line(views)
+        return
+    if not views and job is not None:
+        typer.echo(f"no export runs of {job} (see 'cohortsync runs list' for every job)")
         return
     if not views:
         typer.echo("no export runs yet (see 'cohortsync export --help')")
@@ -87,7 +92,7 @@ def list_(
         report = view["report"] or {}
         table.add_row(
             view["id"],
-            _status_text(view),
+            status_text(view),
             view["cohort_id"],
             view["operation"],
             view["started_at"][:19].replace("T", " "),
@@ -100,15 +105,8 @@ def list_(
 @app.command()
 def show(run_id: RunIdArgument, json: JsonOption = False) -> None:
     """One run: what it exported, when, its status, counts, checkpoints and error."""
-    settings = Settings()
-    catalog = open_catalog(settings.catalog_path)
-    try:
-        record = history.get_run(catalog, run_id)
-        acknowledged = len(history.acknowledged_batches(catalog, run_id))
-    finally:
-        catalog.dispose()
-    view = run_view(settings, record)
-    view["acknowledged_batches"] = acknowledged
+    view = show_run_view(Settings(), run_id)
+    acknowledged = view["acknowledged_batches"]
     if json:
         echo_json_line(view)
         return
@@ -118,7 +116,7 @@ def show(run_id: RunIdArgument, json: JsonOption = False) -> None:
     table.add_column()
     job = view["job"]
     source = job.get("source", {})
-    table.add_row("status", _status_text(view))
+    table.add_row("status", status_text(view))
     table.add_row("cohort", f"{view['cohort_id']} ({view['operation']})")
     table.add_row("destination", f"{job['destination']['endpoint']} ({view['partner']})")
     if job["destination"].get("auth_name"):
@@ -185,17 +183,10 @@ def resume(
 
     Example: cohortsync runs resume 20261128T110512-3f9a
     """
-    settings = Settings()
-    catalog = open_catalog(settings.catalog_path)
-    try:
-        record = history.get_run(catalog, run_id)
-    finally:
-        catalog.dispose()
-    spec = spec_of(record, settings, data_import_key, threads)
-    report = run_export(
-        spec,
-        settings=settings,
-        resume_run_id=run_id,
+    report = resume_run(
+        run_id,
+        data_import_key=data_import_key,
+        threads=threads,
         lock_timeout=lock_timeout,
         reporter=console_reporter(None),  # on stderr, so also with --json
     )
@@ -205,101 +196,6 @@ def resume(
         render_report(Console(), report)
 
 
-def spec_of(
-    record: RunRecord, settings: Settings, data_import_key: str | None, threads: int | None
-) -> ExportSpec:
-    """Rebuild a run's export from its public record and the keys kept elsewhere.
-
-    Raises:
-        ConfigError: the run never reached its export (nothing to resume), or
-            the key given does not belong to the run's workspace.
-    """
-    job = record.job
-    if "destination" not in job:
-        raise never_sent(record)
-    target = job["destination"]
-    auth_name = target.get("auth_name")
-    if auth_name and data_import_key is None:
-        destination = destination_for_auth(auth_name, settings)
-    else:
-        key = read_data_import_key(data_import_key)
-        destination = Destination(
-            endpoint=target["endpoint"],
-            data_import_key=key,
-            partner_api_key=settings.partner_api_key_for(target["endpoint"]),
-            partner=target["partner"],
-            auth_name=auth_name,
-        )
-    if history.key_hash(destination.data_import_key) != record.key_hash:
-        raise ConfigError(
-            f"the data import key given is not the one run {record.id} used",
-            hint="give the run's key with --data-import-key (or its saved authentication)",
-        )
-    source = job["source"]
-    return ExportSpec(
-        source=Source(
-            sql=source.get("sql"),
-            table=source.get("table"),
-            params=tuple(source.get("params") or ()),
-            warehouse_url=source.get("warehouse_url"),
-        ),
-        destination=destination,
-        cohort_id=job["cohort_id"],
-        cohort_name=job.get("cohort_name"),
-        operation=job["operation"],
-        alias_column=job.get("alias_column"),
-        threads=threads or int(job["threads"]),
-        mirror=MirrorOptions(**job.get("mirror", {})),
-        skip_invalid=bool(job.get("skip_invalid", False)),
-        job=job.get("job"),
-    )
-
-
-def never_sent(record: RunRecord) -> ConfigError:
-    """A saved query's or activation's run that failed before its export began.
-
-    Such a run is recorded only so the history says why the job failed (see
-    :mod:`cohortsync.jobs.history`): it has no plan, no destination and no
-    checkpoint, so the only way forward is to run the job again.
-    """
-    job = str(record.job.get("job") or "")
-    kind, _, name = job.partition(":")
-    again = {
-        "activation": f"cohortsync activation run {name}",
-        "query": f"cohortsync query run {name}",
-    }.get(kind, "cohortsync export ...")
-    reason = f" ({record.error})" if record.error else ""
-    return ConfigError(
-        f"run {record.id} of {job or 'this job'} never started sending, so there is nothing "
-        f"to resume{reason}",
-        hint=f"fix the cause, then run it again: '{again}'",
-    )
-
-
-def run_view(settings: Settings, record: RunRecord) -> dict[str, Any]:
-    """A run as JSON, with ``alive`` (a process holds its cohort) and ``resumable``."""
-    view = record.to_dict()
-    view.update(cohort_id=record.cohort_id, partner=record.partner)
-    alive = False
-    if record.status == "running":
-        holder = CohortLock(settings.home_dir, CohortKey.for_run(record)).holder()
-        alive = holder is not None and holder.run_id in (None, record.id)
-    view["alive"] = alive
-    view["resumable"] = "destination" in record.job and (
-        record.status == "interrupted" or (record.status == "running" and not alive)
-    )
-    return view
-
-
-def _status_text(view: dict[str, Any]) -> str:
-    if view["status"] == "running" and not view["alive"]:
-        return "running (dead: no process holds its cohort)"
-    return str(view["status"])
-
-
 def _duration(view: dict[str, Any]) -> str:
-    if not view["finished_at"]:
-        return "-"
-    started = dt.datetime.fromisoformat(view["started_at"])
-    finished = dt.datetime.fromisoformat(view["finished_at"])
-    return f"{(finished - started).total_seconds():.1f} s"
+    seconds = view["duration_s"]
+    return "-" if seconds is None else f"{seconds:.1f} s"

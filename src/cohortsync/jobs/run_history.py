@@ -1,0 +1,256 @@
+"""The export run history as its readers see it, and resuming a run from its record.
+
+``cohortsync runs`` and the web console show the same runs and resume them
+the same way: both call these functions and only draw what they return. A
+run's view is its public record plus what only this machine knows: whether a
+process still holds its cohort (``alive``), and so whether it can be resumed
+(``resumable``). A run marked ``running`` that no process holds has died
+(killed, crashed); it is resumed like an interrupted one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from cohortsync.catalog import runs as history
+from cohortsync.catalog.db import open_catalog
+from cohortsync.catalog.runs import RunRecord, RunStatus
+from cohortsync.errors import ConfigError
+from cohortsync.export.destinations import destination_for_auth
+from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT, CohortLock
+from cohortsync.export.report import ExportReport
+from cohortsync.export.reporting import RunReporter
+from cohortsync.export.run import run_export
+from cohortsync.export.snapshots import CohortKey
+from cohortsync.export.spec import Destination, ExportSpec, MirrorOptions, Source
+from cohortsync.export.stopping import StopToken
+from cohortsync.secrets import read_data_import_key
+from cohortsync.settings import Settings
+
+STATUSES: tuple[str, ...] = get_args(RunStatus)
+"""The statuses a run can have, in the order a run may go through them."""
+
+JOB_KINDS = ("query", "activation")
+"""The kinds of saved job whose runs the history names (``query:NAME``, ``activation:NAME``)."""
+
+
+def check_status(status: str | None) -> None:
+    """Refuse a status filter no run can have, rather than show an empty history.
+
+    Raises:
+        ConfigError: ``status`` is not one of :data:`STATUSES`.
+    """
+    if status is not None and status not in STATUSES:
+        raise ConfigError(f"unknown --status {status!r}", hint="use one of " + ", ".join(STATUSES))
+
+
+def check_job(job: str | None) -> None:
+    """Refuse a job filter that is not a saved job's name, rather than show an empty history.
+
+    Raises:
+        ConfigError: ``job`` is not ``KIND:NAME`` with a kind of :data:`JOB_KINDS`.
+    """
+    if job is None:
+        return
+    kind, colon, name = job.partition(":")
+    if not colon or kind not in JOB_KINDS or not name.strip():
+        raise ConfigError(
+            f"--job {job!r} is not the name of a saved job",
+            hint="give KIND:NAME with KIND one of " + ", ".join(JOB_KINDS) + ", e.g. query:vip",
+        )
+
+
+def run_view(settings: Settings, record: RunRecord) -> dict[str, Any]:
+    """A run as JSON, with ``alive`` (a process holds its cohort), ``resumable`` and ``duration_s``.
+
+    ``duration_s`` is the seconds from start to finish, ``None`` while the run
+    has not finished.
+    """
+    view = record.to_dict()
+    view.update(cohort_id=record.cohort_id, partner=record.partner)
+    alive = False
+    if record.status == "running":
+        holder = CohortLock(settings.home_dir, CohortKey.for_run(record)).holder()
+        alive = holder is not None and holder.run_id in (None, record.id)
+    view["alive"] = alive
+    view["resumable"] = "destination" in record.job and (
+        record.status == "interrupted" or (record.status == "running" and not alive)
+    )
+    view["duration_s"] = (
+        (record.finished_at - record.started_at).total_seconds() if record.finished_at else None
+    )
+    return view
+
+
+def status_text(view: dict[str, Any]) -> str:
+    """A view's status in words: a dead ``running`` run says that no process holds it."""
+    if view["status"] == "running" and not view["alive"]:
+        return "running (dead: no process holds its cohort)"
+    return str(view["status"])
+
+
+def list_run_views(
+    settings: Settings,
+    *,
+    cohort_id: str | None = None,
+    status: str | None = None,
+    job: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """The latest runs first, as :func:`run_view`, optionally of one cohort id, status or job.
+
+    ``job`` is a saved job's name, e.g. ``query:vip`` or ``activation:vip``.
+
+    Raises:
+        ConfigError: an unknown ``status`` (:func:`check_status`) or a ``job``
+            that is no saved job's name (:func:`check_job`).
+    """
+    check_status(status)
+    check_job(job)
+    catalog = open_catalog(settings.catalog_path)
+    try:
+        records = history.list_runs(
+            catalog, cohort_id=cohort_id, status=status, job=job, limit=limit
+        )
+    finally:
+        catalog.dispose()
+    return [run_view(settings, record) for record in records]
+
+
+def show_run_view(settings: Settings, run_id: str) -> dict[str, Any]:
+    """One run as :func:`run_view`, with ``acknowledged_batches``: the batches the server took.
+
+    Raises:
+        ConfigError: no run has that id.
+    """
+    catalog = open_catalog(settings.catalog_path)
+    try:
+        record = history.get_run(catalog, run_id)
+        acknowledged = len(history.acknowledged_batches(catalog, run_id))
+    finally:
+        catalog.dispose()
+    view = run_view(settings, record)
+    view["acknowledged_batches"] = acknowledged
+    return view
+
+
+def resume_run(
+    run_id: str,
+    *,
+    settings: Settings | None = None,
+    data_import_key: str | None = None,
+    threads: int | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    reporter: RunReporter | None = None,
+    stop: StopToken | None = None,
+) -> ExportReport:
+    """Continue an interrupted or killed run from its plan and checkpoints.
+
+    Only the batches the server never acknowledged are sent; a mirror run then
+    commits its snapshot. The run must be the latest of its cohort.
+
+    Args:
+        run_id: the run to continue, as the history names it.
+        settings: read from the environment when ``None``.
+        data_import_key: the key, when the run was given an endpoint rather
+            than a saved authentication; ``-`` reads stdin, ``None`` the
+            environment (:func:`cohortsync.secrets.read_data_import_key`).
+        threads: requests in flight; as the run had when ``None``.
+        lock_timeout: seconds to wait for another run of the same cohort.
+        reporter: told of the run's progress (:mod:`cohortsync.export.reporting`).
+        stop: the caller's stop token, as :func:`cohortsync.export.run.run_export` takes.
+
+    Raises:
+        ConfigError: no such run, nothing to resume, or a key that is not the run's.
+        CohortsyncError: the resumed run failed (see :func:`run_export`).
+    """
+    settings = settings or Settings()
+    catalog = open_catalog(settings.catalog_path)
+    try:
+        record = history.get_run(catalog, run_id)
+    finally:
+        catalog.dispose()
+    spec = spec_of(record, settings, data_import_key, threads)
+    return run_export(
+        spec,
+        settings=settings,
+        resume_run_id=run_id,
+        lock_timeout=lock_timeout,
+        reporter=reporter,
+        stop=stop,
+    )
+
+
+def spec_of(
+    record: RunRecord, settings: Settings, data_import_key: str | None, threads: int | None
+) -> ExportSpec:
+    """Rebuild a run's export from its public record and the keys kept elsewhere.
+
+    The record holds no key: a run of a saved authentication gets it from
+    there (unless ``data_import_key`` is given), any other from
+    ``data_import_key``, and the key must be the one the run used.
+
+    Raises:
+        ConfigError: the run never reached its export (nothing to resume), or
+            the key given does not belong to the run's workspace.
+    """
+    job = record.job
+    if "destination" not in job:
+        raise never_sent(record)
+    target = job["destination"]
+    auth_name = target.get("auth_name")
+    if auth_name and data_import_key is None:
+        destination = destination_for_auth(auth_name, settings)
+    else:
+        key = read_data_import_key(data_import_key)
+        destination = Destination(
+            endpoint=target["endpoint"],
+            data_import_key=key,
+            partner_api_key=settings.partner_api_key_for(target["endpoint"]),
+            partner=target["partner"],
+            auth_name=auth_name,
+        )
+    if history.key_hash(destination.data_import_key) != record.key_hash:
+        raise ConfigError(
+            f"the data import key given is not the one run {record.id} used",
+            hint="give the run's key with --data-import-key (or its saved authentication)",
+        )
+    source = job["source"]
+    return ExportSpec(
+        source=Source(
+            sql=source.get("sql"),
+            table=source.get("table"),
+            params=tuple(source.get("params") or ()),
+            warehouse_url=source.get("warehouse_url"),
+        ),
+        destination=destination,
+        cohort_id=job["cohort_id"],
+        cohort_name=job.get("cohort_name"),
+        operation=job["operation"],
+        alias_column=job.get("alias_column"),
+        threads=threads or int(job["threads"]),
+        mirror=MirrorOptions(**job.get("mirror", {})),
+        skip_invalid=bool(job.get("skip_invalid", False)),
+        job=job.get("job"),
+    )
+
+
+def never_sent(record: RunRecord) -> ConfigError:
+    """The error for a saved query's or activation's run that failed before its export began.
+
+    Such a run is recorded only so the history says why the job failed (see
+    :mod:`cohortsync.jobs.history`): it has no plan, no destination and no
+    checkpoint, so the only way forward is to run the job again.
+    """
+    job = str(record.job.get("job") or "")
+    kind, _, name = job.partition(":")
+    again = {
+        "activation": f"cohortsync activation run {name}",
+        "query": f"cohortsync query run {name}",
+    }.get(kind, "cohortsync export ...")
+    reason = f" ({record.error})" if record.error else ""
+    return ConfigError(
+        f"run {record.id} of {job or 'this job'} never started sending, so there is nothing "
+        f"to resume{reason}",
+        hint=f"fix the cause, then run it again: '{again}'",
+    )
