@@ -34,6 +34,10 @@ class Recorder:
         self.batches = 0
         self.identifiers = 0
         self.reports: list[ExportReport] = []
+        self.run_ids: list[str] = []
+
+    def run_started(self, run_id: str) -> None:
+        self.run_ids.append(run_id)
 
     def stage_started(self, stage: Stage, *, total: int | None = None) -> None:
         self.stages.append((stage, total))
@@ -81,6 +85,7 @@ def test_a_run_reports_each_stage_its_rows_and_batches_then_finishes(
     assert (reporter.batches, reporter.identifiers) == (3, USERS)
     assert reporter.reports == [report]
     assert report.status == "succeeded"
+    assert reporter.run_ids == [report.run_id]
 
 
 def test_a_dry_run_reports_staging_and_planning_only(

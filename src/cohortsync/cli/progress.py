@@ -49,6 +49,9 @@ class ConsoleReporter:
         self._bar: Progress | None = None
         self._task: TaskID | None = None
 
+    def run_started(self, run_id: str) -> None:
+        pass  # the run's id is in the report printed at the end
+
     def stage_started(self, stage: Stage, *, total: int | None = None) -> None:
         if stage in ("staging", "planning"):
             if self._status is None:

@@ -7,7 +7,9 @@ draws a spinner and a progress bar on the terminal
 (:class:`SilentReporter`). A console or a web page can follow a live run the
 same way.
 
-A run goes through its stages in this order, each reported as it starts:
+Once recorded in the run history, a run reports its id (``run_started``;
+a resumed run reports the id it continues). It then goes through its stages
+in this order, each reported as it starts:
 ``staging`` (the source is read and its identifiers deduplicated),
 ``planning`` (the changes are decided and written down), ``sending`` and
 ``committing`` (a mirror's snapshot, the run's report). A resumed run skips
@@ -33,6 +35,13 @@ log = logging.getLogger(__name__)
 class RunReporter(Protocol):
     """What a run reports while it works."""
 
+    def run_started(self, run_id: str) -> None:
+        """The run was recorded in the history under ``run_id`` (a new run, or a resumed one).
+
+        Called once, before its first stage; a dry run records nothing and
+        never calls it. A console follows the run by this id.
+        """
+
     def stage_started(self, stage: Stage, *, total: int | None = None) -> None:
         """A stage began; ``total`` is the identifiers to send, for ``sending``."""
 
@@ -48,6 +57,9 @@ class RunReporter(Protocol):
 
 class SilentReporter:
     """Reports nothing: the run of a library caller or a test."""
+
+    def run_started(self, run_id: str) -> None:
+        pass
 
     def stage_started(self, stage: Stage, *, total: int | None = None) -> None:
         pass
@@ -71,6 +83,9 @@ class LoggingReporter(SilentReporter):
 
     def __init__(self, label: str) -> None:
         self.label = label
+
+    def run_started(self, run_id: str) -> None:
+        log.info("%s: run %s", self.label, run_id)
 
     def stage_started(self, stage: Stage, *, total: int | None = None) -> None:
         if total is None:

@@ -280,6 +280,7 @@ def _run_locked(
             data_import_key=spec.destination.data_import_key,
             operation=spec.operation,
         )
+    reporter.run_started(run_id)
     lock.set_run(run_id)
     run_dir = run_directory(settings, run_id)
     planner = planner_for(
