@@ -7,19 +7,12 @@ from typing import Annotated
 import orjson
 import typer
 
-from cohortsync.catalog.auths import (
-    check_secret_key,
-    delete_auth,
-    exists_already,
-    list_auths,
-    save_auth,
-)
+from cohortsync.catalog.auths import delete_auth, list_auths
 from cohortsync.catalog.db import open_catalog
 from cohortsync.cli.listing import print_listing
 from cohortsync.definitions import Authentication, validated
 from cohortsync.definitions.fields import DEFAULT_PARTNER
-from cohortsync.export.credentials import check_credentials
-from cohortsync.export.spec import Destination
+from cohortsync.export.credentials import create_checked_auth
 from cohortsync.secrets import DATA_IMPORT_KEY_ENV, read_data_import_key
 from cohortsync.settings import Settings
 
@@ -71,27 +64,11 @@ def create(
     Example: cohortsync auth create braze-prod --endpoint https://rest.iad-01.braze.com
     --data-import-key - < key.txt
     """
-    settings = Settings()
     fields = {"name": name, "endpoint": endpoint, "partner": partner}
     auth = validated(
         Authentication, {**fields, "data_import_key": read_data_import_key(data_import_key)}
     )
-    destination = Destination(
-        endpoint=auth.endpoint,
-        data_import_key=auth.data_import_key,
-        partner_api_key=settings.partner_api_key_for(auth.endpoint),
-        partner=auth.partner,
-        auth_name=name,
-    )
-    catalog = open_catalog(settings.catalog_path)
-    try:
-        if name in {record.name for record in list_auths(catalog)}:
-            raise exists_already(name)
-        check_secret_key(catalog, settings)
-        check_credentials(destination)
-        record = save_auth(catalog, settings, auth)
-    finally:
-        catalog.dispose()
+    record = create_checked_auth(auth, Settings())
     if json:
         typer.echo(orjson.dumps(record.to_dict()).decode())
     else:

@@ -53,6 +53,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Run due saved queries and activations by cron.",
     ),
     "apply": ("cohortsync.cli.apply", "apply", "Create or update everything from one YAML file."),
+    "console": (
+        "cohortsync.cli.console",
+        "console",
+        "The web console: Integrations Hub, Data Workbench, Audience Studio, Runs.",
+    ),
     "db": (
         "cohortsync.cli.db",
         "app",

@@ -27,7 +27,7 @@ catalog and everything above it can use it.
 from cohortsync.definitions.activation import Activation, OutputMapping
 from cohortsync.definitions.auth import Authentication
 from cohortsync.definitions.fields import CohortExport, MirrorGuards
-from cohortsync.definitions.invalid import RuleBroken, validated
+from cohortsync.definitions.invalid import RuleBroken, field_problems, validated
 from cohortsync.definitions.parent import Parent
 from cohortsync.definitions.query import Query, QueryExport
 from cohortsync.definitions.schedule import Schedule
@@ -45,5 +45,6 @@ __all__ = [
     "RuleBroken",
     "Schedule",
     "Segment",
+    "field_problems",
     "validated",
 ]

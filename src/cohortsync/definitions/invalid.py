@@ -92,3 +92,23 @@ def _place(at: str, loc: Sequence[int | str]) -> str:
 def _rule(problem: ErrorDetails) -> RuleBroken | None:
     cause = (problem.get("ctx") or {}).get("error")
     return cause if isinstance(cause, RuleBroken) else None
+
+
+def field_problems(error: ValidationError) -> dict[str, str]:
+    """Each refused field's message, keyed by its dotted path (``mirror.max_remove_pct``).
+
+    What a form shows next to each field: the words of :func:`validated`, a
+    broken rule's message with its hint, or pydantic's own words.
+    """
+    problems: dict[str, str] = {}
+    for problem in error.errors():
+        path = ".".join(str(part) for part in problem["loc"]) or "__root__"
+        if path in problems:
+            continue
+        rule = _rule(problem)
+        if rule is not None:
+            text = rule.message + (f" ({rule.hint})" if rule.hint else "")
+        else:
+            text = problem["msg"].removeprefix("Value error, ")
+        problems[path] = text[:1].upper() + text[1:]
+    return problems

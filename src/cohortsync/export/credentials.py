@@ -9,9 +9,19 @@ from __future__ import annotations
 
 import asyncio
 
+from cohortsync.catalog.auths import (
+    AuthRecord,
+    check_secret_key,
+    exists_already,
+    list_auths,
+    save_auth,
+)
+from cohortsync.catalog.db import open_catalog
+from cohortsync.definitions import Authentication
 from cohortsync.errors import ConfigError, RetriesExhausted
 from cohortsync.export.client import PartnerClient, RetryPolicy
 from cohortsync.export.spec import Destination
+from cohortsync.settings import Settings
 
 CHECK_COHORT_ID = "cohortsync-credentials-check"
 
@@ -37,3 +47,32 @@ def check_credentials(destination: Destination, *, timeout: float = 15.0) -> Non
             f"the endpoint {destination.endpoint} is unreachable or failing: {error.message}",
             hint="check the REST endpoint URL of the workspace and the network",
         ) from None
+
+
+def create_checked_auth(auth: Authentication, settings: Settings) -> AuthRecord:
+    """Save a new authentication once its endpoint accepts its key (``auth create``, the console).
+
+    Nothing is saved when the name is taken, the secret key file is missing,
+    or the endpoint refuses the key or cannot be reached.
+
+    Raises:
+        ConfigError: the name is taken, the key file is missing, or the
+            endpoint is unreachable.
+        DestinationRefused: the endpoint refused the key (its message included).
+    """
+    destination = Destination(
+        endpoint=auth.endpoint,
+        data_import_key=auth.data_import_key,
+        partner_api_key=settings.partner_api_key_for(auth.endpoint),
+        partner=auth.partner,
+        auth_name=auth.name,
+    )
+    catalog = open_catalog(settings.catalog_path)
+    try:
+        if auth.name in {record.name for record in list_auths(catalog)}:
+            raise exists_already(auth.name)
+        check_secret_key(catalog, settings)
+        check_credentials(destination)
+        return save_auth(catalog, settings, auth)
+    finally:
+        catalog.dispose()

@@ -1,0 +1,38 @@
+"""`cohortsync console`: the web console, over the same home as the command line."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cohortsync.console.serving import DEFAULT_HOST, DEFAULT_PORT, serve
+from cohortsync.settings import Settings
+
+
+def console(
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Address to listen on. The default keeps the console on this machine; "
+            "give 0.0.0.0 only behind a TLS proxy you trust.",
+        ),
+    ] = DEFAULT_HOST,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free one).")
+    ] = DEFAULT_PORT,
+) -> None:
+    """Serve the web console: Integrations Hub, Data Workbench, Audience Studio and Runs.
+
+    It works on the same home as the other commands (COHORTSYNC_HOME): the
+    same catalog, warehouse and saved authentications, so what is made in the
+    browser shows in 'cohortsync query list' and the other way round.
+
+    Log in as 'admin'. With COHORTSYNC_CONSOLE_PASSWORD set, that is the password;
+    without it, the console prints a one-time login link, and you choose a
+    password in the browser.
+
+    Example: COHORTSYNC_CONSOLE_PASSWORD=... cohortsync console --port 8484
+    """
+    serve(Settings(), host=host, port=port)

@@ -1,0 +1,60 @@
+"""The console's FastAPI app: the shared web layer and one router per area."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import Response
+
+from cohortsync.catalog.db import open_catalog
+from cohortsync.console.accounts import CatalogAccounts
+from cohortsync.console.context import Console, console_pages
+from cohortsync.console.routes import ROUTERS
+from cohortsync.settings import Settings
+from cohortsync.web.app import install
+from cohortsync.web.guard import Guard, OneTimeLinks
+from cohortsync.web.pages import redirect
+from cohortsync.web.sessions import SessionCookie
+from cohortsync.web.throttle import LoginThrottle
+
+SESSION_COOKIE = "cohortsync_console"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    links: OneTimeLinks | None = None,
+    throttle: LoginThrottle | None = None,
+) -> FastAPI:
+    """The console over the home of ``settings``.
+
+    Args:
+        settings: the home (catalog, warehouse, secrets) the console works on.
+        links: where the one-time login links printed at start are kept.
+        throttle: failed-login throttling (tests pass a faster one).
+    """
+    catalog = open_catalog(settings.catalog_path)
+    pages = console_pages()
+    accounts = CatalogAccounts(catalog)
+    guard = Guard(
+        accounts,
+        SessionCookie(accounts.session_secret, cookie_name=SESSION_COOKIE),
+        pages,
+        throttle=throttle,
+        links=links,
+    )
+    app = FastAPI(title="cohortsync console", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.console = Console(settings=settings, catalog=catalog, pages=pages)
+    app.state.guard = guard
+    install(app, guard)
+
+    protected = APIRouter(dependencies=[Depends(guard.protect)])
+
+    @protected.get("/")
+    def home(request: Request) -> Response:
+        return redirect(request, "/hub")
+
+    for router in ROUTERS:
+        protected.include_router(router)
+    app.include_router(protected)
+    app.router.on_shutdown.append(catalog.dispose)
+    return app

@@ -1,0 +1,113 @@
+"""Integrations Hub > Catalog: the Braze cohort integration and its authentications.
+
+*Create Authentication* builds the same :class:`~cohortsync.definitions.Authentication`
+as ``cohortsync auth create`` and saves it through the same
+:func:`~cohortsync.export.credentials.create_checked_auth`: the key is
+checked against the endpoint first, and a refusal shows the server's message.
+The key is never sent back to the browser: the form's password field starts
+empty, and lists show it masked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from cohortsync.catalog.auths import delete_auth, get_auth, list_auths
+from cohortsync.console.context import Console, console_of
+from cohortsync.definitions import Authentication, field_problems
+from cohortsync.definitions.fields import DEFAULT_PARTNER
+from cohortsync.errors import CohortsyncError
+from cohortsync.export.credentials import create_checked_auth
+from cohortsync.web.pages import redirect
+
+router = APIRouter()
+
+INTEGRATION = {
+    "name": "Braze Cohorts",
+    "summary": "Send query results and segments to Braze cohorts through the partner "
+    "cohort import API.",
+}
+
+
+@router.get("/hub")
+def catalog_page(request: Request, console: Console = Depends(console_of)) -> Response:
+    auths = list_auths(console.catalog)
+    return console.pages.render(
+        request, "console/hub.html", {"integration": INTEGRATION, "auth_count": len(auths)}
+    )
+
+
+@router.get("/hub/braze")
+def integration_page(
+    request: Request, console: Console = Depends(console_of), saved: str = "", deleted: str = ""
+) -> Response:
+    return console.pages.render(
+        request,
+        "console/integration.html",
+        {
+            "integration": INTEGRATION,
+            "auths": list_auths(console.catalog),
+            "saved": saved,
+            "deleted": deleted,
+        },
+    )
+
+
+@router.get("/hub/braze/new")
+def new_auth_form(request: Request, console: Console = Depends(console_of)) -> Response:
+    return _auth_form(request, console, {"partner": DEFAULT_PARTNER})
+
+
+@router.post("/hub/braze/new")
+def create_auth(
+    request: Request,
+    console: Console = Depends(console_of),
+    name: str = Form(""),
+    endpoint: str = Form(""),
+    data_import_key: str = Form(""),
+    partner: str = Form(DEFAULT_PARTNER),
+) -> Response:
+    values = {"name": name.strip(), "endpoint": endpoint.strip(), "partner": partner.strip()}
+    try:
+        auth = Authentication.model_validate({**values, "data_import_key": data_import_key.strip()})
+    except ValidationError as error:
+        return _auth_form(request, console, values, errors=field_problems(error), status=422)
+    try:
+        create_checked_auth(auth, console.settings)
+    except CohortsyncError as error:
+        return _auth_form(request, console, values, failure=error, status=422)
+    return redirect(request, f"/hub/braze?saved={auth.name}")
+
+
+@router.get("/hub/braze/auths/{name}/delete")
+def confirm_delete(request: Request, name: str, console: Console = Depends(console_of)) -> Response:
+    return console.pages.render(
+        request, "console/auth_delete.html", {"auth": get_auth(console.catalog, name)}
+    )
+
+
+@router.post("/hub/braze/auths/{name}/delete")
+def delete(request: Request, name: str, console: Console = Depends(console_of)) -> Response:
+    delete_auth(console.catalog, name)
+    return redirect(request, f"/hub/braze?deleted={name}")
+
+
+def _auth_form(
+    request: Request,
+    console: Console,
+    values: dict[str, Any],
+    *,
+    errors: dict[str, str] | None = None,
+    failure: CohortsyncError | None = None,
+    status: int = 200,
+) -> Response:
+    return console.pages.render(
+        request,
+        "console/auth_new.html",
+        {"values": values, "errors": errors or {}, "failure": failure},
+        status_code=status,
+    )

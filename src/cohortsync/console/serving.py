@@ -1,0 +1,82 @@
+"""``cohortsync console``: prepare the account, print how to log in, serve.
+
+The console binds to 127.0.0.1 unless told otherwise: it manages data import
+keys and can send cohorts, so it is not put on a network by accident.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from cohortsync.catalog.db import open_catalog
+from cohortsync.console.accounts import CONSOLE_USER, PASSWORD_ENV, prepare_account
+from cohortsync.console.app import create_app
+from cohortsync.settings import Settings
+from cohortsync.web.guard import OneTimeLinks
+from cohortsync.web.serving import base_url, bind, running_in_thread
+from cohortsync.web.throttle import LoginThrottle
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8484
+
+
+def login_instructions(url: str, has_password: bool, links: OneTimeLinks) -> str:
+    """What the console prints on start: where it is and how to log in."""
+    lines = [f"cohortsync console on {url} (Ctrl-C stops)"]
+    if has_password:
+        lines.append(f"log in as '{CONSOLE_USER}' with the password of {PASSWORD_ENV}")
+    else:
+        token = links.issue(CONSOLE_USER)
+        lines.append("open this one-time link to log in, then choose a password:")
+        lines.append(f"    {url}/login/link?token={token}")
+    return "\n".join(lines)
+
+
+def _prepared(settings: Settings) -> bool:
+    catalog = open_catalog(settings.catalog_path)
+    try:
+        return prepare_account(catalog)
+    finally:
+        catalog.dispose()
+
+
+def _server(app: FastAPI, *, log_level: str) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app, log_level=log_level, access_log=False, lifespan="on", timeout_graceful_shutdown=5
+    )
+    return uvicorn.Server(config)
+
+
+def serve(settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    """Serve the console until interrupted (Ctrl-C or SIGTERM stop it cleanly)."""
+    has_password = _prepared(settings)
+    links = OneTimeLinks()
+    sock = bind(host, port)
+    try:
+        app = create_app(settings, links=links)
+        print(login_instructions(base_url(sock), has_password, links), file=sys.stderr, flush=True)
+        _server(app, log_level="warning").run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+@contextmanager
+def serve_in_background(
+    settings: Settings,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = 0,
+    links: OneTimeLinks | None = None,
+    throttle: LoginThrottle | None = None,
+) -> Iterator[str]:
+    """The real console in a thread of this process; yields its base URL (tests, benchmarks)."""
+    _prepared(settings)
+    app = create_app(settings, links=links, throttle=throttle)
+    sock = bind(host, port)
+    with running_in_thread(_server(app, log_level="warning"), sock, name="console") as url:
+        yield url

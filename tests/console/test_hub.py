@@ -1,0 +1,85 @@
+"""Integrations Hub > Catalog in the browser: create, list and delete authentications.
+
+Against the real receiving service: the key is checked there before it is
+saved, a refusal shows the server's message and saves nothing, and the key
+itself never comes back in any page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.console.conftest import RunningConsole
+
+from cohortsync.catalog.auths import list_auths
+from cohortsync.catalog.db import open_catalog
+from support.browser import screenshot
+
+
+def saved_names(console: RunningConsole) -> list[str]:
+    catalog = open_catalog(console.settings.catalog_path)
+    try:
+        return [record.name for record in list_auths(catalog)]
+    finally:
+        catalog.dispose()
+
+
+def fill_auth_form(page: Any, name: str, endpoint: str, key: str) -> None:
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("REST endpoint").fill(endpoint)
+    page.get_by_label("Data import key").fill(key)
+    page.get_by_role("button", name="Check and save").click()
+
+
+def test_create_list_and_delete_an_authentication(
+    console_page: Any, console: RunningConsole, braze_sandbox: Any
+) -> None:
+    page = console_page
+    screenshot(page, "console-hub-catalog")
+    page.get_by_role("link", name="Braze Cohorts").click()
+    page.get_by_role("link", name="Create Authentication").click()
+    screenshot(page, "console-hub-create-authentication")
+    fill_auth_form(page, "braze-sandbox", braze_sandbox.base_url, braze_sandbox.data_import_key)
+    page.wait_for_url(f"{console.url}/hub/braze?saved=braze-sandbox")
+    assert "was checked against its endpoint and saved" in page.get_by_role("status").inner_text()
+    row = page.get_by_role("row").filter(has_text="braze-sandbox")
+    assert braze_sandbox.base_url in row.inner_text()
+    assert braze_sandbox.data_import_key[-4:] in row.inner_text()
+    assert braze_sandbox.data_import_key not in page.content()
+    screenshot(page, "console-hub-authentications")
+    assert saved_names(console) == ["braze-sandbox"]
+
+    page.get_by_role("link", name="Delete braze-sandbox").click()
+    screenshot(page, "console-hub-delete-authentication")
+    page.get_by_role("button", name="Delete braze-sandbox").click()
+    assert "was deleted" in page.get_by_role("status").inner_text()
+    assert saved_names(console) == []
+
+
+def test_a_refused_key_shows_the_servers_message_and_saves_nothing(
+    console_page: Any, console: RunningConsole, braze_sandbox: Any
+) -> None:
+    page = console_page
+    page.goto(f"{console.url}/hub/braze/new")
+    fill_auth_form(page, "wrong-key", braze_sandbox.base_url, "not-a-data-import-key")
+    alert = page.get_by_role("alert").inner_text()
+    assert alert.startswith("Not saved:")
+    assert "data import key" in alert.lower()
+    # What was typed stays, except the key, which is never sent back.
+    assert page.get_by_label("Name", exact=True).input_value() == "wrong-key"
+    assert page.get_by_label("Data import key").input_value() == ""
+    assert "not-a-data-import-key" not in page.content()
+    screenshot(page, "console-hub-key-refused")
+    assert saved_names(console) == []
+
+
+def test_each_bad_field_is_named_next_to_it(console_page: Any, console: RunningConsole) -> None:
+    page = console_page
+    page.goto(f"{console.url}/hub/braze/new")
+    fill_auth_form(page, "", "rest.iad-01.braze.com", "")
+    assert "not an http(s) URL" in page.locator("#e-endpoint").inner_text()
+    assert page.locator("#e-name").inner_text() != ""
+    assert page.locator("#e-data_import_key").inner_text() != ""
+    assert page.get_by_label("REST endpoint").get_attribute("aria-invalid") == "true"
+    screenshot(page, "console-hub-field-errors")
+    assert saved_names(console) == []
