@@ -9,4 +9,6 @@ and never each other's internals:
 - :mod:`.leases`: the lease a run holds so two runs of one job never overlap;
 - :mod:`.history`: the failed runs recorded for jobs that failed before an
   export run existed.
+- :mod:`.run_history`: the run history as ``cohortsync runs`` and the console
+  read it (views, filters), and resuming a run from its record.
 """
