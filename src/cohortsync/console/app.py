@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from cohortsync.catalog.db import open_catalog
 from cohortsync.console.accounts import CatalogAccounts
 from cohortsync.console.context import Console, console_pages
+from cohortsync.console.launches import Launches
 from cohortsync.console.routes import ROUTERS
 from cohortsync.settings import Settings
 from cohortsync.web.app import install
@@ -43,7 +44,8 @@ def create_app(
         links=links,
     )
     app = FastAPI(title="cohortsync console", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.console = Console(settings=settings, catalog=catalog, pages=pages)
+    launches = Launches()
+    app.state.console = Console(settings=settings, catalog=catalog, pages=pages, launches=launches)
     app.state.guard = guard
     install(app, guard)
 
@@ -56,5 +58,7 @@ def create_app(
     for router in ROUTERS:
         protected.include_router(router)
     app.include_router(protected)
+    # Runs started here stop at their next checkpoint (interrupted, resumable) on shutdown.
+    app.router.on_shutdown.append(launches.stop_all)
     app.router.on_shutdown.append(catalog.dispose)
     return app

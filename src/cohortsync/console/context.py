@@ -8,6 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from fastapi import Request
 
+from cohortsync.console.launches import Launches
 from cohortsync.settings import Settings
 from cohortsync.web.pages import NavItem, Pages
 
@@ -27,11 +28,13 @@ class Console:
 
     ``settings`` is passed to every library call, so the console works on
     the home it was started on, whatever the environment says later.
+    ``launches`` are the runs started from this console's pages.
     """
 
     settings: Settings
     catalog: sa.Engine
     pages: Pages
+    launches: Launches
 
 
 def console_of(request: Request) -> Console:

@@ -1,0 +1,193 @@
+"""Runs started from the console: each in its own thread, followed while it works.
+
+*Run now* and *Resume* must not hold the browser's request while a run
+sends its batches, so the work runs in a thread and the request only waits
+until the run is recorded in the history (its id is known), then the browser
+goes to the run's page. That page reads the launch's live progress
+(:class:`LaunchProgress`: stage, batches acknowledged, rate, ETA), which the
+run reports through the same :class:`~cohortsync.export.reporting.RunReporter`
+protocol as the command line's progress bar.
+
+Launches live in the console's process; a run started elsewhere (the CLI,
+the scheduler) is followed through its checkpoints in the catalog instead.
+A stop token is kept per launch, so stopping the console stops its runs at
+their next checkpoint: they end interrupted, and resume.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from cohortsync.errors import CohortsyncError
+from cohortsync.export.report import ExportReport
+from cohortsync.export.reporting import Stage
+from cohortsync.export.stopping import StopToken
+from cohortsync.web.pages import redirect
+
+# Seconds the browser's request waits for the run's id before showing the launch's own page.
+WAIT_FOR_RUN_ID = 10.0
+
+
+@dataclass
+class LaunchProgress:
+    """What the run reported so far; read by the run page while it updates."""
+
+    stage: Stage | None = None
+    rows_read: int = 0
+    total: int | None = None  # identifiers to send, once sending starts
+    batches: int = 0
+    identifiers: int = 0
+    sending_since: float | None = None
+
+    @property
+    def rate(self) -> float | None:
+        """Identifiers acknowledged per second since sending started."""
+        if self.sending_since is None or self.identifiers == 0:
+            return None
+        elapsed = time.monotonic() - self.sending_since
+        return self.identifiers / elapsed if elapsed > 0 else None
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds until every identifier is acknowledged, at the rate so far."""
+        rate = self.rate
+        if rate is None or self.total is None:
+            return None
+        return max(0.0, (self.total - self.identifiers) / rate)
+
+    @property
+    def percent(self) -> float | None:
+        if not self.total:
+            return None
+        return min(100.0, 100.0 * self.identifiers / self.total)
+
+
+@dataclass
+class Launch:
+    """One piece of work started from the console, and what became of it."""
+
+    id: str
+    label: str
+    progress: LaunchProgress = field(default_factory=LaunchProgress)
+    stop: StopToken = field(default_factory=StopToken)
+    run_id: str | None = None
+    report: ExportReport | None = None
+    result: Any = None
+    error: CohortsyncError | None = None
+    done: bool = False  # the work returned or raised
+    _known: threading.Event = field(default_factory=threading.Event, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def wait_for_run_id(self, timeout: float) -> str | None:
+        """The run's id once recorded (or the work ended), waiting at most ``timeout`` s."""
+        self._known.wait(timeout)
+        return self.run_id
+
+    # -- the RunReporter protocol, called from the run's threads ------------------------
+
+    def run_started(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._known.set()
+
+    def stage_started(self, stage: Stage, *, total: int | None = None) -> None:
+        with self._lock:
+            self.progress.stage = stage
+            if stage == "sending":
+                self.progress.total = total
+                self.progress.sending_since = time.monotonic()
+
+    def rows_read(self, rows: int) -> None:
+        with self._lock:
+            self.progress.rows_read += rows
+
+    def batches_sent(self, batches: int, identifiers: int) -> None:
+        with self._lock:
+            self.progress.batches += batches
+            self.progress.identifiers += identifiers
+
+    def finished(self, report: ExportReport) -> None:
+        self.report = report
+        if report.run_id and self.run_id is None:
+            self.run_id = report.run_id
+
+
+class Launches:
+    """The console's launches, by launch id and by run id."""
+
+    def __init__(self) -> None:
+        self._launches: dict[str, Launch] = {}
+        self._lock = threading.Lock()
+
+    def start(self, label: str, work: Callable[[Launch, StopToken], Any]) -> Launch:
+        """Run ``work(reporter, stop)`` in a thread; the launch is its reporter.
+
+        ``work`` calls a library function with ``reporter=`` and ``stop=``
+        (``queries.run_query``, ``activations.run_activation``,
+        ``run_history.resume_run``). A :class:`CohortsyncError` it raises is
+        kept on the launch (with the run it names, if any); anything else is a
+        bug and is raised in the thread, with its traceback in the log.
+        """
+        launch = Launch(id=secrets.token_hex(6), label=label)
+        with self._lock:
+            self._launches[launch.id] = launch
+
+        def target() -> None:
+            try:
+                launch.result = work(launch, launch.stop)
+                run_id = getattr(launch.result, "run_id", None)
+                if launch.run_id is None and isinstance(run_id, str):
+                    launch.run_id = run_id
+            except CohortsyncError as error:
+                launch.error = error
+                if launch.run_id is None:
+                    launch.run_id = error.run_id
+            finally:
+                launch.done = True
+                launch._known.set()
+
+        threading.Thread(target=target, name=f"console-{label}", daemon=True).start()
+        return launch
+
+    def get(self, launch_id: str) -> Launch | None:
+        with self._lock:
+            return self._launches.get(launch_id)
+
+    def for_run(self, run_id: str) -> Launch | None:
+        """The latest launch of this process that is (or resumed) the run ``run_id``."""
+        with self._lock:
+            found = [launch for launch in self._launches.values() if launch.run_id == run_id]
+        return found[-1] if found else None
+
+    def running(self) -> list[Launch]:
+        with self._lock:
+            return [launch for launch in self._launches.values() if not launch.done]
+
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """Ask every unfinished launch to stop at its next checkpoint, and wait a little."""
+        launches = self.running()
+        for launch in launches:
+            launch.stop.request("the console stopping")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(not launch.done for launch in launches):
+            time.sleep(0.05)
+
+
+def launched(request: Request, launch: Launch, *, wait: float = WAIT_FOR_RUN_ID) -> Response:
+    """Where the browser goes after starting ``launch``: the run's page, or the launch's own.
+
+    The launch's page (``/runs/launches/{id}``) shows a launch whose run is
+    not recorded yet (a long query still staging) or that failed before any
+    run was recorded; it sends the browser on to the run once there is one.
+    """
+    run_id = launch.wait_for_run_id(wait)
+    if run_id is not None:
+        return redirect(request, f"/runs/{run_id}")
+    return redirect(request, f"/runs/launches/{launch.id}")
