@@ -1,16 +1,14 @@
 """Running the service: in the foreground (the CLI) or in a background thread.
 
 Both build the app with :func:`build_app` and bind the listening socket
-themselves, so a busy port is a one-line :class:`ConfigError` and ``port=0``
-yields the free port the system picked.
+first (:mod:`cohortsync.web.serving`, shared with the console), so a busy
+port is a one-line :class:`ConfigError` and ``port=0`` yields the free port
+the system picked.
 """
 
 from __future__ import annotations
 
-import socket
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,7 +19,7 @@ from cohortsync.braze.api import create_app
 from cohortsync.braze.clients import DEFAULT_BODY_TIMEOUT, guard
 from cohortsync.braze.ratelimit import RateLimit
 from cohortsync.braze.store import Store, open_store
-from cohortsync.errors import CohortsyncError, ConfigError
+from cohortsync.web.serving import bind, running_in_thread
 
 DEFAULT_PORT = 9292
 
@@ -32,24 +30,6 @@ def build_app(
     """The app over the store at ``db_url`` (created when missing), and that store."""
     store = open_store(db_url, busy_timeout=busy_timeout)
     return create_app(store, rate_limit=rate_limit), store
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port``, or a ConfigError saying why not."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError as error:
-        sock.close()
-        raise ConfigError(
-            f"cannot listen on {host}:{port}: {error.strerror}",
-            hint="pick another --port, or stop what listens there",
-        ) from None
-    sock.set_inheritable(True)
-    return sock
 
 
 def _uvicorn_server(
@@ -124,25 +104,12 @@ def serve_in_background(
         ``"http://HOST:PORT"``, once the server accepts connections.
     """
     app, store = build_app(db_url, rate_limit=rate_limit, busy_timeout=busy_timeout)
-    sock = bind(host, port)
-    server = _uvicorn_server(app, log_level="warning", access_log=False, body_timeout=body_timeout)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="braze-service", daemon=True
-    )
-    thread.start()
     try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise CohortsyncError(
-                    f"the Braze-compatible service did not start on {host}:{port}"
-                )
-            time.sleep(0.01)
-        bound_host, bound_port = sock.getsockname()[:2]
-        url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-        yield f"http://{url_host}:{bound_port}"
+        sock = bind(host, port)
+        server = _uvicorn_server(
+            app, log_level="warning", access_log=False, body_timeout=body_timeout
+        )
+        with running_in_thread(server, sock, name="Braze-compatible service") as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
         store.close()
