@@ -10,11 +10,15 @@ runs so that the output doubles as a tutorial:
    DuckDB warehouse, checked with a query, and an authentication saved;
 3. the three use cases of the seed workflow (external ids, email aliases,
    device ids) exported into three cohorts;
-4. the Braze side again: each cohort's members and match rate, and a segment
+4. the first use case saved as a query (the console's Data Workbench) and
+   run, so the run history holds a saved job's run beside the ad-hoc ones;
+5. the Braze side again: each cohort's members and match rate, and a segment
    built on a cohort, as a marketer would target it.
 
 Everything lives in a fresh home (``.demo-home`` by default, or the
-directory given as the first argument), kept afterwards for inspection.
+directory given as the first argument), kept afterwards for inspection. The
+demo ends with the command that opens the web console on that home, where
+the authentication, the saved query and the runs are shown.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from typing import Any
 WORKSPACE = "demo"
 PARTNER_API_KEY = "demo-partner-key-us"
 AUTH_NAME = "braze-demo"
+SAVED_QUERY = "td_external_ids_daily"
 EXTRA_USERS = 5_000
 
 # The spec's example_cohort_table (section 1).
@@ -209,7 +214,16 @@ def main() -> None:
             print(f"-- {what}")
             cohortsync(env, "export", "--auth", AUTH_NAME, "--cohort-id", cohort_id, *source)
 
-        heading("4. Braze side: the cohorts, their members, and a segment to target")
+        heading("4. Save the external ids export as a query, and run it")
+        first_cohort, _what, (_flag, first_sql) = USE_CASES[0]
+        cohortsync(
+            env,
+            "query", "save", SAVED_QUERY, "--sql", first_sql,
+            "--export", AUTH_NAME, "--cohort-id", first_cohort,
+        )  # fmt: skip
+        cohortsync(env, "query", "run", SAVED_QUERY)
+
+        heading("5. Braze side: the cohorts, their members, and a segment to target")
         cohortsync(env, "braze", "cohorts", "list", "--workspace", WORKSPACE)
         for cohort_id, _what, _source in USE_CASES:
             members = cohortsync(
@@ -230,6 +244,32 @@ def main() -> None:
         cohortsync(env, "runs", "list")
 
     print(f"\ndemo complete; everything it made is in {home}")
+    print(console_instructions(home))
+
+
+def console_command() -> str:
+    """How to start the command line of the Python running the demo, as a user types it.
+
+    ``make demo`` runs ``.venv/bin/python``, whose ``cohortsync`` executable
+    sits beside it; it is shown relative to the current directory when inside.
+    """
+    executable = Path(sys.executable).with_name("cohortsync")
+    if not executable.exists():
+        return f"{shlex.quote(sys.executable)} -m cohortsync"
+    try:
+        return str(executable.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return shlex.quote(str(executable))
+
+
+def console_instructions(home: Path) -> str:
+    """The demo's last words: open the web console on the demo's home."""
+    return (
+        "\nOpen the console on this demo's home:\n"
+        f"    COHORTSYNC_HOME={shlex.quote(str(home))} {console_command()} console\n"
+        "then open the one-time login link it prints and choose a password"
+        " (or set COHORTSYNC_CONSOLE_PASSWORD first and log in as 'admin')."
+    )
 
 
 if __name__ == "__main__":
