@@ -61,8 +61,12 @@ def serve(settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_P
         app = create_app(settings, links=links)
         print(login_instructions(base_url(sock), has_password, links), file=sys.stderr, flush=True)
         _server(app, log_level="warning").run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn has shut down cleanly and re-raised Ctrl-C: for a server, that is how it stops.
+        pass
     finally:
         sock.close()
+    print("console stopped", file=sys.stderr, flush=True)
 
 
 @contextmanager
