@@ -29,6 +29,7 @@ import pyarrow as pa
 from cohortsync.audience.rules import (
     COMPARISONS,
     NULL_TESTS,
+    OPERATORS,
     And,
     Condition,
     Not,
@@ -85,6 +86,21 @@ def column_kind(data_type: pa.DataType) -> str:
     if pa.types.is_dictionary(data_type):
         return column_kind(data_type.value_type)
     return "other"
+
+
+def operators_for(kind: str) -> tuple[str, ...]:
+    """The operators rules accept on a column of this family (see :func:`column_kind`).
+
+    The same rules :func:`compile_rules` enforces: ``like`` on text only,
+    booleans with ``=`` and ``!=``, other types with the NULL tests only.
+    """
+    if kind == "other":
+        return tuple(op for op in OPERATORS if op in NULL_TESTS)
+    if kind == "boolean":
+        return tuple(op for op in OPERATORS if op in NULL_TESTS or op in ("=", "!="))
+    if kind == "text":
+        return OPERATORS
+    return tuple(op for op in OPERATORS if op != "like")
 
 
 def find_column(schema: pa.Schema, column: str, *, table: str, what: str = "column") -> pa.Field:

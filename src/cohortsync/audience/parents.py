@@ -7,10 +7,12 @@ fails here rather than at the first scheduled run.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pyarrow as pa
 
 from cohortsync.audience import store
-from cohortsync.audience.compile import check_rules, find_column
+from cohortsync.audience.compile import check_rules, column_kind, find_column, operators_for
 from cohortsync.audience.mapping import check_mapping
 from cohortsync.catalog import audiences
 from cohortsync.catalog.audiences import SavedActivation, SavedParent, SavedSegment
@@ -27,6 +29,58 @@ def parent_schema(parent: Parent, settings: Settings | None = None) -> pa.Schema
     """
     with store.warehouse(parent.warehouse, settings) as engine:
         return engine.table_schema(parent.table)
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One column of a parent table as rules see it: its type, family and operators.
+
+    ``kind`` is the family that decides which values fit (``text``, ``number``,
+    ``boolean``, ``date``, ``timestamp``, ``other``); ``operators`` are those
+    the rules accept on it.
+    """
+
+    name: str
+    type: str
+    kind: str
+    operators: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "type": self.type}
+
+
+def schema_columns(schema: pa.Schema) -> list[ColumnInfo]:
+    """The columns of ``schema``, in table order, with what rules can do on each."""
+    return [
+        ColumnInfo(field.name, str(field.type), kind, operators_for(kind))
+        for field in schema
+        for kind in (column_kind(field.type),)
+    ]
+
+
+def table_columns(
+    table: str, *, warehouse_url: str | None = None, settings: Settings | None = None
+) -> list[ColumnInfo]:
+    """The columns of a warehouse table, before any parent is saved on it.
+
+    Raises:
+        SourceError: the table is missing or the warehouse cannot be read.
+    """
+    with store.warehouse(warehouse_url, settings) as engine:
+        return schema_columns(engine.table_schema(table))
+
+
+def parent_columns(parent: Parent, settings: Settings | None = None) -> list[ColumnInfo]:
+    """The parent table's columns now: what ``audience parent show`` lists and rules use."""
+    return schema_columns(parent_schema(parent, settings))
+
+
+def warehouse_tables(
+    *, warehouse_url: str | None = None, settings: Settings | None = None
+) -> list[str]:
+    """The tables and views of the warehouse a parent can be declared on, sorted."""
+    with store.warehouse(warehouse_url, settings) as engine:
+        return engine.tables()
 
 
 def parent_definition(

@@ -136,6 +136,24 @@ def _checked(segment: Segment, settings: Settings | None) -> Segment:
     return segment.model_copy(update={"rules": rules_to_json(rule)})
 
 
+def count_matching(
+    parent: str, rules: RulesInput, *, settings: Settings | None = None
+) -> int:
+    """How many rows of ``parent``'s table ``rules`` select now, counted in the warehouse.
+
+    What a segment would hold before it is saved (the builder's live count).
+
+    Raises:
+        ConfigError: unknown parent, or rules that do not fit its table (:class:`RuleError`).
+        SourceError: the table cannot be read.
+    """
+    parent_row = get_parent(parent, settings=settings)
+    with store.warehouse(parent_row.warehouse, settings) as engine:
+        where = check_rules(rules, engine.table_schema(parent_row.table), table=parent_row.table)
+        query = select_sql(parent_row.table, where)
+        return engine.count(query.sql, query.params)
+
+
 def get_segment(name: str, *, settings: Settings | None = None) -> SavedSegment:
     """The segment named ``name``.
 

@@ -106,8 +106,7 @@ def show(
 ) -> None:
     """Show a parent: its table, its columns and types (what rules can use), its segments."""
     row = parents.get_parent(name)
-    schema = parents.parent_schema(row)
-    columns = [{"name": field.name, "type": str(field.type)} for field in schema]
+    columns = [column.to_dict() for column in parents.parent_columns(row)]
     segments = [segment.name for segment in list_segments(parent=name)]
     if as_json:
         echo_json({**parent_view(row), "columns": columns, "segments": segments})
