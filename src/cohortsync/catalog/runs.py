@@ -245,14 +245,28 @@ def list_runs(
     limit: int = 50,
     cohort_id: str | None = None,
     job: str | None = None,
+    before: str | None = None,
 ) -> list[RunRecord]:
     """The latest runs first, optionally of one cohort (key or id), one status or one job.
 
     ``job`` is a saved job's name (``"query:NAME"``); its runs are read
     through the index on ``job_name`` and the start time, however many runs
     of other jobs the history holds.
+
+    ``before`` is a run's id: only the runs listed after it (started earlier,
+    or at the same time with a smaller id) are returned, so a page of the
+    history continues where the previous one ended without counting the runs
+    above it, as an offset would. An id no run has returns nothing.
     """
     query = sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
+    if before is not None:
+        anchor = sa.select(runs.c.started_at).where(runs.c.id == before).scalar_subquery()
+        query = query.where(
+            sa.or_(
+                runs.c.started_at < anchor,
+                sa.and_(runs.c.started_at == anchor, runs.c.id < before),
+            )
+        )
     if job is not None:
         query = query.where(runs.c.job_name == job)
     if cohort_key is not None:
@@ -263,6 +277,18 @@ def list_runs(
         query = query.where(runs.c.status == status)
     with catalog.connect() as conn:
         return [_record(row) for row in conn.execute(query)]
+
+
+def run_facets(catalog: sa.Engine) -> tuple[list[str], list[str]]:
+    """The saved jobs and the cohort ids the history has runs of, each sorted: what to filter by."""
+    with catalog.connect() as conn:
+        jobs = conn.execute(
+            sa.select(runs.c.job_name).where(runs.c.job_name.is_not(None)).distinct()
+        ).scalars()
+        cohorts = conn.execute(
+            sa.select(runs.c.cohort_id).where(runs.c.cohort_id != "").distinct()
+        ).scalars()
+        return sorted(jobs), sorted(cohorts)
 
 
 def reopen_run(catalog: sa.Engine, run_id: str) -> None:

@@ -96,10 +96,13 @@ def list_run_views(
     status: str | None = None,
     job: str | None = None,
     limit: int = 50,
+    before: str | None = None,
 ) -> list[dict[str, Any]]:
     """The latest runs first, as :func:`run_view`, optionally of one cohort id, status or job.
 
-    ``job`` is a saved job's name, e.g. ``query:vip`` or ``activation:vip``.
+    ``job`` is a saved job's name, e.g. ``query:vip`` or ``activation:vip``;
+    ``before`` a run's id: the page of runs listed after it
+    (:func:`cohortsync.catalog.runs.list_runs`).
 
     Raises:
         ConfigError: an unknown ``status`` (:func:`check_status`) or a ``job``
@@ -110,11 +113,67 @@ def list_run_views(
     catalog = open_catalog(settings.catalog_path)
     try:
         records = history.list_runs(
-            catalog, cohort_id=cohort_id, status=status, job=job, limit=limit
+            catalog, cohort_id=cohort_id, status=status, job=job, limit=limit, before=before
         )
     finally:
         catalog.dispose()
     return [run_view(settings, record) for record in records]
+
+
+def run_filters(settings: Settings) -> dict[str, list[str]]:
+    """What the history can be filtered by: ``jobs`` and ``cohorts`` that have runs."""
+    catalog = open_catalog(settings.catalog_path)
+    try:
+        jobs, cohorts = history.run_facets(catalog)
+    finally:
+        catalog.dispose()
+    return {"jobs": jobs, "cohorts": cohorts}
+
+
+# Why a run ended, from the first words of its error (see cohortsync.errors): the recorded
+# error is the message and hint of the exception that ended it, not the exception's class.
+_EXIT_REASONS = (
+    ("interrupted by ", "interrupted"),
+    ("internal error", "an internal error (a bug: see the log)"),
+    ("gave up on the ", "retries exhausted"),
+    ("another run of ", "the cohort was busy with another run"),
+    ("mirror of ", "the mirror guard refused"),
+)
+
+
+def exit_reason(view: dict[str, Any]) -> str | None:
+    """Why a finished run ended, in a few words: "the destination refused", "retries exhausted".
+
+    ``None`` for a run that succeeded or is still running.
+    """
+    status, error = view["status"], str(view.get("error") or "")
+    if status == "running":
+        return None if view.get("alive", True) else "died: no process holds its cohort"
+    if status == "interrupted":
+        return "interrupted"
+    if status != "failed":
+        return None
+    if " refused the " in error and "HTTP " in error:
+        return "the destination refused"
+    for start, reason in _EXIT_REASONS:
+        if start in error:
+            return reason
+    return "failed"
+
+
+def error_parts(error: str | None) -> tuple[str, str | None]:
+    """A recorded error line as ``(message, hint)``: it was written ``message (hint)``."""
+    text = (error or "").strip()
+    if not text.endswith(")"):
+        return text, None
+    depth = 0
+    for index in range(len(text) - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(text[index], 0)
+        if depth == 0:
+            if index > 1 and text[index - 1] == " ":
+                return text[: index - 1], text[index + 1 : -1]
+            return text, None
+    return text, None
 
 
 def show_run_view(settings: Settings, run_id: str) -> dict[str, Any]:
