@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
@@ -49,7 +50,12 @@ def install(app: FastAPI, guard: Guard) -> None:
     async def security_headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
+        started = time.perf_counter()
         response = await call_next(request)
+        # The time the app took to build the response (routes, library calls, rendering):
+        # the browser's network panel shows it, and bench/console.py reads it.
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        response.headers.setdefault("Server-Timing", f"app;dur={elapsed_ms:.1f}")
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
