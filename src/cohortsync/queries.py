@@ -29,6 +29,7 @@ from cohortsync.definitions import Query, validated
 # The export settings of a saved query, named here for the callers of save_query.
 from cohortsync.definitions import QueryExport as QueryExport
 from cohortsync.errors import ConfigError, SourceError
+from cohortsync.export.report import ExportReport
 from cohortsync.export.reporting import RunReporter
 from cohortsync.export.spec import Source
 from cohortsync.export.stopping import StopToken
@@ -321,6 +322,38 @@ def _run(
         spec = export_spec(export, source, job=job, full_resync=full_resync, settings=settings)
         report = run_export(spec, dry_run=dry_run, reporter=reporter, settings=settings, stop=stop)
     return QueryRunResult(row.name, report.status, report.run_id, report.to_dict())
+
+
+def plan_export(
+    sql: str,
+    export: QueryExport,
+    *,
+    name: str | None = None,
+    warehouse_url: str | None = None,
+    settings: Settings | None = None,
+) -> ExportReport:
+    """The dry run of a query's export as defined now, saved or not: the exact plan, nothing sent.
+
+    What ``query run --dry-run`` reports for a saved query, for SQL and export
+    settings that are still being edited (the console's *Dry run*): the same
+    spec as a run of the saved query (``name`` gives its job label), staged
+    and planned by :func:`cohortsync.export.run.run_export` with
+    ``dry_run=True``. Nothing is recorded; the report's ``plan`` holds the
+    counts by kind, the requests and the first body with its keys masked.
+
+    Raises:
+        ConfigError: unknown authentication, or a refused export setting.
+        SourceError: the query failed or its result has no identifier column.
+    """
+    # Imported here: the export pipeline (DuckDB, HTTP, cryptography) is loaded only to plan.
+    from cohortsync.export.destinations import export_spec
+    from cohortsync.export.run import run_export
+
+    settings = settings or Settings()
+    job = schedules.job_label(KIND, name or "unsaved")
+    source = Source(sql=sql, warehouse_url=warehouse_url)
+    spec = export_spec(export, source, job=job, settings=settings)
+    return run_export(spec, dry_run=True, settings=settings)
 
 
 def _run_without_export(
