@@ -22,6 +22,7 @@ from cohortsync.console.charts import job_series, line_chart
 from cohortsync.console.context import Console, console_of
 from cohortsync.console.launches import Launch, launched
 from cohortsync.errors import CohortsyncError, ConfigError
+from cohortsync.export.report import ExportReport
 from cohortsync.jobs.run_history import (
     STATUSES,
     check_job,
@@ -40,6 +41,7 @@ router = APIRouter()
 
 PAGE_SIZE = 50
 CHART_RUNS = 30  # the runs of a job its charts show
+REPORT_DEFAULTS = ExportReport(run_id=None, cohort_id="", operation="").to_dict()
 
 
 @router.get("/runs")
@@ -209,7 +211,8 @@ def _run_context(console: Console, run_id: str) -> dict[str, Any]:
     launch = console.launches.for_run(run_id)
     following = launch is not None and not launch.done
     live = following or (view["status"] == "running" and view["alive"])
-    report = view["report"] or {}
+    # A report written by an older release may lack a count: it shows as 0, not as an error.
+    report = {**REPORT_DEFAULTS, **view["report"]} if view["report"] else {}
     message, hint = error_parts(view["error"])
     if launch is not None and launch.error is not None and launch.done:
         message, hint = launch.error.message, launch.error.hint
