@@ -15,6 +15,7 @@ the dry run's sample body has its keys masked by the export itself.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,19 +52,10 @@ OPERATION_TEXT = {
 }
 assert set(OPERATION_TEXT) == set(OPERATIONS)
 
-# The export's fields on the form, by the last part of their path in the definition.
-EXPORT_FIELDS = (
-    "auth",
-    "cohort_id",
-    "cohort_name",
-    "operation",
-    "alias_column",
-    "threads",
-    "allow_empty",
-    "max_remove_pct",
-    "skip_invalid",
-)
-CHECKBOXES = ("allow_empty", "skip_invalid")
+
+def _number(value: float) -> str:
+    """A number as typed in a field: ``50`` rather than ``50.0``."""
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 @dataclass
@@ -114,7 +106,7 @@ def editor_form(
     alias_column: str = Form(""),
     threads: str = Form(str(DEFAULT_THREADS)),
     allow_empty: str = Form(""),
-    max_remove_pct: str = Form(str(DEFAULT_MAX_REMOVE_PCT)),
+    max_remove_pct: str = Form(_number(DEFAULT_MAX_REMOVE_PCT)),
     skip_invalid: str = Form(""),
     schedule: str = Form(""),
     timezone: str = Form("UTC"),
@@ -150,7 +142,7 @@ def blank_values() -> dict[str, str]:
         "alias_column": "",
         "threads": str(DEFAULT_THREADS),
         "allow_empty": "",
-        "max_remove_pct": str(DEFAULT_MAX_REMOVE_PCT),
+        "max_remove_pct": _number(DEFAULT_MAX_REMOVE_PCT),
         "skip_invalid": "",
         "schedule": "",
         "timezone": "UTC",
@@ -282,6 +274,7 @@ def dry_run(
             "plan": plan,
             "report": report,
             "plan_failure": failure,
+            "sample_body": _sample_body(plan),
         },
     )
 
@@ -414,6 +407,7 @@ def _export_context(console: Console, editor: Editor, errors: Mapping[str, str])
         "plan": None,
         "report": None,
         "plan_failure": None,
+        "sample_body": "",
         **_alias_context(values, editor.columns),
     }
 
@@ -485,5 +479,8 @@ def _zones(current: str) -> list[str]:
     return ["UTC", *chosen, *zones]
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
+def _sample_body(plan: Mapping[str, Any] | None) -> str:
+    """The dry run's first request body as people read it (its keys are masked already)."""
+    if not plan or plan.get("first_request") is None:
+        return ""
+    return json.dumps(plan["first_request"], indent=2, ensure_ascii=False)
