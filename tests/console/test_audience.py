@@ -1,0 +1,275 @@
+"""Audience Studio in the browser: parent, segment builder with its live count, activation.
+
+The whole path runs against the real parts: the seed's example_cohort_table
+loaded into the home's DuckDB warehouse with the real command line, the
+receiving service as the Braze side, and the cohort's members read back with
+``cohortsync braze cohorts members``. Refused forms are checked to save
+nothing through the library's own lists.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from playwright.sync_api import expect
+from tests.console.conftest import RunningConsole
+
+from cohortsync.audience import activations, parents, segments
+from cohortsync.definitions import Authentication
+from cohortsync.demo import SEED_ROWS, write_seed_table
+from cohortsync.export.credentials import create_checked_auth
+from support import run_cli, wait_for
+from support.browser import screenshot
+
+AUTH = "braze-sandbox"
+# Gmail addresses, and of those either TDCohort1 or the owner of device 7h8j9k.
+EXPECTED_SQL = (
+    "SELECT external_id FROM example_cohort_table WHERE email LIKE '%@gmail.com' "
+    "AND (external_id = 'TDCohort1' OR device_ids = '7h8j9k') ORDER BY external_id"
+)
+
+
+def load_seed_table(console: RunningConsole, tmp_path: Path) -> None:
+    """The seed's example_cohort_table in the home's warehouse, loaded as a user loads it."""
+    csv = tmp_path / "example_cohort_table.csv"
+    write_seed_table(csv)
+    run_cli("warehouse", "load", "example_cohort_table", str(csv), home=console.home)
+
+
+def save_auth(console: RunningConsole, braze_sandbox: Any) -> None:
+    auth = Authentication(
+        name=AUTH, endpoint=braze_sandbox.base_url, data_import_key=braze_sandbox.data_import_key
+    )
+    # In a thread of its own: the check runs an event loop, and Playwright's runs in this one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(create_checked_auth, auth, console.settings).result()
+
+
+def warehouse_ids(console: RunningConsole, sql: str) -> list[str]:
+    """``sql`` run straight in the warehouse file, apart from the console."""
+    path = console.settings.warehouse_url.removeprefix("duckdb:///")
+    with duckdb.connect(path, read_only=True) as connection:
+        return [row[0] for row in connection.execute(sql).fetchall()]
+
+
+def settled(page: Any) -> None:
+    """Wait until htmx has no request in flight and has swapped in its last answer."""
+    busy = page.locator(".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added")
+    expect(busy).to_have_count(0)
+
+
+def choose(page: Any, label: str, value: str) -> None:
+    """Pick an option that re-renders the builder, and wait for the builder to come back."""
+    with page.expect_response(lambda response: response.url.endswith("/builder")):
+        page.get_by_label(label).select_option(value)
+    settled(page)
+
+
+def click(page: Any, button: str) -> None:
+    """Press a builder button (add or remove a rule or group) and wait for the new builder."""
+    page.get_by_role("button", name=button).click()
+    settled(page)
+
+
+def live_count(page: Any) -> str:
+    return page.locator("#live-count").inner_text()
+
+
+def wait_for_count(page: Any, count: int) -> None:
+    expect(page.locator("#count-value")).to_have_text(f"{count:,}")
+
+
+def test_parent_segment_activation_and_run_now(
+    console_page: Any, console: RunningConsole, braze_sandbox: Any, tmp_path: Path
+) -> None:
+    load_seed_table(console, tmp_path)
+    braze_sandbox.load_users(
+        {"external_id": external_id, "aliases": [{"alias_label": "email", "alias_name": email}]}
+        for external_id, email, _device in SEED_ROWS
+    )
+    save_auth(console, braze_sandbox)
+    page = console_page
+
+    page.get_by_role("link", name="Audience Studio").click()
+    assert "Start with a parent segment" in page.content()
+    screenshot(page, "console-audience-home-empty")
+
+    # A parent on the seed table: its columns show once the table is typed.
+    page.get_by_role("link", name="Create Parent Segment").first.click()
+    page.get_by_label("Name", exact=True).fill("seed")
+    page.get_by_label("Warehouse table").fill("example_cohort_table")
+    columns = page.locator("#table-columns")
+    columns.get_by_role("cell", name="device_ids").wait_for()
+    assert "VARCHAR" in columns.inner_text().upper() or "string" in columns.inner_text()
+    page.get_by_label("Key column").select_option("external_id")
+    screenshot(page, "console-audience-parent-new")
+    page.get_by_role("button", name="Create parent segment").click()
+    page.wait_for_url(f"{console.url}/audience/parents/seed?saved=1")
+    assert "was saved" in page.get_by_role("status").inner_text()
+    screenshot(page, "console-audience-parent")
+
+    # The builder: email like gmail AND (TDCohort1 OR device 7h8j9k).
+    page.get_by_role("link", name="Create Segment").click()
+    screenshot(page, "console-audience-segment-new")
+    page.get_by_label("Segment name").fill("gmail_picks")
+    choose(page, "Group 1, rule 1 Attribute", "email")
+    choose(page, "Group 1, rule 1 Operator", "like")
+    page.get_by_label("Group 1, rule 1 Value").fill("%@gmail.com")
+    wait_for_count(page, 4)
+    click(page, "Add group")
+    page.get_by_label("Group 2 matches").select_option("or")
+    choose(page, "Group 2, rule 1 Attribute", "external_id")
+    page.get_by_label("Group 2, rule 1 Value").fill("TDCohort1")
+    wait_for_count(page, 1)
+    click(page, "Add rule to group 2")
+    choose(page, "Group 2, rule 2 Attribute", "device_ids")
+    page.get_by_label("Group 2, rule 2 Value").fill("7h8j9k")
+    expected = warehouse_ids(console, EXPECTED_SQL)
+    assert expected == ["TDCohort1", "TDCohort3"]
+    wait_for_count(page, len(expected))
+    assert "customers match" in live_count(page)
+    screenshot(page, "console-audience-segment-builder")
+    page.get_by_role("button", name="Create segment").click()
+    page.wait_for_url(f"{console.url}/audience/segments/gmail_picks?saved=1")
+    assert page.locator("#count-value").inner_text() == "2"
+    saved = segments.get_segment("gmail_picks", settings=console.settings)
+    assert saved.parent == "seed" and set(saved.rules) == {"and"}
+    screenshot(page, "console-audience-segment")
+
+    # Create Activation: mapping, alias, a schedule with its next three runs.
+    page.get_by_role("link", name="Create Activation").click()
+    page.get_by_label("Activation name").fill("gmail_vip")
+    page.get_by_label("Authentication").select_option(AUTH)
+    page.get_by_label("Cohort ID").fill("gmail_vip")
+    page.get_by_label("Cohort Name").fill("Gmail VIPs")
+    assert page.locator(".mirror-guards").is_hidden()
+    page.get_by_label("Operation").select_option("mirror")
+    assert page.locator(".mirror-guards").is_visible()
+    page.get_by_label("Operation").select_option("add")
+    page.get_by_label("Mapping 1 Attribute column").select_option("external_id")
+    page.get_by_role("button", name="Add mapping").click()
+    settled(page)
+    page.get_by_label("Mapping 2 Attribute column").select_option("email")
+    page.get_by_label("Mapping 2 Output column").select_option("alias")
+    page.get_by_label("Alias column").fill("email")
+    assert page.get_by_label("Template").is_disabled()
+    page.get_by_label("Cron schedule").fill("0 6 * * *")
+    page.get_by_label("Time zone").fill("Europe/Paris")
+    page.locator("ol.next-runs li").nth(2).wait_for()
+    runs = page.locator("ol.next-runs li").all_inner_texts()
+    assert len(runs) == 3 and all(text.endswith("06:00") for text in runs)
+    screenshot(page, "console-audience-activation-new")
+    page.get_by_role("button", name="Create activation").click()
+    page.wait_for_url(f"{console.url}/audience/activations/gmail_vip?saved=1")
+    activation = activations.get_activation("gmail_vip", settings=console.settings)
+    assert [str(m) for m in activation.mapping] == ["external_id=user_ids", "email=email"]
+    assert (activation.schedule, activation.timezone) == ("0 6 * * *", "Europe/Paris")
+    screenshot(page, "console-audience-activation")
+
+    # Run now: the browser goes on to the run; the cohort holds the segment's people.
+    page.get_by_role("button", name="Run now").click()
+    page.wait_for_url(re.compile(r".*/runs/.+"))
+    members = wait_for(
+        lambda: cohort_members(braze_sandbox, "gmail_vip"), what="the cohort's members"
+    )
+    assert sorted(member["external_id"] for member in members) == expected
+
+    # The studio's home lists all three; deleting asks first and refuses what is in use.
+    page.goto(f"{console.url}/audience")
+    assert "gmail_vip" in page.get_by_role("table").nth(2).inner_text()
+    screenshot(page, "console-audience-home")
+    page.goto(f"{console.url}/audience/parents/seed")
+    page.get_by_role("link", name="Delete parent segment").click()
+    page.get_by_role("button", name="Delete seed").click()
+    assert "used by segments: gmail_picks" in page.get_by_role("alert").inner_text()
+    screenshot(page, "console-audience-delete-refused")
+    page.goto(f"{console.url}/audience/activations/gmail_vip")
+    page.get_by_role("link", name="Delete activation").click()
+    screenshot(page, "console-audience-delete-activation")
+    page.get_by_role("button", name="Delete gmail_vip").click()
+    assert "was deleted" in page.get_by_role("status").inner_text()
+    assert activations.list_activations(settings=console.settings) == []
+
+
+def cohort_members(braze_sandbox: Any, cohort_id: str) -> list[dict[str, Any]]:
+    """The cohort's members as ``cohortsync braze cohorts members`` prints them."""
+    done = run_cli(
+        "braze",
+        "cohorts",
+        "members",
+        cohort_id,
+        "--workspace",
+        str(braze_sandbox.workspace),
+        env={"COHORTSYNC_BRAZE_DB": braze_sandbox.db_url},
+    )
+    members: list[dict[str, Any]] = done.json()
+    return members
+
+
+def make_customers(console: RunningConsole, tmp_path: Path) -> None:
+    """A parent ``customers`` on a table with a number column, made through the library."""
+    csv = tmp_path / "customers.csv"
+    csv.write_text("customer_id,age,email\nc1,17,a@x.io\nc2,34,b@x.io\nc3,52,c@x.io\n")
+    run_cli("warehouse", "load", "customers", str(csv), home=console.home)
+    parents.create_parent("customers", "customers", "customer_id", settings=console.settings)
+
+
+def test_a_value_of_the_wrong_type_shows_next_to_its_rule_and_saves_nothing(
+    console_page: Any, console: RunningConsole, tmp_path: Path
+) -> None:
+    make_customers(console, tmp_path)
+    page = console_page
+    page.goto(f"{console.url}/audience/parents/customers/segments/new")
+    page.get_by_label("Segment name").fill("adults")
+    choose(page, "Group 1, rule 1 Attribute", "age")
+    operators = page.get_by_label("Group 1, rule 1 Operator").locator("option").all_inner_texts()
+    assert "matches the pattern" not in operators  # like is for text columns
+    choose(page, "Group 1, rule 1 Operator", ">=")
+    page.get_by_label("Group 1, rule 1 Value").fill("eighteen")
+    problem = page.locator("#e-rule-0-0")
+    problem.filter(has_text="does not fit").wait_for()
+    assert "'age'" in problem.inner_text() and "number" in problem.inner_text()
+    screenshot(page, "console-audience-rule-wrong-type")
+    page.get_by_role("button", name="Create segment").click()
+    assert "Not saved" in page.get_by_role("alert").first.inner_text()
+    assert "does not fit" in page.locator("#e-rule-0-0").inner_text()
+    assert page.get_by_label("Group 1, rule 1 Value").input_value() == "eighteen"
+    screenshot(page, "console-audience-segment-refused")
+    assert segments.list_segments(settings=console.settings) == []
+
+    page.get_by_label("Group 1, rule 1 Value").fill("18")
+    wait_for_count(page, 2)
+
+
+def test_threads_and_cron_are_refused_next_to_their_fields(
+    console_page: Any, console: RunningConsole, braze_sandbox: Any, tmp_path: Path
+) -> None:
+    make_customers(console, tmp_path)
+    segments.create_segment(
+        "adults",
+        "customers",
+        {"column": "age", "op": ">=", "value": 18},
+        settings=console.settings,
+    )
+    save_auth(console, braze_sandbox)
+    page = console_page
+    page.goto(f"{console.url}/audience/segments/adults/activations/new")
+    page.get_by_label("Activation name").fill("adults_cohort")
+    page.get_by_label("Authentication").select_option(AUTH)
+    page.get_by_label("Cohort ID").fill("adults")
+    page.get_by_label("Mapping 1 Attribute column").select_option("customer_id")
+    page.get_by_label("Thread count").fill("65")
+    page.get_by_label("Cron schedule").fill("61 * * * *")
+    page.locator("#next-runs .error").wait_for()
+    screenshot(page, "console-audience-cron-live-error")
+    page.get_by_role("button", name="Create activation").click()
+    assert "above 64" in page.locator("#e-threads").inner_text()
+    assert "61 * * * *" in page.locator("#e-schedule").inner_text()
+    assert page.get_by_label("Cohort ID").input_value() == "adults"
+    assert page.get_by_label("Mapping 1 Attribute column").input_value() == "customer_id"
+    screenshot(page, "console-audience-activation-refused")
+    assert activations.list_activations(settings=console.settings) == []
