@@ -218,6 +218,16 @@ def test_refusals_show_next_to_their_field_and_save_nothing(
     page.locator("#e-threads").wait_for()
     assert "below 1" in page.locator("#e-threads").inner_text()
     pages.shot("refused-dry-run")
+    # The mirror guards show with the operation mirror, and are checked as saved.
+    page.get_by_label("Thread count").fill("4")
+    assert not page.get_by_label("Max remove %").is_visible()
+    page.get_by_label("Operation").select_option("mirror")
+    page.get_by_label("Max remove %").fill("150")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.wait_for_load_state()
+    assert "not within 0..100" in page.locator("#e-max_remove_pct").inner_text()
+    assert page.get_by_label("Max remove %").is_visible()
+    pages.shot("refused-mirror-guard")
     assert queries.list_queries(settings=console.settings) == []
     pages.assert_never_shown(braze_sandbox.data_import_key)
 
