@@ -255,7 +255,6 @@ def test_live_progress_stop_and_resume_complete_the_cohort(
     page.wait_for_url(f"{console.url}/runs/{run_id}")
     page.locator("#run-batches").wait_for()
     first = batches_shown(page)
-    screenshot(page, "console-runs-run-live-progress")
     # the page updates itself: the count grows without a reload
     page.wait_for_function(
         "n => Number(document.querySelector('#run-batches').textContent.replace(/,/g, '')) > n",
@@ -263,7 +262,9 @@ def test_live_progress_stop_and_resume_complete_the_cohort(
         timeout=10_000,
     )
     assert batches_shown(page) > first
+    assert page.locator("#run-stage").inner_text() == "sending batches"
     assert page.locator("progress").count() == 1
+    screenshot(page, "console-runs-run-live-progress")
 
     page.get_by_role("button", name="Stop").click()
     page.get_by_role("button", name="Resume").wait_for(timeout=15_000)

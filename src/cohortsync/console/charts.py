@@ -24,11 +24,14 @@ LEFT, RIGHT, TOP, BOTTOM = 64, 16, 36, 36
 
 
 def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 x 10^n at or above ``value``: a round top for the axis."""
+    """The smallest of 1, 2, 4, 6, 8 x 10^n at or above ``value``: a round top for the axis.
+
+    Each but 1 halves to a whole number, so the middle grid line of a count is a count.
+    """
     if value <= 0:
         return 1.0
     magnitude = 10 ** (len(str(int(value))) - 1) if value >= 1 else 1.0
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 2, 4, 6, 8, 10):
         if step * magnitude >= value:
             return float(step * magnitude)
     return float(10 * magnitude)

@@ -46,14 +46,23 @@ class LaunchProgress:
     batches: int = 0
     identifiers: int = 0
     sending_since: float | None = None
+    # What an earlier attempt of a resumed run had acknowledged: counted in ``batches`` and
+    # ``identifiers`` (the plan's ``total`` counts them too), not in the rate of this attempt.
+    identifiers_before: int = 0
+
+    @classmethod
+    def resuming(cls, batches: int, identifiers: int) -> LaunchProgress:
+        """The progress of a resumed run, starting from what its earlier attempts got acknowledged."""
+        return cls(batches=batches, identifiers=identifiers, identifiers_before=identifiers)
 
     @property
     def rate(self) -> float | None:
-        """Identifiers acknowledged per second since sending started."""
-        if self.sending_since is None or self.identifiers == 0:
+        """Identifiers acknowledged per second since this attempt started sending."""
+        sent = self.identifiers - self.identifiers_before
+        if self.sending_since is None or sent <= 0:
             return None
         elapsed = time.monotonic() - self.sending_since
-        return self.identifiers / elapsed if elapsed > 0 else None
+        return sent / elapsed if elapsed > 0 else None
 
     @property
     def eta_seconds(self) -> float | None:
@@ -126,7 +135,13 @@ class Launches:
         self._launches: dict[str, Launch] = {}
         self._lock = threading.Lock()
 
-    def start(self, label: str, work: Callable[[Launch, StopToken], Any]) -> Launch:
+    def start(
+        self,
+        label: str,
+        work: Callable[[Launch, StopToken], Any],
+        *,
+        progress: LaunchProgress | None = None,
+    ) -> Launch:
         """Run ``work(reporter, stop)`` in a thread; the launch is its reporter.
 
         ``work`` calls a library function with ``reporter=`` and ``stop=``
@@ -134,8 +149,9 @@ class Launches:
         ``run_history.resume_run``). A :class:`CohortsyncError` it raises is
         kept on the launch (with the run it names, if any); anything else is a
         bug and is raised in the thread, with its traceback in the log.
+        ``progress`` is where a resumed run starts (:meth:`LaunchProgress.resuming`).
         """
-        launch = Launch(id=secrets.token_hex(6), label=label)
+        launch = Launch(id=secrets.token_hex(6), label=label, progress=progress or LaunchProgress())
         with self._lock:
             self._launches[launch.id] = launch
 

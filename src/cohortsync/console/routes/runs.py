@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from cohortsync.console.charts import job_series, line_chart
 from cohortsync.console.context import Console, console_of
-from cohortsync.console.launches import Launch, launched
+from cohortsync.console.launches import Launch, LaunchProgress, launched
 from cohortsync.errors import CohortsyncError, ConfigError
 from cohortsync.export.report import ExportReport
 from cohortsync.jobs.run_history import (
@@ -41,6 +41,12 @@ router = APIRouter()
 
 PAGE_SIZE = 50
 CHART_RUNS = 30  # the runs of a job its charts show
+STAGE_NAMES = {
+    "staging": "reading the source",
+    "planning": "planning the changes",
+    "sending": "sending batches",
+    "committing": "committing the run",
+}
 REPORT_DEFAULTS = ExportReport(run_id=None, cohort_id="", operation="").to_dict()
 
 
@@ -176,7 +182,12 @@ def resume(
             run_id, reporter=reporter, stop=stop, settings=console.settings, data_import_key=key
         )
 
-    launch = console.launches.start(f"resume {run_id}", work)
+    sent_before = int((view["report"] or {}).get("sent_total") or 0)
+    launch = console.launches.start(
+        f"resume {run_id}",
+        work,
+        progress=LaunchProgress.resuming(view["acknowledged_batches"], sent_before),
+    )
     return launched(request, launch)
 
 
@@ -240,7 +251,7 @@ def _progress(launch: Launch | None, view: dict[str, Any]) -> dict[str, Any]:
     """A live run's progress: its launch's, or the checkpoints of a run of another process."""
     if launch is None:
         return {
-            "stage": "sending",
+            "stage": STAGE_NAMES["sending"],
             "batches": view["acknowledged_batches"],
             "identifiers": None,
             "total": None,
@@ -251,7 +262,7 @@ def _progress(launch: Launch | None, view: dict[str, Any]) -> dict[str, Any]:
         }
     progress = launch.progress
     return {
-        "stage": progress.stage or "starting",
+        "stage": STAGE_NAMES.get(progress.stage or "", "starting"),
         "rows_read": progress.rows_read,
         "batches": progress.batches,
         "identifiers": progress.identifiers,
