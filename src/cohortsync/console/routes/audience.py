@@ -63,7 +63,7 @@ OPERATOR_TEXT = {
     ">=": "is at least",
     "in": "is one of",
     "between": "is between",
-    "like": "matches the pattern",
+    "like": "matches",
     "is null": "is empty",
     "is not null": "is not empty",
 }
@@ -80,12 +80,11 @@ def home(request: Request, console: Console = Depends(console_of), deleted: str 
     settings = console.settings
     all_segments = segments.list_segments(settings=settings)
     all_activations = activations.list_activations(settings=settings)
-    last_runs = {
-        activation.name: next(
-            iter(activations.activation_runs(activation.name, limit=1, settings=settings)), None
-        )
-        for activation in all_activations
-    }
+    # One read of the history for the whole list, however many activations are saved.
+    latest = activations.latest_activation_runs(
+        [activation.name for activation in all_activations], settings=settings
+    )
+    last_runs = {activation.name: latest.get(activation.name) for activation in all_activations}
     return console.pages.render(
         request,
         "console/audience_home.html",
@@ -143,15 +142,15 @@ def create_parent(
         "description": description.strip() or None,
     }
     try:
-        Parent.model_validate(values)
+        parent = Parent.model_validate(values)
     except ValidationError as error:
         return _parent_form(request, console, values, errors=field_problems(error), status=422)
     try:
         parents.create_parent(
-            values["name"],
-            values["table"],
-            values["key"],
-            description=values["description"],
+            parent.name,
+            parent.table,
+            parent.key,
+            description=parent.description,
             settings=console.settings,
         )
     except SourceError as error:
@@ -337,7 +336,8 @@ def builder_from_rules(data: dict[str, Any]) -> Builder | None:
         return None
     join = "and" if isinstance(node, And) else "or"
     if all(isinstance(child, Condition) for child in node.rules):
-        return Builder("and", [Group(join, [_row(child) for child in node.rules])])
+        rows = [_row(child) for child in node.rules if isinstance(child, Condition)]
+        return Builder("and", [Group(join, rows)])
     groups = []
     for child in node.rules:
         if isinstance(child, Condition):
@@ -577,11 +577,12 @@ async def _save_segment(
         "rules": evaluation.rules or {},
         "description": description or None,
     }
+    segment: Segment | None = None
     try:
-        Segment.model_validate(data)
+        segment = Segment.model_validate(data)
     except ValidationError as error:
         errors = {**{k: v for k, v in field_problems(error).items() if k != "rules"}, **errors}
-    if errors:
+    if errors or segment is None:
         return _segment_form(
             request,
             console,
@@ -596,15 +597,18 @@ async def _save_segment(
     try:
         if existing is None:
             segments.create_segment(
-                name,
-                parent.name,
-                data["rules"],
-                description=data["description"],
+                segment.name,
+                segment.parent,
+                segment.rules,
+                description=segment.description,
                 settings=console.settings,
             )
         else:
             segments.update_segment(
-                name, rules=data["rules"], description=description, settings=console.settings
+                segment.name,
+                rules=segment.rules,
+                description=description,
+                settings=console.settings,
             )
     except CohortsyncError as error:
         return _segment_form(
