@@ -136,9 +136,7 @@ def _checked(segment: Segment, settings: Settings | None) -> Segment:
     return segment.model_copy(update={"rules": rules_to_json(rule)})
 
 
-def count_matching(
-    parent: str, rules: RulesInput, *, settings: Settings | None = None
-) -> int:
+def count_matching(parent: str, rules: RulesInput, *, settings: Settings | None = None) -> int:
     """How many rows of ``parent``'s table ``rules`` select now, counted in the warehouse.
 
     What a segment would hold before it is saved (the builder's live count).
