@@ -15,6 +15,7 @@ mirror snapshots of every other export.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from cohortsync.audience.mapping import check_mapping, select_items
 from cohortsync.audience.segments import resolve_segment
 from cohortsync.catalog import audiences, schedules
 from cohortsync.catalog.audiences import SavedActivation, SavedParent
-from cohortsync.catalog.runs import RunRecord, list_runs
+from cohortsync.catalog.runs import RunRecord, latest_runs, list_runs
 from cohortsync.definitions import Activation, validated
 from cohortsync.errors import ConfigError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
@@ -302,6 +303,21 @@ def activation_runs(
     label = job_label(name)
     with store.catalog(settings) as catalog:
         return list_runs(catalog, job=label, limit=limit)
+
+
+def latest_activation_runs(
+    names: Iterable[str], *, settings: Settings | None = None
+) -> dict[str, RunRecord]:
+    """The latest run of each activation in ``names``, by name; none for one never run.
+
+    One read of the history for a whole list of activations
+    (:func:`cohortsync.catalog.runs.latest_runs`), instead of one
+    :func:`activation_runs` each.
+    """
+    labels = {job_label(name): name for name in names}
+    with store.catalog(settings) as catalog:
+        latest = latest_runs(catalog, labels)
+    return {labels[job]: record for job, record in latest.items()}
 
 
 # --- the scheduler's "activation" job kind ------------------------------------------

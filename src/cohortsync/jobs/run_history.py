@@ -10,6 +10,7 @@ process still holds its cohort (``alive``), and so whether it can be resumed
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, get_args
 
 from cohortsync.catalog import runs as history
@@ -118,6 +119,21 @@ def list_run_views(
     finally:
         catalog.dispose()
     return [run_view(settings, record) for record in records]
+
+
+def latest_run_views(settings: Settings, jobs: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The latest run of each saved job in ``jobs`` as :func:`run_view`, by job; none if never run.
+
+    A list of saved jobs calls this once for the whole page: one catalog
+    open and one statement per 500 jobs (:func:`cohortsync.catalog.runs.latest_runs`),
+    where :func:`list_run_views` per job costs a catalog open and a query each.
+    """
+    catalog = open_catalog(settings.catalog_path)
+    try:
+        records = history.latest_runs(catalog, jobs)
+    finally:
+        catalog.dispose()
+    return {job: run_view(settings, record) for job, record in records.items()}
 
 
 def run_filters(settings: Settings) -> dict[str, list[str]]:

@@ -33,7 +33,7 @@ from cohortsync.definitions import Query, QueryExport, field_problems
 from cohortsync.definitions.fields import DEFAULT_MAX_REMOVE_PCT, DEFAULT_THREADS, OPERATIONS
 from cohortsync.errors import CohortsyncError
 from cohortsync.jobs.cron import check_cron, next_slot, zone
-from cohortsync.jobs.run_history import list_run_views
+from cohortsync.jobs.run_history import latest_run_views, list_run_views
 from cohortsync.warehouse import open_engine
 from cohortsync.warehouse.preview import Preview, preview
 from cohortsync.web.pages import redirect
@@ -181,10 +181,10 @@ def saved_values(query: queries.SavedQuery) -> dict[str, str]:
 def list_page(
     request: Request, console: Console = Depends(console_of), deleted: str = ""
 ) -> Response:
-    rows = []
-    for query in queries.list_queries(settings=console.settings):
-        last = list_run_views(console.settings, job=query.job, limit=1)
-        rows.append({"query": query, "last": last[0] if last else None})
+    saved = queries.list_queries(settings=console.settings)
+    # One read of the history for the whole list, however many queries are saved.
+    last = latest_run_views(console.settings, [query.job for query in saved])
+    rows = [{"query": query, "last": last.get(query.job)} for query in saved]
     return console.pages.render(
         request, "console/workbench_list.html", {"rows": rows, "deleted": deleted}
     )
