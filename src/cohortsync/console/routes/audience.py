@@ -84,7 +84,6 @@ def home(request: Request, console: Console = Depends(console_of), deleted: str 
     latest = activations.latest_activation_runs(
         [activation.name for activation in all_activations], settings=settings
     )
-    last_runs = {activation.name: latest.get(activation.name) for activation in all_activations}
     return console.pages.render(
         request,
         "console/audience_home.html",
@@ -94,7 +93,7 @@ def home(request: Request, console: Console = Depends(console_of), deleted: str 
             "activations": all_activations,
             "segment_count": _count_by(all_segments, "parent"),
             "activation_count": _count_by(all_activations, "segment"),
-            "last_runs": last_runs,
+            "last_runs": latest,
             "deleted": deleted,
         },
     )
