@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pytest
 from tests.console.conftest import RunningConsole
 
@@ -68,7 +69,9 @@ def users(sandbox: Any, table: str, count: int, *, start: int = 0) -> list[str]:
 def save_sandbox_auth(console: RunningConsole, sandbox: Any) -> None:
     catalog = open_catalog(console.settings.catalog_path)
     try:
-        auth = Authentication(name=AUTH, endpoint=sandbox.base_url, data_import_key=sandbox.data_import_key)
+        auth = Authentication(
+            name=AUTH, endpoint=sandbox.base_url, data_import_key=sandbox.data_import_key
+        )
         save_auth(catalog, console.settings, auth)
     finally:
         catalog.dispose()
@@ -282,7 +285,7 @@ def test_live_progress_stop_and_resume_complete_the_cohort(
     assert members == set(expected)
 
 
-def test_a_resume_with_the_wrong_key_shows_the_launchs_error(
+def test_a_resume_asks_for_the_key_a_command_line_run_was_given(
     console_page: Any, console: RunningConsole, braze_sandbox: Any
 ) -> None:
     """A run given its key on the command line asks for it again; a wrong one is refused."""
@@ -309,14 +312,26 @@ def test_a_resume_with_the_wrong_key_shows_the_launchs_error(
                 spec, settings=console.settings, reporter=StopOnceRecorded(stop), stop=stop
             )
         )
-    page.goto(f"{console.url}/runs/{interrupted.value.run_id}")
+    run_id = interrupted.value.run_id
+    page.goto(f"{console.url}/runs/{run_id}")
     page.get_by_label("Data import key").fill("not-the-key")
     screenshot(page, "console-runs-resume-asks-key")
     page.get_by_role("button", name="Resume").click()
+    error = page.locator("#e-data_import_key").inner_text()
+    assert "is not the one run" in error and "not-the-key" not in page.content()
+    assert page.get_by_label("Data import key").get_attribute("aria-invalid") == "true"
+    screenshot(page, "console-runs-resume-wrong-key")
+
+    # The right key: the resume starts, but this run stopped before its plan was written,
+    # so it fails before recording anything, and its launch's page says so.
+    page.get_by_label("Data import key").fill(braze_sandbox.data_import_key)
+    page.get_by_role("button", name="Resume").click()
     page.wait_for_url("**/runs/launches/**")
-    alert = page.get_by_role("alert").inner_text()
-    assert "is not the one run" in alert and "not-the-key" not in page.content()
+    assert "cannot be resumed" in page.get_by_role("alert").inner_text()
+    assert braze_sandbox.data_import_key not in page.content()
     screenshot(page, "console-runs-launch-failed")
+    page.get_by_role("link", name=f"Back to run {run_id}").click()
+    page.wait_for_url(f"{console.url}/runs/{run_id}")
 
 
 def test_list_runs_pages_with_before(home: Path) -> None:
@@ -388,7 +403,9 @@ def test_the_history_and_a_run_page_render_fast_with_10000_runs(
                 [
                     {
                         "id": f"20260101T000000-{n:04x}",
-                        "job": '{"job": "query:q%d", "cohort_id": "c%d"}' % (n % 40, n % 40),
+                        "job": orjson.dumps(
+                            {"job": f"query:q{n % 40}", "cohort_id": f"c{n % 40}"}
+                        ).decode(),
                         "job_name": f"query:q{n % 40}",
                         "cohort_key": f"k{n % 40}",
                         "endpoint": "",

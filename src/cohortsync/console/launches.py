@@ -52,7 +52,7 @@ class LaunchProgress:
 
     @classmethod
     def resuming(cls, batches: int, identifiers: int) -> LaunchProgress:
-        """The progress of a resumed run, starting from what its earlier attempts got acknowledged."""
+        """A resumed run's progress, starting from what its earlier attempts got acknowledged."""
         return cls(batches=batches, identifiers=identifiers, identifiers_before=identifiers)
 
     @property
@@ -88,6 +88,7 @@ class Launch:
     progress: LaunchProgress = field(default_factory=LaunchProgress)
     stop: StopToken = field(default_factory=StopToken)
     run_id: str | None = None
+    resumes: str | None = None  # the run a Resume continues, named before it is reopened
     report: ExportReport | None = None
     result: Any = None
     error: CohortsyncError | None = None
@@ -141,6 +142,7 @@ class Launches:
         work: Callable[[Launch, StopToken], Any],
         *,
         progress: LaunchProgress | None = None,
+        resumes: str | None = None,
     ) -> Launch:
         """Run ``work(reporter, stop)`` in a thread; the launch is its reporter.
 
@@ -149,9 +151,15 @@ class Launches:
         ``run_history.resume_run``). A :class:`CohortsyncError` it raises is
         kept on the launch (with the run it names, if any); anything else is a
         bug and is raised in the thread, with its traceback in the log.
-        ``progress`` is where a resumed run starts (:meth:`LaunchProgress.resuming`).
+        ``progress`` is where a resumed run starts (:meth:`LaunchProgress.resuming`),
+        ``resumes`` the run it continues, for the launch's page if it fails first.
         """
-        launch = Launch(id=secrets.token_hex(6), label=label, progress=progress or LaunchProgress())
+        launch = Launch(
+            id=secrets.token_hex(6),
+            label=label,
+            progress=progress or LaunchProgress(),
+            resumes=resumes,
+        )
         with self._lock:
             self._launches[launch.id] = launch
 

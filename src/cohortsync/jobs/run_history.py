@@ -256,6 +256,23 @@ def resume_run(
     )
 
 
+def check_resume(settings: Settings, run_id: str, data_import_key: str | None = None) -> None:
+    """Refuse a resume that cannot run before it starts, as :func:`resume_run` would at once.
+
+    A page checks the key it was given here, so a wrong key is shown next
+    to its field instead of failing the run's launch.
+
+    Raises:
+        ConfigError: as :func:`spec_of` (no such run, nothing to resume, a key not the run's).
+    """
+    catalog = open_catalog(settings.catalog_path)
+    try:
+        record = history.get_run(catalog, run_id)
+    finally:
+        catalog.dispose()
+    spec_of(record, settings, data_import_key, None)
+
+
 def spec_of(
     record: RunRecord, settings: Settings, data_import_key: str | None, threads: int | None
 ) -> ExportSpec:

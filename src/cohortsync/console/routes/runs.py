@@ -26,6 +26,7 @@ from cohortsync.export.report import ExportReport
 from cohortsync.jobs.run_history import (
     STATUSES,
     check_job,
+    check_resume,
     check_status,
     error_parts,
     exit_reason,
@@ -176,6 +177,12 @@ def resume(
             hint="only an interrupted run, or one whose process died, can be resumed",
         )
     key = data_import_key.strip() or None
+    try:
+        check_resume(console.settings, run_id, key)
+    except ConfigError as error:
+        context = _run_context(console, run_id)
+        context["key_error"] = error.message
+        return console.pages.render(request, "console/runs_show.html", context, status_code=422)
 
     def work(reporter: Launch, stop: Any) -> Any:
         return resume_run(
@@ -184,9 +191,10 @@ def resume(
 
     sent_before = int((view["report"] or {}).get("sent_total") or 0)
     launch = console.launches.start(
-        f"resume {run_id}",
+        f"Resume of run {run_id}",
         work,
         progress=LaunchProgress.resuming(view["acknowledged_batches"], sent_before),
+        resumes=run_id,
     )
     return launched(request, launch)
 
@@ -244,6 +252,7 @@ def _run_context(console: Console, run_id: str) -> dict[str, Any]:
         "hint": hint if view["error"] else None,
         "needs_key": view["resumable"] and not (job.get("destination") or {}).get("auth_name"),
         "plan": _plan(report),
+        "key_error": None,
     }
 
 
