@@ -224,6 +224,18 @@ def test_a_value_of_the_wrong_type_shows_next_to_its_rule_and_saves_nothing(
 ) -> None:
     make_customers(console, tmp_path)
     page = console_page
+    # A table the warehouse does not have is named under its field, before and at saving.
+    page.goto(f"{console.url}/audience/parents/new")
+    page.get_by_label("Name", exact=True).fill("ghosts")
+    page.get_by_label("Warehouse table").fill("no_such_table")
+    page.locator("#table-columns .alert").filter(has_text="no_such_table").wait_for()
+    page.get_by_label("Key column").fill("id")
+    page.get_by_role("button", name="Create parent segment").click()
+    assert "no_such_table" in page.locator("#e-table").inner_text()
+    assert page.get_by_label("Name", exact=True).input_value() == "ghosts"
+    screenshot(page, "console-audience-parent-refused")
+    assert [row.name for row in parents.list_parents(settings=console.settings)] == ["customers"]
+
     page.goto(f"{console.url}/audience/parents/customers/segments/new")
     page.get_by_label("Segment name").fill("adults")
     choose(page, "Group 1, rule 1 Attribute", "age")

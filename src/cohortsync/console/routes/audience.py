@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -229,7 +230,17 @@ def _columns_context(console: Console, table: str, key: str) -> dict[str, Any]:
             columns = parents.table_columns(table, settings=console.settings)
         except CohortsyncError as error:
             table_error = error
-    return {"table": table, "columns": columns, "table_error": table_error, "key": key}
+    known: list[str] = []
+    if table_error is not None:
+        with suppress(CohortsyncError):
+            known = parents.warehouse_tables(settings=console.settings)
+    return {
+        "table": table,
+        "columns": columns,
+        "table_error": table_error,
+        "known_tables": known,
+        "key": key,
+    }
 
 
 def _columns_of(
