@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/mirror.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
