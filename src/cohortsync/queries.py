@@ -207,6 +207,42 @@ def list_queries(*, settings: Settings | None = None) -> list[SavedQuery]:
         catalog.dispose()
 
 
+@dataclass(frozen=True)
+class QueryPage:
+    """One page of the saved queries, by name, and how many match in all."""
+
+    queries: list[SavedQuery]
+    total: int
+    offset: int
+    limit: int
+
+
+def page_of_queries(
+    *,
+    offset: int = 0,
+    limit: int = 50,
+    name_contains: str = "",
+    settings: Settings | None = None,
+) -> QueryPage:
+    """The saved queries from ``offset``, at most ``limit``, whose name contains ``name_contains``.
+
+    For a list people read (the console's *Queries*): only the page's
+    queries are built whole, with their schedule's next run, so a list over
+    thousands of saved queries costs one page of them.
+    """
+    _, catalog = _catalog(settings)
+    try:
+        wanted = name_contains.strip().lower()
+        rows = [row for row in store.fetch_queries(catalog) if wanted in row.name.lower()]
+        offset = max(0, min(offset, max(len(rows) - 1, 0)))
+        shown = rows[offset : offset + max(limit, 1)]
+        scheduled = {s.name: s for s in schedules.list_schedules(catalog) if s.kind == KIND}
+        page = [_saved(row, scheduled.get(row.name)) for row in shown]
+    finally:
+        catalog.dispose()
+    return QueryPage(page, len(rows), offset, limit)
+
+
 def delete_query(name: str, *, settings: Settings | None = None) -> None:
     """Delete a saved query and its schedule (its past runs stay in the history).
 

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import expect
 from tests.console.conftest import RunningConsole
 
 from cohortsync import queries
@@ -215,8 +216,7 @@ def test_refusals_show_next_to_their_field_and_save_nothing(
     # The same bound in a dry run, next to the field.
     page.get_by_label("Thread count").fill("0")
     page.get_by_role("button", name="Dry run").click()
-    page.locator("#e-threads").wait_for()
-    assert "below 1" in page.locator("#e-threads").inner_text()
+    expect(page.locator("#e-threads")).to_contain_text("below 1")
     pages.shot("refused-dry-run")
     # The mirror guards show with the operation mirror, and are checked as saved.
     page.get_by_label("Thread count").fill("4")
@@ -246,3 +246,31 @@ def test_a_huge_result_shows_its_first_rows_and_its_count(
     assert len(html) < 150_000, f"the page holds {len(html):,} characters"
     assert elapsed < 30
     screenshot(page, "console-workbench-huge-result")
+
+
+def test_the_list_finds_queries_by_name_a_page_at_a_time(
+    console_page: Any, console: RunningConsole, monkeypatch: Any
+) -> None:
+    from cohortsync.console.routes import workbench
+
+    monkeypatch.setattr(workbench, "LIST_PAGE", 2)
+    for name in ("churn_weekly", "vip_daily", "vip_weekly"):
+        queries.save_query(name, "SELECT 'u1' AS user_ids", settings=console.settings)
+    page = console_page
+    page.goto(f"{console.url}/queries")
+    names = page.locator("tbody td:first-child").all_inner_texts()
+    assert names == ["churn_weekly", "vip_daily"]
+    assert (
+        "Showing 1 to 2 of 3 queries"
+        in page.get_by_role("navigation", name="Pages of queries").inner_text()
+    )
+    page.get_by_role("link", name="Next page").click()
+    assert page.locator("tbody td:first-child").all_inner_texts() == ["vip_weekly"]
+    page.get_by_label("Find by name").fill("weekly")
+    page.get_by_role("button", name="Find").click()
+    assert page.locator("tbody td:first-child").all_inner_texts() == ["churn_weekly", "vip_weekly"]
+    assert "on demand" in page.get_by_role("row").filter(has_text="vip_weekly").inner_text()
+    screenshot(page, "console-workbench-queries-found")
+    page.get_by_label("Find by name").fill("nothing-like-it")
+    page.get_by_role("button", name="Find").click()
+    assert "No saved query has nothing-like-it in its name" in page.locator(".empty").inner_text()

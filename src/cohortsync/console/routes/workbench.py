@@ -31,7 +31,7 @@ from cohortsync.console.context import Console, console_of
 from cohortsync.console.launches import launched
 from cohortsync.definitions import Query, QueryExport, field_problems
 from cohortsync.definitions.fields import DEFAULT_MAX_REMOVE_PCT, DEFAULT_THREADS, OPERATIONS
-from cohortsync.errors import CohortsyncError
+from cohortsync.errors import CohortsyncError, ConfigError
 from cohortsync.jobs.cron import check_cron, next_slot, zone
 from cohortsync.jobs.run_history import latest_run_views, list_run_views
 from cohortsync.warehouse import open_engine
@@ -42,6 +42,8 @@ router = APIRouter()
 
 # Rows of a result the page shows; the rest are only counted.
 SHOWN_ROWS = 100
+# Saved queries per page of the list.
+LIST_PAGE = 50
 # Upcoming runs shown under a schedule as it is typed.
 UPCOMING_RUNS = 3
 
@@ -179,14 +181,25 @@ def saved_values(query: queries.SavedQuery) -> dict[str, str]:
 
 @router.get("/queries")
 def list_page(
-    request: Request, console: Console = Depends(console_of), deleted: str = ""
+    request: Request,
+    console: Console = Depends(console_of),
+    deleted: str = "",
+    name: str = "",
+    offset: str = "0",
 ) -> Response:
-    saved = queries.list_queries(settings=console.settings)
-    # One read of the history for the whole list, however many queries are saved.
-    last = latest_run_views(console.settings, [query.job for query in saved])
-    rows = [{"query": query, "last": last.get(query.job)} for query in saved]
+    page = queries.page_of_queries(
+        offset=int(offset) if offset.isdigit() else 0,
+        limit=LIST_PAGE,
+        name_contains=name,
+        settings=console.settings,
+    )
+    # One read of the history for the whole page, however many queries are saved.
+    last = latest_run_views(console.settings, [query.job for query in page.queries])
+    rows = [{"query": query, "last": last.get(query.job)} for query in page.queries]
     return console.pages.render(
-        request, "console/workbench_list.html", {"rows": rows, "deleted": deleted}
+        request,
+        "console/workbench_list.html",
+        {"rows": rows, "page": page, "name": name.strip(), "deleted": deleted},
     )
 
 
@@ -202,7 +215,7 @@ def new_query(request: Request, console: Console = Depends(console_of)) -> Respo
 def query_page(
     request: Request, name: str, console: Console = Depends(console_of), saved: str = ""
 ) -> Response:
-    query = queries.get_query(name, settings=console.settings)
+    query = _saved_query(console, name)
     return _editor_page(request, console, Editor(saved_values(query)), saved=query, outcome=saved)
 
 
@@ -335,7 +348,7 @@ def save(
 @router.post("/queries/{name}/run")
 def run_now(request: Request, name: str, console: Console = Depends(console_of)) -> Response:
     """*Run now*: the saved query runs in a launch; the browser follows it on its run page."""
-    queries.get_query(name, settings=console.settings)  # an unknown name is refused here
+    _saved_query(console, name)  # an unknown name is refused here
 
     def work(reporter: Any, stop: Any) -> queries.QueryRunResult:
         return queries.run_query(name, reporter=reporter, stop=stop, settings=console.settings)
@@ -346,7 +359,7 @@ def run_now(request: Request, name: str, console: Console = Depends(console_of))
 
 @router.get("/queries/{name}/delete")
 def confirm_delete(request: Request, name: str, console: Console = Depends(console_of)) -> Response:
-    query = queries.get_query(name, settings=console.settings)
+    query = _saved_query(console, name)
     return console.pages.render(request, "console/workbench_delete.html", {"query": query})
 
 
@@ -357,6 +370,16 @@ def delete(request: Request, name: str, console: Console = Depends(console_of)) 
 
 
 # --- rendering --------------------------------------------------------------------------
+
+
+def _saved_query(console: Console, name: str) -> queries.SavedQuery:
+    """The saved query ``name``; an unknown one is the console's "not found" page."""
+    try:
+        return queries.get_query(name, settings=console.settings)
+    except ConfigError as error:
+        if error.message.startswith("no saved query"):
+            raise ConfigError(f"unknown query {name!r}", hint=error.hint) from None
+        raise
 
 
 def _editor_page(
