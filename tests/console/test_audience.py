@@ -296,3 +296,16 @@ def test_threads_and_cron_are_refused_next_to_their_fields(
     assert page.get_by_label("Mapping 1 Attribute column").input_value() == "customer_id"
     screenshot(page, "console-audience-activation-refused")
     assert activations.list_activations(settings=console.settings) == []
+
+    # Fixed, it saves; its page changes it through activation update.
+    page.get_by_label("Thread count").fill("8")
+    page.get_by_label("Cron schedule").fill("30 7 * * 1")
+    page.get_by_role("button", name="Create activation").click()
+    page.wait_for_url(f"{console.url}/audience/activations/adults_cohort?saved=1")
+    page.get_by_label("Thread count").fill("16")
+    page.get_by_label("Cron schedule").fill("")
+    page.get_by_role("button", name="Save activation").click()
+    page.wait_for_url(f"{console.url}/audience/activations/adults_cohort?saved=1")
+    saved_activation = activations.get_activation("adults_cohort", settings=console.settings)
+    assert (saved_activation.threads, saved_activation.schedule) == (16, None)
+    assert "runs only when someone presses" in page.locator("#next-runs").inner_text()
