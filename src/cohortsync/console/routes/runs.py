@@ -297,7 +297,7 @@ def _plan(report: dict[str, Any]) -> dict[str, Any] | None:
             for kind, counts in (mirror.get("by_kind") or {}).items()
         ]
         return {"mirror": mirror, "kinds": kinds}
-    if report.get("sent"):
+    if any(report.get("sent", {}).values()):
         adding = report.get("operation") != "remove"
         kinds = [
             {
