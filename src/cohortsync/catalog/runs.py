@@ -49,6 +49,9 @@ runs = sa.Table(
     sa.Column("report", sa.Text),  # ExportReport.to_dict(), JSON
     sa.Column("error", sa.Text),
     sa.Index("ix_runs_job_name_started_at", "job_name", "started_at"),
+    # The history's order (latest first) and one cohort's runs, without sorting every run.
+    sa.Index("ix_runs_started_at_id", "started_at", "id"),
+    sa.Index("ix_runs_cohort_id_started_at", "cohort_id", "started_at"),
 )
 
 run_batches = sa.Table(
