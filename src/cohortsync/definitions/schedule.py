@@ -8,6 +8,7 @@ expression or zone is refused when the definition is saved, not at 3 a.m.
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -43,13 +44,28 @@ def normalized_cron(expr: str) -> str:
     normalized = " ".join(expr.split())
     if len(normalized.split()) != 5:
         raise RuleBroken(f"cron expression {expr!r} must have five fields", hint=CRON_HINT)
+    problem = _cron_problem(normalized)
+    if problem is not None:
+        raise RuleBroken(f"cron expression {expr!r} {problem}", hint=CRON_HINT)
+    return normalized
+
+
+@lru_cache(maxsize=4096)
+def _cron_problem(normalized: str) -> str | None:
+    """What is wrong with a five-field expression, or None when it fires.
+
+    Kept per expression: every saved job read from the catalog is checked
+    again, and a list of a thousand activations shares a few expressions.
+    A cron expression has no year, so whether it fires does not depend on
+    when it is asked.
+    """
     try:
         next(CronSim(normalized, datetime.now(UTC)))
     except CronSimError as error:
-        raise RuleBroken(f"cron expression {expr!r} is invalid: {error}", hint=CRON_HINT) from None
+        return f"is invalid: {error}"
     except StopIteration:
-        raise RuleBroken(f"cron expression {expr!r} never fires", hint=CRON_HINT) from None
-    return normalized
+        return "never fires"
+    return None
 
 
 def _zone_name(name: str) -> str:
