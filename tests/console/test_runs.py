@@ -32,7 +32,7 @@ from cohortsync.export.reporting import SilentReporter
 from cohortsync.export.run import run_export
 from cohortsync.export.spec import Destination, ExportSpec, Source
 from cohortsync.export.stopping import StopToken
-from cohortsync.jobs.run_history import error_parts, list_run_views
+from cohortsync.jobs.run_history import error_parts, exit_reason, list_run_views
 from cohortsync.settings import Settings
 from support.browser import screenshot
 
@@ -375,6 +375,28 @@ def test_list_runs_pages_with_before(home: Path) -> None:
         assert history.list_runs(catalog, before="no-such-run") == []
     finally:
         catalog.dispose()
+
+
+def test_exit_reasons_read_from_the_recorded_error() -> None:
+    def reason(status: str, error: str | None = None, alive: bool = True) -> str | None:
+        return exit_reason({"status": status, "error": error, "alive": alive})
+
+    assert reason("succeeded") is None
+    assert reason("running") is None
+    assert reason("running", alive=False) == "died: no process holds its cohort"
+    assert reason("interrupted", "interrupted by SIGTERM") == "interrupted"
+    refused = "https://x/cohorts refused the cohort name request: HTTP 401 bad key (check it)"
+    assert reason("failed", refused) == "the destination refused"
+    assert reason(
+        "failed", "gave up on the users request to https://x after 8 attempts: HTTP 503"
+    ) == ("retries exhausted")
+    assert reason("failed", "another run of cohort vip is in progress; waited 5 s for it") == (
+        "the cohort was busy with another run"
+    )
+    assert reason("failed", "mirror of vip would remove 90 of its 100 tracked members") == (
+        "the mirror guard refused"
+    )
+    assert reason("failed", "Catalog Error: Table with name nope does not exist!") == "failed"
 
 
 def test_error_parts_and_chart_markup() -> None:
