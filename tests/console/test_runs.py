@@ -24,14 +24,17 @@ from cohortsync.braze.sandbox import running_sandbox
 from cohortsync.catalog import runs as history
 from cohortsync.catalog.auths import save_auth
 from cohortsync.catalog.db import open_catalog
+from cohortsync.console import launches
 from cohortsync.console.charts import line_chart
 from cohortsync.definitions import Authentication
 from cohortsync.errors import CohortsyncError
 from cohortsync.export.destinations import destination_for_auth
+from cohortsync.export.locks import CohortLock
 from cohortsync.export.reporting import SilentReporter
 from cohortsync.export.run import run_export
 from cohortsync.export.spec import Destination, ExportSpec, Source
 from cohortsync.export.stopping import StopToken
+from cohortsync.identity import CohortKey
 from cohortsync.jobs.run_history import error_parts, exit_reason, list_run_views
 from cohortsync.settings import Settings
 from support.browser import screenshot
@@ -227,7 +230,10 @@ def batches_shown(page: Any) -> int:
 
 @pytest.mark.parametrize("braze_sandbox", ["2/second"], indirect=True)
 def test_live_progress_stop_and_resume_complete_the_cohort(
-    console_page: Any, console: RunningConsole, braze_sandbox: Any
+    console_page: Any,
+    console: RunningConsole,
+    braze_sandbox: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     page = console_page
     save_sandbox_auth(console, braze_sandbox)
@@ -275,7 +281,24 @@ def test_live_progress_stop_and_resume_complete_the_cohort(
     assert "the console user" in page.get_by_role("alert").inner_text()
     screenshot(page, "console-runs-run-stopped")
 
-    page.get_by_role("button", name="Resume").click()
+    # While another run holds the cohort, the resume waits: the browser is shown its launch,
+    # then sent on to the run once it is recorded.
+    monkeypatch.setattr(launches, "WAIT_FOR_RUN_ID", 0.5)
+    catalog = open_catalog(console.settings.catalog_path)
+    try:
+        lock = CohortLock(
+            console.settings.home_dir, CohortKey.for_run(history.get_run(catalog, run_id))
+        )
+    finally:
+        catalog.dispose()
+    lock.acquire(timeout=0)
+    try:
+        page.get_by_role("button", name="Resume").click()
+        page.wait_for_url("**/runs/launches/**")
+        assert "Waiting for the run to start" in page.locator("#launch-state").inner_text()
+        screenshot(page, "console-runs-launch-waiting")
+    finally:
+        lock.release()
     page.wait_for_url(f"{console.url}/runs/{run_id}")
     page.locator("#run-status.succeeded").wait_for(timeout=30_000)
     assert page.locator("#run-sent").inner_text().replace(",", "") == str(len(expected))

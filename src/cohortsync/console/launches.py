@@ -204,14 +204,14 @@ class Launches:
             time.sleep(0.05)
 
 
-def launched(request: Request, launch: Launch, *, wait: float = WAIT_FOR_RUN_ID) -> Response:
+def launched(request: Request, launch: Launch, *, wait: float | None = None) -> Response:
     """Where the browser goes after starting ``launch``: the run's page, or the launch's own.
 
     The launch's page (``/runs/launches/{id}``) shows a launch whose run is
     not recorded yet (a long query still staging) or that failed before any
     run was recorded; it sends the browser on to the run once there is one.
     """
-    run_id = launch.wait_for_run_id(wait)
+    run_id = launch.wait_for_run_id(WAIT_FOR_RUN_ID if wait is None else wait)
     if run_id is not None:
         return redirect(request, f"/runs/{run_id}")
     return redirect(request, f"/runs/launches/{launch.id}")
