@@ -18,6 +18,9 @@ GETs each page ``--requests`` times after two warm-up requests. The figure is
 the server's own time for the request, from the ``Server-Timing: app;dur=``
 header the web layer adds (routes, library calls and rendering; not the
 client or the network), as median and p95 per page against the target.
+"client ms" is the wall time the client saw, for reference only: it adds
+the client's own work and, on loopback, the TCP delayed acknowledgement of
+small responses (about 40 ms).
 
 A page that answers FastAPI's own 404 (no route) is "not built yet", not a
 miss. The activation page's address is read from the Audience Studio page's
@@ -193,12 +196,11 @@ def seed_audience(conn: sa.Connection, load: Load) -> None:
         )
         for n in range(1, load.activations + 1)
     ]
-    for kind, definitions in (
-        (audiences.SavedParent, parents),
-        (audiences.SavedSegment, segments),
-        (audiences.SavedActivation, activations),
+    for kind, table, definitions in (
+        (audiences.SavedParent, audiences.parents, parents),
+        (audiences.SavedSegment, audiences.segments, segments),
+        (audiences.SavedActivation, audiences.activations, activations),
     ):
-        table = audiences._TABLES[kind]
         conn.execute(
             table.insert(), [{**audiences.columns(d, kind), **stamps} for d in definitions]
         )
@@ -257,7 +259,7 @@ def run_row(
         ),
         cohort_id=cohort_id,
         cohort_name=f"Cohort {cohort_id}",
-        operation=operation,  # type: ignore[arg-type]
+        operation=operation,
         alias_column="email",
         mirror=MirrorOptions(),
         job=job,
