@@ -308,34 +308,49 @@ def test_live_progress_stop_and_resume_complete_the_cohort(
     assert members == set(expected)
 
 
+class StopOnceRecorded(SilentReporter):
+    def __init__(self, stop: StopToken) -> None:
+        self.stop = stop
+
+    def run_started(self, run_id: str) -> None:
+        self.stop.request("the test")
+
+
 def test_a_resume_asks_for_the_key_a_command_line_run_was_given(
     console_page: Any, console: RunningConsole, braze_sandbox: Any
 ) -> None:
-    """A run given its key on the command line asks for it again; a wrong one is refused."""
+    """A run given its key on the command line asks for it again; a wrong one is refused.
+
+    A run stopped before its plan was written has nothing to resume: no Resume is offered.
+    """
     page = console_page
-    users(braze_sandbox, "few", 3)
+    expected = users(braze_sandbox, "keyed", 2_500)
     destination = Destination(
         endpoint=braze_sandbox.base_url,
         data_import_key=braze_sandbox.data_import_key,
         partner_api_key=braze_sandbox.partner_api_key,
     )
 
-    class StopOnceRecorded(SilentReporter):
-        def __init__(self, stop: StopToken) -> None:
-            self.stop = stop
-
-        def run_started(self, run_id: str) -> None:
-            self.stop.request("the test")
+    def interrupted_run(reporter: Any, stop: StopToken, cohort: str) -> str:
+        spec = ExportSpec(
+            source=Source(table="keyed"), destination=destination, cohort_id=cohort, threads=1
+        )
+        with pytest.raises(CohortsyncError) as interrupted:
+            off_the_page_thread(
+                lambda: run_export(spec, settings=console.settings, reporter=reporter, stop=stop)
+            )
+        return str(interrupted.value.run_id)
 
     stop = StopToken()
-    spec = ExportSpec(source=Source(table="few"), destination=destination, cohort_id="few")
-    with pytest.raises(CohortsyncError) as interrupted:
-        off_the_page_thread(
-            lambda: run_export(
-                spec, settings=console.settings, reporter=StopOnceRecorded(stop), stop=stop
-            )
-        )
-    run_id = interrupted.value.run_id
+    unplanned = interrupted_run(StopOnceRecorded(stop), stop, "unplanned")
+    page.goto(f"{console.url}/runs/{unplanned}")
+    assert "interrupted" in page.locator("#run-status").inner_text()
+    assert page.get_by_role("button", name="Resume").count() == 0
+    assert "run the same export again" in page.get_by_role("alert").inner_text()
+    screenshot(page, "console-runs-run-interrupted-before-planning")
+
+    stop = StopToken()
+    run_id = interrupted_run(StopAfterFirstBatch(stop), stop, "some")
     page.goto(f"{console.url}/runs/{run_id}")
     page.get_by_label("Data import key").fill("not-the-key")
     screenshot(page, "console-runs-resume-asks-key")
@@ -345,16 +360,12 @@ def test_a_resume_asks_for_the_key_a_command_line_run_was_given(
     assert page.get_by_label("Data import key").get_attribute("aria-invalid") == "true"
     screenshot(page, "console-runs-resume-wrong-key")
 
-    # The right key: the resume starts, but this run stopped before its plan was written,
-    # so it fails before recording anything, and its launch's page says so.
     page.get_by_label("Data import key").fill(braze_sandbox.data_import_key)
     page.get_by_role("button", name="Resume").click()
-    page.wait_for_url("**/runs/launches/**")
-    assert "cannot be resumed" in page.get_by_role("alert").inner_text()
-    assert braze_sandbox.data_import_key not in page.content()
-    screenshot(page, "console-runs-launch-failed")
-    page.get_by_role("link", name=f"Back to run {run_id}").click()
     page.wait_for_url(f"{console.url}/runs/{run_id}")
+    page.locator("#run-status.succeeded").wait_for(timeout=15_000)
+    assert braze_sandbox.data_import_key not in page.content()
+    assert {member["external_id"] for member in braze_sandbox.members("some")} == set(expected)
 
 
 def test_list_runs_pages_with_before(home: Path) -> None:

@@ -21,6 +21,7 @@ from cohortsync.export.destinations import destination_for_auth
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT, CohortLock
 from cohortsync.export.report import ExportReport
 from cohortsync.export.reporting import RunReporter
+from cohortsync.export.resume import resumable as plan_on_disk
 from cohortsync.export.run import run_export
 from cohortsync.export.snapshots import CohortKey
 from cohortsync.export.spec import Destination, ExportSpec, MirrorOptions, Source
@@ -74,8 +75,12 @@ def run_view(settings: Settings, record: RunRecord) -> dict[str, Any]:
         holder = CohortLock(settings.home_dir, CohortKey.for_run(record)).holder()
         alive = holder is not None and holder.run_id in (None, record.id)
     view["alive"] = alive
-    view["resumable"] = "destination" in record.job and (
-        record.status == "interrupted" or (record.status == "running" and not alive)
+    # Only a run whose plan is still on disk can continue: one stopped before planning
+    # has nothing to resume (the export would refuse it), so it is not offered.
+    view["resumable"] = (
+        "destination" in record.job
+        and (record.status == "interrupted" or (record.status == "running" and not alive))
+        and plan_on_disk(settings.home_dir, record)
     )
     view["duration_s"] = (
         (record.finished_at - record.started_at).total_seconds() if record.finished_at else None
