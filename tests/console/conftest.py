@@ -8,18 +8,26 @@ shared Chromium (``browser_page`` in the top conftest).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cohortsync.catalog.auths import save_auth
+from cohortsync.catalog.db import open_catalog
 from cohortsync.console.serving import serve_in_background
+from cohortsync.definitions import Authentication
+from cohortsync.demo import write_seed_table
+from cohortsync.export.credentials import create_checked_auth
 from cohortsync.settings import Settings
 from cohortsync.web.guard import OneTimeLinks
 from cohortsync.web.throttle import LoginThrottle
+from support import run_cli
 
 PASSWORD = "correct horse battery"
+SANDBOX_AUTH = "braze-sandbox"
 
 
 @dataclass
@@ -63,3 +71,32 @@ def console_page(browser_page: Any, console: RunningConsole) -> Any:
     """A browser page logged in to ``console``."""
     log_in(browser_page, console)
     return browser_page
+
+
+def load_seed_table(console: RunningConsole, tmp_path: Path) -> None:
+    """The seed's example_cohort_table in the console's warehouse, loaded as a user loads it."""
+    csv = tmp_path / "example_cohort_table.csv"
+    write_seed_table(csv)
+    run_cli("warehouse", "load", "example_cohort_table", str(csv), home=console.home)
+
+
+def save_sandbox_auth(console: RunningConsole, sandbox: Any, *, checked: bool = True) -> None:
+    """The authentication ``braze-sandbox`` for ``sandbox``, saved through the library.
+
+    ``checked`` saves it as the hub's form does, once the endpoint accepted
+    the key; in a thread of its own, because the check runs an event loop and
+    the browser's driver already runs one in the test's thread. Unchecked, it
+    is saved straight into the catalog (a sandbox that refuses on purpose).
+    """
+    auth = Authentication(
+        name=SANDBOX_AUTH, endpoint=sandbox.base_url, data_import_key=sandbox.data_import_key
+    )
+    if checked:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(create_checked_auth, auth, console.settings).result()
+        return
+    catalog = open_catalog(console.settings.catalog_path)
+    try:
+        save_auth(catalog, console.settings, auth)
+    finally:
+        catalog.dispose()

@@ -10,43 +10,29 @@ nothing through the library's own lists.
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import duckdb
 from playwright.sync_api import expect
-from tests.console.conftest import RunningConsole
+from tests.console.conftest import (
+    SANDBOX_AUTH,
+    RunningConsole,
+    load_seed_table,
+    save_sandbox_auth,
+)
 
 from cohortsync.audience import activations, parents, segments
-from cohortsync.definitions import Authentication
-from cohortsync.demo import SEED_ROWS, write_seed_table
-from cohortsync.export.credentials import create_checked_auth
+from cohortsync.demo import SEED_ROWS
 from support import run_cli, wait_for
 from support.browser import screenshot
 
-AUTH = "braze-sandbox"
+AUTH = SANDBOX_AUTH
 # Gmail addresses, and of those either TDCohort1 or the owner of device 7h8j9k.
 EXPECTED_SQL = (
     "SELECT external_id FROM example_cohort_table WHERE email LIKE '%@gmail.com' "
     "AND (external_id = 'TDCohort1' OR device_ids = '7h8j9k') ORDER BY external_id"
 )
-
-
-def load_seed_table(console: RunningConsole, tmp_path: Path) -> None:
-    """The seed's example_cohort_table in the home's warehouse, loaded as a user loads it."""
-    csv = tmp_path / "example_cohort_table.csv"
-    write_seed_table(csv)
-    run_cli("warehouse", "load", "example_cohort_table", str(csv), home=console.home)
-
-
-def save_auth(console: RunningConsole, braze_sandbox: Any) -> None:
-    auth = Authentication(
-        name=AUTH, endpoint=braze_sandbox.base_url, data_import_key=braze_sandbox.data_import_key
-    )
-    # In a thread of its own: the check runs an event loop, and Playwright's runs in this one.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(create_checked_auth, auth, console.settings).result()
 
 
 def warehouse_ids(console: RunningConsole, sql: str) -> list[str]:
@@ -91,7 +77,7 @@ def test_parent_segment_activation_and_run_now(
         {"external_id": external_id, "aliases": [{"alias_label": "email", "alias_name": email}]}
         for external_id, email, _device in SEED_ROWS
     )
-    save_auth(console, braze_sandbox)
+    save_sandbox_auth(console, braze_sandbox)
     page = console_page
 
     page.get_by_role("link", name="Audience Studio").click()
@@ -268,7 +254,7 @@ def test_threads_and_cron_are_refused_next_to_their_fields(
         {"column": "age", "op": ">=", "value": 18},
         settings=console.settings,
     )
-    save_auth(console, braze_sandbox)
+    save_sandbox_auth(console, braze_sandbox)
     page = console_page
     # The saved segment opens in the builder; a change saves through segment update.
     page.goto(f"{console.url}/audience/segments/adults")

@@ -18,15 +18,13 @@ from typing import Any
 import duckdb
 import orjson
 import pytest
-from tests.console.conftest import RunningConsole
+from tests.console.conftest import SANDBOX_AUTH, RunningConsole, save_sandbox_auth
 
 from cohortsync.braze.sandbox import running_sandbox
 from cohortsync.catalog import runs as history
-from cohortsync.catalog.auths import save_auth
 from cohortsync.catalog.db import open_catalog
 from cohortsync.console import launches
 from cohortsync.console.charts import line_chart
-from cohortsync.definitions import Authentication
 from cohortsync.errors import CohortsyncError
 from cohortsync.export.destinations import destination_for_auth
 from cohortsync.export.locks import CohortLock
@@ -39,7 +37,7 @@ from cohortsync.jobs.run_history import error_parts, exit_reason, list_run_views
 from cohortsync.settings import Settings
 from support.browser import screenshot
 
-AUTH = "braze-sandbox"
+AUTH = SANDBOX_AUTH
 
 
 @pytest.fixture
@@ -67,17 +65,6 @@ def users(sandbox: Any, table: str, count: int, *, start: int = 0) -> list[str]:
             f"AS user_ids FROM range({start}, {start + count}) t(n)"
         )
     return ids
-
-
-def save_sandbox_auth(console: RunningConsole, sandbox: Any) -> None:
-    catalog = open_catalog(console.settings.catalog_path)
-    try:
-        auth = Authentication(
-            name=AUTH, endpoint=sandbox.base_url, data_import_key=sandbox.data_import_key
-        )
-        save_auth(catalog, console.settings, auth)
-    finally:
-        catalog.dispose()
 
 
 def export(
@@ -122,7 +109,7 @@ def test_history_filters_a_failed_runs_error_and_a_jobs_charts(
     assert "No runs yet" in page.locator(".empty").inner_text()
     screenshot(page, "console-runs-history-empty")
 
-    save_sandbox_auth(console, braze_sandbox)
+    save_sandbox_auth(console, braze_sandbox, checked=False)
     for size in (3, 5, 4):  # a mirror that grows then shrinks
         users(braze_sandbox, "vip_users", size)
         export(console, table="vip_users", cohort="vip", job="query:vip")
@@ -236,7 +223,7 @@ def test_live_progress_stop_and_resume_complete_the_cohort(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     page = console_page
-    save_sandbox_auth(console, braze_sandbox)
+    save_sandbox_auth(console, braze_sandbox, checked=False)
     expected = users(braze_sandbox, "big", 9_000)
     spec = ExportSpec(
         source=Source(table="big"),

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
-from tests.console.conftest import RunningConsole
+from tests.console.conftest import RunningConsole, load_seed_table, save_sandbox_auth
 
 from cohortsync import queries
-from cohortsync.definitions import Authentication
-from cohortsync.demo import SEED_ROWS, write_seed_table
-from cohortsync.export.credentials import create_checked_auth
+from cohortsync.demo import SEED_ROWS
 from cohortsync.jobs.run_history import list_run_views
-from cohortsync.warehouse import open_engine
 from support import run_cli, wait_for
 from support.browser import screenshot
 
@@ -43,29 +39,6 @@ class Pages:
 
     def assert_never_shown(self, secret: str) -> None:
         assert self.seen and all(secret not in html for html in self.seen)
-
-
-def load_seed_table(console: RunningConsole, tmp_path: Path) -> None:
-    """The seed's example_cohort_table in the home's warehouse, as ``make demo`` loads it."""
-    csv = tmp_path / "example_cohort_table.csv"
-    write_seed_table(csv)
-    with open_engine(console.settings.warehouse_url) as engine:
-        engine.load("example_cohort_table", csv)
-
-
-def save_sandbox_auth(console: RunningConsole, braze_sandbox: Any) -> None:
-    """The authentication saved through the library, as the hub's form saves it.
-
-    In a thread of its own: the key check runs an event loop, and the
-    browser's driver already runs one in the test's thread.
-    """
-    auth = Authentication(
-        name="braze-sandbox",
-        endpoint=braze_sandbox.base_url,
-        data_import_key=braze_sandbox.data_import_key,
-    )
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(create_checked_auth, auth, console.settings).result()
 
 
 def run_sql(page: Any, sql: str) -> str:
