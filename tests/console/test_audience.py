@@ -23,6 +23,7 @@ from tests.console.conftest import (
 )
 
 from cohortsync.audience import activations, parents, segments
+from cohortsync.definitions import Activation
 from cohortsync.demo import SEED_ROWS
 from support import run_cli, wait_for
 from support.browser import screenshot
@@ -295,3 +296,53 @@ def test_threads_and_cron_are_refused_next_to_their_fields(
     saved_activation = activations.get_activation("adults_cohort", settings=console.settings)
     assert (saved_activation.threads, saved_activation.schedule) == (16, None)
     assert "runs only when someone presses" in page.locator("#next-runs").inner_text()
+
+
+def test_the_home_lists_activations_a_page_at_a_time_and_finds_them_by_name(
+    console_page: Any, console: RunningConsole, braze_sandbox: Any, tmp_path: Path
+) -> None:
+    settings = console.settings
+    load_seed_table(console, tmp_path)
+    save_sandbox_auth(console, braze_sandbox, checked=False)
+    parents.create_parent("seed", "example_cohort_table", "external_id", settings=settings)
+    segments.create_segment(
+        "gmail",
+        "seed",
+        {"column": "email", "op": "like", "value": "%@gmail.com"},
+        settings=settings,
+    )
+    names = [f"gmail_{number:02}" for number in range(60)]
+    for name in names:
+        fields = {"name": name, "segment": "gmail", "auth": AUTH, "cohort_id": name}
+        definition = Activation.model_validate({**fields, "mapping": ["external_id=user_ids"]})
+        activations.create_activation(definition, settings=settings)
+    page = console_page
+
+    page.goto(f"{console.url}/audience")
+    shown = page.locator("h2:text-is('Activations') + .table-wrap tbody td:first-child")
+    expect(shown).to_have_text(names[:50])
+    stats = page.locator(".audience-stats").inner_text()
+    assert re.search(r"60\s+activations", stats) and re.search(r"1\s+segments", stats)
+    pages = page.get_by_role("navigation", name="Pages of activations")
+    assert "Showing 1 to 50 of 60 activations" in pages.inner_text()
+    expect(pages.get_by_role("link", name="Previous page")).to_have_count(0)
+    screenshot(page, "console-audience-home-paged")
+
+    pages.get_by_role("link", name="Next page").click()
+    expect(shown).to_have_text(names[50:])
+    assert "Showing 51 to 60 of 60 activations" in pages.inner_text()
+    expect(pages.get_by_role("link", name="Next page")).to_have_count(0)
+    # The segments' list stays as it was, with the count of all the segment's activations.
+    segment_row = page.locator("h2:text-is('Segments') + .table-wrap tbody tr")
+    assert segment_row.locator("td").all_inner_texts()[:3] == ["gmail", "seed", "60"]
+    pages.get_by_role("link", name="Previous page").click()
+    expect(shown).to_have_text(names[:50])
+
+    page.get_by_label("Find by name").fill("gmail_42")
+    page.get_by_role("button", name="Find").click()
+    expect(shown).to_have_text(["gmail_42"])
+    assert re.search(r"60\s+activations", page.locator(".audience-stats").inner_text())
+    screenshot(page, "console-audience-home-found")
+    page.get_by_label("Find by name").fill("nothing-like-it")
+    page.get_by_role("button", name="Find").click()
+    expect(page.get_by_text("No activation has nothing-like-it in its name")).to_be_visible()

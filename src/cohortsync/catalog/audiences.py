@@ -205,3 +205,50 @@ def delete(engine: sa.Engine, kind: type[Saved], name: str) -> bool:
     """
     table = _TABLES[kind]
     return delete_rows(engine, table, table.c.name == name) > 0
+
+
+def page_rows(
+    engine: sa.Engine, kind: type[S], *, offset: int, limit: int, name_contains: str = ""
+) -> tuple[list[S], int, int]:
+    """One page of a kind's definitions by name: the rows, how many match, the offset used.
+
+    Only the page is read (LIMIT/OFFSET) and only the count of the rest, so a
+    list over thousands of definitions costs one page of them. ``name_contains``
+    matches case-insensitively and literally (``%`` and ``_`` are plain
+    characters); an offset past the end shows the last row's page.
+    """
+    table = _TABLES[kind]
+    wanted = name_contains.strip()
+    matching = table.c.name.icontains(wanted, autoescape=True) if wanted else sa.true()
+    with engine.connect() as conn:
+        total = conn.execute(sa.select(sa.func.count()).select_from(table).where(matching))
+        count = int(total.scalar_one())
+        offset = max(0, min(offset, max(count - 1, 0)))
+        query = sa.select(table).where(matching).order_by(table.c.name).offset(offset).limit(limit)
+        rows = [from_columns(kind, found) for found in conn.execute(query).mappings()]
+    return rows, count, offset
+
+
+def count_rows(engine: sa.Engine, kind: type[Saved]) -> int:
+    """How many definitions of a kind are saved."""
+    table = _TABLES[kind]
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def count_users(
+    engine: sa.Engine, users: type[Saved], column: str, names: list[str]
+) -> dict[str, int]:
+    """How many rows of ``users`` refer to each of ``names`` in ``column``; absent when none.
+
+    For instance the activations of each segment of a page:
+    ``count_users(engine, SavedActivation, "segment", names)``.
+    """
+    table = _TABLES[users]
+    query = (
+        sa.select(table.c[column], sa.func.count())
+        .where(table.c[column].in_(names))
+        .group_by(table.c[column])
+    )
+    with engine.connect() as conn:
+        return {str(name): int(count) for name, count in conn.execute(query)}
