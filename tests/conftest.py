@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from services import POSTGRES_ADMIN_URL, missing_service
-from support.browser import CHROMIUM, VIEWPORT, launch_chromium, screenshot
 
 
 def free_port() -> int:
@@ -80,40 +79,9 @@ def braze_sandbox(tmp_path: Path) -> Iterator[object]:
         yield sandbox
 
 
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[object]:
-    """Debian's Chromium through Playwright, launched once for the whole test run."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - playwright is a dev dependency
-        missing_service("playwright is not installed")
-    if not CHROMIUM.exists():
-        missing_service(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        yield browser
-        browser.close()
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
     """Keep each phase's report on the test, so a fixture can tell that its test failed."""
     report = yield
     setattr(item, f"report_{call.when}", report)
     return report
-
-
-@pytest.fixture
-def browser_page(chromium: object, request: pytest.FixtureRequest) -> Iterator[object]:
-    """A fresh browser context and page: no cookie of another test.
-
-    When the test fails, the page as it was is saved as ``FAILED-<test>.png``.
-    """
-    context = chromium.new_context(viewport=VIEWPORT)  # type: ignore[attr-defined]
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    yield page
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        screenshot(page, f"FAILED-{request.node.name}")
-    context.close()

@@ -2,7 +2,7 @@
 
 The console is served by uvicorn on 127.0.0.1 over the test's own home, with
 the password from ``COHORTSYNC_CONSOLE_PASSWORD``; pages are driven by the
-shared Chromium (``browser_page`` in the top conftest).
+suite's Chromium (``browser_page`` below).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from cohortsync.settings import Settings
 from cohortsync.web.guard import OneTimeLinks
 from cohortsync.web.throttle import LoginThrottle
 from support import run_cli
+from support.browser import fresh_page, running_chromium
 
 PASSWORD = "correct horse battery"
 SANDBOX_AUTH = "braze-sandbox"
@@ -64,6 +65,20 @@ def log_in(page: Any, console: RunningConsole) -> None:
     page.get_by_label("Password").fill(console.password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{console.url}/hub")
+
+
+@pytest.fixture(scope="package")
+def chromium() -> Iterator[Any]:
+    """Chromium for the whole console suite (see :mod:`support.browser` for why not longer)."""
+    with running_chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def browser_page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser context and page: no cookie of another test."""
+    with fresh_page(chromium, request.node) as page:
+        yield page
 
 
 @pytest.fixture

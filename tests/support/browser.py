@@ -1,9 +1,16 @@
-"""A real Chromium driven by Playwright, shared by every browser test of a run.
+"""A real Chromium driven by Playwright, shared by the browser tests of a suite.
 
-Debian's Chromium (``/usr/bin/chromium``) is launched once per test run
-(starting it is the slow part); each test gets its own browser context, so
-cookies and sessions never leak from one test into the next. Playwright's own
-browser download is never used.
+Debian's Chromium (``/usr/bin/chromium``) is launched once per suite (a
+package of tests, through a package-scoped fixture in its conftest); each
+test gets its own browser context, so cookies and sessions never leak from
+one test into the next. Playwright's own browser download is never used.
+
+Why per suite and not per test run: while Playwright's synchronous API is
+started, it keeps an asyncio loop running in the test's thread, so any later
+test that calls ``asyncio.run`` (every export does) would fail with "cannot
+be called from a running event loop". Stopping it at the end of the suite
+hands the thread back; inside a browser suite, run such work in a thread of
+its own.
 
 Screenshots go to ``$COHORTSYNC_ARTIFACTS/screenshots`` (default
 ``test-artifacts/screenshots`` in the checkout): artifacts of the run to look
@@ -14,6 +21,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +44,44 @@ SCREENSHOTS = ARTIFACTS / "screenshots"
 VIEWPORT = {"width": 1280, "height": 860}
 
 
-def launch_chromium(playwright: Any) -> Any:
-    """Debian's Chromium, headless, with the flags every browser test uses."""
-    return playwright.chromium.launch(
-        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
-    )
+@contextmanager
+def running_chromium() -> Iterator[Any]:
+    """Debian's Chromium, headless, with the flags every browser test uses.
+
+    Fails (or skips, without ``COHORTSYNC_REQUIRE_ALL``) when Playwright or
+    Chromium is missing.
+    """
+    from services import missing_service
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - playwright is a dev dependency
+        missing_service("playwright is not installed")
+    if not CHROMIUM.exists():
+        missing_service(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextmanager
+def fresh_page(browser: Any, node: Any) -> Iterator[Any]:
+    """A new context and page of ``browser``; on a failed test, a ``FAILED-<test>.png``."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        report = getattr(node, "report_call", None)
+        if report is not None and report.failed:
+            screenshot(page, f"FAILED-{node.name}")
+        context.close()
 
 
 def screenshot(page: Any, name: str) -> Path:
