@@ -69,6 +69,29 @@ def next_slot(expr: str, timezone: str, after: datetime) -> datetime | None:
     return slot.astimezone(UTC)
 
 
+def upcoming_slots(
+    expr: str, timezone: str, count: int, *, after: datetime | None = None
+) -> list[datetime]:
+    """The next ``count`` slots of ``expr`` after ``after`` (now), in ``timezone``'s local time.
+
+    What a schedule's form shows while it is typed; fewer when the
+    expression has no more slots.
+
+    Raises:
+        ConfigError: no such time zone.
+    """
+    local = zone(timezone)
+    moment = after or utc_now()
+    slots: list[datetime] = []
+    while len(slots) < count:
+        slot = next_slot(expr, timezone, moment)
+        if slot is None:
+            break
+        slots.append(slot.astimezone(local))
+        moment = slot
+    return slots
+
+
 @dataclass(frozen=True)
 class DueJob:
     """A job to run now, and the slot its run consumes (the latest one)."""

@@ -19,7 +19,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
@@ -29,10 +28,11 @@ from cohortsync import queries
 from cohortsync.catalog.auths import list_auths
 from cohortsync.console.context import Console, console_of
 from cohortsync.console.launches import launched
+from cohortsync.console.schedule_form import UPCOMING_RUNS, time_zones
 from cohortsync.definitions import Query, QueryExport, field_problems
 from cohortsync.definitions.fields import DEFAULT_MAX_REMOVE_PCT, DEFAULT_THREADS, OPERATIONS
 from cohortsync.errors import CohortsyncError, ConfigError
-from cohortsync.jobs.cron import check_cron, next_slot, zone
+from cohortsync.jobs.cron import check_cron, upcoming_slots
 from cohortsync.jobs.run_history import latest_run_views, list_run_views
 from cohortsync.warehouse import open_engine
 from cohortsync.warehouse.preview import Preview, preview
@@ -45,7 +45,6 @@ SHOWN_ROWS = 100
 # Saved queries per page of the list.
 LIST_PAGE = 50
 # Upcoming runs shown under a schedule as it is typed.
-UPCOMING_RUNS = 3
 
 OPERATION_TEXT = {
     "add": "add: put the result's people in the cohort",
@@ -461,15 +460,7 @@ def _schedule_context(
     timezone = timezone.strip() or "UTC"
     if schedule and not problem:
         try:
-            cron = check_cron(schedule, timezone)
-            local = zone(timezone)
-            after = dt.datetime.now(dt.UTC)
-            for _ in range(UPCOMING_RUNS):
-                slot = next_slot(cron, timezone, after)
-                if slot is None:
-                    break
-                upcoming.append(slot.astimezone(local))
-                after = slot
+            upcoming = upcoming_slots(check_cron(schedule, timezone), timezone, UPCOMING_RUNS)
         except CohortsyncError as error:
             problem = _sentence(error)
     return {
@@ -497,7 +488,7 @@ def _sentence(error: CohortsyncError) -> str:
 
 
 def _zones(current: str) -> list[str]:
-    zones = sorted(available_timezones() - {"UTC"})
+    zones = [name for name in time_zones() if name != "UTC"]
     chosen = [current] if current and current != "UTC" and current not in zones else []
     return ["UTC", *chosen, *zones]
 

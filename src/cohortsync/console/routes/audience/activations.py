@@ -9,10 +9,7 @@ cron expression is typed, and its page offers Run now and its last runs.
 
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -36,15 +33,14 @@ from cohortsync.console.routes.audience.activation_forms import (
 from cohortsync.console.routes.audience.deletion import Deletable, add_delete_routes
 from cohortsync.console.routes.audience.field_errors import said
 from cohortsync.console.routes.audience.parents import columns_of
+from cohortsync.console.schedule_form import UPCOMING_RUNS, time_zones
 from cohortsync.definitions import Activation
 from cohortsync.definitions.fields import MAX_THREADS, OPERATIONS
 from cohortsync.errors import CohortsyncError
-from cohortsync.jobs.cron import check_cron, next_slot
+from cohortsync.jobs.cron import check_cron, upcoming_slots
 from cohortsync.web.pages import redirect
 
 router = APIRouter()
-
-NEXT_RUNS = 3
 
 
 @router.get("/audience/segments/{name}/activations/new")
@@ -102,22 +98,14 @@ def next_runs_fragment(
 
 
 def next_runs(schedule: str, timezone: str) -> dict[str, Any]:
-    """The next :data:`NEXT_RUNS` slots of ``schedule`` in ``timezone``, or why there are none."""
+    """The next runs of ``schedule`` in ``timezone`` (:data:`.UPCOMING_RUNS`), or why none."""
     if not schedule.strip():
         return {"times": [], "problem": None, "timezone": timezone}
     try:
         expr = check_cron(schedule, timezone)
     except CohortsyncError as error:
         return {"times": [], "problem": said(error), "timezone": timezone}
-    zone = zoneinfo.ZoneInfo(timezone) if timezone.upper() != "UTC" else UTC
-    times: list[datetime] = []
-    after = datetime.now(UTC)
-    while len(times) < NEXT_RUNS:
-        slot = next_slot(expr, timezone, after)
-        if slot is None:
-            break
-        times.append(slot.astimezone(zone))
-        after = slot
+    times = upcoming_slots(expr, timezone, UPCOMING_RUNS)
     return {"times": times, "problem": None, "timezone": timezone}
 
 
@@ -254,9 +242,3 @@ def _activation_form(
     return console.pages.render(
         request, "console/audience_activation.html", context, status_code=status
     )
-
-
-@cache
-def time_zones() -> list[str]:
-    """The IANA time zones offered as the schedule's zone is typed."""
-    return sorted(zoneinfo.available_timezones())
