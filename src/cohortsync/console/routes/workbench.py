@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from cohortsync import queries
 from cohortsync.catalog.auths import list_auths
 from cohortsync.console.context import Console, console_of
+from cohortsync.console.field_errors import said
 from cohortsync.console.launches import launched
 from cohortsync.console.schedule_form import UPCOMING_RUNS, time_zones
 from cohortsync.definitions import Query, QueryExport, field_problems
@@ -329,7 +330,7 @@ def save(
     try:
         queries.check_saved_sql(query.name, query.sql, console.settings.warehouse_url)
     except CohortsyncError as error:
-        return _editor_page(request, console, editor, errors={"sql": _sentence(error)}, status=422)
+        return _editor_page(request, console, editor, errors={"sql": said(error)}, status=422)
     try:
         outcome = queries.save_query(
             query.name,
@@ -462,7 +463,7 @@ def _schedule_context(
         try:
             upcoming = upcoming_slots(check_cron(schedule, timezone), timezone, UPCOMING_RUNS)
         except CohortsyncError as error:
-            problem = _sentence(error)
+            problem = said(error)
     return {
         "schedule_text": schedule,
         "schedule_zone": timezone,
@@ -480,11 +481,6 @@ def _form_problems(problems: Mapping[str, str]) -> dict[str, str]:
             name = "auth"
         errors.setdefault(name, message)
     return errors
-
-
-def _sentence(error: CohortsyncError) -> str:
-    text = error.message[:1].upper() + error.message[1:]
-    return f"{text} ({error.hint})" if error.hint else text
 
 
 def _zones(current: str) -> list[str]:

@@ -20,6 +20,7 @@ from cohortsync.audience import activations, parents, segments
 from cohortsync.catalog.audiences import SavedActivation
 from cohortsync.catalog.auths import list_auths
 from cohortsync.console.context import Console, console_of
+from cohortsync.console.field_errors import said
 from cohortsync.console.launches import launched
 from cohortsync.console.routes.audience.activation_forms import (
     MappingRow,
@@ -31,7 +32,6 @@ from cohortsync.console.routes.audience.activation_forms import (
     values_of,
 )
 from cohortsync.console.routes.audience.deletion import Deletable, add_delete_routes
-from cohortsync.console.routes.audience.field_errors import said
 from cohortsync.console.routes.audience.parents import columns_of
 from cohortsync.console.schedule_form import UPCOMING_RUNS, time_zones
 from cohortsync.definitions import Activation

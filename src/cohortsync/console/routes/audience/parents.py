@@ -22,8 +22,8 @@ from cohortsync.audience.compile import RuleError
 from cohortsync.audience.parents import ColumnInfo
 from cohortsync.catalog.audiences import SavedParent
 from cohortsync.console.context import Console, console_of
+from cohortsync.console.field_errors import said
 from cohortsync.console.routes.audience.deletion import Deletable, add_delete_routes
-from cohortsync.console.routes.audience.field_errors import said
 from cohortsync.definitions import Parent, field_problems
 from cohortsync.errors import CohortsyncError, SourceError
 from cohortsync.web.pages import redirect

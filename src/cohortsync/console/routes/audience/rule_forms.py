@@ -22,7 +22,7 @@ from cohortsync.audience.compile import compile_rules
 from cohortsync.audience.rules import NULL_TESTS, And, Condition, Or, parse_rules
 from cohortsync.catalog.audiences import SavedParent
 from cohortsync.console.context import Console
-from cohortsync.console.routes.audience.field_errors import said
+from cohortsync.console.field_errors import said
 from cohortsync.errors import CohortsyncError
 
 

@@ -1,7 +1,7 @@
 """How an error a user can act on reads under the form field it concerns.
 
-Audience Studio shows a refused table, key, rule or schedule next to its
-field rather than at the top of the form; every screen words it the same way.
+A refused table, key, rule, SQL or schedule shows next to its field rather
+than at the top of the form; every screen of the console words it the same way.
 """
 
 from __future__ import annotations
