@@ -24,6 +24,7 @@ from cohortsync.catalog import queries as store
 from cohortsync.catalog import runs as run_history
 from cohortsync.catalog import schedules
 from cohortsync.catalog.db import open_catalog
+from cohortsync.catalog.rows import clamped_offset
 from cohortsync.definitions import Query, validated
 
 # The export settings of a saved query, named here for the callers of save_query.
@@ -234,7 +235,7 @@ def page_of_queries(
     try:
         wanted = name_contains.strip().lower()
         rows = [row for row in store.fetch_queries(catalog) if wanted in row.name.lower()]
-        offset = max(0, min(offset, max(len(rows) - 1, 0)))
+        offset = clamped_offset(offset, len(rows))
         shown = rows[offset : offset + max(limit, 1)]
         scheduled = {s.name: s for s in schedules.list_schedules(catalog) if s.kind == KIND}
         page = [_saved(row, scheduled.get(row.name)) for row in shown]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Generic
 
+import sqlalchemy as sa
+
 from cohortsync.audience import store
 from cohortsync.audience.activations import latest_activation_runs
 from cohortsync.catalog import audiences
@@ -67,12 +69,10 @@ def page_of_parents(
 ) -> ParentPage:
     """The parents from ``offset``, at most ``limit``, whose name contains ``name_contains``."""
     with store.catalog(settings) as catalog:
-        rows, total, offset = audiences.page_rows(
-            catalog, SavedParent, offset=offset, limit=limit, name_contains=name_contains
-        )
-        saved = total if not name_contains.strip() else audiences.count_rows(catalog, SavedParent)
-        counts = audiences.count_users(catalog, SavedSegment, "parent", [r.name for r in rows])
-    return ParentPage(rows, total, saved, offset, limit, segment_counts=counts)
+        page = _page(catalog, SavedParent, offset, limit, name_contains)
+        names = [row.name for row in page.rows]
+        counts = audiences.count_users(catalog, SavedSegment, "parent", names)
+    return ParentPage(**vars(page), segment_counts=counts)
 
 
 def page_of_segments(
@@ -84,12 +84,10 @@ def page_of_segments(
 ) -> SegmentPage:
     """The segments from ``offset``, at most ``limit``, whose name contains ``name_contains``."""
     with store.catalog(settings) as catalog:
-        rows, total, offset = audiences.page_rows(
-            catalog, SavedSegment, offset=offset, limit=limit, name_contains=name_contains
-        )
-        saved = total if not name_contains.strip() else audiences.count_rows(catalog, SavedSegment)
-        counts = audiences.count_users(catalog, SavedActivation, "segment", [r.name for r in rows])
-    return SegmentPage(rows, total, saved, offset, limit, activation_counts=counts)
+        page = _page(catalog, SavedSegment, offset, limit, name_contains)
+        names = [row.name for row in page.rows]
+        counts = audiences.count_users(catalog, SavedActivation, "segment", names)
+    return SegmentPage(**vars(page), activation_counts=counts)
 
 
 def page_of_activations(
@@ -105,11 +103,17 @@ def page_of_activations(
     (:func:`~cohortsync.audience.activations.latest_activation_runs`).
     """
     with store.catalog(settings) as catalog:
-        rows, total, offset = audiences.page_rows(
-            catalog, SavedActivation, offset=offset, limit=limit, name_contains=name_contains
-        )
-        saved = (
-            total if not name_contains.strip() else audiences.count_rows(catalog, SavedActivation)
-        )
-    last = latest_activation_runs([row.name for row in rows], settings=settings)
-    return ActivationPage(rows, total, saved, offset, limit, last_runs=last)
+        page = _page(catalog, SavedActivation, offset, limit, name_contains)
+    last = latest_activation_runs([row.name for row in page.rows], settings=settings)
+    return ActivationPage(**vars(page), last_runs=last)
+
+
+def _page(
+    catalog: sa.Engine, kind: type[S], offset: int, limit: int, name_contains: str
+) -> Page[S]:
+    """One page of ``kind``, with how many match and how many are saved."""
+    rows, total, offset = audiences.page_rows(
+        catalog, kind, offset=offset, limit=limit, name_contains=name_contains
+    )
+    saved = total if not name_contains.strip() else audiences.count_rows(catalog, kind)
+    return Page(rows, total, saved, offset, limit)

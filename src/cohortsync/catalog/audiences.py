@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, Field, ValidationError
 
 from cohortsync.catalog.db import definition_table, stored_utc
-from cohortsync.catalog.rows import delete_rows
+from cohortsync.catalog.rows import clamped_offset, delete_rows
 from cohortsync.definitions import Activation, Parent, Segment
 from cohortsync.definitions.fields import DEFAULT_MAX_REMOVE_PCT, Definition
 from cohortsync.definitions.invalid import refusal
@@ -223,7 +223,7 @@ def page_rows(
     with engine.connect() as conn:
         total = conn.execute(sa.select(sa.func.count()).select_from(table).where(matching))
         count = int(total.scalar_one())
-        offset = max(0, min(offset, max(count - 1, 0)))
+        offset = clamped_offset(offset, count)
         query = sa.select(table).where(matching).order_by(table.c.name).offset(offset).limit(limit)
         rows = [from_columns(kind, found) for found in conn.execute(query).mappings()]
     return rows, count, offset

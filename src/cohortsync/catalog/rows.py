@@ -35,3 +35,12 @@ def delete_rows(catalog: sa.Engine, table: sa.Table, where: sa.ColumnElement[boo
     """Delete the rows of ``table`` that ``where`` selects; returns how many there were."""
     with catalog.begin() as conn:
         return conn.execute(table.delete().where(where)).rowcount
+
+
+def clamped_offset(offset: int, count: int) -> int:
+    """Where a page of ``count`` rows starts: never before the first row nor past the last.
+
+    An offset past the end (a list that shrank, a hand-typed address) shows
+    the last row rather than an empty page.
+    """
+    return max(0, min(offset, max(count - 1, 0)))
