@@ -56,6 +56,19 @@ def choose(page: Any, label: str, value: str) -> None:
     settled(page)
 
 
+def type_table(page: Any, table: str) -> None:
+    """Type a parent's table and leave the field, as a person does before picking its key.
+
+    Leaving the field loads the table's columns once more (its ``change``),
+    which re-renders the key field: wait for that before filling the key.
+    """
+    field = page.get_by_label("Warehouse table")
+    field.fill(table)
+    with page.expect_response(lambda response: "/audience/parents/columns" in response.url):
+        field.blur()
+    settled(page)
+
+
 def click(page: Any, button: str) -> None:
     """Press a builder button (add or remove a rule or group) and wait for the new builder."""
     page.get_by_role("button", name=button).click()
@@ -88,7 +101,7 @@ def test_parent_segment_activation_and_run_now(
     # A parent on the seed table: its columns show once the table is typed.
     page.get_by_role("link", name="Create Parent Segment").first.click()
     page.get_by_label("Name", exact=True).fill("seed")
-    page.get_by_label("Warehouse table").fill("example_cohort_table")
+    type_table(page, "example_cohort_table")
     columns = page.locator("#table-columns")
     columns.get_by_role("cell", name="device_ids").wait_for()
     assert "VARCHAR" in columns.inner_text().upper() or "string" in columns.inner_text()
@@ -214,7 +227,7 @@ def test_a_value_of_the_wrong_type_shows_next_to_its_rule_and_saves_nothing(
     # A table the warehouse does not have is named under its field, before and at saving.
     page.goto(f"{console.url}/audience/parents/new")
     page.get_by_label("Name", exact=True).fill("ghosts")
-    page.get_by_label("Warehouse table").fill("no_such_table")
+    type_table(page, "no_such_table")
     page.locator("#table-columns .alert").filter(has_text="no_such_table").wait_for()
     page.get_by_label("Key column").fill("id")
     page.get_by_role("button", name="Create parent segment").click()
