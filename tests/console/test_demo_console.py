@@ -14,24 +14,13 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
+from support import stderr_lines
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def printed_lines(process: subprocess.Popen[str], count: int, timeout: float = 60) -> list[str]:
-    assert process.stderr is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while len(lines) < count and time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        lines.append(line.rstrip("\n"))
-    return lines
 
 
 def test_the_demos_last_command_opens_the_console_on_what_the_demo_made(
@@ -63,7 +52,7 @@ def test_the_demos_last_command_opens_the_console_on_what_the_demo_made(
         text=True,
     )
     try:
-        lines = printed_lines(process, 3)
+        lines = stderr_lines(process, 3)
         link = lines[2].strip()
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/login/link\?token=[\w-]{40,}", link)
         base = link.split("/login")[0]

@@ -6,12 +6,11 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 
-from support import cli_environment, cohortsync_command, run_cli
+from support import cli_environment, cohortsync_command, run_cli, stderr_lines
 
 
 def start_console(home: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -23,22 +22,10 @@ def start_console(home: Path, *extra: str, env: dict[str, str] | None = None) ->
     )
 
 
-def printed_lines(process: subprocess.Popen, count: int, timeout: float = 30) -> list[str]:
-    assert process.stderr is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while len(lines) < count and time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        lines.append(line.rstrip("\n"))
-    return lines
-
-
 def test_without_a_password_a_one_time_link_is_printed_and_works_once(home: Path) -> None:
     process = start_console(home)
     try:
-        lines = printed_lines(process, 3)
+        lines = stderr_lines(process, 3)
         assert re.fullmatch(
             r"cohortsync console on http://127\.0\.0\.1:\d+ \(Ctrl-C stops\)", lines[0]
         )
@@ -64,7 +51,7 @@ def test_without_a_password_a_one_time_link_is_printed_and_works_once(home: Path
 def test_the_password_from_the_environment_logs_in(home: Path) -> None:
     process = start_console(home, env={"COHORTSYNC_CONSOLE_PASSWORD": "from the environment"})
     try:
-        lines = printed_lines(process, 2)
+        lines = stderr_lines(process, 2)
         url = lines[0].split(" on ")[1].split(" ")[0]
         assert "COHORTSYNC_CONSOLE_PASSWORD" in lines[1]
         with httpx.Client(base_url=url) as client:

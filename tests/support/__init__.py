@@ -14,6 +14,7 @@ from support.cli import (
     cohortsync_command,
     run_cli,
     run_cli_in_process,
+    stderr_lines,
 )
 from support.waiting import accepting, wait_for
 
@@ -25,5 +26,6 @@ __all__ = [
     "cohortsync_command",
     "run_cli",
     "run_cli_in_process",
+    "stderr_lines",
     "wait_for",
 ]

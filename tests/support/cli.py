@@ -168,3 +168,21 @@ def _checked(result: CliResult, args: tuple[str, ...], expect: int | None) -> Cl
             f"--- stderr\n{result.stderr}--- stdout (last {_SHOWN_STDOUT} characters)\n{stdout}"
         )
     return result
+
+
+def stderr_lines(process: subprocess.Popen[str], count: int) -> list[str]:
+    """The first ``count`` lines a running command printed on stderr (fewer if it ended).
+
+    For a server that says where it listens and how to log in, then keeps
+    running: started with ``stderr=subprocess.PIPE, text=True``. Each read
+    waits for its line; the test's own timeout bounds a command that never
+    prints.
+    """
+    assert process.stderr is not None, "start the command with stderr=subprocess.PIPE"
+    lines: list[str] = []
+    while len(lines) < count:
+        line = process.stderr.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+    return lines
