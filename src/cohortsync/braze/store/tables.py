@@ -144,6 +144,109 @@ segments = sa.Table(
 )
 
 
+# -- the dashboard (revision 0003) ---------------------------------------------------------
+
+dashboard_users = sa.Table(
+    "braze_dashboard_users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String, nullable=False, unique=True),
+    # None until the user sets a password through the one-time link.
+    sa.Column("password_hash", sa.String, nullable=True),
+    sa.Column("created_at", sa.String, nullable=False),
+)
+
+dashboard_memberships = sa.Table(
+    "braze_dashboard_memberships",
+    metadata,
+    sa.Column("user_id", sa.ForeignKey("braze_dashboard_users.id"), primary_key=True),
+    sa.Column("workspace_id", sa.ForeignKey("braze_workspaces.id"), primary_key=True),
+)
+
+dashboard_login_links = sa.Table(
+    "braze_dashboard_login_links",
+    metadata,
+    # Only the SHA-256 of a link's token is kept; a link works once, until it expires.
+    sa.Column("token_digest", sa.String, primary_key=True),
+    sa.Column("user_id", sa.ForeignKey("braze_dashboard_users.id"), nullable=False),
+    sa.Column("expires_at", sa.String, nullable=False),
+)
+
+dashboard_secrets = sa.Table(
+    "braze_dashboard_secrets",
+    metadata,
+    # "session": the key that signs the dashboard's session cookies, kept across restarts.
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("value", sa.String, nullable=False),
+)
+
+cohort_changes = sa.Table(
+    "braze_cohort_changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("cohort_pk", sa.ForeignKey("braze_cohorts.id"), nullable=False),
+    sa.Column("at", sa.String, nullable=False),
+    # The first 12 hex digits of the SHA-256 of the data import key that sent the request.
+    sa.Column("key_fingerprint", sa.String, nullable=False),
+    sa.Column("added", sa.BigInteger, nullable=False),
+    sa.Column("removed", sa.BigInteger, nullable=False),
+    sa.Index("ix_braze_cohort_changes_cohort_pk_id", "cohort_pk", "id"),
+)
+
+campaigns = sa.Table(
+    "braze_campaigns",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("workspace_id", sa.ForeignKey("braze_workspaces.id"), nullable=False),
+    sa.Column("kind", sa.String, nullable=False),  # "campaign" or "canvas"
+    sa.Column("name", sa.String, nullable=False),
+    # JSON arrays of segment ids: the Target Audiences step.
+    sa.Column("include_segments", sa.Text, nullable=False),
+    sa.Column("exclude_segments", sa.Text, nullable=False),
+    sa.Column("status", sa.String, nullable=False),  # "draft", "scheduled" or "sent"
+    sa.Column("send_at", sa.String, nullable=True),
+    sa.Column("created_at", sa.String, nullable=False),
+    sa.Column("updated_at", sa.String, nullable=False),
+    sa.UniqueConstraint("workspace_id", "kind", "name", name="uq_braze_campaigns_name"),
+)
+
+campaign_steps = sa.Table(
+    "braze_campaign_steps",
+    metadata,
+    # A campaign has one step; a Canvas has its steps in order.
+    sa.Column("campaign_id", sa.ForeignKey("braze_campaigns.id"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("channel", sa.String, nullable=False),  # "email", "push" or "webhook"
+    sa.Column("message", sa.Text, nullable=False),
+    # From this step on, the audience is narrowed to this segment's members.
+    sa.Column("segment_id", sa.String, nullable=True),
+)
+
+campaign_launches = sa.Table(
+    "braze_campaign_launches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("campaign_id", sa.ForeignKey("braze_campaigns.id"), nullable=False, index=True),
+    sa.Column("trigger", sa.String, nullable=False),  # "launch" or "scheduled"
+    sa.Column("started_at", sa.String, nullable=False),
+    sa.Column("finished_at", sa.String, nullable=True),
+    sa.Column("messages", sa.BigInteger, nullable=False, default=0),
+)
+
+campaign_sends = sa.Table(
+    "braze_campaign_sends",
+    metadata,
+    # The outbox: one rendered message per user and step of a launch. Nothing is delivered.
+    sa.Column("launch_id", sa.Integer, primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.BigInteger, primary_key=True),
+    sa.Column("external_id", sa.String, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+
 def utc_now() -> str:
     """The current time as the ISO-8601 UTC string every table stores."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
