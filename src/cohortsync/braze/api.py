@@ -12,20 +12,32 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 import cohortsync
+from cohortsync.braze.dashboard.app import MOUNT_PATH, create_dashboard
 from cohortsync.braze.error_handlers import install_error_handlers
 from cohortsync.braze.ratelimit import RateLimit, RateLimiter, parse_rate_limit
 from cohortsync.braze.routes import partner, segments, users
 from cohortsync.braze.store import Store
+from cohortsync.web.throttle import LoginThrottle
 
 
-def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit()) -> FastAPI:
-    """The service over an open store, with its own rate-limit counters."""
+def create_app(
+    store: Store,
+    *,
+    rate_limit: RateLimit | str | int = RateLimit(),
+    login_throttle: LoginThrottle | None = None,
+) -> FastAPI:
+    """The service over an open store, with its own rate-limit counters, and the dashboard.
+
+    The dashboard (:mod:`.dashboard`) is mounted at ``/dashboard`` over the
+    same store; ``login_throttle`` is its failed-login throttling.
+    """
     app = FastAPI(
         title="cohortsync Braze-compatible service",
         version=getattr(cohortsync, "__version__", "0.1.0"),
         description=(
             "Braze's partner cohort import API (`/partners/{partner}/cohorts[/users]`) and the "
-            "REST endpoints around it, over a real store of users, cohorts and segments."
+            "REST endpoints around it, over a real store of users, cohorts and segments. "
+            "The dashboard is served at `/dashboard`."
         ),
     )
     app.state.store = store
@@ -33,4 +45,5 @@ def create_app(store: Store, *, rate_limit: RateLimit | str | int = RateLimit())
     install_error_handlers(app)
     for router in (partner.router, users.router, segments.router):
         app.include_router(router)
+    app.mount(MOUNT_PATH, create_dashboard(store, throttle=login_throttle))
     return app

@@ -20,16 +20,21 @@ from cohortsync.braze.clients import DEFAULT_BODY_TIMEOUT, guard
 from cohortsync.braze.ratelimit import RateLimit
 from cohortsync.braze.store import Store, open_store
 from cohortsync.web.serving import bind, running_in_thread
+from cohortsync.web.throttle import LoginThrottle
 
 DEFAULT_PORT = 9292
 
 
 def build_app(
-    db_url: str, *, rate_limit: RateLimit | str | int = RateLimit(), busy_timeout: float = 30.0
+    db_url: str,
+    *,
+    rate_limit: RateLimit | str | int = RateLimit(),
+    busy_timeout: float = 30.0,
+    login_throttle: LoginThrottle | None = None,
 ) -> tuple[FastAPI, Store]:
-    """The app over the store at ``db_url`` (created when missing), and that store."""
+    """The app (API and dashboard) over the store at ``db_url`` (created when missing)."""
     store = open_store(db_url, busy_timeout=busy_timeout)
-    return create_app(store, rate_limit=rate_limit), store
+    return create_app(store, rate_limit=rate_limit, login_throttle=login_throttle), store
 
 
 def _uvicorn_server(
@@ -65,7 +70,7 @@ def serve(
     bound_port = sock.getsockname()[1]
     print(
         f"serving on http://{host}:{bound_port} (OpenAPI document at /openapi.json, "
-        "browsable at /docs); Ctrl-C stops",
+        f"browsable at /docs; dashboard at http://{host}:{bound_port}/dashboard); Ctrl-C stops",
         file=sys.stderr,
         flush=True,
     )
@@ -88,6 +93,7 @@ def serve_in_background(
     rate_limit: RateLimit | str | int = RateLimit(),
     busy_timeout: float = 30.0,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    login_throttle: LoginThrottle | None = None,
 ) -> Iterator[str]:
     """Run the real uvicorn server in a thread; yield its base URL while it runs.
 
@@ -99,11 +105,14 @@ def serve_in_background(
         busy_timeout: seconds a write waits on a store lock before the
             request fails with 503.
         body_timeout: seconds a request body may take to arrive (then 408).
+        login_throttle: the dashboard's failed-login throttling.
 
     Yields:
         ``"http://HOST:PORT"``, once the server accepts connections.
     """
-    app, store = build_app(db_url, rate_limit=rate_limit, busy_timeout=busy_timeout)
+    app, store = build_app(
+        db_url, rate_limit=rate_limit, busy_timeout=busy_timeout, login_throttle=login_throttle
+    )
     try:
         sock = bind(host, port)
         server = _uvicorn_server(

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 import typer
@@ -19,11 +18,19 @@ import typer
 from cohortsync.braze import admin
 from cohortsync.braze.ratelimit import DEFAULT_REQUESTS_PER_HOUR, parse_rate_limit
 from cohortsync.braze.store import open_store, store_status, upgrade_store
+from cohortsync.cli.braze_common import (
+    DbOption,
+    PartnerOption,
+    WorkspaceOption,
+    db_url,
+    print_json,
+    store_of,
+)
+from cohortsync.cli.braze_user import user_app
 from cohortsync.cli.db import outcome_line, status_document, status_line
 from cohortsync.cli.export_options import MAX_PORT, MIN_PORT
 from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.errors import ConfigError
-from cohortsync.settings import Settings
 
 app = typer.Typer(
     help=(
@@ -64,38 +71,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(cohorts_app, name="cohorts")
 app.add_typer(segment_app, name="segment")
 app.add_typer(db_app, name="db")
-
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        envvar="COHORTSYNC_BRAZE_DB",
-        help="Store URL: sqlite:///PATH or postgresql://USER@HOST/DB. "
-        "Default: $COHORTSYNC_HOME/braze.db.",
-        show_default=False,
-    ),
-]
-WorkspaceOption = Annotated[
-    str, typer.Option("--workspace", "-w", help="Workspace id or name.", show_default=False)
-]
-PartnerOption = Annotated[str, typer.Option("--partner", help="Partner name, as in the URL.")]
-
-
-def _db_url(db: str | None) -> str:
-    return db or Settings().braze_db_url
-
-
-@contextmanager
-def _store(db: str | None) -> Any:
-    store = open_store(_db_url(db))
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def _print(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+app.add_typer(user_app, name="user")
 
 
 @app.command()
@@ -141,7 +117,7 @@ def serve(
     from cohortsync.braze.server import serve as run
 
     limit = parse_rate_limit(rate_limit)
-    url = _db_url(db)
+    url = db_url(db)
     # Upgrade (or refuse, in one line) before saying anything about serving.
     open_store(url).close()
     typer.secho(f"store: {url}; rate limit {limit}", err=True)
@@ -161,8 +137,8 @@ def workspace_create(
     db: DbOption = None,
 ) -> None:
     """Create a workspace; prints {"id", "name", "rest_api_key"}."""
-    with _store(db) as store:
-        _print(admin.create_workspace(store, name))
+    with store_of(db) as store:
+        print_json(admin.create_workspace(store, name))
 
 
 @partner_app.command("create")
@@ -183,8 +159,8 @@ def partner_create(
     db: DbOption = None,
 ) -> None:
     """Create a technology partner, or add a partner API key (one per region) to it."""
-    with _store(db) as store:
-        _print(
+    with store_of(db) as store:
+        print_json(
             admin.create_partner(
                 store,
                 name,
@@ -203,8 +179,8 @@ def partner_enable(
     db: DbOption = None,
 ) -> None:
     """Let a workspace accept cohorts from the partner."""
-    with _store(db) as store:
-        _print(admin.enable_partner(store, name, workspace=workspace))
+    with store_of(db) as store:
+        print_json(admin.enable_partner(store, name, workspace=workspace))
 
 
 @key_app.command("generate")
@@ -212,8 +188,8 @@ def key_generate(
     workspace: WorkspaceOption, partner: PartnerOption = admin.DEFAULT_PARTNER, db: DbOption = None
 ) -> None:
     """Generate a data import key; prints {"data_import_key"}. Older keys stay valid."""
-    with _store(db) as store:
-        _print(admin.generate_key(store, workspace=workspace, partner=partner))
+    with store_of(db) as store:
+        print_json(admin.generate_key(store, workspace=workspace, partner=partner))
 
 
 @key_app.command("invalidate")
@@ -222,8 +198,8 @@ def key_invalidate(
     db: DbOption = None,
 ) -> None:
     """Invalidate a data import key: the next request that sends it gets 401."""
-    with _store(db) as store:
-        _print(admin.invalidate_key(store, key))
+    with store_of(db) as store:
+        print_json(admin.invalidate_key(store, key))
 
 
 @users_app.command("load")
@@ -273,7 +249,7 @@ def users_load(
     """
     started = time.perf_counter()
     source = "stdin" if str(file) == "-" else str(file)
-    with _store(db) as store:
+    with store_of(db) as store:
         if str(file) == "-":
             report = admin.load_users_file(
                 store,
@@ -308,14 +284,14 @@ def users_load(
     if json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
     else:
-        _print(result)
+        print_json(result)
 
 
 @cohorts_app.command("list")
 def cohorts_list(workspace: WorkspaceOption, db: DbOption = None) -> None:
     """Cohorts with size and identifiers received / matched / dropped by kind (the match rate)."""
-    with _store(db) as store:
-        _print(admin.list_cohorts(store, workspace=workspace))
+    with store_of(db) as store:
+        print_json(admin.list_cohorts(store, workspace=workspace))
 
 
 @cohorts_app.command("members")
@@ -325,8 +301,8 @@ def cohorts_members(
     db: DbOption = None,
 ) -> None:
     """The cohort's users: a sorted JSON array of {"external_id", "aliases", "device_ids"}."""
-    with _store(db) as store:
-        _print(admin.cohort_members(store, cohort_id, workspace=workspace))
+    with store_of(db) as store:
+        print_json(admin.cohort_members(store, cohort_id, workspace=workspace))
 
 
 @cohorts_app.command("lock")
@@ -336,8 +312,8 @@ def cohorts_lock(
     db: DbOption = None,
 ) -> None:
     """Lock a cohort: partner calls on it answer 423 "Resource locked" until unlocked."""
-    with _store(db) as store:
-        _print(admin.lock_cohort(store, cohort_id, workspace=workspace))
+    with store_of(db) as store:
+        print_json(admin.lock_cohort(store, cohort_id, workspace=workspace))
 
 
 @cohorts_app.command("unlock")
@@ -347,8 +323,8 @@ def cohorts_unlock(
     db: DbOption = None,
 ) -> None:
     """Unlock a cohort: partner calls on it succeed again."""
-    with _store(db) as store:
-        _print(admin.unlock_cohort(store, cohort_id, workspace=workspace))
+    with store_of(db) as store:
+        print_json(admin.unlock_cohort(store, cohort_id, workspace=workspace))
 
 
 class ExternalId(StrEnum):
@@ -388,8 +364,8 @@ def segment_create(
 
     Example: --includes-cohort vip --excludes-cohort churned --external-id present
     """
-    with _store(db) as store:
-        _print(
+    with store_of(db) as store:
+        print_json(
             admin.create_segment(
                 store,
                 name,
@@ -409,15 +385,15 @@ def segment_members(
     db: DbOption = None,
 ) -> None:
     """The segment's users, in the shape of 'cohorts members'."""
-    with _store(db) as store:
-        _print(admin.segment_members(store, name, workspace=workspace))
+    with store_of(db) as store:
+        print_json(admin.segment_members(store, name, workspace=workspace))
 
 
 @segment_app.command("list")
 def segment_list(workspace: WorkspaceOption, db: DbOption = None) -> None:
     """The workspace's segments with their filters in words."""
-    with _store(db) as store:
-        _print(admin.list_segments(store, workspace=workspace))
+    with store_of(db) as store:
+        print_json(admin.list_segments(store, workspace=workspace))
 
 
 @db_app.command("current")
@@ -432,7 +408,7 @@ def db_current(db: DbOption = None, json: JsonOption = False) -> None:
       cohortsync braze db current
       cohortsync braze db current --db postgresql://braze@db.internal/braze --json
     """
-    url = _db_url(db)
+    url = db_url(db)
     state = store_status(url)
     if json:
         echo_json_line(status_document(url, state))
@@ -455,7 +431,7 @@ def db_upgrade(db: DbOption = None, json: JsonOption = False) -> None:
       cohortsync braze db upgrade
       cohortsync braze db upgrade --db postgresql://braze@db.internal/braze --json
     """
-    url = _db_url(db)
+    url = db_url(db)
     store = open_store(url, upgrade=False)
     try:
         outcome = upgrade_store(store)

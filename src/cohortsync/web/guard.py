@@ -52,6 +52,19 @@ class AccountStore(Protocol):
         """Store a new hash for ``user``'s password."""
 
 
+class LoginLinks(Protocol):
+    """Where a side keeps its one-time login links (in memory, or in its store)."""
+
+    lost_link_advice: str
+    """What to do when a link no longer works, in the words of the side."""
+
+    def issue(self, user: str) -> str:
+        """A new token that logs ``user`` in once."""
+
+    def consume(self, token: str) -> str | None:
+        """The user ``token`` logs in, once; None for an unknown, used or expired token."""
+
+
 class LoginRequired(Exception):
     """The request has no valid session: the handler sends it to the login page."""
 
@@ -67,6 +80,11 @@ class OneTimeLinks:
     process, after its first use, or after ``lifetime`` seconds.
     """
 
+    lost_link_advice = (
+        "A login link works once, and only while the process that printed it runs. "
+        "Log in with your password, or restart the server for a new link."
+    )
+
     def __init__(self, *, lifetime: float = 24 * 3600) -> None:
         self.lifetime = lifetime
         self._tokens: dict[str, tuple[str, float]] = {}
@@ -76,19 +94,20 @@ class OneTimeLinks:
         """A new token that logs ``user`` in once."""
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._tokens[_digest(token)] = (user, time.monotonic() + self.lifetime)
+            self._tokens[token_digest(token)] = (user, time.monotonic() + self.lifetime)
         return token
 
     def consume(self, token: str) -> str | None:
         """The user ``token`` logs in, once; None for an unknown, used or expired token."""
         with self._lock:
-            entry = self._tokens.pop(_digest(token), None)
+            entry = self._tokens.pop(token_digest(token), None)
         if entry is None or entry[1] < time.monotonic():
             return None
         return entry[0]
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """What is kept of a login link's token: its SHA-256, never the token."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -117,13 +136,13 @@ class Guard:
         pages: Pages,
         *,
         throttle: LoginThrottle | None = None,
-        links: OneTimeLinks | None = None,
+        links: LoginLinks | None = None,
     ) -> None:
         self.accounts = accounts
         self.cookie = cookie
         self.pages = pages
         self.throttle = throttle or LoginThrottle()
-        self.links = links or OneTimeLinks()
+        self.links: LoginLinks = links or OneTimeLinks()
 
     # -- dependencies ---------------------------------------------------------------------
 
@@ -222,10 +241,8 @@ class Guard:
                     "web/message.html",
                     {
                         "heading": "This login link no longer works",
-                        "message": "A login link works once, and only while the process "
-                        "that printed it runs.",
-                        "action": "Log in with your password, or restart the server for a "
-                        "new link.",
+                        "message": self.links.lost_link_advice,
+                        "action": "",
                         "link": ("/login", "Log in"),
                     },
                     status_code=401,

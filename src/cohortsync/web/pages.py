@@ -32,6 +32,8 @@ class NavItem:
 
     label: str
     path: str
+    exact: bool = False
+    """Marked current only on its own path, not on the pages under it (a home page)."""
 
 
 def prefixed(request: Request, path: str) -> str:
@@ -52,12 +54,20 @@ class Pages:
         title: the product name in the header and the window title.
         nav: the side's navigation, in order.
         home: the path a logged-in user starts at.
+        user_label: what the login form calls the account ("Email" on the dashboard).
     """
 
     def __init__(
-        self, templates: Path, *, title: str, nav: Sequence[NavItem], home: str = "/"
+        self,
+        templates: Path,
+        *,
+        title: str,
+        nav: Sequence[NavItem],
+        home: str = "/",
+        user_label: str = "User name",
     ) -> None:
         self.title = title
+        self.user_label = user_label
         self.nav = tuple(nav)
         self.home = home
         self.environment = jinja2.Environment(
@@ -88,6 +98,7 @@ class Pages:
             "title": self.title,
             "nav": self.nav,
             "home": self.home,
+            "user_label": self.user_label,
             "session": session,
             "csrf_token": session.csrf_token if session is not None else "",
             "current_path": path or "/",
