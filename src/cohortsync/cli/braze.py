@@ -18,6 +18,7 @@ import typer
 from cohortsync.braze import admin
 from cohortsync.braze.ratelimit import DEFAULT_REQUESTS_PER_HOUR, parse_rate_limit
 from cohortsync.braze.store import open_store, store_status, upgrade_store
+from cohortsync.cli.braze_campaign import campaign_app, canvas_app
 from cohortsync.cli.braze_common import (
     DbOption,
     PartnerOption,
@@ -71,6 +72,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(cohorts_app, name="cohorts")
 app.add_typer(segment_app, name="segment")
 app.add_typer(db_app, name="db")
+app.add_typer(campaign_app, name="campaign")
+app.add_typer(canvas_app, name="canvas")
 app.add_typer(user_app, name="user")
 
 
