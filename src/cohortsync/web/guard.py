@@ -226,7 +226,7 @@ class Guard:
                 return pages.render(
                     request,
                     "web/login.html",
-                    {**context, "error": "Wrong user name or password."},
+                    {**context, "error": f"Wrong {pages.user_label.lower()} or password."},
                     status_code=401,
                 )
             self.throttle.succeeded(user, address)

@@ -143,7 +143,7 @@ def workspace_counts(conn: sa.Connection, workspace_id: int) -> dict[str, int]:
 
     return {
         "partners": count(workspace_partners),
-        "keys": count(data_import_keys, data_import_keys.c.invalidated_at.is_(None)),
+        "active_keys": count(data_import_keys, data_import_keys.c.invalidated_at.is_(None)),
         "cohorts": count(cohorts),
         "segments": count(segments),
         "campaigns": count(campaigns, campaigns.c.kind == "campaign"),
