@@ -15,7 +15,7 @@ import cohortsync
 from cohortsync.braze.dashboard.app import MOUNT_PATH, create_dashboard
 from cohortsync.braze.error_handlers import install_error_handlers
 from cohortsync.braze.ratelimit import RateLimit, RateLimiter, parse_rate_limit
-from cohortsync.braze.routes import partner, segments, users
+from cohortsync.braze.routes import campaigns, partner, segments, users
 from cohortsync.braze.store import Store
 from cohortsync.web.throttle import LoginThrottle
 
@@ -43,7 +43,7 @@ def create_app(
     app.state.store = store
     app.state.limiter = RateLimiter(parse_rate_limit(rate_limit))
     install_error_handlers(app)
-    for router in (partner.router, users.router, segments.router):
+    for router in (partner.router, users.router, segments.router, campaigns.router):
         app.include_router(router)
     app.mount(MOUNT_PATH, create_dashboard(store, throttle=login_throttle))
     return app

@@ -3,7 +3,10 @@
 Both build the app with :func:`build_app` and bind the listening socket
 first (:mod:`cohortsync.web.serving`, shared with the console), so a busy
 port is a one-line :class:`ConfigError` and ``port=0`` yields the free port
-the system picked.
+the system picked. Beside the server, both run the campaign scheduler
+(:class:`~cohortsync.braze.campaigns.CampaignScheduler`): a thread that
+launches due campaigns about every second, stopped (after the launch under
+way, if any) when the server stops.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from cohortsync.braze.api import create_app
+from cohortsync.braze.campaigns.schedule import DEFAULT_INTERVAL, CampaignScheduler
 from cohortsync.braze.clients import DEFAULT_BODY_TIMEOUT, guard
 from cohortsync.braze.ratelimit import RateLimit
 from cohortsync.braze.store import Store, open_store
@@ -59,11 +63,13 @@ def serve(
     rate_limit: RateLimit | str | int = RateLimit(),
     access_log: bool = False,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    schedule_interval: float | None = DEFAULT_INTERVAL,
 ) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM stop it cleanly).
 
     ``body_timeout``: seconds a request's body may take to arrive before the
-    client gets 408 and its connection is closed.
+    client gets 408 and its connection is closed. ``schedule_interval``:
+    seconds between the scheduler's looks for due campaigns (None: no scheduler).
     """
     app, store = build_app(db_url, rate_limit=rate_limit)
     sock = bind(host, port)
@@ -74,12 +80,16 @@ def serve(
         file=sys.stderr,
         flush=True,
     )
+    scheduler = CampaignScheduler(store, interval=schedule_interval or DEFAULT_INTERVAL)
     try:
         server = _uvicorn_server(
             app, log_level="info", access_log=access_log, body_timeout=body_timeout
         )
+        if schedule_interval is not None:
+            scheduler.start()
         server.run(sockets=[sock])
     finally:
+        scheduler.stop()
         sock.close()
         store.close()
 
@@ -94,6 +104,7 @@ def serve_in_background(
     busy_timeout: float = 30.0,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     login_throttle: LoginThrottle | None = None,
+    schedule_interval: float | None = DEFAULT_INTERVAL,
 ) -> Iterator[str]:
     """Run the real uvicorn server in a thread; yield its base URL while it runs.
 
@@ -106,6 +117,8 @@ def serve_in_background(
             request fails with 503.
         body_timeout: seconds a request body may take to arrive (then 408).
         login_throttle: the dashboard's failed-login throttling.
+        schedule_interval: seconds between the campaign scheduler's looks
+            for due campaigns; None runs no scheduler.
 
     Yields:
         ``"http://HOST:PORT"``, once the server accepts connections.
@@ -113,12 +126,18 @@ def serve_in_background(
     app, store = build_app(
         db_url, rate_limit=rate_limit, busy_timeout=busy_timeout, login_throttle=login_throttle
     )
+    scheduler = CampaignScheduler(store, interval=schedule_interval or DEFAULT_INTERVAL)
     try:
         sock = bind(host, port)
         server = _uvicorn_server(
             app, log_level="warning", access_log=False, body_timeout=body_timeout
         )
         with running_in_thread(server, sock, name="Braze-compatible service") as url:
-            yield url
+            if schedule_interval is not None:
+                scheduler.start()
+            try:
+                yield url
+            finally:
+                scheduler.stop()
     finally:
         store.close()

@@ -8,8 +8,6 @@ differs: a campaign has one message, a Canvas ordered ``--step``s.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,10 +15,10 @@ import orjson
 import typer
 
 from cohortsync.braze import campaigns
-from cohortsync.braze.store import Store, open_store
+from cohortsync.braze.store import Store
+from cohortsync.cli.braze_common import DbOption, WorkspaceOption, store_of
 from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.errors import ConfigError
-from cohortsync.settings import Settings
 
 campaign_app = typer.Typer(
     help=(
@@ -41,19 +39,6 @@ canvas_app = typer.Typer(
     no_args_is_help=True,
 )
 
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        envvar="COHORTSYNC_BRAZE_DB",
-        help="Store URL: sqlite:///PATH or postgresql://USER@HOST/DB. "
-        "Default: $COHORTSYNC_HOME/braze.db.",
-        show_default=False,
-    ),
-]
-WorkspaceOption = Annotated[
-    str, typer.Option("--workspace", "-w", help="Workspace id or name.", show_default=False)
-]
 SegmentsOption = Annotated[
     list[str],
     typer.Option("--segment", "-s", help="Include this segment's users (name or id; repeatable)."),
@@ -71,15 +56,6 @@ SendAtOption = Annotated[
     ),
 ]
 NameArgument = Annotated[str, typer.Argument(help="Name (or id) in the workspace.")]
-
-
-@contextmanager
-def _store(db: str | None) -> Iterator[Store]:
-    store = open_store(db or Settings().braze_db_url)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def _word(kind: str) -> str:
@@ -159,7 +135,7 @@ def campaign_create(
       cohortsync braze campaign create Winback -w sandbox -s lapsed -x churned \\
           --channel push --message "We miss you" --send-at 2026-12-24T09:00:00+01:00
     """
-    with _store(db) as store:
+    with store_of(db) as store:
         saved = campaigns.create_campaign(
             store,
             name,
@@ -283,7 +259,7 @@ def canvas_create(
             hint="e.g. --step 'Welcome|email|Hi {{${first_name}}}'",
         )
     parsed = [split_step(text) for text in step or []] if step else read_steps_file(steps_file)  # type: ignore[arg-type]
-    with _store(db) as store:
+    with store_of(db) as store:
         saved = campaigns.create_canvas(
             store,
             name,
@@ -309,7 +285,7 @@ def _register_shared(app: typer.Typer, kind: str) -> None:
     def list_command(
         workspace: WorkspaceOption, db: DbOption = None, json: JsonOption = False
     ) -> None:
-        with _store(db) as store:
+        with store_of(db) as store:
             found = campaigns.list_campaigns(store, workspace=workspace, kind=kind)
         if json:
             echo_json_line(found)
@@ -336,7 +312,7 @@ def _register_shared(app: typer.Typer, kind: str) -> None:
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
-        with _store(db) as store:
+        with store_of(db) as store:
             found = campaigns.get_campaign(store, name, workspace=workspace, kind=kind)
             _print_saved(store, found, json)
 
@@ -352,7 +328,7 @@ def _register_shared(app: typer.Typer, kind: str) -> None:
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
-        with _store(db) as store:
+        with store_of(db) as store:
             launched = campaigns.launch_campaign(store, name, workspace=workspace, kind=kind)
         if json:
             echo_json_line(launched)
@@ -382,7 +358,7 @@ def _register_shared(app: typer.Typer, kind: str) -> None:
     ) -> None:
         if (send_at is None) == (not draft):
             raise ConfigError("give either --send-at TIME or --draft", hint="see --help")
-        with _store(db) as store:
+        with store_of(db) as store:
             saved = campaigns.schedule_campaign(
                 store, name, workspace=workspace, kind=kind, send_at=None if draft else send_at
             )
@@ -406,7 +382,7 @@ def _register_shared(app: typer.Typer, kind: str) -> None:
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
-        with _store(db) as store:
+        with store_of(db) as store:
             page = campaigns.campaign_sends(
                 store,
                 name,

@@ -306,7 +306,10 @@ def write_sends(
     ]
     source = selects[0] if len(selects) == 1 else sa.union_all(*selects)
     columns = ["launch_id", "position", "user_id", "external_id", "message"]
-    result = conn.execute(sa.insert(campaign_sends).from_select(columns, source))
+    result = conn.execute(
+        sa.insert(campaign_sends).from_select(columns, source),
+        execution_options={"preserve_rowcount": True},  # an INSERT's count, on every driver
+    )
     return int(result.rowcount)
 
 
