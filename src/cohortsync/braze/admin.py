@@ -30,15 +30,18 @@ from cohortsync.braze.store import (
     cohort_queries,
     open_store,
     segment_queries,
+    user_queries,
     utc_now,
 )
 from cohortsync.errors import ConfigError
 
 __all__ = [
+    "cohort_choices",
     "cohort_members",
     "create_partner",
     "create_segment",
     "create_workspace",
+    "delete_segment",
     "enable_partner",
     "generate_key",
     "invalidate_key",
@@ -48,8 +51,13 @@ __all__ = [
     "load_users_file",
     "lock_cohort",
     "open_store",
+    "segment_details",
+    "segment_member_page",
     "segment_members",
+    "segment_size",
     "unlock_cohort",
+    "update_segment",
+    "user_segments",
 ]
 
 DEFAULT_PARTNER = "treasuredata"
@@ -355,6 +363,129 @@ def create_segment(
         )
         description = segments.describe_filter(conn, workspace_id, filter)
     return {"id": segment_id, "name": name, "filter": filter, "text_description": description}
+
+
+def _checked_name(name: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError("a segment name must not be empty", hint="pass a NAME")
+    return name
+
+
+def update_segment(
+    store: Store,
+    segment: str,
+    *,
+    workspace: WorkspaceRef,
+    name: str | None = None,
+    filter: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Rename a segment (by name or id) and / or replace its filter tree.
+
+    The new tree is checked as on creation; what is not given stays.
+    """
+    with store.write() as conn:
+        workspace_id = _workspace_id(conn, workspace)
+        row = _segment(conn, workspace_id, segment)
+        new_name = row.name if name is None else _checked_name(name)
+        tree = orjson.loads(row.filter) if filter is None else filter
+        segments.validate_filter(conn, workspace_id, tree)
+        holder = segment_queries.segment_named(conn, workspace_id, new_name)
+        if holder is not None and holder != row.id:
+            raise ConfigError(f"segment {new_name!r} exists already", hint="pick another name")
+        segment_queries.update_segment(
+            conn, row.id, name=new_name, filter_json=orjson.dumps(tree).decode(), now=utc_now()
+        )
+        description = segments.describe_filter(conn, workspace_id, tree)
+    return {"id": row.id, "name": new_name, "filter": tree, "text_description": description}
+
+
+def delete_segment(store: Store, segment: str, *, workspace: WorkspaceRef) -> dict[str, Any]:
+    """Delete a segment (by name or id) that no campaign or Canvas targets.
+
+    A campaign keeps segment ids in its audience and steps; deleting one of
+    them would silently change who it sends to, so that is refused.
+    """
+    with store.write() as conn:
+        workspace_id = _workspace_id(conn, workspace)
+        row = _segment(conn, workspace_id, segment)
+        users_of_it = segment_queries.campaigns_targeting(conn, workspace_id, row.id)
+        if users_of_it:
+            raise ConfigError(
+                f"segment {row.name!r} is the audience of {', '.join(users_of_it)}",
+                hint="remove it from those campaigns and Canvases first",
+            )
+        segment_queries.delete_segment(conn, row.id)
+    return {"id": row.id, "name": row.name, "deleted": True}
+
+
+def segment_size(store: Store, workspace: WorkspaceRef, tree: Any) -> int:
+    """How many users a filter tree keeps now (the builder's reachable users count).
+
+    The tree is checked first, so a half-built filter gets the same
+    :class:`ConfigError` as saving it would.
+    """
+    with store.read() as conn:
+        workspace_id = _workspace_id(conn, workspace)
+        segments.validate_filter(conn, workspace_id, tree)
+        return segment_queries.members_count(conn, workspace_id, tree)
+
+
+def segment_details(store: Store, segment: str, *, workspace: WorkspaceRef) -> dict[str, Any]:
+    """A segment (by name or id): id, name, filter, text_description, size, created / updated."""
+    with store.read() as conn:
+        workspace_id = _workspace_id(conn, workspace)
+        row = _segment(conn, workspace_id, segment)
+        tree = orjson.loads(row.filter)
+        return {
+            "id": row.id,
+            "name": row.name,
+            "filter": tree,
+            "text_description": segments.describe_filter(conn, workspace_id, tree),
+            "size": segment_queries.members_count(conn, workspace_id, tree),
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+        }
+
+
+def segment_member_page(
+    store: Store, segment: str, *, workspace: WorkspaceRef, offset: int = 0, limit: int = 50
+) -> dict[str, Any]:
+    """One page of a segment's members in user id order: ``{"total", "offset", "members"}``.
+
+    Each member is ``{"braze_id", "external_id", "aliases", "device_ids"}``.
+    """
+    with store.read() as conn:
+        workspace_id = _workspace_id(conn, workspace)
+        tree = orjson.loads(_segment(conn, workspace_id, segment).filter)
+        total = segment_queries.members_count(conn, workspace_id, tree)
+        offset = max(0, min(offset, max(total - 1, 0)))
+        ids = segment_queries.member_page(
+            conn, workspace_id, tree, offset=offset, limit=max(1, limit)
+        )
+        described = user_queries.members_by_id(conn, user_queries.users_with_ids(ids))
+    members = [{"braze_id": user_id, **described[user_id]} for user_id in ids]
+    return {"total": total, "offset": offset, "members": members}
+
+
+def user_segments(store: Store, user_id: int, *, workspace: WorkspaceRef) -> list[dict[str, Any]]:
+    """``{"id", "name"}`` of each segment of the workspace that holds the user, by name.
+
+    A user of another workspace is in none of them.
+    """
+    with store.read() as conn:
+        workspace_id = _workspace_id(conn, workspace)
+        return segment_queries.segments_of_user(conn, workspace_id, user_id)
+
+
+def cohort_choices(store: Store, *, workspace: WorkspaceRef) -> list[dict[str, Any]]:
+    """The cohorts a segment filter may name, as the builder lists them, by partner then name.
+
+    Each is ``{"cohort_id", "name", "partner", "partner_display_name", "filter_name"}``;
+    ``filter_name`` is the filter's title, e.g. "Treasure Data Cohorts".
+    """
+    with store.read() as conn:
+        workspace_id = _workspace_id(conn, workspace)
+        return [dict(row._mapping) for row in segment_queries.cohort_choices(conn, workspace_id)]
 
 
 def _segment(conn: sa.Connection, workspace_id: int, name: str) -> Any:
