@@ -20,7 +20,7 @@ import orjson
 import sqlalchemy as sa
 
 from cohortsync.braze import segments
-from cohortsync.braze.keys import new_key
+from cohortsync.braze.keys import key_fingerprint, new_key
 from cohortsync.braze.profiles import bulk_load
 from cohortsync.braze.profiles.listings import describe_users
 from cohortsync.braze.store import (
@@ -42,15 +42,21 @@ __all__ = [
     "create_segment",
     "create_workspace",
     "delete_segment",
+    "describe_cohort",
     "enable_partner",
     "generate_key",
     "invalidate_key",
+    "invalidate_key_by_fingerprint",
     "list_cohorts",
+    "list_keys",
+    "list_partners",
     "list_segments",
     "load_users",
     "load_users_file",
     "lock_cohort",
     "open_store",
+    "resolve_cohort",
+    "resolve_workspace",
     "segment_details",
     "segment_member_page",
     "segment_members",
@@ -58,6 +64,7 @@ __all__ = [
     "unlock_cohort",
     "update_segment",
     "user_segments",
+    "workspace_partner",
 ]
 
 DEFAULT_PARTNER = "treasuredata"
@@ -65,7 +72,8 @@ PARTNER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 WorkspaceRef = int | str
 
 
-def _workspace_id(conn: sa.Connection, workspace: WorkspaceRef) -> int:
+def resolve_workspace(conn: sa.Connection, workspace: WorkspaceRef) -> int:
+    """The id of the workspace named (or numbered) ``workspace``; ConfigError when none."""
     text = str(workspace)
     found = account_queries.workspace_id_of(conn, text)
     if found is None:
@@ -86,7 +94,11 @@ def _partner_id(conn: sa.Connection, name: str) -> int:
     return int(found.id)
 
 
-def _cohort(conn: sa.Connection, workspace_id: int, cohort_id: str) -> Any:
+def resolve_cohort(conn: sa.Connection, workspace_id: int, cohort_id: str) -> Any:
+    """The row of the workspace's cohort ``cohort_id``; ConfigError when it has none.
+
+    Only that workspace is searched: a cohort id of another workspace is unknown here.
+    """
     row = cohort_queries.cohort_row(conn, workspace_id, cohort_id)
     if row is None:
         raise ConfigError(
@@ -164,7 +176,7 @@ def create_partner(
 def enable_partner(store: Store, name: str, *, workspace: WorkspaceRef) -> dict[str, Any]:
     """Let a workspace accept cohorts from a partner (idempotent)."""
     with store.write() as conn:
-        workspace_id = _workspace_id(conn, workspace)
+        workspace_id = resolve_workspace(conn, workspace)
         partner_id = _partner_id(conn, name)
         account_queries.enable_partner(store, conn, workspace_id, partner_id)
     return {"workspace": workspace_id, "partner": name, "enabled": True}
@@ -179,7 +191,7 @@ def generate_key(
     """A new data import key of (workspace, partner); earlier keys stay valid."""
     key = new_key()
     with store.write() as conn:
-        workspace_id = _workspace_id(conn, workspace)
+        workspace_id = resolve_workspace(conn, workspace)
         partner_id = _partner_id(conn, partner)
         account_queries.insert_data_import_key(conn, key, workspace_id, partner_id)
     return {"data_import_key": key, "workspace": workspace_id, "partner": partner}
@@ -198,13 +210,105 @@ def invalidate_key(store: Store, key: str) -> dict[str, Any]:
     return {"data_import_key": key, "invalidated_at": when}
 
 
+def _describe_key(row: Any) -> dict[str, Any]:
+    """A data import key as the dashboard may show it: never the key itself."""
+    return {
+        "fingerprint": key_fingerprint(row.key),
+        "created_at": row.created_at,
+        "invalidated_at": row.invalidated_at,
+        "active": row.invalidated_at is None,
+    }
+
+
+def list_keys(
+    store: Store, *, workspace: WorkspaceRef, partner: str = DEFAULT_PARTNER
+) -> list[dict[str, Any]]:
+    """The workspace's data import keys for ``partner``, newest first.
+
+    Each is ``{"fingerprint", "created_at", "invalidated_at", "active"}``: the
+    key itself is shown once, by :func:`generate_key`, and never listed.
+    """
+    with store.read() as conn:
+        workspace_id = resolve_workspace(conn, workspace)
+        partner_id = _partner_id(conn, partner)
+        rows = account_queries.data_import_keys_of(conn, workspace_id, partner_id)
+    return [_describe_key(row) for row in rows]
+
+
+def invalidate_key_by_fingerprint(
+    store: Store, fingerprint: str, *, workspace: WorkspaceRef, partner: str | None = None
+) -> dict[str, Any]:
+    """Refuse from now on the workspace's data import key with this fingerprint.
+
+    Only the workspace's own keys (and ``partner``'s, when given) are
+    searched: a fingerprint of another workspace's key is unknown here.
+    Invalidating an invalidated key keeps its first date. Returns the key as
+    :func:`list_keys` shows it.
+    """
+    wanted = fingerprint.strip().lower()
+    with store.write() as conn:
+        workspace_id = resolve_workspace(conn, workspace)
+        partner_id = None if partner is None else _partner_id(conn, partner)
+        rows = [
+            row
+            for row in account_queries.data_import_keys_of(conn, workspace_id, partner_id)
+            if key_fingerprint(row.key) == wanted
+        ]
+        if len(rows) != 1:
+            raise ConfigError(
+                f"no data import key with fingerprint {fingerprint!r} in workspace {workspace_id}"
+                if not rows
+                else f"several data import keys share the fingerprint {fingerprint!r}",
+                hint="pick the fingerprint from the partner's list of keys",
+            )
+        [row] = rows
+        when = row.invalidated_at or utc_now()
+        account_queries.invalidate_data_import_key(conn, row.key, when)
+    return {**_describe_key(row), "invalidated_at": when, "active": False}
+
+
+# ---------------------------------------------------------------- partners of a workspace
+
+
+def list_partners(store: Store, *, workspace: WorkspaceRef) -> list[dict[str, Any]]:
+    """Every technology partner, enabled in the workspace or not, by display name.
+
+    Each is ``{"name", "display_name", "filter_name", "enabled"}``; the
+    partners' own API keys are theirs and never listed here.
+    """
+    with store.read() as conn:
+        workspace_id = resolve_workspace(conn, workspace)
+        rows = account_queries.partners_of_workspace(conn, workspace_id)
+    return [_describe_partner(row) for row in rows]
+
+
+def _describe_partner(row: Any) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "display_name": row.display_name,
+        "filter_name": row.filter_name,
+        "enabled": bool(row.enabled),
+    }
+
+
+def workspace_partner(store: Store, name: str, *, workspace: WorkspaceRef) -> dict[str, Any]:
+    """One partner as :func:`list_partners` shows it, with the workspace's ``keys``."""
+    with store.read() as conn:
+        workspace_id = resolve_workspace(conn, workspace)
+        partner_id = _partner_id(conn, name)
+        partners = account_queries.partners_of_workspace(conn, workspace_id)
+        keys = account_queries.data_import_keys_of(conn, workspace_id, partner_id)
+    [row] = [partner_row for partner_row in partners if partner_row.id == partner_id]
+    return {**_describe_partner(row), "keys": [_describe_key(key) for key in keys]}
+
+
 # ---------------------------------------------------------------- users
 
 
 def load_users(store: Store, *, workspace: WorkspaceRef, rows: Iterable[Any]) -> dict[str, Any]:
     """Load users from dicts of the NDJSON line shape; see :func:`bulk_load.load_users`."""
     with store.read() as conn:
-        workspace_id = _workspace_id(conn, workspace)
+        workspace_id = resolve_workspace(conn, workspace)
     return bulk_load.load_users(store, workspace_id, rows).as_dict()
 
 
@@ -222,7 +326,7 @@ def load_users_file(
     loaded and the report names the refused ones, bad JSON included.
     """
     with store.read() as conn:
-        workspace_id = _workspace_id(conn, workspace)
+        workspace_id = resolve_workspace(conn, workspace)
     return bulk_load.load_numbered(
         store,
         workspace_id,
@@ -258,34 +362,35 @@ def list_cohorts(store: Store, *, workspace: WorkspaceRef) -> list[dict[str, Any
     cohort holds fewer users than the query that fed it returned.
     """
     with store.read() as conn:
-        workspace_id = _workspace_id(conn, workspace)
+        workspace_id = resolve_workspace(conn, workspace)
         rows = cohort_queries.cohorts_with_sizes(conn, workspace_id)
-    listing = []
-    for row, size in rows:
-        identifiers = {
-            kind: {
-                "received": int(row._mapping[f"{kind}_received"]),
-                "matched": int(row._mapping[f"{kind}_matched"]),
-                "dropped": int(row._mapping[f"{kind}_received"] - row._mapping[f"{kind}_matched"]),
-            }
-            for kind in IDENTIFIER_KINDS
+    return [describe_cohort(row, size) for row, size in rows]
+
+
+def describe_cohort(row: Any, size: int) -> dict[str, Any]:
+    """A row of :func:`cohort_queries.cohorts_with_sizes` as :func:`list_cohorts` lists it."""
+    identifiers = {
+        kind: {
+            "received": int(row._mapping[f"{kind}_received"]),
+            "matched": int(row._mapping[f"{kind}_matched"]),
+            "dropped": int(row._mapping[f"{kind}_received"] - row._mapping[f"{kind}_matched"]),
         }
-        received = sum(c["received"] for c in identifiers.values())
-        matched = sum(c["matched"] for c in identifiers.values())
-        listing.append(
-            {
-                "cohort_id": row.cohort_id,
-                "name": row.name,
-                "partner": row.partner,
-                "created_at": row.created_at,
-                "updated_at": row.updated_at,
-                "locked": bool(row.locked),
-                "size": size,
-                "identifiers": identifiers,
-                "match_rate": round(matched / received, 4) if received else None,
-            }
-        )
-    return listing
+        for kind in IDENTIFIER_KINDS
+    }
+    received = sum(c["received"] for c in identifiers.values())
+    matched = sum(c["matched"] for c in identifiers.values())
+    return {
+        "cohort_id": row.cohort_id,
+        "name": row.name,
+        "partner": row.partner,
+        "partner_display_name": row.partner_display_name,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "locked": bool(row.locked),
+        "size": size,
+        "identifiers": identifiers,
+        "match_rate": round(matched / received, 4) if received else None,
+    }
 
 
 def cohort_members(
@@ -293,7 +398,7 @@ def cohort_members(
 ) -> list[dict[str, Any]]:
     """The cohort's users as a sorted list of ``{"external_id", "aliases", "device_ids"}``."""
     with store.read() as conn:
-        row = _cohort(conn, _workspace_id(conn, workspace), cohort_id)
+        row = resolve_cohort(conn, resolve_workspace(conn, workspace), cohort_id)
         return describe_users(conn, cohort_queries.member_ids(row.id))
 
 
@@ -301,7 +406,7 @@ def _set_lock(
     store: Store, cohort_id: str, workspace: WorkspaceRef, locked: bool
 ) -> dict[str, Any]:
     with store.write() as conn:
-        row = _cohort(conn, _workspace_id(conn, workspace), cohort_id)
+        row = resolve_cohort(conn, resolve_workspace(conn, workspace), cohort_id)
         cohort_queries.set_locked(conn, row.id, locked)
     return {"cohort_id": cohort_id, "locked": locked}
 
@@ -349,7 +454,7 @@ def create_segment(
     now = utc_now()
     segment_id = str(uuid.uuid4())
     with store.write() as conn:
-        workspace_id = _workspace_id(conn, workspace)
+        workspace_id = resolve_workspace(conn, workspace)
         segments.validate_filter(conn, workspace_id, filter)
         if segment_queries.segment_named(conn, workspace_id, name) is not None:
             raise ConfigError(f"segment {name!r} exists already", hint="pick another name")
@@ -384,7 +489,7 @@ def update_segment(
     The new tree is checked as on creation; what is not given stays.
     """
     with store.write() as conn:
-        workspace_id = _workspace_id(conn, workspace)
+        workspace_id = resolve_workspace(conn, workspace)
         row = _segment(conn, workspace_id, segment)
         new_name = row.name if name is None else _checked_name(name)
         tree = orjson.loads(row.filter) if filter is None else filter
@@ -406,7 +511,7 @@ def delete_segment(store: Store, segment: str, *, workspace: WorkspaceRef) -> di
     them would silently change who it sends to, so that is refused.
     """
     with store.write() as conn:
-        workspace_id = _workspace_id(conn, workspace)
+        workspace_id = resolve_workspace(conn, workspace)
         row = _segment(conn, workspace_id, segment)
         users_of_it = segment_queries.campaigns_targeting(conn, workspace_id, row.id)
         if users_of_it:
@@ -425,7 +530,7 @@ def segment_size(store: Store, workspace: WorkspaceRef, tree: Any) -> int:
     :class:`ConfigError` as saving it would.
     """
     with store.read() as conn:
-        workspace_id = _workspace_id(conn, workspace)
+        workspace_id = resolve_workspace(conn, workspace)
         segments.validate_filter(conn, workspace_id, tree)
         return segment_queries.members_count(conn, workspace_id, tree)
 
@@ -433,7 +538,7 @@ def segment_size(store: Store, workspace: WorkspaceRef, tree: Any) -> int:
 def segment_details(store: Store, segment: str, *, workspace: WorkspaceRef) -> dict[str, Any]:
     """A segment (by name or id): id, name, filter, text_description, size, created / updated."""
     with store.read() as conn:
-        workspace_id = _workspace_id(conn, workspace)
+        workspace_id = resolve_workspace(conn, workspace)
         row = _segment(conn, workspace_id, segment)
         tree = orjson.loads(row.filter)
         return {
@@ -455,7 +560,7 @@ def segment_member_page(
     Each member is ``{"braze_id", "external_id", "aliases", "device_ids"}``.
     """
     with store.read() as conn:
-        workspace_id = _workspace_id(conn, workspace)
+        workspace_id = resolve_workspace(conn, workspace)
         tree = orjson.loads(_segment(conn, workspace_id, segment).filter)
         total = segment_queries.members_count(conn, workspace_id, tree)
         offset = max(0, min(offset, max(total - 1, 0)))
@@ -473,7 +578,7 @@ def user_segments(store: Store, user_id: int, *, workspace: WorkspaceRef) -> lis
     A user of another workspace is in none of them.
     """
     with store.read() as conn:
-        workspace_id = _workspace_id(conn, workspace)
+        workspace_id = resolve_workspace(conn, workspace)
         return segment_queries.segments_of_user(conn, workspace_id, user_id)
 
 
@@ -484,7 +589,7 @@ def cohort_choices(store: Store, *, workspace: WorkspaceRef) -> list[dict[str, A
     ``filter_name`` is the filter's title, e.g. "Treasure Data Cohorts".
     """
     with store.read() as conn:
-        workspace_id = _workspace_id(conn, workspace)
+        workspace_id = resolve_workspace(conn, workspace)
         return [dict(row._mapping) for row in segment_queries.cohort_choices(conn, workspace_id)]
 
 
@@ -501,7 +606,7 @@ def _segment(conn: sa.Connection, workspace_id: int, name: str) -> Any:
 def segment_members(store: Store, name: str, *, workspace: WorkspaceRef) -> list[dict[str, Any]]:
     """The segment's users (by name or id), in the shape of :func:`cohort_members`."""
     with store.read() as conn:
-        workspace_id = _workspace_id(conn, workspace)
+        workspace_id = resolve_workspace(conn, workspace)
         row = _segment(conn, workspace_id, name)
         query = segment_queries.members_query(workspace_id, orjson.loads(row.filter))
         return describe_users(conn, query)
@@ -509,7 +614,7 @@ def segment_members(store: Store, name: str, *, workspace: WorkspaceRef) -> list
 
 def list_segments(store: Store, *, workspace: WorkspaceRef) -> list[dict[str, Any]]:
     with store.read() as conn:
-        workspace_id = _workspace_id(conn, workspace)
+        workspace_id = resolve_workspace(conn, workspace)
         rows = segment_queries.segment_rows(conn, workspace_id, order="name")
         return [
             {

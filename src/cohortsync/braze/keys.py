@@ -8,6 +8,7 @@ partner enabled.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 
@@ -24,12 +25,30 @@ def new_key() -> str:
     return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
 
 
+FINGERPRINT_LENGTH = 12
+
+
+def key_fingerprint(key: str) -> str:
+    """The first 12 hex digits of the key's SHA-256: names a key without revealing it.
+
+    The dashboard shows and invalidates keys by fingerprint, and each cohort
+    change records the fingerprint of the key that sent it, so a key is never
+    displayed again after the page that generated it.
+    """
+    return hashlib.sha256(key.encode()).hexdigest()[:FINGERPRINT_LENGTH]
+
+
 @dataclass(frozen=True)
 class PartnerCaller:
-    """Who is calling a partner endpoint, once the credentials have passed."""
+    """Who is calling a partner endpoint, once the credentials have passed.
+
+    ``key_fingerprint`` is the :func:`key_fingerprint` of the data import key
+    that passed; the cohort's change history records it.
+    """
 
     workspace_id: int
     partner_id: int
+    key_fingerprint: str = ""
 
 
 def authenticate_partner(
@@ -48,7 +67,11 @@ def authenticate_partner(
         raise ApiError(401, messages.UNAUTHORIZED)
     if not row.enabled:
         raise ApiError(401, messages.partner_not_enabled(client_secret or ""))
-    return PartnerCaller(workspace_id=int(row.workspace_id), partner_id=int(row.partner_id))
+    return PartnerCaller(
+        workspace_id=int(row.workspace_id),
+        partner_id=int(row.partner_id),
+        key_fingerprint=key_fingerprint(client_secret or ""),
+    )
 
 
 def authenticate_rest(conn: sa.Connection, authorization: str | None) -> int:

@@ -14,6 +14,11 @@ the cohort: on SQLite the store's single writer, on PostgreSQL the cohort row
 succeed. A user merged away (``/users/identify``) between the lookup and the
 write may leave a membership row for a user id that no longer exists; every
 listing reads members through the users table, so such a row shows nowhere.
+
+A request that added or removed members also leaves one row in the cohort's
+change history (when, how many added and removed, the fingerprint of the key
+that sent it), written in the same transaction as the members: a request
+rolled back or refused (a locked cohort) leaves neither.
 """
 
 from __future__ import annotations
@@ -181,12 +186,24 @@ def write_changes(
             raise ApiError(423, messages.RESOURCE_LOCKED)
         wanted = _final_membership(request, resolved, report)
         _write_membership(store, conn, cohort.id, wanted, report)
+        now = utc_now()
         import_queries.count_identifiers(
             store,
             conn,
             cohort.id,
             {kind: (counts.received, counts.matched) for kind, counts in report.counts.items()},
+            now=now,
         )
+        if report.added or report.removed:
+            import_queries.record_change(
+                store,
+                conn,
+                cohort.id,
+                at=now,
+                key_fingerprint=caller.key_fingerprint,
+                added=report.added,
+                removed=report.removed,
+            )
         return report
 
     return store.write_grouped(work)

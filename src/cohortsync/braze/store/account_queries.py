@@ -139,6 +139,41 @@ def data_import_key(conn: sa.Connection, key: str) -> Any:
     return conn.execute(sa.select(data_import_keys).where(data_import_keys.c.key == key)).first()
 
 
+def data_import_keys_of(
+    conn: sa.Connection, workspace_id: int, partner_id: int | None = None
+) -> list[Any]:
+    """The workspace's data import key rows (of ``partner_id`` when given), newest first."""
+    query = sa.select(data_import_keys).where(data_import_keys.c.workspace_id == workspace_id)
+    if partner_id is not None:
+        query = query.where(data_import_keys.c.partner_id == partner_id)
+    order = (data_import_keys.c.created_at.desc(), data_import_keys.c.key)
+    return list(conn.execute(query.order_by(*order)).all())
+
+
+def partners_of_workspace(conn: sa.Connection, workspace_id: int) -> list[Any]:
+    """Every partner's ``id``, ``name``, ``display_name``, ``filter_name`` and whether the
+    workspace ``enabled`` it, by display name."""
+    enabled = (
+        sa.select(sa.literal(1))
+        .where(
+            workspace_partners.c.workspace_id == workspace_id,
+            workspace_partners.c.partner_id == partners.c.id,
+        )
+        .exists()
+    )
+    return list(
+        conn.execute(
+            sa.select(
+                partners.c.id,
+                partners.c.name,
+                partners.c.display_name,
+                partners.c.filter_name,
+                enabled.label("enabled"),
+            ).order_by(partners.c.display_name, partners.c.name)
+        ).all()
+    )
+
+
 def invalidate_data_import_key(conn: sa.Connection, key: str, when: str) -> None:
     conn.execute(
         sa.update(data_import_keys).where(data_import_keys.c.key == key).values(invalidated_at=when)

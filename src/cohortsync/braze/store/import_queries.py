@@ -3,7 +3,9 @@
 Each ``/cohorts/users`` request costs one lookup per identifier kind (not one
 per identifier) and then one ``INSERT ... SELECT`` and one ``DELETE``: a list
 of a thousand identifiers is one bound parameter (:func:`values_table`).
-Matching rules follow Braze: a device id finds only an anonymous user.
+Matching rules follow Braze: a device id finds only an anonymous user. A
+request that changed members adds one row to the cohort's change history
+(:func:`record_change`), in the same transaction as the membership writes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from cohortsync.braze.store.database import Store, values_table
 from cohortsync.braze.store.tables import (
     IDENTIFIER_KINDS,
     Alias,
+    cohort_changes,
     cohort_members,
     cohorts,
     user_aliases,
@@ -44,6 +47,7 @@ class _Statements:
     add_members: Any
     remove_members: sa.Delete
     count_changes: sa.Update
+    record_change: sa.Insert
 
 
 def _as_rows(query: sa.Select[Any]) -> sa.Select[Any]:
@@ -111,12 +115,15 @@ def _statements(dialect: str) -> _Statements:
                 users.c.external_id.is_(None),
             )
         ),
+        # SQLAlchemy keeps an INSERT's rowcount only when asked (psycopg's cursor is
+        # closed by then): it is the number of members added, for the history.
         add_members=insert(cohort_members)
         .from_select(
             ["cohort_pk", "user_id"],
             sa.select(cohort_pk, added.c.value).where(sa.true()),
         )
-        .on_conflict_do_nothing(),
+        .on_conflict_do_nothing()
+        .execution_options(preserve_rowcount=True),
         remove_members=sa.delete(cohort_members).where(
             cohort_members.c.cohort_pk == cohort_pk,
             cohort_members.c.user_id.in_(sa.select(removed.c.value)),
@@ -131,6 +138,13 @@ def _statements(dialect: str) -> _Statements:
                 for kind in IDENTIFIER_KINDS
                 for count in ("received", "matched")
             },
+        ),
+        record_change=sa.insert(cohort_changes).values(
+            cohort_pk=sa.bindparam("pk", type_=sa.Integer),
+            at=sa.bindparam("at", type_=sa.String),
+            key_fingerprint=sa.bindparam("key_fingerprint", type_=sa.String),
+            added=sa.bindparam("added", type_=sa.BigInteger),
+            removed=sa.bindparam("removed", type_=sa.BigInteger),
         ),
     )
 
@@ -176,11 +190,40 @@ def remove_members(
 
 
 def count_identifiers(
-    store: Store, conn: sa.Connection, cohort_pk: int, counts: Mapping[str, tuple[int, int]]
+    store: Store,
+    conn: sa.Connection,
+    cohort_pk: int,
+    counts: Mapping[str, tuple[int, int]],
+    *,
+    now: str | None = None,
 ) -> None:
-    """Add a request's ``(received, matched)`` per identifier kind to the cohort's counters."""
-    params: dict[str, Any] = {"pk": cohort_pk, "now": utc_now()}
+    """Add a request's ``(received, matched)`` per identifier kind to the cohort's counters.
+
+    ``now`` (default: the current time) becomes the cohort's ``updated_at``.
+    """
+    params: dict[str, Any] = {"pk": cohort_pk, "now": now or utc_now()}
     for kind, (received, matched) in counts.items():
         params[f"add_{kind}_received"] = received
         params[f"add_{kind}_matched"] = matched
     conn.execute(_statements(store.engine.dialect.name).count_changes, params)
+
+
+def record_change(
+    store: Store,
+    conn: sa.Connection,
+    cohort_pk: int,
+    *,
+    at: str,
+    key_fingerprint: str,
+    added: int,
+    removed: int,
+) -> None:
+    """One row of the cohort's change history: a request's members added and removed."""
+    params = {
+        "pk": cohort_pk,
+        "at": at,
+        "key_fingerprint": key_fingerprint,
+        "added": added,
+        "removed": removed,
+    }
+    conn.execute(_statements(store.engine.dialect.name).record_change, params)
