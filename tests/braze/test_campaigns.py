@@ -58,7 +58,7 @@ def audience(sandbox: Sandbox, partner: PartnerClient) -> Sandbox:
         "lapsed": ["bob", "eve"],
         "engaged": ["ada", "cy", "fay"],
     }.items():
-        assert partner.define(cohort_id).status_code == 201 or True
+        assert partner.define(cohort_id).status_code == 200
         partner.add(cohort_id, user_ids=members)
         admin.create_segment(
             sandbox.store,
