@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -27,9 +26,10 @@ from cohortsync.cli.braze_common import (
     print_json,
     store_of,
 )
+from cohortsync.cli.braze_segment import segment_app
 from cohortsync.cli.braze_user import user_app
 from cohortsync.cli.db import outcome_line, status_document, status_line
-from cohortsync.cli.export_options import MAX_PORT, MIN_PORT
+from cohortsync.cli.export_options import MAX_PORT
 from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.errors import ConfigError
 
@@ -55,7 +55,6 @@ users_app = typer.Typer(help="User profiles of a workspace.", no_args_is_help=Tr
 cohorts_app = typer.Typer(
     help="Cohorts that partners sent, their members and match rates.", no_args_is_help=True
 )
-segment_app = typer.Typer(help="Segments built from cohort filters.", no_args_is_help=True)
 db_app = typer.Typer(
     help=(
         "The store's schema version, and upgrading it.\n\n"
@@ -81,7 +80,12 @@ app.add_typer(user_app, name="user")
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option(min=MIN_PORT, max=MAX_PORT, help="Port to listen on (1-65535).")
+        int,
+        typer.Option(
+            min=0,
+            max=MAX_PORT,
+            help="Port to listen on (0: any free one; the 'serving on' line says which).",
+        ),
     ] = 9292,
     db: DbOption = None,
     rate_limit: Annotated[
@@ -114,6 +118,7 @@ def serve(
 
     \b
       cohortsync braze serve --port 9292 --db sqlite:///braze.db
+      cohortsync braze serve --port 0   # any free port: see the 'serving on' line
       cohortsync braze serve --rate-limit 1000/minute --body-timeout 10 --access-log
     """
     # Imported here: FastAPI and uvicorn are loaded only by the command that serves.
@@ -328,75 +333,6 @@ def cohorts_unlock(
     """Unlock a cohort: partner calls on it succeed again."""
     with store_of(db) as store:
         print_json(admin.unlock_cohort(store, cohort_id, workspace=workspace))
-
-
-class ExternalId(StrEnum):
-    present = "present"
-    absent = "absent"
-
-
-class Match(StrEnum):
-    all = "all"
-    any = "any"
-
-
-@segment_app.command("create")
-def segment_create(
-    name: Annotated[str, typer.Argument(help="Segment name, unique in the workspace.")],
-    workspace: WorkspaceOption,
-    includes_cohort: Annotated[
-        list[str] | None,
-        typer.Option("--includes-cohort", help="Users in this cohort (repeatable)."),
-    ] = None,
-    excludes_cohort: Annotated[
-        list[str] | None,
-        typer.Option("--excludes-cohort", help="Users not in this cohort (repeatable)."),
-    ] = None,
-    external_id: Annotated[
-        ExternalId | None,
-        typer.Option(
-            "--external-id", help="Only identified (present) or anonymous (absent) users."
-        ),
-    ] = None,
-    match: Annotated[
-        Match, typer.Option(help="Combine the filters with AND (all) or OR (any).")
-    ] = Match.all,
-    db: DbOption = None,
-) -> None:
-    """Create a segment from partner cohort filters.
-
-    Example: --includes-cohort vip --excludes-cohort churned --external-id present
-    """
-    with store_of(db) as store:
-        print_json(
-            admin.create_segment(
-                store,
-                name,
-                workspace=workspace,
-                includes_cohorts=includes_cohort or [],
-                excludes_cohorts=excludes_cohort or [],
-                external_id=None if external_id is None else external_id is ExternalId.present,
-                match=match.value,
-            )
-        )
-
-
-@segment_app.command("members")
-def segment_members(
-    name: Annotated[str, typer.Argument(help="Segment name or id.")],
-    workspace: WorkspaceOption,
-    db: DbOption = None,
-) -> None:
-    """The segment's users, in the shape of 'cohorts members'."""
-    with store_of(db) as store:
-        print_json(admin.segment_members(store, name, workspace=workspace))
-
-
-@segment_app.command("list")
-def segment_list(workspace: WorkspaceOption, db: DbOption = None) -> None:
-    """The workspace's segments with their filters in words."""
-    with store_of(db) as store:
-        print_json(admin.list_segments(store, workspace=workspace))
 
 
 @db_app.command("current")
