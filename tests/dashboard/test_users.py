@@ -221,8 +221,19 @@ def test_attribute_values_and_identifiers_are_escaped(client: httpx.Client, site
             }
         ],
     )
+    admin.create_segment(site.store, "Identified", workspace=acme.workspace, external_id=True)
+    campaigns.create_campaign(
+        site.store,
+        "Bio <i>news</i>",
+        workspace=acme.workspace,
+        channel="email",
+        message="About you: {{${bio}}}",
+        segments=["Identified"],
+    )
+    campaigns.launch_campaign(site.store, "Bio <i>news</i>", workspace=acme.workspace)
     user = braze_id(acme, "<b>x</b>")
     page = client.get(f"/w/{acme.workspace}/users/{user}").text
+    assert "About you: &lt;script&gt;" in page and "Bio &lt;i&gt;news&lt;/i&gt;" in page
     assert "<script>alert(1)</script>" not in page and "<img src=x" not in page
     assert "<u>one</u>" not in page and "<b>x</b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;em&gt;" in page
@@ -248,3 +259,34 @@ def test_a_search_missing_its_identifier_says_what_to_type(
     odd = client.get(path, params={"by": "email", "external_id": "x"})
     assert odd.status_code == 400 and "Choose External ID, User alias or Device ID." in odd.text
     assert "Traceback" not in blank.text + half.text + odd.text
+
+
+def test_a_canvas_and_an_anonymous_user_read_plainly(client: httpx.Client, people: Site) -> None:
+    acme = people.acme
+    campaigns.create_canvas(
+        people.store,
+        "VIP journey",
+        workspace=acme.workspace,
+        steps=[
+            campaigns.Step("Welcome", "email", "Welcome, {{${first_name}}}!"),
+            campaigns.Step("Nudge", "push", "Your {{${plan}}} perks await"),
+        ],
+        segments=["VIP segment"],
+    )
+    campaigns.launch_campaign(people.store, "VIP journey", workspace=acme.workspace, kind="canvas")
+    page = client.get(f"/w/{acme.workspace}/users/{braze_id(acme, 'ada-42')}").text
+    rows = re.findall(r"<tr>\s*<td class=\"when\">.*?</tr>", page, flags=re.S)
+    assert len(rows) == 3
+    assert "VIP journey" in rows[0] and "step 1: Welcome" in rows[0]
+    assert "Welcome, Ada!" in rows[0]
+    assert "step 2: Nudge" in rows[1] and "Push" in rows[1] and "Your gold perks await" in rows[1]
+    assert "Welcome back" in rows[2] and "Canvas" not in rows[2]
+    [anonymous] = lookup.find_users(people.store, acme.workspace, device_id="kiosk-3")
+    seen = client.get(f"/w/{acme.workspace}/users/{anonymous.braze_id}")
+    assert seen.status_code == 200
+    text = seen.text
+    assert f"Anonymous user {anonymous.braze_id}</h1>" in text and "kiosk-3" in text
+    assert "none (an anonymous user, known by alias or device)" in text
+    assert "No custom attributes." in text
+    assert "In no cohort" in text and "In no segment" in text
+    assert "No message yet: none of the recent launches reached this user." in text
