@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from export.conftest import CliRunner
 from export.partner_server import CLIENT_SECRET, PartnerServer
+from support import unused_port
 
 
 def create(
@@ -63,13 +63,11 @@ def test_unreachable_endpoint_is_not_saved(
     home: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COHORTSYNC_PARTNER_API_KEY", "pk-test")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    result = cli(
-        "auth", "create", "prod", "--endpoint", f"http://127.0.0.1:{port}",
-        "--data-import-key", CLIENT_SECRET,
-    )  # fmt: skip
+    with unused_port() as port:  # refused while the command runs: nothing can listen there
+        result = cli(
+            "auth", "create", "prod", "--endpoint", f"http://127.0.0.1:{port}",
+            "--data-import-key", CLIENT_SECRET,
+        )  # fmt: skip
     assert result.returncode == 2
     assert f"the endpoint http://127.0.0.1:{port} is unreachable" in result.stderr
     assert json.loads(cli("auth", "list", "--json").stdout) == []

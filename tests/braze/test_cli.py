@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from support import accepting, run_cli, run_cli_in_process, wait_for
+from support import run_cli, run_cli_in_process, served_url_on_stderr
 
 
 @pytest.fixture
@@ -171,10 +171,7 @@ def test_help_teaches_the_setup() -> None:
     assert "workspace create" in completed.stdout and "serve" in completed.stdout
 
 
-def test_serve_command_answers_and_stops(tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def test_serve_command_on_port_0_says_where_it_answers_and_stops(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'served.db'}"
     process = subprocess.Popen(
         [
@@ -184,7 +181,7 @@ def test_serve_command_answers_and_stops(tmp_path: Path) -> None:
             "braze",
             "serve",
             "--port",
-            str(port),
+            "0",
             "--db",
             db,
             "--rate-limit",
@@ -194,16 +191,17 @@ def test_serve_command_answers_and_stops(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        wait_for(lambda: accepting(port), what="serve to listen", interval=0.1, process=process)
-        response = requests.post(
-            f"http://127.0.0.1:{port}/partners/treasuredata/cohorts/users", json={}, timeout=2
-        )
+        base, printed = served_url_on_stderr(process)
+        port = int(base.rsplit(":", 1)[1])
+        assert base == f"http://127.0.0.1:{port}" and port > 0
+        assert f"dashboard at {base}/dashboard" in printed
+        response = requests.post(f"{base}/partners/treasuredata/cohorts/users", json={}, timeout=10)
         assert response.status_code == 401
         assert response.headers["X-RateLimit-Limit"] == "100"
     finally:
         process.terminate()
-        _, stderr = process.communicate(timeout=30)
-    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit shows it.
+        _, rest = process.communicate(timeout=30)
+    stderr = printed + rest
     assert process.returncode in (0, -15)
     assert "Finished server process" in stderr
     assert "rate limit 100/minute" in stderr

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
-import socket
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from cohortsync.errors import DestinationRefused, RetriesExhausted
 from cohortsync.export.client import PartnerClient, RetryPolicy
 from cohortsync.export.spec import Destination
 from export.partner_server import CLIENT_SECRET, PARTNER_API_KEY, PartnerServer
+from support import unused_port
 
 EPOCH = 1_800_000_000.0  # the fake wall clock at the start of every test
 USERS = "cohorts/users"
@@ -296,14 +296,14 @@ def test_default_jitter_is_full_and_bounded() -> None:
     assert all(policy.backoff(1, 9.0) == 9.0 for _ in range(20))
 
 
-def closed_port_url() -> str:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+@pytest.fixture
+def closed_port_url() -> Iterator[str]:
+    with unused_port() as port:  # refused for the whole test: nothing can listen there
+        yield f"http://127.0.0.1:{port}"
 
 
-def test_network_errors_retried_then_exhausted(fake: FakeTime) -> None:
-    url = closed_port_url()
+def test_network_errors_retried_then_exhausted(fake: FakeTime, closed_port_url: str) -> None:
+    url = closed_port_url
     client = make_client(url, fake, max_attempts=4)
     with pytest.raises(
         RetriesExhausted,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from export.conftest import CliRunner
 from export.partner_server import CLIENT_SECRET, PartnerServer
 from export.test_export_requests import export_args, users_table
+from support import unused_port
 
 Warehouse = Callable[[str], None]
 
@@ -90,14 +90,12 @@ def test_unreachable_endpoint_exit_5(
     monkeypatch.setenv("COHORTSYNC_PARTNER_API_KEY", "pk-test")
     monkeypatch.setenv("COHORTSYNC_HTTP_MAX_ATTEMPTS", "2")
     monkeypatch.setenv("COHORTSYNC_HTTP_BACKOFF_BASE", "0.01")
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     users_table(warehouse, 10)
-    result = cli(
-        "export", "--endpoint", f"http://127.0.0.1:{port}", "--data-import-key", CLIENT_SECRET,
-        "--table", "users", "--cohort-id", "c",
-    )  # fmt: skip
+    with unused_port() as port:  # refused while the export runs: nothing can listen there
+        result = cli(
+            "export", "--endpoint", f"http://127.0.0.1:{port}", "--data-import-key", CLIENT_SECRET,
+            "--table", "users", "--cohort-id", "c",
+        )  # fmt: skip
     assert result.returncode == 5
     assert f"http://127.0.0.1:{port}/partners/treasuredata/cohorts" in result.stderr
     assert "network error" in result.stderr and "after 2 attempts" in result.stderr

@@ -146,7 +146,7 @@ def test_rules_fifty_deep_are_accepted(cli: CliRunner, customers: Path) -> None:
 # --- numeric options ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("port", "bound"), [("70000", "65535"), ("0", "1"), ("-1", "1")])
+@pytest.mark.parametrize(("port", "bound"), [("70000", "65535"), ("-1", "0")])
 def test_a_port_out_of_range_is_a_usage_error(cli: CliRunner, port: str, bound: str) -> None:
     assert_usage_error(cli("braze", "serve", "--port", port), "--port", bound)
 

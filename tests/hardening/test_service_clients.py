@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from support import accepting, run_cli, wait_for
+from support import run_cli, served_url, wait_for
 
 BODY_TIMEOUT = 1.0
 PATH = "/partners/treasuredata/cohorts/users"
@@ -43,15 +43,12 @@ class Served:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     log = tmp_path / "serve.log"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("COHORTSYNC_")}
     environment["COHORTSYNC_HOME"] = str(tmp_path / "home")
     with log.open("w") as stderr:
         db = f"sqlite:///{tmp_path / 'braze.db'}"
-        command = [sys.executable, "-m", "cohortsync", "braze", "serve", "--port", str(port)]
+        command = [sys.executable, "-m", "cohortsync", "braze", "serve", "--port", "0"]
         command += ["--db", db, "--body-timeout", str(BODY_TIMEOUT)]
         process = subprocess.Popen(
             command,
@@ -60,7 +57,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
             env=environment,
         )
     try:
-        wait_for(lambda: accepting(port), what=f"the service to listen on {port}", process=process)
+        # Printed once the socket listens: connections queue until uvicorn takes them.
+        port = int(served_url(process, log).rsplit(":", 1)[1])
         yield Served(port, log)
     finally:
         process.terminate()

@@ -7,10 +7,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import timedelta
 
 import pytest
-from scheduler_helpers import Clock, Probe, WebhookReceiver, free_port_closed
+from scheduler_helpers import Clock, Probe, WebhookReceiver
 
 from cohortsync.catalog import leases, schedules
 from cohortsync.catalog import runs as run_history
@@ -18,7 +19,7 @@ from cohortsync.catalog.db import open_catalog
 from cohortsync.jobs.kinds import JobContext, JobResult
 from cohortsync.scheduler import Scheduler, register_job_kind
 from cohortsync.settings import Settings
-from support import wait_for
+from support import unused_port, wait_for
 
 TTL = timedelta(minutes=10)
 
@@ -192,13 +193,14 @@ def test_a_failing_webhook_is_logged_not_fatal(
 ) -> None:
     receiver = WebhookReceiver(status=status or 200)
     url = receiver.url
-    if status is None:  # nothing listens there at all
-        receiver.close()
-        url = f"http://127.0.0.1:{free_port_closed()}/hook"
-    schedule(settings, "fail-x", "0 * * * *", clock)
-    clock.advance(hours=1)
-    with Scheduler(settings, clock=clock, webhook_url=url, webhook_timeout=2) as scheduler:
-        [outcome] = scheduler.run_once()
+    with ExitStack() as held:
+        if status is None:  # nothing listens there at all, for as long as the run lasts
+            receiver.close()
+            url = f"http://127.0.0.1:{held.enter_context(unused_port())}/hook"
+        schedule(settings, "fail-x", "0 * * * *", clock)
+        clock.advance(hours=1)
+        with Scheduler(settings, clock=clock, webhook_url=url, webhook_timeout=2) as scheduler:
+            [outcome] = scheduler.run_once()
     if status is not None:
         receiver.close()
         assert len(receiver.bodies) == 1

@@ -16,6 +16,7 @@ from support.cli import (
     run_cli_in_process,
     stderr_lines,
 )
+from support.ports import served_url, served_url_on_stderr, unused_port
 from support.waiting import accepting, wait_for
 
 __all__ = [
@@ -26,6 +27,9 @@ __all__ = [
     "cohortsync_command",
     "run_cli",
     "run_cli_in_process",
+    "served_url",
+    "served_url_on_stderr",
     "stderr_lines",
+    "unused_port",
     "wait_for",
 ]

@@ -10,7 +10,6 @@ twice does nothing, and that a database newer than the code is refused.
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from cohortsync.braze.store import STORE_SCHEMA, open_store
 from cohortsync.catalog.auths import auth_fields
 from cohortsync.catalog.db import catalog_schema, open_catalog
 from cohortsync.settings import Settings
-from support import accepting, wait_for
+from support import served_url_on_stderr
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 CATALOG_HEAD = dbschema.head(catalog_schema())
@@ -134,25 +133,17 @@ def test_two_processes_upgrading_at_once_migrate_once(old_home: Path) -> None:
 # -- the Braze store -----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serving(db_url: str) -> Iterator[str]:
-    """The real ``cohortsync braze serve`` on ``db_url``."""
-    port = free_port()
+    """The real ``cohortsync braze serve`` on ``db_url``, on a port it picks."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "cohortsync", "braze", "serve", "--port", str(port), "--db", db_url],
+        [sys.executable, "-m", "cohortsync", "braze", "serve", "--port", "0", "--db", db_url],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: accepting(port), what="serve to start", interval=0.1, process=process)
+        base, _ = served_url_on_stderr(process)
         yield base
     finally:
         process.terminate()
@@ -286,7 +277,7 @@ def test_newer_store_stops_the_service_naming_both_versions(
     url = f"sqlite:///{path}"
     cli("braze", "db", "upgrade", "--db", url)
     stamp(url, "braze_store_version", "0999")
-    refused = cli("braze", "serve", "--port", str(free_port()), "--db", url, check=False)
+    refused = cli("braze", "serve", "--port", "0", "--db", url, check=False)
     assert refused.returncode == 2
     assert len(lines(refused.stderr)) == 1
     assert refused.stderr.startswith("error: the Braze store")

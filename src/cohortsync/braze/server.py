@@ -23,7 +23,7 @@ from cohortsync.braze.campaigns.schedule import DEFAULT_INTERVAL, CampaignSchedu
 from cohortsync.braze.clients import DEFAULT_BODY_TIMEOUT, guard
 from cohortsync.braze.ratelimit import RateLimit
 from cohortsync.braze.store import Store, open_store
-from cohortsync.web.serving import bind, running_in_thread
+from cohortsync.web.serving import base_url, bind, running_in_thread
 from cohortsync.web.throttle import LoginThrottle
 
 DEFAULT_PORT = 9292
@@ -73,10 +73,11 @@ def serve(
     """
     app, store = build_app(db_url, rate_limit=rate_limit)
     sock = bind(host, port)
-    bound_port = sock.getsockname()[1]
+    # The bound socket's address: with --port 0 this line is how a caller learns the port.
+    url = base_url(sock)
     print(
-        f"serving on http://{host}:{bound_port} (OpenAPI document at /openapi.json, "
-        f"browsable at /docs; dashboard at http://{host}:{bound_port}/dashboard); Ctrl-C stops",
+        f"serving on {url} (OpenAPI document at /openapi.json, "
+        f"browsable at /docs; dashboard at {url}/dashboard); Ctrl-C stops",
         file=sys.stderr,
         flush=True,
     )

@@ -28,8 +28,8 @@ from cohortsync.definitions.fields import MAX_THREADS as MAX_THREADS
 MAX_SHOWN = 100_000
 # Waits and intervals, in seconds: a day.
 MAX_SECONDS = 86_400.0
-# TCP ports that can be listened on.
-MIN_PORT, MAX_PORT = 1, 65_535
+# The highest TCP port; a server's --port 0 asks the system for any free one.
+MAX_PORT = 65_535
 
 
 class OperationChoice(StrEnum):
