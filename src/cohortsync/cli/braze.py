@@ -28,6 +28,7 @@ from cohortsync.cli.braze_common import (
 )
 from cohortsync.cli.braze_segment import segment_app
 from cohortsync.cli.braze_user import user_app
+from cohortsync.cli.braze_user_lookup import user_find
 from cohortsync.cli.db import outcome_line, status_document, status_line
 from cohortsync.cli.export_options import MAX_PORT
 from cohortsync.cli.output import JsonOption, echo_json_line
@@ -52,6 +53,7 @@ key_app = typer.Typer(
     help="Data import keys: the client_secret a partner sends.", no_args_is_help=True
 )
 users_app = typer.Typer(help="User profiles of a workspace.", no_args_is_help=True)
+users_app.command("find")(user_find)
 cohorts_app = typer.Typer(
     help="Cohorts that partners sent, their members and match rates.", no_args_is_help=True
 )
