@@ -170,6 +170,15 @@ def test_a_marketer_finds_users_by_each_identifier_and_reads_the_profile(
     assert "Events (sessions, purchases, custom events) are not recorded yet" in main
     screenshot(page, "dashboard-user-profile")
 
+    # A search without its identifier says what to type, next to the field.
+    page.goto(people.acme_page("/users"))
+    page.get_by_label("Search by").select_option("alias")
+    page.get_by_label("Alias label").fill("email")
+    page.get_by_role("button", name="Find user").click()
+    assert page.locator("#e-alias_name").inner_text() == "Type the alias name."
+    assert page.get_by_label("Alias label").input_value() == "email"
+    screenshot(page, "dashboard-users-missing-identifier")
+
     # Nobody holds this external id.
     page.goto(people.acme_page("/users"))
     page.get_by_label("External ID").fill("nobody-99")
