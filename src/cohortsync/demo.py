@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -128,35 +128,43 @@ def write_seed_table(path: Path) -> None:
     path.write_text("\n".join(rows) + "\n")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# The line ``braze serve`` prints once it listens; with --port 0 it is where to find it.
+SERVING_ON = re.compile(r"^serving on (http://\S+)", re.MULTILINE)
+
+
+def _served_url(log: Path) -> str | None:
+    found = SERVING_ON.search(log.read_text())
+    return found.group(1) if found else None
+
+
+def _answers(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/openapi.json", timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 @contextmanager
 def receiving_service(env: dict[str, str], home: Path) -> Iterator[str]:
-    """``cohortsync braze serve`` in the background; stopped on exit."""
-    port = free_port()
-    args = ["braze", "serve", "--port", str(port)]
+    """``cohortsync braze serve`` in the background, on a port it picks; stopped on exit.
+
+    Port 0: the service binds a free port itself and says which, so no other
+    program can take the port between choosing it and listening on it.
+    """
+    args = ["braze", "serve", "--port", "0"]
     print(f"$ cohortsync {shlex.join(args)} &", flush=True)
-    log = (home / "braze-serve.log").open("w")
+    log_path = home / "braze-serve.log"
+    log = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "cohortsync", *args], env=env, stdout=log, stderr=log
     )
-    base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base_url}/openapi.json", timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(
-                        f"the receiving service did not start; see {home / 'braze-serve.log'}"
-                    ) from None
-                time.sleep(0.1)
+        while not ((base_url := _served_url(log_path)) and _answers(base_url)):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the receiving service did not start; see {log_path}")
+            time.sleep(0.1)
         print(f"  serving at {base_url} (OpenAPI at {base_url}/docs)", flush=True)
         yield base_url
     finally:

@@ -14,13 +14,16 @@ its own.
 
 Screenshots go to ``$COHORTSYNC_ARTIFACTS/screenshots`` (default
 ``test-artifacts/screenshots`` in the checkout): artifacts of the run to look
-at, not committed.
+at, not committed. The suite's workers write there at once, so each file is
+written whole under a temporary name and then renamed: a reader (or a run
+that stops half-way) never sees half a PNG, and each name belongs to one test.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,7 +74,11 @@ def running_chromium() -> Iterator[Any]:
 
 @contextmanager
 def fresh_page(browser: Any, node: Any) -> Iterator[Any]:
-    """A new context and page of ``browser``; on a failed test, a ``FAILED-<test>.png``."""
+    """A new context and page of ``browser``; on a failed test, a ``FAILED-<test id>.png``.
+
+    The test's whole id (its file, class and parameters), so two failed tests
+    of the same name in different files keep a picture each.
+    """
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(15_000)
     page = context.new_page()
@@ -80,13 +87,26 @@ def fresh_page(browser: Any, node: Any) -> Iterator[Any]:
     finally:
         report = getattr(node, "report_call", None)
         if report is not None and report.failed:
-            screenshot(page, f"FAILED-{node.name}")
+            screenshot(page, f"FAILED-{node.nodeid}")
         context.close()
 
 
 def screenshot(page: Any, name: str) -> Path:
-    """Save a full-page screenshot of ``page`` as ``<name>.png`` among the run's artifacts."""
+    """Save a full-page screenshot of ``page`` as ``<name>.png`` among the run's artifacts.
+
+    Written to a temporary file in the same directory, then renamed over the
+    name: atomic, whichever worker writes last.
+    """
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / (re.sub(r"[^A-Za-z0-9_.-]+", "-", name) + ".png")
-    page.screenshot(path=str(path), full_page=True)
+    path = SCREENSHOTS / (re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") + ".png")
+    image = page.screenshot(full_page=True)
+    handle, partial = tempfile.mkstemp(dir=SCREENSHOTS, prefix=f".{path.stem}-", suffix=".part")
+    try:
+        os.fchmod(handle, 0o644)  # as a plain write would leave it, not mkstemp's 0600
+        with os.fdopen(handle, "wb") as file:
+            file.write(image)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
     return path
