@@ -195,3 +195,20 @@ def test_lock_without_the_csrf_token_changes_nothing(client: httpx.Client, site:
     site.acme.lock("vip")
     assert client.post(f"/w/{acme}/cohorts/vip/unlock").status_code == 403
     assert admin.list_cohorts(site.store, workspace=acme)[0]["locked"]
+
+
+def test_a_cohort_id_with_slashes_and_query_characters_has_its_page(
+    client: httpx.Client, site: Site
+) -> None:
+    load_people(site, 1)
+    odd = "q3 promo/eu?x#1%"
+    send_cohort(site.acme, odd, "Odd id", user_ids=["p1"])
+    listed = client.get(f"/w/{site.acme.workspace}/cohorts")
+    link = re.search(r'<a href="/dashboard(/w/\d+/cohorts/[^"]+)"><strong>Odd id', listed.text)
+    assert link and link.group(1).endswith("/q3%20promo/eu%3Fx%231%25")
+    page = client.get(link.group(1))
+    assert page.status_code == 200 and "p1" in member_ids_on(page.text)
+    token = form_token(client, link.group(1))
+    locked = client.post(f"{link.group(1)}/lock", data={"csrf_token": token, "back": "page"})
+    assert locked.status_code == 200 and str(locked.url).endswith(link.group(1))
+    assert admin.list_cohorts(site.store, workspace=site.acme.workspace)[0]["locked"]

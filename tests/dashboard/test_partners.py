@@ -47,6 +47,8 @@ def test_a_key_is_generated_shown_once_and_invalidated(dashboard_page: Any, site
     page.get_by_role("button", name="Enable Segment").click()
     page.wait_for_url(re.compile(r".*/partners/segmentio\?enabled=1$"))
     assert "Segment is enabled" in page.get_by_role("status").inner_text()
+    assert page.get_by_role("button", name="Generate new key").is_visible()
+    screenshot(page, "dashboard-partner-enabled")
     assert admin.workspace_partner(site.store, SEGMENT, workspace=site.acme.workspace)["enabled"]
 
     page.goto(site.acme_page("/partners/treasuredata"))
@@ -84,6 +86,7 @@ def test_a_key_is_generated_shown_once_and_invalidated(dashboard_page: Any, site
 
     refused = define_cohort(site.acme, "after-invalidation", key=new_key)
     assert refused.status_code == 401, refused.text
+    assert refused.json()["message"] == "Invalid client secret"  # the words the page warned of
     assert define_cohort(site.acme, "old-key-still-works").status_code in (200, 201)
 
 
