@@ -159,6 +159,9 @@ def test_members_and_history_page_by_keyset(client: httpx.Client, site: Site) ->
     assert member_ids_on(exact.text) == ["p5"]
     assert member_ids_on(client.get(f"{path}?q=p").text) == []  # exact: no id is "p"
     assert "No member holds an identifier" in client.get(f"{path}?q=P1").text
+    assert "invalidated since" not in first.text
+    site.acme.invalidate_key(site.acme.data_import_key)
+    assert "invalidated since" in client.get(path).text
     assert client.get(f"{path}?limit=0").status_code == 400
     assert client.get(f"{path}?after=abc").status_code == 400
 

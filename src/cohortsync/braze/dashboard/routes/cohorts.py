@@ -98,6 +98,7 @@ def cohort_page(
         )
     except ConfigError as error:
         raise _unknown_cohort(error, cohort_id) from error
+    keys = admin.list_keys(dashboard.store, workspace=workspace.id, partner=summary["partner"])
     base = {"q": q.strip(), "match": "prefix" if prefix else "exact"}
     kept: dict[str, Any] = {key: value for key, value in base.items() if base["q"]}
     if limit != cohort_views.PAGE_SIZE:
@@ -123,6 +124,7 @@ def cohort_page(
             "here": workspace.path(f"/cohorts/{quote(cohort_id, safe='/')}"),
             "members": members["members"],
             "history": history["changes"],
+            "key_active": {key["fingerprint"]: key["active"] for key in keys},
             "links": links,
             "q": base["q"],
             "prefix": prefix,
