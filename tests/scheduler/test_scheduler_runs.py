@@ -287,9 +287,11 @@ def test_a_held_lease_is_renewed_while_its_run_works(settings: Settings) -> None
     from cohortsync.scheduler import held_lease, utc_now
 
     catalog = open_catalog(settings.catalog_path)
-    ttl = timedelta(seconds=0.3)
+    # Renewed every third of the TTL: a renewal may come 2/3 s late (a loaded machine, a slow
+    # fsync) before the lease lapses, and the sleep still outlasts two TTLs.
+    ttl = timedelta(seconds=1)
     with held_lease(catalog, "probe:long", "runner-1", ttl=ttl) as lease:
-        time.sleep(0.8)  # well past the first expiry: only renewal keeps it
+        time.sleep(2.5)  # well past the first expiry: only renewal keeps it
         current = leases.get_lease(catalog, "probe:long")
         assert current is not None and current.owner == "runner-1"
         assert current.expires_at > lease.expires_at
