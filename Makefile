@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/python -m cohortsync.demo
 
+# The suite runs on PYTEST_WORKERS processes (pytest-xdist; 0: serially, in this process).
+# --dist loadscope keeps a module's tests on one worker, so its module-scoped
+# fixtures are built once; --durations names the slowest tests in every log.
+PYTEST_WORKERS ?= 3
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --durations=25 $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests bench
