@@ -204,6 +204,25 @@ def test_a_marketer_builds_a_segment_on_a_treasure_data_cohort(
     assert "Custom Attribute 'visits' greater than 5" in page.inner_text("main")
 
 
+def test_before_any_cohort_the_builder_says_why_it_lists_none(
+    site: Site, client: httpx.Client
+) -> None:
+    listed = client.get(acme_path(site))
+    assert "No segments yet." in listed.text
+    assert "No partner has sent a cohort to acme yet" in listed.text
+    builder = client.get(acme_path(site, "/new"))
+    assert '<option value="" selected>Choose a filter</option>' in builder.text
+    assert '<option value="cohort:treasuredata">Treasure Data Cohorts</option>' in builder.text
+    assert "Filter 1: Choose a filter type, or remove this filter." in builder.text
+    chosen = post(client, site, "/builder", {"g0-r0-type": "cohort:treasuredata"})
+    assert "No cohort of this partner yet" in chosen.text
+    assert "Filter 1: Choose a cohort from the list." in chosen.text
+    anonymous = post(
+        client, site, "/count", {"g0-r0-type": "external_id", "g0-r0-present": "absent"}
+    )
+    assert reachable(anonymous) == 0
+
+
 # ---------------------------------------------------------------- counts over HTTP
 
 

@@ -117,13 +117,23 @@ class Outcome:
         return ""
 
 
-def kinds(choices: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """The filter types a row may take: each partner's cohort filter, then the others."""
-    partners: dict[str, str] = {}
+def kinds(
+    choices: Iterable[Mapping[str, Any]], partners: Iterable[Mapping[str, Any]] = ()
+) -> list[tuple[str, str]]:
+    """The filter types a row may take: each partner's cohort filter, then the others.
+
+    ``partners`` (as :func:`cohortsync.braze.admin.list_partners` lists them)
+    adds the filter of each enabled partner that has sent no cohort yet, so
+    that the marketer sees it and learns why it lists nothing.
+    """
+    titles: dict[str, str] = {}
     for choice in choices:
-        partners.setdefault(choice["partner"], choice["filter_name"])
+        titles.setdefault(choice["partner"], choice["filter_name"])
+    for partner in partners:
+        if partner["enabled"]:
+            titles.setdefault(partner["name"], partner["filter_name"])
     return [
-        *((COHORT_KIND + partner, title) for partner, title in partners.items()),
+        *((COHORT_KIND + partner, title) for partner, title in titles.items()),
         (EXTERNAL_ID, "External User ID"),
         (ATTRIBUTE, "Custom Attribute"),
     ]

@@ -123,7 +123,13 @@ def _builder_page(
             "failure": failure,
             "unshowable": unshowable,
             "count": count,
-            **_builder_values(workspace, builder, choices, problems or {}),
+            **_builder_values(
+                workspace,
+                builder,
+                choices,
+                problems or {},
+                admin.list_partners(dashboard.store, workspace=workspace.id),
+            ),
         },
         status_code=status_code,
     )
@@ -134,6 +140,7 @@ def _builder_values(
     builder: Builder,
     choices: list[dict[str, Any]],
     problems: dict[str, str],
+    partners: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """What ``_segments_builder.html`` needs, on the page and in the htmx partial."""
     by_partner: dict[str, list[dict[str, Any]]] = {}
@@ -142,7 +149,7 @@ def _builder_values(
     return {
         "builder": builder,
         "problems": problems,
-        "kinds": segment_form.kinds(choices),
+        "kinds": segment_form.kinds(choices, partners),
         "cohorts_of": by_partner,
         "operators": segment_form.ATTRIBUTE_OPERATORS,
         "value_types": segment_form.VALUE_TYPES,
@@ -273,7 +280,16 @@ async def builder_partial(
         request,
         "dashboard/_segments_builder.html",
         workspace,
-        {**_builder_values(workspace, builder, choices, {}), "count_oob": count},
+        {
+            **_builder_values(
+                workspace,
+                builder,
+                choices,
+                {},
+                admin.list_partners(dashboard.store, workspace=workspace.id),
+            ),
+            "count_oob": count,
+        },
     )
 
 
