@@ -413,6 +413,43 @@ def test_edit_shows_the_saved_filter_and_replaces_it(world: Site, client: httpx.
     assert details["name"] == "Gold VIPs" and details["size"] == 1  # u1
 
 
+def test_a_filter_nested_deeper_than_groups_is_named_not_flattened(
+    world: Site, client: httpx.Client
+) -> None:
+    deep = {
+        "type": "or",
+        "filters": [
+            segments.cohort_filter(LAPSED),
+            {
+                "type": "and",
+                "filters": [
+                    segments.cohort_filter(VIP),
+                    {"type": "or", "filters": [segments.external_id_filter(present=False)]},
+                ],
+            },
+        ],
+    }
+    made = admin.create_segment(world.store, "Deep", workspace=world.acme.workspace, filter=deep)
+    edit = client.get(acme_path(world, f"/{made['id']}/edit"))
+    assert edit.status_code == 200
+    assert "nests groups deeper than the builder shows" in edit.text
+    assert (
+        admin.segment_details(world.store, "Deep", workspace=world.acme.workspace)["filter"] == deep
+    )
+
+
+def test_each_member_links_to_the_users_profile(world: Site, client: httpx.Client) -> None:
+    made = admin.create_segment(
+        world.store, "Lapsed", workspace=world.acme.workspace, includes_cohorts=[LAPSED]
+    )
+    page = client.get(acme_path(world, f"/{made['id']}"))
+    profiles = re.findall(rf'href="/dashboard/w/{world.acme.workspace}/users/(\d+)"', page.text)
+    assert len(profiles) == 3
+    for user_id in profiles:
+        assert client.get(f"/w/{world.acme.workspace}/users/{user_id}").status_code == 200
+    assert "anonymous user" in page.text
+
+
 def test_delete_asks_first_and_a_campaigns_segment_is_refused(
     world: Site, client: httpx.Client
 ) -> None:
