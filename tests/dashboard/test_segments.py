@@ -485,6 +485,8 @@ def test_the_member_pages_page_by_offset(world: Site, client: httpx.Client) -> N
     last = client.get(acme_path(world, f"/{made['id']}?offset=100"))
     assert "Showing 101 to 126 of 126 members" in last.text
     assert "Next page" not in last.text and "Previous page" in last.text
+    typo = client.get(acme_path(world, f"/{made['id']}?offset=ten"))
+    assert typo.status_code == 200 and "Showing 1 to 50 of 126 members" in typo.text
 
 
 # ---------------------------------------------------------------- isolation

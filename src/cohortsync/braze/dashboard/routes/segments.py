@@ -317,16 +317,19 @@ def segment_page(
     dashboard: DashboardDep,
     workspace: WorkspaceDep,
     segment_id: str,
-    offset: int = 0,
-    saved: bool = False,
+    offset: str = "0",
+    saved: str = "",
 ) -> Response:
-    """A segment: its filter in words, its size, its members a page at a time."""
+    """A segment: its filter in words, its size, its members a page at a time.
+
+    The query is read leniently: an offset typed wrong shows the first page.
+    """
     segment = _segment(dashboard, workspace, segment_id)
     page = admin.segment_member_page(
         dashboard.store,
         segment["id"],
         workspace=workspace.id,
-        offset=max(0, offset),
+        offset=int(offset) if offset.isdigit() else 0,
         limit=MEMBERS_PER_PAGE,
     )
     return dashboard.render(
@@ -336,7 +339,7 @@ def segment_page(
         {
             "segment": segment,
             "page": {**page, "limit": MEMBERS_PER_PAGE},
-            "saved": saved,
+            "saved": saved == "1",
             "when": when_text,
             "words": words,
         },
