@@ -22,6 +22,7 @@ from cohortsync.braze import admin, campaigns
 from cohortsync.braze.campaigns import Step
 from cohortsync.braze.sandbox import Sandbox
 from cohortsync.braze.segments import attribute_filter
+from support import wait_for
 from support.browser import screenshot
 
 from .conftest import BO, Site, form_token, log_in_client
@@ -87,9 +88,12 @@ def campaign_form(token: str, **values: Any) -> dict[str, Any]:
 
 def test_a_campaign_from_the_form_to_its_outbox(dashboard_page: Any, site: Site) -> None:
     page = dashboard_page
+    page.goto(site.acme_page("/campaigns"))
+    assert page.get_by_text("Segments first.").is_visible()
+    screenshot(page, "dashboard-campaigns-empty")
     extra = {f"user{n:02}": {"plan": "trial"} for n in range(30)}  # a second outbox page
     seed(site.acme, {**PROFILES, **extra})
-    page.goto(site.acme_page("/campaigns"))
+    page.reload()
     assert page.get_by_text("No campaigns yet.").is_visible()
     page.get_by_role("link", name="Create campaign").first.click()
     page.get_by_label("Message").fill("Hi {{first_name}}")
@@ -99,11 +103,18 @@ def test_a_campaign_from_the_form_to_its_outbox(dashboard_page: Any, site: Site)
     assert "'{{first_name}}'" in page.inner_text("#e-message")
     assert page.input_value("#f-message") == "Hi {{first_name}}"  # kept as typed
     screenshot(page, "dashboard-campaign-form-errors")
+    # Each error goes as it is corrected, before the form is sent again.
     page.get_by_label("Campaign name").fill("Renewal reminder")
+    expect(page.locator("#e-name")).to_have_count(0)
     page.get_by_label("Channel").select_option("push")
+    page.get_by_label("Message").fill("Hi {{${first_name}")
+    expect(page.locator("#e-message")).to_contain_text("'{{${first_name}'")
     page.get_by_label("Message").fill(MESSAGE)
+    expect(page.locator("#e-message")).to_have_count(0)
     assert "{{${first_name}}}" in page.inner_text("#h-message")
     page.get_by_label(re.compile("^Identified users")).first.check()
+    expect(page.locator("#e-include")).to_have_count(0)
+    expect(page.get_by_text("The campaign was not saved.")).to_be_hidden()
     page.wait_for_selector("#reachable-count")
     assert page.inner_text("#reachable-count") == "33"
     page.locator("#exclude-2").check()  # except the Gold plan: ada, cy
@@ -177,6 +188,10 @@ def test_a_canvas_with_an_added_step_reaches_fewer_at_the_narrowed_step(
     assert "Launched: 5 messages" in page.inner_text("[role=status]")
     assert "Your gold perks, friend" in page.inner_text("table.outbox")  # cy
     screenshot(page, "dashboard-canvas-page")
+    page.get_by_role("link", name="Canvases", exact=True).first.click()
+    row = page.locator("table.campaigns tbody tr").first
+    assert "Onboarding" in row.inner_text() and "2 steps" in row.inner_text()
+    screenshot(page, "dashboard-canvases-list")
 
 
 # ---------------------------------------------------------------- over HTTP
@@ -224,6 +239,30 @@ def test_a_canvas_of_two_steps_without_javascript(client: httpx.Client, site: Si
                                       kind="canvas")["steps"]) == 2  # fmt: skip
 
 
+def test_the_form_checks_a_field_as_it_is_typed(client: httpx.Client, site: Site) -> None:
+    ids = seed(site.acme)
+    taken = campaigns.create_campaign(
+        site.store, "Taken", workspace=site.acme.workspace, channel="email",
+        message="x", segments=[ids["Gold plan"]],
+    )  # fmt: skip
+    cases = [
+        ("/campaigns/check?name=", "Give the campaign a name."),
+        ("/campaigns/check?name=Taken", "A campaign named &#39;Taken&#39; exists already"),
+        (f"/campaigns/check?campaign={taken['id']}&name=Taken", ""),  # its own name
+        ("/campaigns/check?name=Fresh", ""),
+        ("/campaigns/check?message=Hi+%7B%7Bname%7D%7D", "cannot render at character 4"),
+        ("/campaigns/check?message=Hi+%7B%7B%24%7Bname%7D%7D%7D", ""),
+        ("/canvases/check?name=Taken", ""),  # a campaign's name is free for a Canvas
+        ("/canvases/check?step-3-name=+", "Name the step."),
+        ("/canvases/check?step-0-message=%7B%25+if+%25%7D", "cannot render at character 1"),
+    ]
+    for path, said in cases:
+        answer = client.get(area(site, path))
+        assert answer.status_code == 200
+        assert (said in answer.text) if said else answer.text == "", (path, answer.text)
+    assert [c["name"] for c in saved(site)] == ["Taken"]
+
+
 def test_send_at_schedules_in_utc_and_can_be_cancelled(client: httpx.Client, site: Site) -> None:
     ids = seed(site.acme)
     token = form_token(client, area(site, "/campaigns/new"))
@@ -264,6 +303,28 @@ def test_send_at_schedules_in_utc_and_can_be_cancelled(client: httpx.Client, sit
     assert campaigns.get_campaign(site.store, campaign["id"], workspace=site.acme.workspace)[
         "status"
     ] == "draft"  # fmt: skip
+
+
+def test_the_service_launches_a_campaign_at_its_send_time(client: httpx.Client, site: Site) -> None:
+    ids = seed(site.acme)
+    token = form_token(client, area(site, "/campaigns/new"))
+    client.post(
+        area(site, "/campaigns/new"),
+        data=campaign_form(token, name="Soon", include=ids["Gold plan"]),
+    )
+    [campaign] = saved(site)
+    here = area(site, f"/campaigns/{campaign['id']}")
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%S")
+    done = client.post(
+        here + "/schedule", data={"csrf_token": token, "send_at": soon, "action": "schedule"}
+    )
+    assert done.status_code == 200 and "Scheduled for" in done.text
+    wait_for(lambda: saved(site)[0]["status"] == "sent", what="the scheduled launch")
+    page = client.get(here).text
+    assert "Sent at its scheduled time" in page
+    assert "Hi Ada, your gold plan renews soon." in page
+    assert "Hi there, your gold plan renews soon." in page  # cy
+    assert "2 messages" in page
 
 
 @pytest.mark.parametrize(
@@ -337,7 +398,8 @@ def test_editing_a_draft_and_a_launch_to_nobody(client: httpx.Client, site: Site
     assert "Launched, but 0 messages were written" in launched.text
     assert saved(site)[0]["status"] == "sent"
     # Sent once: no second launch, no change.
-    assert client.post(here + "/launch", data={"csrf_token": token}).status_code == 400
+    again = client.post(here + "/launch", data={"csrf_token": token})
+    assert again.status_code == 400 and "was sent; it cannot be launched again" in again.text
     assert client.get(here + "/edit").status_code == 400
     assert len(saved(site)[0]["launches"]) == 1
 
@@ -363,7 +425,7 @@ def test_nothing_of_globex_is_reached_from_acme(client: httpx.Client, site: Site
     token = form_token(client, area(site, "/campaigns/new"))
     posted = campaign_form(token, include=acme_ids["Gold plan"], send_at="2099-01-01T09:00")
     routes = [(route.path, method) for route in router.routes for method in route.methods]
-    assert len(routes) == 20
+    assert len(routes) == 22
     for path, method in routes:
         kind = path.split("/")[3]
         their_id = theirs[kind]["id"]

@@ -16,6 +16,7 @@ unknown address (404) before anything is counted or saved.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,9 @@ MAX_STEPS = 20
 """A Canvas's steps in one form; more is a page nobody can read."""
 
 CHANNEL_WORDS = {"email": "Email", "push": "Push", "webhook": "Webhook"}
+INCLUDE_MISSING = "Choose at least one segment to include: they are who it reaches."
+STEP_NAME_MISSING = "Name the step."
+_STEP_FIELD = re.compile(r"step-(\d{1,2})-(name|message)")
 
 
 def said(error: ConfigError) -> str:
@@ -141,21 +145,18 @@ class CampaignForm:
     def check(self) -> dict[str, str]:
         """Every mistake of the form, by field name; empty when it may be saved."""
         errors: dict[str, str] = {}
-        word = "campaign" if self.kind == "campaign" else "Canvas"
-        if not self.name.strip():
-            errors["name"] = f"Give the {word} a name."
+        if problem := _name_error(self.kind, self.name):
+            errors["name"] = problem
         if not self.include:
-            errors["include"] = "Choose at least one segment to include: they are who it reaches."
+            errors["include"] = INCLUDE_MISSING
         for n, step in enumerate(self.steps):
             prefix = "" if self.kind == "campaign" else f"step-{n}-"
             if self.kind == "canvas" and not step.name.strip():
-                errors[f"{prefix}name"] = "Name the step."
+                errors[f"{prefix}name"] = STEP_NAME_MISSING
             if step.channel not in CHANNELS:
                 errors[f"{prefix}channel"] = "Choose email, push or webhook."
-            try:
-                compile_message(step.message)
-            except ConfigError as error:
-                errors[f"{prefix}message"] = said(error)
+            if problem := _message_error(step.message):
+                errors[f"{prefix}message"] = problem
         return errors
 
     def library_steps(self) -> list[Step]:
@@ -163,6 +164,33 @@ class CampaignForm:
             Step(name=s.name, channel=s.channel, message=s.message, segment=s.segment or None)
             for s in self.steps
         ]
+
+
+def field_error(kind: str, field: str, value: str) -> str:
+    """The mistake of one field as typed (``""``: none), worded as :meth:`CampaignForm.check`
+    words it: the form's live check while the marketer types."""
+    if field == "name":
+        return _name_error(kind, value)
+    matched = _STEP_FIELD.fullmatch(field)
+    part = matched.group(2) if matched and kind == "canvas" else field
+    if part == "message" and (matched or kind == "campaign"):
+        return _message_error(value)
+    if part == "name" and matched:
+        return "" if value.strip() else STEP_NAME_MISSING
+    return ""
+
+
+def _name_error(kind: str, value: str) -> str:
+    word = "campaign" if kind == "campaign" else "Canvas"
+    return "" if value.strip() else f"Give the {word} a name."
+
+
+def _message_error(value: str) -> str:
+    try:
+        compile_message(value)
+    except ConfigError as error:
+        return said(error)
+    return ""
 
 
 def field_of(error: ConfigError) -> str:

@@ -22,7 +22,9 @@ from starlette.datastructures import FormData
 from cohortsync.braze import admin, campaigns
 from cohortsync.braze.dashboard.campaign_form import (
     CHANNEL_WORDS,
+    INCLUDE_MISSING,
     CampaignForm,
+    field_error,
     field_of,
     local_input,
     read_send_at,
@@ -290,7 +292,32 @@ def _area(kind: str) -> None:
             request,
             "dashboard/_campaigns_reachable.html",
             workspace,
-            {"reachable": _reachable(dashboard, workspace, form.include, form.exclude)},
+            {
+                "reachable": _reachable(dashboard, workspace, form.include, form.exclude),
+                "live": INCLUDE_MISSING,
+            },
+        )
+
+    def check(request: Request, dashboard: DashboardDep, workspace: WorkspaceDep) -> Response:
+        """The mistake of the one field in the query, as typed (empty: none); nothing saved.
+
+        ``?campaign=ID`` names the campaign being edited, whose own name is not taken.
+        """
+        editing = request.query_params.get("campaign")
+        typed = [(k, v) for k, v in request.query_params.multi_items() if k != "campaign"]
+        field, value = typed[0] if typed else ("", "")
+        error = field_error(kind, field, value)
+        if field == "name" and not error:
+            taken = campaigns.list_campaigns(dashboard.store, workspace=workspace.id, kind=kind)
+            if any(c["name"] == value.strip() and c["id"] != editing for c in taken):
+                error = (
+                    f"A {WORDS[kind]} named {value.strip()!r} exists already: pick another name."
+                )
+        return dashboard.render(
+            request,
+            "dashboard/_campaigns_check.html",
+            workspace,
+            {"field": field, "error": error},
         )
 
     def page(
@@ -309,12 +336,16 @@ def _area(kind: str) -> None:
             offset=offset, launched=launched, scheduled=scheduled,
         )  # fmt: skip
 
-    def _editable(workspace: Workspace, dashboard: Dashboard, campaign_id: str) -> dict[str, Any]:
+    def _editable(
+        workspace: Workspace, dashboard: Dashboard, campaign_id: str, doing: str = "change"
+    ) -> dict[str, Any]:
+        """The campaign, unless it was sent: a sent one is never changed or sent again."""
         campaign = _campaign(dashboard, workspace, kind, campaign_id)
         if campaign["status"] == "sent":
             raise ConfigError(
-                f"{WORDS[kind]} {campaign['name']!r} was sent; it cannot change",
-                hint="Its outbox shows what it sent. Create another one.",
+                f"{WORDS[kind]} {campaign['name']!r} was sent; it cannot {doing}",
+                hint=f"Its page shows the outbox of what it sent. To send again, "
+                f"create another {WORDS[kind]}.",
             )
         return campaign
 
@@ -359,7 +390,7 @@ def _area(kind: str) -> None:
         request: Request, dashboard: DashboardDep, workspace: WorkspaceDep, campaign_id: str
     ) -> Response:
         """*Launch now?* with who it reaches: a launch is once and cannot be undone."""
-        campaign = _editable(workspace, dashboard, campaign_id)
+        campaign = _editable(workspace, dashboard, campaign_id, "be launched again")
         by_step = campaigns.reachable_by_step(
             dashboard.store, campaign["id"], workspace=workspace.id, kind=kind
         )
@@ -378,7 +409,7 @@ def _area(kind: str) -> None:
         data: FormData = FormDep,
     ) -> Response:
         """Resolve the audience now and write its messages to the outbox; show how many."""
-        campaign = _campaign(dashboard, workspace, kind, campaign_id)
+        campaign = _editable(workspace, dashboard, campaign_id, "be launched again")
         done = campaigns.launch_campaign(
             dashboard.store, campaign["id"], workspace=workspace.id, kind=kind
         )
@@ -415,6 +446,7 @@ def _area(kind: str) -> None:
     router.add_api_route(base + "/new", new, methods=["GET"], name=f"{kind}_new")
     router.add_api_route(base + "/new", create, methods=["POST"], name=f"{kind}_create")
     router.add_api_route(base + "/audience", audience, methods=["GET"], name=f"{kind}_audience")
+    router.add_api_route(base + "/check", check, methods=["GET"], name=f"{kind}_check")
     router.add_api_route(base + "/{campaign_id}", page, methods=["GET"], name=f"{kind}_page")
     router.add_api_route(base + "/{campaign_id}/edit", edit, methods=["GET"], name=f"{kind}_edit")
     router.add_api_route(
