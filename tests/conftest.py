@@ -1,4 +1,4 @@
-"""Fixtures shared by every suite: an isolated home, free ports, PostgreSQL.
+"""Fixtures shared by every suite: an isolated home, PostgreSQL, a Braze sandbox.
 
 Tests use real parts: a real HTTP server on 127.0.0.1, real DuckDB files and
 the PostgreSQL server on 127.0.0.1:5432 (a fresh database per test session).
@@ -9,7 +9,6 @@ A suite that needs a service skips only when the service is absent and
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +16,6 @@ from pathlib import Path
 import pytest
 
 from services import POSTGRES_ADMIN_URL, missing_service
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

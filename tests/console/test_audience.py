@@ -258,6 +258,26 @@ def test_a_value_of_the_wrong_type_shows_next_to_its_rule_and_saves_nothing(
     wait_for_count(page, 2)
 
 
+def test_a_slow_builder_answer_is_not_lost_to_the_live_count(
+    console_page: Any, console: RunningConsole, tmp_path: Path
+) -> None:
+    """A select fires input as well as change: the live count (500 ms after an input) waits
+    for the builder's answer to a new column, however late that comes, and never cancels it."""
+    make_customers(console, tmp_path)
+    page = console_page
+    page.goto(f"{console.url}/audience/parents/customers/segments/new")
+    held: list[Any] = []
+    page.route("**/builder", lambda route: held.append(route))  # answered once released
+    page.get_by_label("Group 1, rule 1 Attribute").select_option("age")
+    page.wait_for_timeout(1500)  # well past the count's 500 ms: it asks while the builder waits
+    assert len(held) == 1
+    with page.expect_response(lambda response: response.url.endswith("/builder")):
+        held[0].continue_()
+    settled(page)
+    operators = page.get_by_label("Group 1, rule 1 Operator").locator("option").all_inner_texts()
+    assert "matches" not in operators  # re-rendered for a number column
+
+
 def test_threads_and_cron_are_refused_next_to_their_fields(
     console_page: Any, console: RunningConsole, braze_sandbox: Any, tmp_path: Path
 ) -> None:
