@@ -210,6 +210,12 @@ def test_a_canvas_of_two_steps_without_javascript(client: httpx.Client, site: Si
     assert added.status_code == 200
     assert 'name="step-1-name"' in added.text and 'value="Hello"' in added.text
     assert saved(site, "canvas") == []  # adding a step saves nothing
+    full = client.post(
+        area(site, "/canvases/new"),
+        data={"csrf_token": token, "name": "Long", "step-count": "25", "action": "add-step"},
+    )
+    assert full.text.count('name="step-19-name"') == 1 and 'name="step-20-name"' not in full.text
+    assert "A Canvas has at most 20 steps here." in full.text
     step1 = {
         "step-1-name": "Gold",
         "step-1-channel": "webhook",
@@ -401,6 +407,9 @@ def test_editing_a_draft_and_a_launch_to_nobody(client: httpx.Client, site: Site
     launched = client.post(here + "/launch", data={"csrf_token": token})
     assert launched.status_code == 200
     assert "Launched, but 0 messages were written" in launched.text
+    for query in ("?offset=abc", "?offset=-5", "?launched=x", "?scheduled=maybe"):
+        odd = client.get(here + query)  # typed by hand: the page, not an error
+        assert odd.status_code == 200 and "Outbox" in odd.text, query
     assert saved(site)[0]["status"] == "sent"
     # Sent once: no second launch, no change.
     again = client.post(here + "/launch", data={"csrf_token": token})

@@ -23,6 +23,7 @@ from cohortsync.braze import admin, campaigns
 from cohortsync.braze.dashboard.campaign_form import (
     CHANNEL_WORDS,
     INCLUDE_MISSING,
+    MAX_STEPS,
     CampaignForm,
     field_error,
     field_of,
@@ -131,6 +132,7 @@ def _render_form(
             "form": form,
             "segments": segments,
             "segment_options": [(s["id"], s["name"]) for s in segments],
+            "max_steps": MAX_STEPS,
             "reachable": reachable,
             "errors": errors or {},
             "problem": problem,
@@ -325,15 +327,21 @@ def _area(kind: str) -> None:
         dashboard: DashboardDep,
         workspace: WorkspaceDep,
         campaign_id: str,
-        offset: int = 0,
-        launched: int | None = None,
-        scheduled: bool = False,
+        offset: str = "0",
+        launched: str = "",
+        scheduled: str = "",
     ) -> Response:
-        """A campaign's definition, who it reaches now, its launch or schedule, its outbox."""
+        """A campaign's definition, who it reaches now, its launch or schedule, its outbox.
+
+        The query is read leniently (a hand-edited ``?offset=`` shows the first page):
+        ``launched`` and ``scheduled`` only say which notice to show after a POST.
+        """
         campaign = _campaign(dashboard, workspace, kind, campaign_id)
         return _render_page(
             request, dashboard, workspace, campaign,
-            offset=offset, launched=launched, scheduled=scheduled,
+            offset=int(offset) if offset.isdigit() else 0,
+            launched=int(launched) if launched.isdigit() else None,
+            scheduled=scheduled == "1",
         )  # fmt: skip
 
     def _editable(
