@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,7 @@ class Pages:
             lstrip_blocks=True,
         )
         self.environment.filters["thousands"] = _thousands
+        self.environment.globals["when"] = readable_time
 
     def render(
         self,
@@ -121,3 +123,24 @@ def _thousands(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.1f}"
     return str(value)
+
+
+def readable_time(value: str | None) -> str:
+    """An ISO-8601 time as a person reads it: ``2026-12-02 14:41 UTC``; ``-`` for none.
+
+    Every page shows times this way (templates call ``when(value)``): stored
+    times are UTC with an offset, and a time with another offset is shown in
+    UTC too. A date alone stays a date; a time without an offset is shown
+    without a zone, since none is known. Text that is not a time is shown as is.
+    """
+    if not value:
+        return "-"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if len(value) == 10:
+        return parsed.strftime("%Y-%m-%d")
+    if parsed.utcoffset() is None:
+        return parsed.strftime("%Y-%m-%d %H:%M")
+    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -202,14 +202,6 @@ def field_of(error: ConfigError) -> str:
     return ""
 
 
-def utc_text(moment: str | None) -> str:
-    """A stored UTC time as a marketer reads it: ``2026-12-24 09:00 UTC`` (``-`` for none)."""
-    if not moment:
-        return "-"
-    parsed = datetime.fromisoformat(moment).astimezone(UTC)
-    return parsed.strftime("%Y-%m-%d %H:%M UTC")
-
-
 def local_input(moment: str | None) -> str:
     """A stored UTC time as a ``datetime-local`` input's value (``2026-12-24T09:00``)."""
     if not moment:

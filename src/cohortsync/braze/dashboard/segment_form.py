@@ -46,18 +46,11 @@ COHORT_KIND = "cohort:"
 EXTERNAL_ID = "external_id"
 ATTRIBUTE = "custom_attribute"
 
+SAME_AS = {"is_blank": "does_not_exist", "is_not_blank": "exists"}
 ATTRIBUTE_OPERATORS = {
-    "equals": "equals",
-    "does_not_equal": "does not equal",
-    "greater_than": "greater than",
-    "less_than": "less than",
-    "exists": "exists",
-    "does_not_exist": "does not exist",
-    "includes_value": "includes value",
-    "does_not_include_value": "does not include value",
+    operator: words for operator, words in segments.OPERATORS.items() if operator not in SAME_AS
 }
 """The comparisons the builder offers, in Braze's words (``is blank`` is ``does not exist``)."""
-SAME_AS = {"is_blank": "does_not_exist", "is_not_blank": "exists"}
 VALUE_TYPES = {"text": "as text", "number": "as a number", "boolean": "as true / false"}
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 FIELD = re.compile(r"^g(\d+)-(?:join|r(\d+)-type)$")

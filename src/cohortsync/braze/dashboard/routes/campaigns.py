@@ -30,7 +30,6 @@ from cohortsync.braze.dashboard.campaign_form import (
     local_input,
     read_send_at,
     said,
-    utc_text,
 )
 from cohortsync.braze.dashboard.context import Dashboard, DashboardDep, Workspace, WorkspaceDep
 from cohortsync.errors import ConfigError
@@ -99,7 +98,6 @@ def _values(kind: str, workspace: Workspace) -> dict[str, Any]:
         "plural_word": IN_TEXT[kind],
         "area": workspace.path(AREAS[kind]),
         "channel_words": CHANNEL_WORDS,
-        "when": utc_text,
     }
 
 

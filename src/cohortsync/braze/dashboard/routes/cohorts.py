@@ -17,7 +17,6 @@ from fastapi.responses import Response
 
 from cohortsync.braze import admin, cohort_views
 from cohortsync.braze.dashboard.context import DashboardDep, Workspace, WorkspaceDep
-from cohortsync.braze.dashboard.routes.partners import when_text
 from cohortsync.errors import ConfigError
 from cohortsync.web.pages import redirect
 
@@ -48,7 +47,7 @@ def cohorts_list(request: Request, dashboard: DashboardDep, workspace: Workspace
         request,
         "dashboard/cohorts_list.html",
         workspace,
-        {"cohorts": cohorts, "when": when_text, "kind_label": kind_label},
+        {"cohorts": cohorts, "kind_label": kind_label},
     )
 
 
@@ -130,7 +129,6 @@ def cohort_page(
             "prefix": prefix,
             "paged_members": bool(after),
             "paged_history": bool(before),
-            "when": when_text,
             "kind_label": kind_label,
         },
     )
@@ -143,6 +141,23 @@ def _back(request: Request, workspace: Workspace, cohort_id: str, back: str) -> 
     return redirect(request, workspace.path("/cohorts"))
 
 
+def _set_lock(
+    request: Request,
+    dashboard: DashboardDep,
+    workspace: WorkspaceDep,
+    cohort_id: str,
+    back: str,
+    *,
+    locked: bool,
+) -> Response:
+    change = admin.lock_cohort if locked else admin.unlock_cohort
+    try:
+        change(dashboard.store, cohort_id, workspace=workspace.id)
+    except ConfigError as error:
+        raise _unknown_cohort(error, cohort_id) from error
+    return _back(request, workspace, cohort_id, back)
+
+
 @router.post("/w/{workspace_id}/cohorts/{cohort_id:path}/lock")
 def lock(
     request: Request,
@@ -152,11 +167,7 @@ def lock(
     back: str = Form(""),
 ) -> Response:
     """Make the partner's calls on this cohort answer 423 until it is unlocked."""
-    try:
-        admin.lock_cohort(dashboard.store, cohort_id, workspace=workspace.id)
-    except ConfigError as error:
-        raise _unknown_cohort(error, cohort_id) from error
-    return _back(request, workspace, cohort_id, back)
+    return _set_lock(request, dashboard, workspace, cohort_id, back, locked=True)
 
 
 @router.post("/w/{workspace_id}/cohorts/{cohort_id:path}/unlock")
@@ -168,8 +179,4 @@ def unlock(
     back: str = Form(""),
 ) -> Response:
     """Accept the partner's calls on this cohort again."""
-    try:
-        admin.unlock_cohort(dashboard.store, cohort_id, workspace=workspace.id)
-    except ConfigError as error:
-        raise _unknown_cohort(error, cohort_id) from error
-    return _back(request, workspace, cohort_id, back)
+    return _set_lock(request, dashboard, workspace, cohort_id, back, locked=False)

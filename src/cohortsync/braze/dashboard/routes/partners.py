@@ -21,13 +21,6 @@ from cohortsync.web.pages import redirect
 router = APIRouter()
 
 
-def when_text(value: str | None) -> str:
-    """An ISO-8601 UTC timestamp of the store as a person reads it: ``2026-12-02 14:41 UTC``."""
-    if not value:
-        return "-"
-    return f"{value[:16].replace('T', ' ')} UTC"
-
-
 def rest_endpoint(request: Request) -> str:
     """The REST endpoint a partner's exporter calls: this server's own origin.
 
@@ -71,7 +64,6 @@ def _partner_page(
             "new_key": new_key,
             "notice": notice,
             "error": error,
-            "when": when_text,
         },
         status_code=status_code,
     )
@@ -176,7 +168,7 @@ def confirm_invalidate(
         request,
         "dashboard/partners_invalidate.html",
         workspace,
-        {"partner": partner, "key": key, "when": when_text},
+        {"partner": partner, "key": key},
     )
 
 

@@ -35,13 +35,6 @@ BUILDER_HINT = (
 )
 
 
-def when_text(value: str | None) -> str:
-    """An ISO-8601 UTC timestamp of the store as a person reads it: ``2026-12-02 14:41 UTC``."""
-    if not value:
-        return "-"
-    return f"{value[:16].replace('T', ' ')} UTC"
-
-
 def words(segment: dict[str, Any]) -> str:
     """The filter in words without the parentheses around the whole of it."""
     text = str(segment["text_description"])
@@ -242,7 +235,6 @@ def segments_list(
         {
             "segments": rows,
             "deleted": deleted,
-            "when": when_text,
             "words": words,
             "has_cohorts": bool(admin.cohort_choices(dashboard.store, workspace=workspace.id)),
         },
@@ -340,7 +332,6 @@ def segment_page(
             "segment": segment,
             "page": {**page, "limit": MEMBERS_PER_PAGE},
             "saved": saved == "1",
-            "when": when_text,
             "words": words,
         },
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -25,6 +24,7 @@ from fastapi.responses import Response
 from cohortsync.braze.dashboard.context import DashboardDep, WorkspaceDep
 from cohortsync.braze.profiles import lookup
 from cohortsync.errors import ConfigError
+from cohortsync.web.pages import readable_time
 
 router = APIRouter()
 
@@ -108,7 +108,6 @@ def user_page(
             "profile": profile,
             "attributes": attribute_rows(profile.attributes),
             "launches": lookup.RECENT_LAUNCHES,
-            "when": readable_time,
         },
     )
 
@@ -171,19 +170,3 @@ def _attribute(name: str, value: Any) -> AttributeRow:
 
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
-
-
-def readable_time(value: str) -> str:
-    """An ISO-8601 time as ``2026-03-01 09:00 UTC`` (a date alone stays a date)."""
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    if len(value) == 10:
-        return parsed.strftime("%Y-%m-%d")
-    offset = parsed.utcoffset()
-    if offset is None:
-        return parsed.strftime("%Y-%m-%d %H:%M")
-    if not offset:
-        return parsed.strftime("%Y-%m-%d %H:%M UTC")
-    return parsed.strftime("%Y-%m-%d %H:%M UTC%z")
