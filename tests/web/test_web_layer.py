@@ -160,3 +160,21 @@ def test_one_time_links_work_once() -> None:
 )
 def test_after_login_only_paths_of_this_side(target: str | None, expected: str) -> None:
     assert safe_next(target) == expected
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("2026-12-02T14:41:07.123+00:00", "2026-12-02 14:41 UTC"),
+        ("2026-12-02T16:41:07+02:00", "2026-12-02 14:41 UTC"),
+        ("2026-12-02T14:41:07", "2026-12-02 14:41"),
+        ("2026-12-02", "2026-12-02"),
+        ("next tuesday", "next tuesday"),
+        (None, "-"),
+        ("", "-"),
+    ],
+)
+def test_every_page_shows_a_time_the_same_way(stored: str | None, shown: str) -> None:
+    from cohortsync.web.pages import readable_time
+
+    assert readable_time(stored) == shown
