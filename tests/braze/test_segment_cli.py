@@ -20,8 +20,8 @@ def world(tmp_path: Path) -> Iterator[tuple[World, str]]:
     url = f"sqlite:///{tmp_path / 'braze.db'}"
     store = open_store(url)
     world = new_world(store)
-    world.track("ada", plan="gold", age=41)
-    world.track("bob", plan="silver", age=29)
+    world.track("ada", plan="gold", age=41, cohorts=["vip", "123"], newsletter=True)
+    world.track("bob", plan="silver", age=29, cohorts=["lapsed"], newsletter=False)
     world.track("cy", plan="gold", age=25)
     world.load([{"device_ids": ["d1"]}])
     world.cohort("vip", "VIP", user_ids=("ada", "bob"), device_ids=("d1",))
@@ -65,6 +65,23 @@ def test_options_build_cohort_identity_and_attribute_filters(world: tuple[World,
     assert shown["size"] == 2 and "VIP" in shown["text_description"]
 
 
+def test_shorthands_for_cohorts_delivered_as_attributes(world: tuple[World, str]) -> None:
+    segment(world, "create", "in vip", "--attribute-includes", "cohorts=vip")
+    assert world[0].members("in vip") == ["ada"]
+    segment(world, "create", "in 123", "--attribute-includes", "cohorts=123")  # text, not 123
+    assert world[0].members("in 123") == ["ada"]
+    segment(world, "create", "subscribed", "--attribute-is-true", "newsletter")
+    assert world[0].members("subscribed") == ["ada"]
+    segment(world, "create", "unsubscribed", "--attribute-is-false", "newsletter")
+    assert world[0].members("unsubscribed") == ["bob"]
+    made = segment(
+        world, "create", "any cohort", "--attribute-exists", "cohorts",
+        "--includes-cohort", "vip",
+    )  # fmt: skip
+    assert json.loads(made.stdout)["filter"]["type"] == "and"
+    assert world[0].members("any cohort") == ["ada", "bob"]
+
+
 def test_a_filter_file_and_an_update_replace_the_tree(
     world: tuple[World, str], tmp_path: Path
 ) -> None:
@@ -94,6 +111,7 @@ def test_a_filter_file_and_an_update_replace_the_tree(
         (("create", "x", "--includes-cohort", "vip", "--filter-file", "-"), "--filter-file repl"),
         (("update", "nothing-here", "--rename", "y"), "no segment 'nothing-here'"),
         (("update", "x"), "nothing to update"),
+        (("create", "x", "--attribute-includes", "cohorts"), "--attribute-includes 'cohorts'"),
     ],
 )  # fmt: skip
 def test_mistakes_are_one_line_and_save_nothing(

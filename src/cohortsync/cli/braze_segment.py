@@ -10,6 +10,7 @@ saves; see docs/braze-service.md.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -67,6 +68,28 @@ AttributeOption = Annotated[
         ),
     ),
 ]
+IncludesValueOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--attribute-includes",
+        help="ATTR=VALUE: users whose array attribute ATTR holds the text VALUE (repeatable), "
+        "e.g. cohorts=vip for a cohort delivered as an attribute.",
+    ),
+]
+IsTrueOption = Annotated[
+    list[str] | None,
+    typer.Option("--attribute-is-true", help="Users whose boolean attribute is true (repeatable)."),
+]
+IsFalseOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--attribute-is-false", help="Users whose boolean attribute is false (repeatable)."
+    ),
+]
+ExistsOption = Annotated[
+    list[str] | None,
+    typer.Option("--attribute-exists", help="Users who have this attribute (repeatable)."),
+]
 MatchOption = Annotated[Match, typer.Option(help="Combine the filters with AND (all) or OR (any).")]
 FilterFileOption = Annotated[
     Path | None,
@@ -101,6 +124,34 @@ def attribute_option(text: str) -> dict[str, Any]:
     return segments.attribute_filter(name, operator, value)
 
 
+def includes_option(text: str) -> dict[str, Any]:
+    """``'cohorts=vip'`` as "array attribute includes the text value"."""
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip() or not value:
+        raise ConfigError(
+            f"--attribute-includes {text!r}: expected ATTR=VALUE",
+            hint="e.g. --attribute-includes cohorts=vip",
+        )
+    return segments.attribute_filter(name.strip(), "includes_value", value)
+
+
+@dataclass(frozen=True)
+class AttributeFlags:
+    """The shorthand attribute options of ``create`` and ``update``."""
+
+    includes: list[str] | None = None
+    is_true: list[str] | None = None
+    is_false: list[str] | None = None
+    exists: list[str] | None = None
+
+    def filters(self) -> list[dict[str, Any]]:
+        found = [includes_option(text) for text in self.includes or []]
+        found += [segments.attribute_filter(name, "equals", True) for name in self.is_true or []]
+        found += [segments.attribute_filter(name, "equals", False) for name in self.is_false or []]
+        found += [segments.attribute_filter(name, "exists") for name in self.exists or []]
+        return found
+
+
 def read_filter_file(path: Path) -> Any:
     """The JSON tree of ``--filter-file``; ConfigError naming the file when it cannot be read."""
     source = "stdin" if str(path) == "-" else str(path)
@@ -125,6 +176,7 @@ def filter_of(
     excludes: list[str] | None,
     external_id: ExternalId | None,
     attributes: list[str] | None,
+    flags: AttributeFlags,
     match: Match,
     filter_file: Path | None,
 ) -> Any:
@@ -134,6 +186,7 @@ def filter_of(
     if external_id is not None:
         parts.append(segments.external_id_filter(present=external_id is ExternalId.present))
     parts += [attribute_option(text) for text in attributes or []]
+    parts += flags.filters()
     if filter_file is not None:
         if parts:
             raise ConfigError(
@@ -154,6 +207,10 @@ def segment_create(
     excludes_cohort: ExcludesOption = None,
     external_id: ExternalIdOption = None,
     attribute: AttributeOption = None,
+    attribute_includes: IncludesValueOption = None,
+    attribute_is_true: IsTrueOption = None,
+    attribute_is_false: IsFalseOption = None,
+    attribute_exists: ExistsOption = None,
     match: MatchOption = Match.all,
     filter_file: FilterFileOption = None,
     db: DbOption = None,
@@ -166,6 +223,7 @@ def segment_create(
       cohortsync braze segment create vip -w acme --includes-cohort vip --external-id present
       cohortsync braze segment create gold -w acme --attribute 'plan equals gold' \\
         --attribute 'age greater_than 30' --match any
+      cohortsync braze segment create vip-attr -w acme --attribute-includes cohorts=vip
       cohortsync braze segment create custom -w acme --filter-file filter.json
     """
     tree = filter_of(
@@ -173,6 +231,9 @@ def segment_create(
         excludes=excludes_cohort,
         external_id=external_id,
         attributes=attribute,
+        flags=AttributeFlags(
+            attribute_includes, attribute_is_true, attribute_is_false, attribute_exists
+        ),
         match=match,
         filter_file=filter_file,
     )
@@ -180,7 +241,7 @@ def segment_create(
         raise ConfigError(
             f"segment {name!r} has no filter",
             hint="pass --includes-cohort, --excludes-cohort, --external-id, --attribute "
-            "or --filter-file",
+            "(or an --attribute-... shorthand) or --filter-file",
         )
     with store_of(db) as store:
         print_json(admin.create_segment(store, name, workspace=workspace, filter=tree))
@@ -197,6 +258,10 @@ def segment_update(
     excludes_cohort: ExcludesOption = None,
     external_id: ExternalIdOption = None,
     attribute: AttributeOption = None,
+    attribute_includes: IncludesValueOption = None,
+    attribute_is_true: IsTrueOption = None,
+    attribute_is_false: IsFalseOption = None,
+    attribute_exists: ExistsOption = None,
     match: MatchOption = Match.all,
     filter_file: FilterFileOption = None,
     db: DbOption = None,
@@ -210,6 +275,9 @@ def segment_update(
         excludes=excludes_cohort,
         external_id=external_id,
         attributes=attribute,
+        flags=AttributeFlags(
+            attribute_includes, attribute_is_true, attribute_is_false, attribute_exists
+        ),
         match=match,
         filter_file=filter_file,
     )
