@@ -16,6 +16,8 @@ import requests
 from cohortsync.braze import admin, campaigns
 from cohortsync.braze.campaigns import Step
 from cohortsync.braze.sandbox import Sandbox
+from cohortsync.braze.store.tables import utc_now
+from support import wait_for
 
 from .support import PartnerClient
 
@@ -41,17 +43,22 @@ def test_campaigns_list_pages_sorts_and_filters_by_last_edit(
     sandbox: Sandbox, partner: PartnerClient
 ) -> None:
     setup_segment(sandbox, partner)
-    made = [
-        campaigns.create_campaign(
+
+    def create(number: int) -> dict[str, Any]:
+        return campaigns.create_campaign(
             sandbox.store,
-            f"c{i:03}",
+            f"c{number:03}",
             workspace=sandbox.workspace,
             channel="email",
             message="Hi",
             segments=["vip"],
         )
-        for i in range(101)
-    ]
+
+    made = [create(i) for i in range(100)]
+    # Edit times are kept to the millisecond: c100 is made in a later one than c099, or
+    # "edited after c099" and "newest first" could not single it out.
+    wait_for(lambda: utc_now() > made[-1]["updated_at"], 5, what="the next millisecond")
+    made.append(create(100))
     first = get(sandbox, "/campaigns/list")
     assert first.status_code == 200 and first.json()["message"] == "success"
     listed = first.json()["campaigns"]
