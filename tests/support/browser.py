@@ -21,6 +21,7 @@ that stops half-way) never sees half a PNG, and each name belongs to one test.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -98,7 +99,7 @@ def screenshot(page: Any, name: str) -> Path:
     name: atomic, whichever worker writes last.
     """
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / (re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") + ".png")
+    path = SCREENSHOTS / (_file_name(name) + ".png")
     image = page.screenshot(full_page=True)
     handle, partial = tempfile.mkstemp(dir=SCREENSHOTS, prefix=f".{path.stem}-", suffix=".part")
     try:
@@ -110,3 +111,15 @@ def screenshot(page: Any, name: str) -> Path:
         Path(partial).unlink(missing_ok=True)
         raise
     return path
+
+
+# A file name has at most 255 bytes; a test id with long parameters can be longer.
+_LONGEST_NAME = 180
+
+
+def _file_name(name: str) -> str:
+    """``name`` as a file name: unsafe characters as ``-``, a long one cut, kept apart by a hash."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
+    if len(safe) <= _LONGEST_NAME:
+        return safe
+    return f"{safe[:_LONGEST_NAME]}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"

@@ -161,6 +161,9 @@ def test_a_screenshot_appears_whole_under_its_name_or_not_at_all(
     with pytest.raises(RuntimeError, match="page closed"):
         browser.screenshot(FakePage(RuntimeError("page closed")), "console-other")
     assert sorted(p.name for p in path.parent.iterdir()) == ["console-home-empty.png"]
+    long_ids = [f"test_x[{'a' * 300}-{end}]" for end in (1, 2)]  # over a file name's 255 bytes
+    kept = [browser.screenshot(FakePage(b"\x89PNG"), name) for name in long_ids]
+    assert kept[0] != kept[1] and all(len(p.name) < 255 and p.exists() for p in kept)
 
 
 def test_a_failed_tests_screenshot_is_named_by_its_whole_id(
