@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from cohortsync.braze import admin, matching
 from cohortsync.braze.keys import PartnerCaller
-from cohortsync.braze.profiles import rest_operations
+from cohortsync.braze.profiles import identity_operations
 from cohortsync.braze.store import IDENTIFIER_KINDS, Store, open_store, partners, users
 from cohortsync.braze.validation import ApiError, CohortChange, MembershipChanges
 
@@ -138,7 +138,9 @@ def test_a_device_id_of_an_identified_user_matches_nobody(
 def test_an_anonymous_user_identified_later_no_longer_matches_by_device(
     store: Store, caller: PartnerCaller
 ) -> None:
-    assert rest_operations.identify_users(store, caller.workspace_id, [("carol", ANON[1])]) == []
+    assert (
+        identity_operations.identify_users(store, caller.workspace_id, [("carol", ANON[1])]) == []
+    )
     report = apply(store, caller, change(device_ids=("dev-anon",)))
     assert members(store, caller) == []
     assert counts(report)["device_id"] == (1, 0)

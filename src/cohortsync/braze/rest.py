@@ -9,6 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from cohortsync.braze.profiles.identity_operations import (
+    PRIORITIZATIONS,
+    EmailToIdentify,
+    UsersToDelete,
+)
 from cohortsync.braze.profiles.rest_operations import TrackedUser
 from cohortsync.braze.store import Alias
 from cohortsync.braze.validation import ApiError, is_identifier, parse_alias
@@ -16,6 +21,10 @@ from cohortsync.braze.validation import ApiError, is_identifier, parse_alias
 MAX_TRACK_ATTRIBUTES = 75
 MAX_ALIAS_OBJECTS = 50
 MAX_EXPORT_IDS = 50
+MAX_IDENTIFY_OBJECTS = 50
+MAX_DELETE_IDS = 50
+MERGE_BEHAVIORS = ("none", "merge")
+DELETE_KEYS = ("external_ids", "user_aliases", "braze_ids")
 
 
 def _array(
@@ -84,22 +93,87 @@ def parse_track(body: dict[str, Any]) -> list[TrackedUser]:
 def parse_alias_new(body: dict[str, Any]) -> list[tuple[str | None, Alias]]:
     """``{"user_aliases": [{"alias_name", "alias_label", "external_id"?}]}``."""
     items: list[tuple[str | None, Alias]] = []
-    raw = _array(body, "user_aliases", MAX_ALIAS_OBJECTS, "alias objects")
-    for index, item in enumerate(raw):
-        where = f"user_aliases[{index}]"
+    for where, item in _objects(body, "user_aliases", MAX_ALIAS_OBJECTS, "alias objects"):
         alias = _alias(item, where)
         external_id = item.get("external_id")
         items.append((None if external_id is None else _external_id(external_id, where), alias))
     return items
 
 
-def parse_identify(body: dict[str, Any]) -> list[tuple[str, Alias]]:
-    """``{"aliases_to_identify": [{"external_id", "user_alias"}]}``."""
-    items = []
-    for where, item in _objects(body, "aliases_to_identify", MAX_ALIAS_OBJECTS, "objects"):
-        external_id = _external_id(item.get("external_id"), where)
-        items.append((external_id, _alias(item.get("user_alias"), f"{where}.user_alias")))
-    return items
+def parse_identify(
+    body: dict[str, Any],
+) -> tuple[list[tuple[str, Alias]], list[EmailToIdentify], bool]:
+    """``{"aliases_to_identify"?, "emails_to_identify"?, "merge_behavior"?}``.
+
+    One of the two arrays is required, at most 50 objects in all; the third
+    value says whether ``merge_behavior`` is ``"merge"`` (the default).
+    """
+    if "aliases_to_identify" not in body and "emails_to_identify" not in body:
+        raise ApiError(400, "one of aliases_to_identify and emails_to_identify is required")
+    aliases = []
+    if "aliases_to_identify" in body:
+        for where, item in _objects(body, "aliases_to_identify", MAX_IDENTIFY_OBJECTS, "objects"):
+            external_id = _external_id(item.get("external_id"), where)
+            aliases.append((external_id, _alias(item.get("user_alias"), f"{where}.user_alias")))
+    emails = []
+    if "emails_to_identify" in body:
+        for where, item in _objects(body, "emails_to_identify", MAX_IDENTIFY_OBJECTS, "objects"):
+            emails.append(_email_to_identify(item, where))
+    if len(aliases) + len(emails) > MAX_IDENTIFY_OBJECTS:
+        raise ApiError(400, f"at most {MAX_IDENTIFY_OBJECTS} objects to identify per request")
+    behavior = body.get("merge_behavior", "merge")
+    if behavior not in MERGE_BEHAVIORS:
+        raise ApiError(400, "merge_behavior must be one of 'none' or 'merge'")
+    return aliases, emails, behavior == "merge"
+
+
+def _email_to_identify(item: dict[str, Any], where: str) -> EmailToIdentify:
+    """``{"external_id", "email", "prioritization": [...]}``, checked as Braze documents it."""
+    external_id = _external_id(item.get("external_id"), where)
+    email = item.get("email")
+    if not is_identifier(email) or not email:
+        raise ApiError(400, f"{where}.email must be a non-empty string")
+    order = item.get("prioritization")
+    if (
+        not isinstance(order, list)
+        or not order
+        or any(value not in PRIORITIZATIONS for value in order)
+        or len(set(order)) != len(order)
+        or {"identified", "unidentified"} <= set(order)
+    ):
+        raise ApiError(
+            400,
+            f"{where}.prioritization must be a non-empty array of distinct values among "
+            f"{', '.join(PRIORITIZATIONS)}, with at most one of identified and unidentified",
+        )
+    return EmailToIdentify(external_id, str(email), tuple(order))
+
+
+def parse_delete(body: dict[str, Any]) -> UsersToDelete:
+    """``{"external_ids" | "user_aliases" | "braze_ids": [...]}``: exactly one, up to 50."""
+    present = [key for key in DELETE_KEYS if key in body]
+    unsupported = [key for key in ("email_addresses", "phone_numbers") if key in body]
+    if unsupported:
+        raise ApiError(
+            400,
+            f"{', '.join(unsupported)}: this sandbox deletes users by "
+            "external_ids, user_aliases or braze_ids only",
+        )
+    if len(present) != 1:
+        raise ApiError(
+            400, "name the users by exactly one of external_ids, user_aliases, braze_ids"
+        )
+    [key] = present
+    values = _array(body, key, MAX_DELETE_IDS, "aliases" if key == "user_aliases" else "strings")
+    if key == "user_aliases":
+        return UsersToDelete(
+            aliases=tuple(_alias(item, f"user_aliases[{i}]") for i, item in enumerate(values))
+        )
+    if not all(is_identifier(value) for value in values):
+        raise ApiError(400, f"{key} must be an array of strings")
+    if key == "external_ids":
+        return UsersToDelete(external_ids=tuple(values))
+    return UsersToDelete(braze_ids=tuple(values))
 
 
 def parse_export(body: dict[str, Any]) -> tuple[list[str], list[Alias], str | None]:

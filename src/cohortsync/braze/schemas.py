@@ -108,7 +108,6 @@ ALIAS_NEW: dict[str, Any] = {
 
 IDENTIFY: dict[str, Any] = {
     "type": "object",
-    "required": ["aliases_to_identify"],
     "properties": {
         "aliases_to_identify": {
             "type": "array",
@@ -118,8 +117,51 @@ IDENTIFY: dict[str, Any] = {
                 "required": ["external_id", "user_alias"],
                 "properties": {"external_id": _STRING, "user_alias": ALIAS},
             },
-        }
+        },
+        "emails_to_identify": {
+            "type": "array",
+            "maxItems": 50,
+            "items": {
+                "type": "object",
+                "required": ["external_id", "email", "prioritization"],
+                "properties": {
+                    "external_id": _STRING,
+                    "email": _STRING,
+                    "prioritization": {
+                        "type": "array",
+                        "minItems": 1,
+                        "uniqueItems": True,
+                        "items": {
+                            "type": "string",
+                            "enum": [
+                                "identified",
+                                "unidentified",
+                                "most_recently_updated",
+                                "least_recently_updated",
+                            ],
+                        },
+                    },
+                },
+            },
+        },
+        "merge_behavior": {"type": "string", "enum": ["none", "merge"], "default": "merge"},
     },
+    "anyOf": [{"required": ["aliases_to_identify"]}, {"required": ["emails_to_identify"]}],
+}
+
+DELETE: dict[str, Any] = {
+    "type": "object",
+    "description": "Exactly one of the three arrays.",
+    "properties": {
+        "external_ids": {"type": "array", "maxItems": 50, "items": _STRING},
+        "user_aliases": {"type": "array", "maxItems": 50, "items": ALIAS},
+        "braze_ids": {"type": "array", "maxItems": 50, "items": _STRING},
+    },
+    "oneOf": [
+        {"required": ["external_ids"]},
+        {"required": ["user_aliases"]},
+        {"required": ["braze_ids"]},
+    ],
 }
 
 EXPORT_IDS: dict[str, Any] = {

@@ -1,4 +1,6 @@
-"""Braze's ``/users/*`` operations on the store: track, alias, identify, export.
+"""Braze's ``/users/*`` operations on the store: track and export.
+
+The identity endpoints (alias, identify, delete) are in :mod:`.identity_operations`.
 
 Each call is one write (or read) transaction; per-item problems are returned
 as Braze's ``errors`` strings instead of failing the whole request.
@@ -50,58 +52,6 @@ def _tracked_user_id(conn: sa.Connection, workspace_id: int, item: TrackedUser) 
         assert item.alias is not None
         user = user_queries.user_by_alias(conn, workspace_id, item.alias)
     return None if user is None else int(user.id)
-
-
-def add_aliases(
-    store: Store, workspace_id: int, items: list[tuple[str | None, Alias]]
-) -> list[str]:
-    """``/users/alias/new``: an alias on an identified user, or a new alias-only user."""
-    errors = []
-    with store.write() as conn:
-        for index, (external_id, alias) in enumerate(items):
-            holder = user_queries.user_by_alias(conn, workspace_id, alias)
-            if holder is not None:
-                if external_id is None or holder.external_id != external_id:
-                    errors.append(f"user_aliases[{index}]: alias already belongs to another user")
-                continue
-            if external_id is None:
-                user_queries.create_user(conn, workspace_id, None, alias)
-                continue
-            user = user_queries.user_by_external_id(conn, workspace_id, external_id)
-            if user is None:
-                user_queries.create_user(conn, workspace_id, external_id, alias)
-            else:
-                user_queries.add_alias(conn, workspace_id, alias, user.id)
-    return errors
-
-
-def identify_users(store: Store, workspace_id: int, items: list[tuple[str, Alias]]) -> list[str]:
-    """``/users/identify``: give an alias-only user an external id.
-
-    When a user with that external id exists, the alias-only user is merged
-    into it (aliases, device ids, cohort memberships, attributes the
-    identified user lacks) and disappears. Either way the user is identified
-    from then on, so its device ids no longer match in cohort imports.
-    """
-    errors = []
-    with store.write() as conn:
-        for index, (external_id, alias) in enumerate(items):
-            source = user_queries.user_by_alias(conn, workspace_id, alias)
-            if source is None:
-                errors.append(f"aliases_to_identify[{index}]: no user has this alias")
-                continue
-            if source.external_id is not None:
-                if source.external_id != external_id:
-                    errors.append(
-                        f"aliases_to_identify[{index}]: the alias belongs to an identified user"
-                    )
-                continue
-            target = user_queries.user_by_external_id(conn, workspace_id, external_id)
-            if target is None:
-                user_queries.set_external_id(conn, source.id, external_id)
-                continue
-            user_queries.merge_user(conn, source, target)
-    return errors
 
 
 def export_users(

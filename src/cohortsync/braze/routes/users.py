@@ -10,7 +10,7 @@ from typing import Any
 
 from cohortsync.braze import rest, schemas
 from cohortsync.braze.dependencies import rest_budget, rest_workspace
-from cohortsync.braze.profiles import rest_operations
+from cohortsync.braze.profiles import identity_operations, rest_operations
 from cohortsync.braze.routes.registration import operations_router
 from cohortsync.braze.store import Store
 
@@ -35,16 +35,31 @@ def track(store: Store, workspace_id: int, body: dict[str, Any]) -> dict[str, An
 
 @_route("/users/alias/new", "Add aliases", schemas.ALIAS_NEW)
 def alias_new(store: Store, workspace_id: int, body: dict[str, Any]) -> dict[str, Any]:
-    """With external_id: an alias on that user; without: a new alias-only user."""
+    """With an external_id, an alias on that user (if it exists); without, an alias-only user.
+
+    A taken alias, or a label the user has already, changes nothing and still
+    counts as processed, as in Braze.
+    """
     items = rest.parse_alias_new(body)
-    return _with_errors(rest_operations.add_aliases(store, workspace_id, items))
+    return {"aliases_processed": identity_operations.add_aliases(store, workspace_id, items)}
 
 
-@_route("/users/identify", "Identify alias-only users", schemas.IDENTIFY)
+@_route("/users/identify", "Identify alias-only or email-only users", schemas.IDENTIFY)
 def identify(store: Store, workspace_id: int, body: dict[str, Any]) -> dict[str, Any]:
-    """Gives an alias-only user an external id, merging it into that user when one exists."""
-    items = rest.parse_identify(body)
-    return _with_errors(rest_operations.identify_users(store, workspace_id, items))
+    """Gives an unidentified profile an external id, combining it into that user when one exists.
+
+    ``errors`` names the objects that identified nobody, and why.
+    """
+    aliases, emails, merge = rest.parse_identify(body)
+    errors = identity_operations.identify_users(store, workspace_id, aliases, emails, merge=merge)
+    return _with_errors(errors, aliases_processed=len(aliases) + len(emails) - len(errors))
+
+
+@_route("/users/delete", "Delete users", schemas.DELETE)
+def delete(store: Store, workspace_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    """Deletes the users with their aliases, devices, cohort memberships and attributes."""
+    request = rest.parse_delete(body)
+    return {"deleted": identity_operations.delete_users(store, workspace_id, request)}
 
 
 @_route("/users/export/ids", "Export user profiles", schemas.EXPORT_IDS)

@@ -212,54 +212,6 @@ def merge_attributes(
     )
 
 
-def merge_user(conn: sa.Connection, source: Any, target: Any) -> None:
-    """Move everything of the user row ``source`` onto ``target``, then delete ``source``.
-
-    Aliases, device ids and cohort memberships move; attributes the target
-    lacks are copied.
-    """
-    conn.execute(
-        sa.update(user_aliases).where(user_aliases.c.user_id == source.id).values(user_id=target.id)
-    )
-    conn.execute(
-        sa.update(user_devices).where(user_devices.c.user_id == source.id).values(user_id=target.id)
-    )
-    # Memberships are keyed (cohort, user): ask per cohort of the workspace.
-    workspace_cohorts = list(
-        conn.execute(sa.select(cohorts.c.id).where(cohorts.c.workspace_id == source.workspace_id))
-        .scalars()
-        .all()
-    )
-
-    def cohorts_of(user_id: int) -> set[int]:
-        return set(
-            conn.execute(
-                sa.select(cohort_members.c.cohort_pk).where(
-                    cohort_members.c.cohort_pk.in_(workspace_cohorts),
-                    cohort_members.c.user_id == user_id,
-                )
-            ).scalars()
-        )
-
-    source_cohorts = cohorts_of(source.id)
-    missing = source_cohorts - cohorts_of(target.id)
-    if missing:
-        conn.execute(
-            sa.insert(cohort_members),
-            [{"cohort_pk": pk, "user_id": target.id} for pk in sorted(missing)],
-        )
-    if source_cohorts:
-        conn.execute(
-            sa.delete(cohort_members).where(
-                cohort_members.c.cohort_pk.in_(sorted(source_cohorts)),
-                cohort_members.c.user_id == source.id,
-            )
-        )
-    if source.attributes:
-        merge_attributes(conn, target.id, orjson.loads(source.attributes), keep=True)
-    conn.execute(sa.delete(users).where(users.c.id == source.id))
-
-
 # ---------------------------------------------------------------- listings
 
 
