@@ -12,7 +12,9 @@ import typer
 from rich.console import Console
 
 from cohortsync.cli.export_options import (
+    AttributeModeChoice,
     CohortNameOption,
+    DestinationChoice,
     LockTimeoutOption,
     OperationChoice,
     SkipInvalidOption,
@@ -25,10 +27,12 @@ from cohortsync.definitions.fields import DEFAULT_MAX_REMOVE_PCT
 from cohortsync.errors import ConfigError
 from cohortsync.export.destinations import destination_for_auth
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
+from cohortsync.export.rest_attribute import REST_API_KEY_ENV, read_rest_api_key
 from cohortsync.export.run import run_export
 from cohortsync.export.spec import (
     DEFAULT_PARTNER,
     DEFAULT_THREADS,
+    REST_ATTRIBUTE,
     Destination,
     ExportSpec,
     MirrorOptions,
@@ -53,6 +57,45 @@ def export(
     auth: Annotated[
         str | None,
         typer.Option("--auth", help="A saved authentication (see 'cohortsync auth create')."),
+    ] = None,
+    destination_type: Annotated[
+        DestinationChoice,
+        typer.Option(
+            "--type",
+            help=(
+                "partner-cohort: Braze's partner cohort import API (a data import key); "
+                "rest-attribute: a custom attribute through /users/track (a REST API key)."
+            ),
+        ),
+    ] = DestinationChoice.partner_cohort,
+    rest_api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--rest-api-key",
+            help=f"rest-attribute: '-' reads the REST API key from stdin [default: "
+            f"${REST_API_KEY_ENV}].",
+            show_default=False,
+        ),
+    ] = None,
+    attribute_mode: Annotated[
+        AttributeModeChoice,
+        typer.Option(
+            "--attribute-mode",
+            help=(
+                "rest-attribute: array (the cohort id in an array attribute, added and "
+                "removed with Braze's add/remove operators) or boolean (one attribute per "
+                "cohort, true on entry, false on exit)."
+            ),
+        ),
+    ] = AttributeModeChoice.array,
+    attribute: Annotated[
+        str | None,
+        typer.Option(
+            "--attribute",
+            help="rest-attribute: the custom attribute [default: cohorts, or cohort_<cohort id> "
+            "in boolean mode].",
+            show_default=False,
+        ),
     ] = None,
     endpoint: Annotated[
         str | None,
@@ -161,6 +204,17 @@ def export(
     unless --allow-empty, and removing more than --max-remove-pct of the
     tracked members fails unless raised.
 
+    With --type rest-attribute the cohort is delivered as a custom attribute
+    through Braze's /users/track, with a REST API key (users.track permission)
+    from $COHORTSYNC_REST_API_KEY or --rest-api-key - (stdin): in array mode the
+    cohort id is added to or removed from the --attribute array (cohorts), in
+    boolean mode the --attribute (cohort_<cohort id>) is set true or false.
+    Every object carries _update_existing_only, so no user is created; 75
+    objects per request. Device ids cannot be addressed there: a result of only
+    device_ids fails, a mixed one skips and counts them. The answers' non-fatal
+    errors are counted in the report (match). Saved authentications of this
+    type are not supported yet: give --endpoint.
+
     Runs are recorded ('cohortsync runs list'). One run per cohort at a time: a
     second waits up to --lock-timeout. A run stopped by SIGTERM or Ctrl-C
     finishes its requests in flight and exits 6; a stopped or killed run is
@@ -178,6 +232,9 @@ def export(
       cohortsync export --endpoint https://rest.iad-01.braze.com --data-import-key - \\
         --cohort-id vip --table vip_users --json < key.txt
       cohortsync export --auth braze-prod --cohort-id vip --table raw_ids --skip-invalid
+      COHORTSYNC_REST_API_KEY=... cohortsync export --type rest-attribute \\
+        --endpoint https://rest.iad-01.braze.com --cohort-id vip --operation mirror \\
+        --query "SELECT external_id AS user_ids FROM users WHERE vip"
 
     Retries and timeouts come from the environment: COHORTSYNC_HTTP_MAX_ATTEMPTS
     (default 8, the first try included), COHORTSYNC_HTTP_BACKOFF_BASE and
@@ -197,7 +254,17 @@ def export(
         table=table,
         warehouse_url=warehouse,
     )
-    destination = _destination(settings, auth, endpoint, data_import_key, partner)
+    if destination_type == DestinationChoice.rest_attribute:
+        destination = _attribute_destination(
+            auth, endpoint, data_import_key, partner, rest_api_key, attribute_mode, attribute
+        )
+    else:
+        if rest_api_key is not None or attribute is not None:
+            raise ConfigError(
+                "--rest-api-key and --attribute belong to --type rest-attribute",
+                hint="add --type rest-attribute, or leave them out for a partner cohort",
+            )
+        destination = _destination(settings, auth, endpoint, data_import_key, partner)
     spec = ExportSpec(
         source=source,
         destination=destination,
@@ -260,6 +327,43 @@ def _query_text(query: str | None, query_file: Path | None, table: str | None) -
     if query_file is not None:
         return read_text(query_file, f"the query file {query_file}")
     return query
+
+
+def _attribute_destination(
+    auth: str | None,
+    endpoint: str | None,
+    data_import_key: str | None,
+    partner: str | None,
+    rest_api_key: str | None,
+    mode: AttributeModeChoice,
+    attribute: str | None,
+) -> Destination:
+    """A ``rest-attribute`` destination from the command line (no saved authentication yet)."""
+    if auth is not None:
+        raise ConfigError(
+            "a saved authentication cannot be used with --type rest-attribute yet",
+            hint=f"give --endpoint URL and the REST API key in ${REST_API_KEY_ENV} "
+            "(or --rest-api-key - on stdin)",
+        )
+    if data_import_key is not None or partner is not None:
+        raise ConfigError(
+            "--data-import-key and --partner belong to --type partner-cohort",
+            hint=f"a rest-attribute export takes a REST API key (${REST_API_KEY_ENV} "
+            "or --rest-api-key -)",
+        )
+    if endpoint is None:
+        raise ConfigError(
+            "no destination given",
+            hint="give --endpoint URL, the workspace's REST endpoint",
+        )
+    return Destination(
+        endpoint=endpoint.rstrip("/"),
+        data_import_key=read_rest_api_key(rest_api_key),
+        partner_api_key="",
+        type=REST_ATTRIBUTE,
+        attribute_mode=mode.value,
+        attribute=attribute,
+    )
 
 
 def _destination(

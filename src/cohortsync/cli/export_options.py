@@ -32,6 +32,20 @@ MAX_SECONDS = 86_400.0
 MAX_PORT = 65_535
 
 
+class DestinationChoice(StrEnum):
+    """The --type values: how an export delivers membership (:mod:`cohortsync.export.spec`)."""
+
+    partner_cohort = "partner-cohort"
+    rest_attribute = "rest-attribute"
+
+
+class AttributeModeChoice(StrEnum):
+    """The --attribute-mode values of a ``rest-attribute`` export."""
+
+    array = "array"
+    boolean = "boolean"
+
+
 class OperationChoice(StrEnum):
     """The --operation values: the export operations of :mod:`cohortsync.export.spec`."""
 

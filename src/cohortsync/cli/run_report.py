@@ -27,7 +27,8 @@ def render_report(console: Console, report: ExportReport) -> None:
     if report.plan is not None:
         by_kind = ", ".join(f"{k} {v:,}" for k, v in report.plan["identifiers"].items())
         table.add_row("to send", by_kind or "nothing")
-        table.add_row("requests", f"{report.plan['requests']:,} (1 name + batches)")
+        opening = "" if report.plan["requests"] == report.plan["batches"] else "1 name + "
+        table.add_row("requests", f"{report.plan['requests']:,} ({opening}batches)")
     else:
         by_kind = ", ".join(f"{k} {v:,}" for k, v in report.sent.items())
         table.add_row("sent", by_kind or "nothing")
@@ -37,6 +38,10 @@ def render_report(console: Console, report: ExportReport) -> None:
     )
     if report.ignored_columns:
         table.add_row("ignored columns", ", ".join(report.ignored_columns))
+    if report.unaddressable:
+        table.add_row("not addressable", unaddressable_line(report.unaddressable))
+    if report.match is not None:
+        table.add_row("match", match_line(report.match))
     if not report.dry_run:
         table.add_row("requests", f"{report.requests:,} ({report.retries:,} retries)")
         table.add_row(
@@ -46,8 +51,32 @@ def render_report(console: Console, report: ExportReport) -> None:
     console.print(table)
     _render_invalid(console, report)
     if report.plan is not None and report.plan.get("first_request") is not None:
-        console.print("first cohorts/users request (keys masked, identifiers shortened):")
+        url = report.plan.get("url")
+        if url is not None:  # /users/track: the key travels in a header
+            console.print(f"first request: POST {url}", soft_wrap=True, highlight=False)
+            for name, value in report.plan.get("headers", {}).items():
+                console.print(f"  {name}: {value}", soft_wrap=True, markup=False, highlight=False)
+            console.print("its body (objects shortened):")
+        else:
+            console.print("first cohorts/users request (keys masked, identifiers shortened):")
         console.print_json(data=_shortened(report.plan["first_request"]))
+
+
+def match_line(match: dict[str, Any]) -> str:
+    """A ``rest-attribute`` run's match report in one line: objects, errors by reason."""
+    line = (
+        f"{match.get('objects', 0):,} objects acknowledged, {match.get('processed', 0):,} "
+        f"processed, {match.get('errors', 0):,} errors"
+    )
+    reasons = match.get("reasons") or {}
+    if reasons:
+        line += " (" + "; ".join(f"{reason}: {n:,}" for reason, n in reasons.items()) + ")"
+    return line
+
+
+def unaddressable_line(unaddressable: dict[str, int]) -> str:
+    """The identifiers the destination could not address, left out before sending."""
+    return ", ".join(f"{kind} {count:,} skipped" for kind, count in unaddressable.items())
 
 
 def _render_invalid(console: Console, report: ExportReport) -> None:
@@ -77,6 +106,10 @@ def _render_invalid(console: Console, report: ExportReport) -> None:
 
 def _shortened(body: dict[str, Any], keep: int = 5) -> dict[str, Any]:
     """A request body with each identifier list cut to ``keep`` items, for humans."""
+    objects = body.get("attributes")
+    if isinstance(objects, list):
+        more = [f"… {len(objects) - keep:,} more"] if len(objects) > keep else []
+        return {**body, "attributes": [*objects[:keep], *more]}
     changes = []
     for change in body.get("cohort_changes", []):
         short: dict[str, Any] = {}

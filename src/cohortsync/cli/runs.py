@@ -17,7 +17,7 @@ from rich.table import Table
 from cohortsync.cli.export_options import MAX_SECONDS, MAX_SHOWN, MAX_THREADS
 from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.cli.progress import console_reporter
-from cohortsync.cli.run_report import render_report
+from cohortsync.cli.run_report import match_line, render_report, unaddressable_line
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
 from cohortsync.jobs.run_history import (
     STATUSES,
@@ -138,6 +138,10 @@ def show(run_id: RunIdArgument, json: JsonOption = False) -> None:
                 f"{mirror['entries']:,} entries, {mirror['exits']:,} exits, "
                 f"{mirror['unchanged']:,} unchanged",
             )
+        if report.get("unaddressable"):
+            table.add_row("not addressable", unaddressable_line(report["unaddressable"]))
+        if report.get("match") is not None:
+            table.add_row("match", match_line(report["match"]))
     else:
         table.add_row("batches", f"{acknowledged:,} acknowledged")
     if view["error"]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import orjson
 import pyarrow as pa
@@ -27,7 +28,7 @@ PLAN_COLUMNS = ["kind", "should_remove", "item"]
 
 @dataclass(frozen=True)
 class Batch:
-    """One ``cohorts/users`` request: its stable number, body and counts by kind."""
+    """One request of the plan (``cohorts/users``, ``users/track``): number, body, counts."""
 
     number: int
     body: bytes
@@ -36,6 +37,12 @@ class Batch:
     @property
     def size(self) -> int:
         return sum(self.counts.values())
+
+
+class ChangesBody(Protocol):
+    """What turns a chunk of the plan into one request body (a destination's sink)."""
+
+    def changes_body(self, chunk: pa.Table) -> tuple[bytes, dict[str, int]]: ...
 
 
 class BodyBuilder:
@@ -65,7 +72,7 @@ class BodyBuilder:
         """The body of one request for ``chunk`` (columns kind, should_remove, item)."""
         parts = [self._prefix]
         counts: dict[str, int] = {}
-        for index, (kind, remove, items) in enumerate(_runs(chunk)):
+        for index, (kind, remove, items) in enumerate(runs_of(chunk)):
             key = b'"aliases"' if kind == ALIAS else orjson.dumps(kind)
             parts.append(b"," if index else b"")
             parts += [b"{", key, b":[", joined_items(items)[:-1], b"]"]
@@ -88,7 +95,7 @@ def joined_items(items: pa.ChunkedArray | pa.Array) -> bytes:
     return memoryview(data)[start:end].tobytes()
 
 
-def _runs(chunk: pa.Table) -> Iterator[tuple[str, bool, pa.ChunkedArray]]:
+def runs_of(chunk: pa.Table) -> Iterator[tuple[str, bool, pa.ChunkedArray]]:
     """Contiguous runs of equal ``(kind, should_remove)`` in a grouped chunk."""
     kinds = chunk.column("kind")
     removes = chunk.column("should_remove")
@@ -125,7 +132,7 @@ def rechunk(batches: Iterable[pa.RecordBatch], size: int) -> Iterator[pa.Table]:
 
 def iter_batches(
     plan_path: Path,
-    builder: BodyBuilder,
+    builder: ChangesBody,
     *,
     skip: frozenset[int] | set[int] = frozenset(),
     batch_size: int = MAX_IDENTIFIERS_PER_REQUEST,

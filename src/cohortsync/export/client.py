@@ -7,8 +7,12 @@ server's message. A :class:`RateLimiter` reads ``X-RateLimit-*`` headers and
 spreads what is left of the window over the requests still to send, so a run
 stays under the announced limit instead of bouncing off it.
 
-Keys travel in request bodies, so error messages go through :meth:`redact`:
-Braze echoes the client secret in some 401 messages.
+The destination's type decides the base URL and the authentication: the
+partner API's keys travel in request bodies under ``/partners/{partner}``;
+a ``rest-attribute`` destination's REST API key travels in the
+``Authorization: Bearer`` header of requests to the endpoint's own paths
+(:mod:`cohortsync.export.sinks` builds the bodies of either). Error messages
+go through :meth:`redact`: Braze echoes the client secret in some 401 messages.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cohortsync import secrets
 from cohortsync.errors import DestinationRefused, RetriableError, RetriesExhausted
-from cohortsync.export.spec import Destination
+from cohortsync.export.spec import REST_ATTRIBUTE, Destination
 
 RETRIABLE_STATUSES = frozenset({408, 423, 429})
 
@@ -215,14 +219,23 @@ class PartnerClient:
         self.stats = ClientStats()
         self._session: aiohttp.ClientSession | None = None
         base = destination.endpoint.rstrip("/")
-        self.base_url = f"{base}/partners/{quote(destination.partner, safe='')}"
+        self._auth_headers: dict[str, str] = {}
+        if destination.type == REST_ATTRIBUTE:
+            self.base_url = base
+            self._auth_headers = {"Authorization": f"Bearer {destination.rest_api_key}"}
+        else:
+            self.base_url = f"{base}/partners/{quote(destination.partner, safe='')}"
 
     async def __aenter__(self) -> PartnerClient:
         connector = aiohttp.TCPConnector(limit=self.threads, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=self.policy.timeout),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                **self._auth_headers,
+            },
         )
         return self
 
@@ -246,8 +259,10 @@ class PartnerClient:
             }
         )
 
-    async def post(self, path: str, body: bytes, *, what: str) -> None:
-        """POST ``body`` to ``path`` under the partner URL, retrying as the policy says.
+    async def post(self, path: str, body: bytes, *, what: str) -> bytes:
+        """POST ``body`` to ``path`` under the base URL, retrying as the policy says.
+
+        Returns the body of the 2xx answer.
 
         Raises:
             DestinationRefused: 400, 401 or another non-retriable answer.
@@ -259,8 +274,7 @@ class PartnerClient:
             attempt += 1
             await self.limiter.acquire()
             try:
-                await self._post_once(url, body, what=what)
-                return
+                return await self._post_once(url, body, what=what)
             except RetriableError as error:
                 if attempt >= self.policy.max_attempts:
                     raise RetriesExhausted(
@@ -277,15 +291,14 @@ class PartnerClient:
                     self.policy.backoff(attempt, error.retry_after, jitter=self._jitter)
                 )
 
-    async def _post_once(self, url: str, body: bytes, *, what: str) -> None:
+    async def _post_once(self, url: str, body: bytes, *, what: str) -> bytes:
         assert self._session is not None, "use PartnerClient as an async context manager"
         self.stats.requests += 1
         try:
             async with self._session.post(url, data=body) as response:
                 self.limiter.update(response.headers)
                 if 200 <= response.status < 300:
-                    await response.read()
-                    return
+                    return await response.read()
                 text = await response.text(errors="replace")
                 status = response.status
                 retry_after = parse_retry_after(
@@ -297,12 +310,15 @@ class PartnerClient:
         message = server_message(text)
         if status >= 500 or status in RETRIABLE_STATUSES:
             raise RetriableError(f"HTTP {status} {message}", retry_after=retry_after)
-        hint = (
-            "check the data import key (Braze: Partner Integrations > Technology Partners) "
-            "and the partner API key (COHORTSYNC_PARTNER_API_KEY)"
-            if status in (401, 403)
-            else "the request was refused as invalid; fix the input named in the message"
-        )
+        hint = "the request was refused as invalid; fix the input named in the message"
+        if status in (401, 403):
+            hint = (
+                "check the REST API key (Braze: Settings > APIs and Identifiers); it needs "
+                "the users.track permission"
+                if self.destination.type == REST_ATTRIBUTE
+                else "check the data import key (Braze: Partner Integrations > Technology "
+                "Partners) and the partner API key (COHORTSYNC_PARTNER_API_KEY)"
+            )
         raise DestinationRefused(
             f"{url} refused the {what} request: HTTP {status} {self.redact(message)}",
             status=status,

@@ -8,10 +8,21 @@ the export's spec imports nothing of the catalog.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from cohortsync.catalog.auths import auth_fields, unknown_auth
 from cohortsync.catalog.db import open_catalog
 from cohortsync.definitions import CohortExport
-from cohortsync.export.spec import Destination, ExportSpec, MirrorOptions, Source
+from cohortsync.export.rest_attribute import read_rest_api_key
+from cohortsync.export.spec import (
+    REST_ATTRIBUTE,
+    Destination,
+    ExportSpec,
+    MirrorOptions,
+    Source,
+)
+from cohortsync.secrets import read_data_import_key
 from cohortsync.settings import Settings
 
 
@@ -39,6 +50,36 @@ def destination_for_auth(name: str, settings: Settings | None = None) -> Destina
         partner_api_key=settings.partner_api_key_for(fields["endpoint"]),
         partner=fields["partner"],
         auth_name=name,
+    )
+
+
+def recorded_destination(
+    target: Mapping[str, Any], key: str | None, settings: Settings
+) -> Destination:
+    """The destination of a recorded run given an endpoint, its key read anew.
+
+    The run's record holds no key: ``key`` is ``-`` (stdin) or ``None`` (the
+    environment: ``COHORTSYNC_DATA_IMPORT_KEY``, or ``COHORTSYNC_REST_API_KEY``
+    for a ``rest-attribute`` run).
+
+    Raises:
+        ConfigError: no key, or (partner path) no partner API key for the endpoint.
+    """
+    if target.get("type") == REST_ATTRIBUTE:
+        return Destination(
+            endpoint=target["endpoint"],
+            data_import_key=read_rest_api_key(key),
+            partner_api_key="",
+            type=REST_ATTRIBUTE,
+            attribute_mode=target.get("attribute_mode", "array"),
+            attribute=target.get("attribute"),
+        )
+    return Destination(
+        endpoint=target["endpoint"],
+        data_import_key=read_data_import_key(key),
+        partner_api_key=settings.partner_api_key_for(target["endpoint"]),
+        partner=target["partner"],
+        auth_name=target.get("auth_name"),
     )
 
 

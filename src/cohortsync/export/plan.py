@@ -147,6 +147,8 @@ def write_plan(
     run_dir: Path,
     identifiers_sql: str,
     planner: Planner,
+    *,
+    batch_size: int = MAX_IDENTIFIERS_PER_REQUEST,
 ) -> Plan:
     """Write the run's changes to ``run_dir/changes.parquet`` and summarise them.
 
@@ -156,6 +158,7 @@ def write_plan(
         planner: decides the changes (a mirror's guards raise here, before any
             request); they come in plan order, ``(should_remove, kind)`` groups,
             so no sort over all rows is needed (DuckDB keeps a file's order).
+        batch_size: plan rows per request of the destination (its batch numbers).
     """
     path = run_dir / CHANGES_FILE
     sql = planner.changes_sql(staging, identifiers_sql, run_dir)
@@ -180,20 +183,22 @@ def write_plan(
     finally:
         if one_thread:
             staging.connection.execute(f"SET threads = {STAGING_THREADS}")
-    return read_plan(path)
+    return read_plan(path, batch_size=batch_size)
 
 
-def resume_plan(path: Path, *, alias_label: str | None) -> Plan:
+def resume_plan(
+    path: Path, *, alias_label: str | None, batch_size: int = MAX_IDENTIFIERS_PER_REQUEST
+) -> Plan:
     """The plan of a run being resumed, upgraded in place first if an older release wrote it.
 
     Raises:
         FileFormatTooNew: a newer release wrote it.
     """
     formats.upgrade_plan(path, alias_label=alias_label)
-    return read_plan(path)
+    return read_plan(path, batch_size=batch_size)
 
 
-def read_plan(path: Path) -> Plan:
+def read_plan(path: Path, *, batch_size: int = MAX_IDENTIFIERS_PER_REQUEST) -> Plan:
     """Summarise a plan file written by :func:`write_plan` (also after a restart)."""
     connection = duckdb.connect(config={"memory_limit": "64MB", "threads": 1})
     try:
@@ -204,7 +209,7 @@ def read_plan(path: Path) -> Plan:
     finally:
         connection.close()
     counts = {(str(kind), bool(remove)): int(count) for kind, remove, count in rows}
-    return Plan(path=path, total=sum(counts.values()), counts=counts)
+    return Plan(path=path, total=sum(counts.values()), counts=counts, batch_size=batch_size)
 
 
 def _string_literal(text: str) -> str:

@@ -27,6 +27,11 @@ class ExportReport:
     ones (kind, row of the result, value, reason);
     ``requests`` counts every HTTP request (the cohort name call, batches and
     retries); ``retries`` is how many of them were retries.
+    ``unaddressable`` counts, by kind, the distinct identifiers the destination
+    cannot address, left out before sending (device ids on ``/users/track``);
+    ``match`` is a ``rest-attribute`` run's match report: the attribute
+    objects acknowledged, the non-fatal errors of the answers by reason, and
+    the first few with their identifiers.
     """
 
     run_id: str | None
@@ -50,6 +55,9 @@ class ExportReport:
     skip_invalid: bool = False
     plan: dict[str, Any] | None = None
     mirror: dict[str, Any] | None = None  # a mirror run's diff counts (export.mirror)
+    destination: str = "partner-cohort"
+    unaddressable: dict[str, int] = field(default_factory=dict)
+    match: dict[str, Any] | None = None
 
     @classmethod
     def from_stages(
@@ -108,6 +116,9 @@ class ExportReport:
             skip_invalid=spec.skip_invalid,
             plan=preview,
             mirror=None if dry_run else (dict(mirror) if mirror is not None else None),
+            destination=spec.destination.type,
+            unaddressable=dict(staged.unaddressable),
+            match=recorded.match_with(sent),
         )
 
     @property
@@ -117,7 +128,11 @@ class ExportReport:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["sent_total"] = self.sent_total
-        for optional in ("plan", "mirror"):
+        for optional in ("plan", "mirror", "match"):
             if data[optional] is None:
                 del data[optional]
+        if not data["unaddressable"]:
+            del data["unaddressable"]
+        if data["destination"] == "partner-cohort":  # as reports were before attribute delivery
+            del data["destination"]
         return data

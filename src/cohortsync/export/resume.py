@@ -92,7 +92,10 @@ def choose_run(
     """
     destination = spec.destination
     key = CohortKey.for_destination(
-        destination.endpoint, destination.data_import_key, destination.partner, spec.cohort_id
+        destination.endpoint,
+        destination.data_import_key,
+        destination.cohort_slot(spec.cohort_id),
+        spec.cohort_id,
     ).history_key
     history = _since_last_mirror_commit(runs.list_runs(catalog, cohort_key=key, limit=HISTORY_SCAN))
     for record in history:

@@ -35,7 +35,6 @@ it is marked succeeded.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import os
 import shutil
@@ -46,18 +45,16 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import duckdb
-import orjson
 import pyarrow as pa
 import sqlalchemy as sa
 
-from cohortsync import secrets
 from cohortsync.catalog import runs
 from cohortsync.catalog.db import open_catalog
 from cohortsync.errors import CohortsyncError, ConfigError, RunInterrupted
 from cohortsync.export import formats
-from cohortsync.export.batches import Batch, BodyBuilder, iter_batches
+from cohortsync.export.batches import Batch, iter_batches
 from cohortsync.export.client import PartnerClient
-from cohortsync.export.identifiers import IdentifierColumns, identifier_columns
+from cohortsync.export.identifiers import KINDS, IdentifierColumns, identifier_columns
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT, CohortLock
 from cohortsync.export.plan import (
     CHANGES_FILE,
@@ -69,11 +66,13 @@ from cohortsync.export.plan import (
 from cohortsync.export.planners import check_planned_state, planner_for
 from cohortsync.export.report import ExportReport
 from cohortsync.export.reporting import RunReporter, SilentReporter
+from cohortsync.export.rest_attribute import check_attribute, unaddressable_kinds
 from cohortsync.export.resume import RunChoice, choose_run, resolve_superseded
 from cohortsync.export.send import send_all
+from cohortsync.export.sinks import batch_size_of, sink_for
 from cohortsync.export.snapshots import CohortKey
 from cohortsync.export.source import check_pushdown, query_failed, source_sql, stream_source
-from cohortsync.export.spec import ExportSpec
+from cohortsync.export.spec import REST_ATTRIBUTE, ExportSpec
 from cohortsync.export.stages import Planned, Recorded, SendTally, Sent, Staged
 from cohortsync.export.staging import SourceStreamFailed, Staging
 from cohortsync.export.stopping import StopToken, stop_on_signals
@@ -246,7 +245,10 @@ def cohort_key_of(spec: ExportSpec) -> CohortKey:
     """The cohort an export feeds: its lock and its mirror snapshots are keyed by it."""
     destination = spec.destination
     return CohortKey.for_destination(
-        destination.endpoint, destination.data_import_key, destination.partner, spec.cohort_id
+        destination.endpoint,
+        destination.data_import_key,
+        destination.cohort_slot(spec.cohort_id),
+        spec.cohort_id,
     )
 
 
@@ -275,7 +277,7 @@ def _run_locked(
             catalog,
             job=spec.to_public_dict(),
             endpoint=spec.destination.endpoint,
-            partner=spec.destination.partner,
+            partner=spec.destination.cohort_slot(spec.cohort_id),
             cohort_id=spec.cohort_id,
             data_import_key=spec.destination.data_import_key,
             operation=spec.operation,
@@ -316,7 +318,11 @@ def _run_locked(
     try:
         stop.check()
         if choice.resume is not None:
-            plan = resume_plan(run_dir / CHANGES_FILE, alias_label=spec.alias_column)
+            plan = resume_plan(
+                run_dir / CHANGES_FILE,
+                alias_label=spec.alias_column,
+                batch_size=batch_size_of(spec),
+            )
             # a resumed run keeps the mirror summary its planning recorded
             planned = Planned(plan, planner.summary())
         else:
@@ -372,7 +378,11 @@ def check_spec(spec: ExportSpec) -> None:
             f"the endpoint {spec.destination.endpoint!r} is not an http(s) URL",
             hint="give the workspace's REST endpoint, e.g. https://rest.iad-01.braze.com",
         )
-    if not spec.destination.data_import_key:
+    if spec.destination.type == REST_ATTRIBUTE:
+        if not spec.destination.rest_api_key:
+            raise ConfigError("the REST API key is empty", hint="set COHORTSYNC_REST_API_KEY")
+        check_attribute(spec.destination, spec.cohort_id)
+    elif not spec.destination.data_import_key:
         raise ConfigError("the data import key is empty", hint="give --data-import-key")
 
 
@@ -428,6 +438,7 @@ def prepare(
     )
     with staging, _source(spec, settings, staging) as (schema, reader):
         columns = identifier_columns(schema, spec.alias_column)
+        left_out = unaddressable_kinds(columns) if spec.destination.type == REST_ATTRIBUTE else ()
         ignored = tuple(columns.ignored)
         if ignored:
             log.warning(
@@ -436,9 +447,13 @@ def prepare(
             )
             if on_columns is not None:
                 on_columns(Staged(ignored_columns=ignored))
-        plan = _stage_and_plan(staging, reader, columns, spec, run_dir, planner, reporter)
-        staging.set_distinct(planner.distinct_by_kind(plan))
-        return Prepared(Staged.of(staging.counts, ignored), Planned(plan, planner.summary()))
+        plan, unaddressable = _stage_and_plan(
+            staging, reader, columns, spec, run_dir, planner, reporter, left_out
+        )
+        staging.set_distinct({**planner.distinct_by_kind(plan), **unaddressable})
+        return Prepared(
+            Staged.of(staging.counts, ignored, unaddressable), Planned(plan, planner.summary())
+        )
 
 
 @contextmanager
@@ -485,11 +500,19 @@ def _stage_and_plan(
     run_dir: Path,
     planner: Planner,
     reporter: RunReporter,
-) -> Plan:
+    left_out: tuple[str, ...] = (),
+) -> tuple[Plan, dict[str, int]]:
+    """Stage and plan; ``left_out`` kinds are counted and kept out of the plan."""
     try:
         identifiers = staging.identifiers_sql(reader, columns)
+        unaddressable: dict[str, int] = {}
+        if left_out:
+            identifiers, unaddressable = _without_kinds(staging, identifiers, left_out)
         reporter.stage_started("planning")
-        return write_plan(staging, spec, run_dir, identifiers, planner)
+        plan = write_plan(
+            staging, spec, run_dir, identifiers, planner, batch_size=batch_size_of(spec)
+        )
+        return plan, unaddressable
     except SourceStreamFailed as failed:
         raise query_failed(spec.source, failed.cause) from failed.cause
     except duckdb.Error as error:
@@ -499,18 +522,29 @@ def _stage_and_plan(
         ) from error
 
 
-def body_builder(spec: ExportSpec) -> BodyBuilder:
-    return BodyBuilder(
-        partner_api_key=spec.destination.partner_api_key,
-        client_secret=spec.destination.data_import_key,
-        cohort_id=spec.cohort_id,
-    )
+def _without_kinds(
+    staging: Staging, identifiers: str, kinds: tuple[str, ...]
+) -> tuple[str, dict[str, int]]:
+    """The staged identifiers without ``kinds``, and how many distinct ones of each were left out.
 
-
-def name_fields(spec: ExportSpec) -> dict[str, str]:
-    """The fields of the ``cohorts`` (create or rename) request."""
-    created_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    return {"cohort_id": spec.cohort_id, "name": spec.name, "created_at": created_at}
+    The destination cannot address them (device ids on ``/users/track``): they
+    are neither planned, nor sent, nor kept in a mirror's snapshot.
+    """
+    codes = ", ".join(str(KINDS.index(kind)) for kind in kinds)
+    counted = staging.connection.execute(
+        f"SELECT kind, count(*) FROM ({identifiers}) WHERE kind IN ({codes}) GROUP BY kind"
+    ).fetchall()
+    skipped = dict.fromkeys(kinds, 0)
+    skipped.update({KINDS[int(code)]: int(count) for code, count in counted})
+    for kind, count in skipped.items():
+        log.warning(
+            "skipping %s %s: %s",
+            f"{count:,}",
+            kind,
+            "Braze's /users/track cannot address a user by device id "
+            "(use --type partner-cohort to deliver them)",
+        )
+    return f"SELECT kind, value FROM ({identifiers}) WHERE kind NOT IN ({codes})", skipped
 
 
 def dry_run_plan(spec: ExportSpec, planned: Planned) -> dict[str, Any]:
@@ -519,20 +553,18 @@ def dry_run_plan(spec: ExportSpec, planned: Planned) -> dict[str, Any]:
     A mirror's diff counts come with it (``mirror``).
     """
     plan = planned.plan
-    first: dict[str, Any] | None = None
-    for batch in iter_batches(plan.path, body_builder(spec)):
-        first = orjson.loads(batch.body)
+    sink = sink_for(spec)
+    first: bytes | None = None
+    for batch in iter_batches(plan.path, sink, batch_size=plan.batch_size):
+        first = batch.body
         break
-    if first is not None:
-        first["partner_api_key"] = secrets.mask_prefix(first["partner_api_key"])
-        first["client_secret"] = secrets.mask_prefix(first["client_secret"])
     preview: dict[str, Any] = {
         "identifiers": plan.by_kind(),
         "adds": sum(c for (_, remove), c in plan.counts.items() if not remove),
         "removes": sum(c for (_, remove), c in plan.counts.items() if remove),
         "batches": plan.batches,
-        "requests": plan.batches + 1,
-        "first_request": first,
+        "requests": sink.requests(plan.batches),
+        **sink.preview(first),
     }
     if planned.mirror is not None:
         preview["mirror"] = dict(planned.mirror)
@@ -629,16 +661,16 @@ def send_plan(
     ack_log = plan.path.parent / ACK_LOG
     fold_ack_log(catalog, run_id, ack_log)
     done = runs.acknowledged_batches(catalog, run_id)
-    batches = stop.batches(iter_batches(plan.path, body_builder(spec), skip=done))
+    sink = sink_for(spec)
+    batches = stop.batches(iter_batches(plan.path, sink, skip=done, batch_size=plan.batch_size))
     formats.start_ack_log(ack_log)
     checkpoint = Checkpoint(catalog, run_id, ack_log)
     client = PartnerClient(spec.destination, threads=spec.threads)
-    name_body = client.body(**name_fields(spec))
     reporter.stage_started("sending", total=plan.total)
 
-    def on_ack(batch: Batch) -> None:
+    def on_ack(batch: Batch, answer: bytes) -> None:
         checkpoint.add(batch)
-        tally.acknowledged(batch)
+        tally.acknowledged(batch, sink.read_answer(batch, answer))
         reporter.batches_sent(1, batch.size)
 
     async def main() -> None:
@@ -646,7 +678,12 @@ def send_plan(
         with stop.interrupting(cancel):
             async with client:
                 await send_all(
-                    client, name_body, batches, pending=plan.batches - len(done), on_ack=on_ack
+                    client,
+                    sink.opening(),
+                    batches,
+                    batch_path=sink.batch_path,
+                    pending=plan.batches - len(done),
+                    on_ack=on_ack,
                 )
 
     try:

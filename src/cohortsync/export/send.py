@@ -1,4 +1,4 @@
-"""Send a plan: the cohort name first, then its batches, ``threads`` at a time.
+"""Send a plan: an opening request (a cohort's name), then batches, ``threads`` at a time.
 
 Exactly ``threads`` workers pull the next batch from one shared iterator, so
 no more than ``threads`` requests are ever in flight, and a batch body is only
@@ -19,28 +19,33 @@ from cohortsync.export.client import PartnerClient
 
 async def send_all(
     client: PartnerClient,
-    name_body: bytes,
+    opening: tuple[str, bytes, str] | None,
     batches: Iterator[Batch],
     *,
+    batch_path: str,
     pending: int,
-    on_ack: Callable[[Batch], None],
+    on_ack: Callable[[Batch, bytes], None],
 ) -> None:
-    """Create or rename the cohort, then send every batch and report each ack.
+    """Send the opening request (if any), then every batch, and report each ack.
 
     Args:
-        client: an open partner API client.
-        name_body: the ``cohorts`` request body.
-        batches: the ``cohorts/users`` requests still to send.
+        client: an open client of the destination.
+        opening: ``(path, body, what)`` of the request before the batches
+            (the partner path's ``cohorts``: create or rename the cohort).
+        batches: the requests still to send.
+        batch_path: where each batch is posted (``cohorts/users``, ``users/track``).
         pending: how many they are, for the rate limiter's pacing.
-        on_ack: called after the server acknowledged a batch (2xx).
+        on_ack: called with the batch and the body of its 2xx answer.
     """
-    client.limiter.pending = pending + 1
-    await client.post("cohorts", name_body, what="cohort name")
+    client.limiter.pending = pending + (opening is not None)
+    if opening is not None:
+        path, body, what = opening
+        await client.post(path, body, what=what)
 
     async def worker() -> None:
         for batch in batches:  # one shared iterator: each batch goes to one worker
-            await client.post("cohorts/users", batch.body, what=f"batch {batch.number}")
-            on_ack(batch)
+            answer = await client.post(batch_path, batch.body, what=f"batch {batch.number}")
+            on_ack(batch, answer)
 
     try:
         async with asyncio.TaskGroup() as group:

@@ -8,7 +8,7 @@ so every path gets the same checks, report and run history.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 # The saved definitions declare these once; the export reads the same names.
 from cohortsync.definitions.activation import DEVICE_IDS, USER_IDS
@@ -20,12 +20,18 @@ from cohortsync.definitions.fields import (
 )
 
 __all__ = [
+    "DEFAULT_ARRAY_ATTRIBUTE",
     "DEFAULT_PARTNER",
     "DEFAULT_THREADS",
     "DEVICE_IDS",
+    "MAX_ATTRIBUTE_OBJECTS",
     "MAX_IDENTIFIERS_PER_REQUEST",
+    "PARTNER_COHORT",
+    "REST_ATTRIBUTE",
     "USER_IDS",
+    "AttributeMode",
     "Destination",
+    "DestinationType",
     "ExportSpec",
     "MirrorOptions",
     "Operation",
@@ -33,6 +39,14 @@ __all__ = [
 ]
 
 MAX_IDENTIFIERS_PER_REQUEST = 1000
+# Braze's /users/track takes at most 75 attribute objects per request.
+MAX_ATTRIBUTE_OBJECTS = 75
+
+DestinationType = Literal["partner-cohort", "rest-attribute"]
+PARTNER_COHORT: DestinationType = "partner-cohort"
+REST_ATTRIBUTE: DestinationType = "rest-attribute"
+AttributeMode = Literal["array", "boolean"]
+DEFAULT_ARRAY_ATTRIBUTE = "cohorts"
 
 
 @dataclass(frozen=True)
@@ -56,10 +70,21 @@ class Source:
 
 @dataclass(frozen=True)
 class Destination:
-    """A workspace's partner endpoint and its data import key.
+    """Where an export delivers: a workspace endpoint, its secret and the delivery type.
 
-    ``auth_name`` names the saved authentication it came from, if any;
-    ``partner_api_key`` is the vendor's key for the endpoint's region.
+    ``type`` says how membership reaches Braze:
+
+    - ``partner-cohort``: the partner cohort import API. ``data_import_key``
+      is the workspace's data import key, ``partner_api_key`` the vendor's
+      key for the endpoint's region, ``partner`` the partner name of the paths.
+    - ``rest-attribute``: a custom attribute set through ``POST /users/track``
+      (:mod:`cohortsync.export.rest_attribute`). ``data_import_key`` holds the
+      workspace's REST API key (one secret field, so the cohort's identity, the
+      run history's key fingerprint and every redaction treat both alike);
+      ``partner_api_key`` is empty. ``attribute_mode`` and ``attribute`` say
+      which attribute carries the cohort.
+
+    ``auth_name`` names the saved authentication it came from, if any.
     """
 
     endpoint: str
@@ -67,6 +92,35 @@ class Destination:
     partner_api_key: str = field(repr=False)
     partner: str = DEFAULT_PARTNER
     auth_name: str | None = None
+    type: DestinationType = PARTNER_COHORT
+    attribute_mode: AttributeMode = "array"
+    attribute: str | None = None
+
+    @property
+    def rest_api_key(self) -> str:
+        """The REST API key of a ``rest-attribute`` destination."""
+        return self.data_import_key
+
+    def attribute_name(self, cohort_id: str) -> str:
+        """The custom attribute a ``rest-attribute`` export of ``cohort_id`` changes.
+
+        ``cohorts`` (array mode) or ``cohort_<cohort id>`` (boolean mode) unless named.
+        """
+        if self.attribute:
+            return self.attribute
+        return DEFAULT_ARRAY_ATTRIBUTE if self.attribute_mode == "array" else f"cohort_{cohort_id}"
+
+    def cohort_slot(self, cohort_id: str) -> str:
+        """What tells this destination's cohorts apart within one workspace and key.
+
+        The partner name for the partner path. For the attribute path, the
+        mode and the attribute: members delivered as ``cohorts`` are not
+        members of a partner cohort, nor of another attribute, so each has its
+        own lock, snapshots and run history (:class:`cohortsync.identity.CohortKey`).
+        """
+        if self.type == PARTNER_COHORT:
+            return self.partner
+        return f"{REST_ATTRIBUTE}:{self.attribute_mode}:{self.attribute_name(cohort_id)}"
 
 
 @dataclass(frozen=True)
@@ -102,6 +156,11 @@ class ExportSpec:
     def to_public_dict(self) -> dict[str, Any]:
         """The spec without secrets, for run history and reports."""
         data = asdict(self)
-        data["destination"].pop("data_import_key")
-        data["destination"].pop("partner_api_key")
+        destination = data["destination"]
+        destination.pop("data_import_key")
+        destination.pop("partner_api_key")
+        if self.destination.type == PARTNER_COHORT:
+            # runs recorded before attribute destinations have none of these keys
+            for key in ("type", "attribute_mode", "attribute"):
+                destination.pop(key)
         return data

@@ -23,6 +23,7 @@ from typing import Any
 
 from cohortsync.export.batches import Batch
 from cohortsync.export.plan import Plan
+from cohortsync.export.rest_attribute import MatchTally, TrackAnswer, merge_match
 from cohortsync.export.staging import StagedCounts
 
 SKIP_REASONS = ("null", "empty", "invalid", "duplicate")
@@ -39,7 +40,9 @@ class Staged:
     ``skipped`` counts the values dropped for each reason over every kind, and
     ``skipped_by_kind`` for each kind; ``invalid`` describes the first invalid
     ones; ``kinds`` are the identifier kinds the result holds (the report
-    counts what was sent of each, from zero).
+    counts what was sent of each, from zero); ``unaddressable`` counts, by
+    kind, the distinct identifiers the destination cannot address and that
+    were left out of the plan (device ids on ``/users/track``).
     """
 
     rows_read: int = 0
@@ -48,9 +51,15 @@ class Staged:
     invalid: tuple[Mapping[str, Any], ...] = ()
     ignored_columns: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ()
+    unaddressable: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, counts: StagedCounts, ignored_columns: tuple[str, ...]) -> Staged:
+    def of(
+        cls,
+        counts: StagedCounts,
+        ignored_columns: tuple[str, ...],
+        unaddressable: Mapping[str, int] | None = None,
+    ) -> Staged:
         """The result of a staging that read the source to its end."""
         return cls(
             rows_read=counts.rows_read,
@@ -59,6 +68,7 @@ class Staged:
             invalid=tuple(item.to_dict() for item in counts.invalid_samples),
             ignored_columns=ignored_columns,
             kinds=tuple(counts.kinds),
+            unaddressable=dict(unaddressable or {}),
         )
 
 
@@ -79,12 +89,15 @@ class Sent:
     """What one attempt at sending got acknowledged, by kind, and the requests it made.
 
     ``requests`` counts every HTTP request (the cohort name call, batches and
-    retries); ``retries`` how many of them were retries.
+    retries); ``retries`` how many of them were retries. ``match`` is what the
+    answers said of the objects they acknowledged, for a destination whose
+    answers say it (``/users/track``'s non-fatal errors), else ``None``.
     """
 
     identifiers: Mapping[str, int] = field(default_factory=dict)
     requests: int = 0
     retries: int = 0
+    match: MatchTally | None = None
 
 
 class SendTally:
@@ -97,11 +110,16 @@ class SendTally:
         self._identifiers: dict[str, int] = {}
         self._requests = 0
         self._retries = 0
+        self._match: MatchTally | None = None
 
-    def acknowledged(self, batch: Batch) -> None:
-        """The server acknowledged ``batch``."""
+    def acknowledged(self, batch: Batch, answer: TrackAnswer | None = None) -> None:
+        """The server acknowledged ``batch``; ``answer`` is what it said of its objects."""
         for kind, count in batch.counts.items():
             self._identifiers[kind] = self._identifiers.get(kind, 0) + count
+        if answer is not None:
+            if self._match is None:
+                self._match = MatchTally()
+            self._match.add(batch.size, answer)
 
     def requests_made(self, requests: int, retries: int) -> None:
         """The send is over: it made ``requests`` HTTP requests, ``retries`` of them retries."""
@@ -109,7 +127,7 @@ class SendTally:
         self._retries = retries
 
     def result(self) -> Sent:
-        return Sent(dict(self._identifiers), self._requests, self._retries)
+        return Sent(dict(self._identifiers), self._requests, self._retries, self._match)
 
 
 @dataclass(frozen=True)
@@ -124,6 +142,7 @@ class Recorded:
     staged: Staged = field(default_factory=Staged)
     sent: Mapping[str, int] = field(default_factory=dict)
     mirror: Mapping[str, Any] | None = None
+    match: Mapping[str, Any] | None = None
 
     @classmethod
     def from_report(cls, previous: Mapping[str, Any] | None) -> Recorded:
@@ -136,5 +155,14 @@ class Recorded:
             skipped_by_kind=dict(previous.get("skipped_by_kind", {})),
             invalid=tuple(previous.get("invalid", [])),
             ignored_columns=tuple(previous.get("ignored_columns", [])),
+            unaddressable=dict(previous.get("unaddressable", {})),
         )
-        return cls(staged, dict(previous.get("sent", {})), previous.get("mirror"))
+        return cls(
+            staged, dict(previous.get("sent", {})), previous.get("mirror"), previous.get("match")
+        )
+
+    def match_with(self, sent: Sent) -> dict[str, Any] | None:
+        """The run's match report: what was recorded plus what ``sent``'s answers said."""
+        if sent.match is None and self.match is None:
+            return None
+        return merge_match(self.match, sent.match or MatchTally())

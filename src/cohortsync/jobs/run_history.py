@@ -17,16 +17,15 @@ from cohortsync.catalog import runs as history
 from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.runs import RunRecord, RunStatus
 from cohortsync.errors import ConfigError
-from cohortsync.export.destinations import destination_for_auth
+from cohortsync.export.destinations import destination_for_auth, recorded_destination
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT, CohortLock
 from cohortsync.export.report import ExportReport
 from cohortsync.export.reporting import RunReporter
 from cohortsync.export.resume import resumable as plan_on_disk
 from cohortsync.export.run import run_export
 from cohortsync.export.snapshots import CohortKey
-from cohortsync.export.spec import Destination, ExportSpec, MirrorOptions, Source
+from cohortsync.export.spec import ExportSpec, MirrorOptions, Source
 from cohortsync.export.stopping import StopToken
-from cohortsync.secrets import read_data_import_key
 from cohortsync.settings import Settings
 
 STATUSES: tuple[str, ...] = get_args(RunStatus)
@@ -299,14 +298,7 @@ def spec_of(
     if auth_name and data_import_key is None:
         destination = destination_for_auth(auth_name, settings)
     else:
-        key = read_data_import_key(data_import_key)
-        destination = Destination(
-            endpoint=target["endpoint"],
-            data_import_key=key,
-            partner_api_key=settings.partner_api_key_for(target["endpoint"]),
-            partner=target["partner"],
-            auth_name=auth_name,
-        )
+        destination = recorded_destination(target, data_import_key, settings)
     if history.key_hash(destination.data_import_key) != record.key_hash:
         raise ConfigError(
             f"the data import key given is not the one run {record.id} used",
