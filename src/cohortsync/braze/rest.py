@@ -14,11 +14,10 @@ from cohortsync.braze.profiles.identity_operations import (
     EmailToIdentify,
     UsersToDelete,
 )
-from cohortsync.braze.profiles.rest_operations import TrackedUser
+from cohortsync.braze.profiles.rest_operations import EXPORT_FIELDS, ExportRequest
 from cohortsync.braze.store import Alias
 from cohortsync.braze.validation import ApiError, is_identifier, parse_alias
 
-MAX_TRACK_ATTRIBUTES = 75
 MAX_ALIAS_OBJECTS = 50
 MAX_EXPORT_IDS = 50
 MAX_IDENTIFY_OBJECTS = 50
@@ -61,33 +60,6 @@ def _alias(value: Any, where: str) -> Alias:
             400, f"{where} must be an object with non-empty string alias_name and alias_label"
         )
     return alias
-
-
-def parse_track(body: dict[str, Any]) -> list[TrackedUser]:
-    """``{"attributes": [...]}``: each object names a user by external_id or user_alias."""
-    items = []
-    for where, item in _objects(body, "attributes", MAX_TRACK_ATTRIBUTES, "attributes objects"):
-        has_external = "external_id" in item
-        if has_external == ("user_alias" in item):
-            raise ApiError(400, f"{where} must hold exactly one of external_id and user_alias")
-        update_only = item.get("_update_existing_only", False)
-        if not isinstance(update_only, bool):
-            raise ApiError(400, f"{where}._update_existing_only must be a boolean")
-        custom = {
-            key: value
-            for key, value in item.items()
-            if key not in ("external_id", "user_alias", "_update_existing_only")
-        }
-        if any("\x00" in key for key in custom):
-            raise ApiError(400, f"{where} holds an attribute name with a NUL character")
-        if has_external:
-            items.append(
-                TrackedUser(_external_id(item["external_id"], where), None, update_only, custom)
-            )
-        else:
-            alias = _alias(item["user_alias"], f"{where}.user_alias")
-            items.append(TrackedUser(None, alias, update_only, custom))
-    return items
 
 
 def parse_alias_new(body: dict[str, Any]) -> list[tuple[str | None, Alias]]:
@@ -176,19 +148,43 @@ def parse_delete(body: dict[str, Any]) -> UsersToDelete:
     return UsersToDelete(braze_ids=tuple(values))
 
 
-def parse_export(body: dict[str, Any]) -> tuple[list[str], list[Alias], str | None]:
-    """``{"external_ids"?, "user_aliases"?, "device_id"?}``; at least one of them."""
+def parse_export(body: dict[str, Any]) -> ExportRequest:
+    """``/users/export/ids``: at least one of ``external_ids``, ``user_aliases``,
+    ``device_id``, ``braze_id``, ``email_address`` and ``phone``; ``fields_to_export``
+    names Braze's export fields (see :data:`EXPORT_FIELDS`)."""
     external_ids = _array(body, "external_ids", MAX_EXPORT_IDS, "strings", optional=True)
     if not all(is_identifier(value) for value in external_ids):
         raise ApiError(400, "external_ids must be an array of strings")
     raw_aliases = _array(body, "user_aliases", MAX_EXPORT_IDS, "aliases", optional=True)
     aliases = [_alias(item, f"user_aliases[{i}]") for i, item in enumerate(raw_aliases)]
-    device_id = body.get("device_id")
-    if device_id is not None and not is_identifier(device_id):
-        raise ApiError(400, "device_id must be a string")
+    single: dict[str, str | None] = {}
+    for key in ("device_id", "braze_id", "email_address", "phone"):
+        value = body.get(key)
+        if value is not None and (not is_identifier(value) or not value):
+            raise ApiError(400, f"{key} must be a non-empty string")
+        single[key] = value
     fields = body.get("fields_to_export", [])
     if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
         raise ApiError(400, "fields_to_export must be an array of strings")
-    if not external_ids and not aliases and device_id is None:
-        raise ApiError(400, "name users by external_ids, user_aliases or device_id")
-    return list(external_ids), aliases, device_id
+    unknown = [name for name in fields if name not in EXPORT_FIELDS]
+    if unknown:
+        raise ApiError(
+            400,
+            f"fields_to_export holds unknown fields: {', '.join(unknown)}",
+            errors=[f"the fields are {', '.join(EXPORT_FIELDS)}"],
+        )
+    if not external_ids and not aliases and not any(v is not None for v in single.values()):
+        raise ApiError(
+            400,
+            "name users by external_ids, user_aliases, device_id, braze_id, email_address or phone",
+        )
+    email = single["email_address"]
+    return ExportRequest(
+        external_ids=list(external_ids),
+        aliases=aliases,
+        device_id=single["device_id"],
+        braze_id=single["braze_id"],
+        email=None if email is None else email.lower(),
+        phone=single["phone"],
+        fields=list(fields),
+    )

@@ -65,25 +65,62 @@ MEMBERSHIP_CHANGES: dict[str, Any] = {
     },
 }
 
+_PROFILE_REF = {
+    "external_id": _STRING,
+    "user_alias": ALIAS,
+    "braze_id": _STRING,
+    "email": _STRING,
+    "phone": _STRING,
+    "_update_existing_only": {
+        "type": "boolean",
+        "description": "Default false with external_id, email or phone; true with user_alias; "
+        "always true with braze_id.",
+    },
+}
+_TIME = {"type": "string", "format": "date-time", "example": "2026-11-28T12:00:00Z"}
+
+
+def _track_array(description: str, **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "maxItems": 75,
+        "items": {
+            "type": "object",
+            "description": description,
+            "properties": {**_PROFILE_REF, **properties},
+        },
+    }
+
+
 TRACK: dict[str, Any] = {
     "type": "object",
-    "required": ["attributes"],
+    "description": "At least one of the three arrays. An invalid object is a non-fatal "
+    "error (status 201, `errors`), not a 400.",
     "properties": {
-        "attributes": {
-            "type": "array",
-            "maxItems": 75,
-            "items": {
-                "type": "object",
-                "description": "external_id or user_alias, then any custom attributes.",
-                "properties": {
-                    "external_id": _STRING,
-                    "user_alias": ALIAS,
-                    "_update_existing_only": {"type": "boolean"},
-                },
-                "oneOf": [{"required": ["external_id"]}, {"required": ["user_alias"]}],
-            },
-        }
+        "attributes": _track_array(
+            "A profile (one of external_id, user_alias, braze_id, email, phone), then Braze "
+            "profile fields (first_name, email, country, dob, ...) and custom attributes; "
+            'null removes one, {"inc": n}, {"add": [...]}, {"remove": [...]} change one.'
+        ),
+        "events": _track_array(
+            "A custom event of a profile.",
+            name={**_STRING, "minLength": 1},
+            time=_TIME,
+            app_id=_STRING,
+            properties={"type": "object"},
+        ),
+        "purchases": _track_array(
+            "A purchase of a profile.",
+            product_id={**_STRING, "minLength": 1},
+            currency={"type": "string", "minLength": 3, "maxLength": 3, "example": "USD"},
+            price={"type": "number"},
+            quantity={"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
+            time=_TIME,
+            app_id=_STRING,
+            properties={"type": "object"},
+        ),
     },
+    "anyOf": [{"required": ["attributes"]}, {"required": ["events"]}, {"required": ["purchases"]}],
 }
 
 ALIAS_NEW: dict[str, Any] = {
@@ -166,11 +203,19 @@ DELETE: dict[str, Any] = {
 
 EXPORT_IDS: dict[str, Any] = {
     "type": "object",
+    "description": "At least one identifier.",
     "properties": {
         "external_ids": {"type": "array", "maxItems": 50, "items": _STRING},
         "user_aliases": {"type": "array", "maxItems": 50, "items": ALIAS},
         "device_id": _STRING,
-        "fields_to_export": {"type": "array", "items": {"type": "string"}},
+        "braze_id": _STRING,
+        "email_address": _STRING,
+        "phone": _STRING,
+        "fields_to_export": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Only these fields of each profile (default: all).",
+        },
     },
 }
 

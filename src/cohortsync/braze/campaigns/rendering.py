@@ -5,8 +5,10 @@ A message is text with placeholders in Braze's Liquid spelling::
     Hi {{${first_name}}}!
     Hi {{${first_name} | default: 'there'}}, your plan is {{custom_attribute.${plan}}}.
 
-``${name}`` and ``custom_attribute.${name}`` both read the attribute ``name``
-of the profile (``users.attributes``, set by ``/users/track``); ``${user_id}``
+``${name}`` reads Braze's profile field ``name`` when it is one
+(``${first_name}``, ``${email}``, ... kept apart from custom attributes by
+``/users/track``), else the custom attribute ``name``;
+``custom_attribute.${name}`` always reads the custom attribute; ``${user_id}``
 is the profile's external id. An attribute the profile lacks renders empty,
 or the ``default`` (which also replaces an empty string and ``false``, as
 Liquid's ``default`` filter does). Nothing else of Liquid is supported, and
@@ -28,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from cohortsync.braze.profiles.fields import COLUMN_FIELDS, PROFILE_FIELDS
 from cohortsync.errors import ConfigError
 
 PLACEHOLDER_HINT = (
@@ -39,7 +42,7 @@ EXTERNAL_ID = "user_id"
 
 _ATTRIBUTE = r"[A-Za-z_][A-Za-z0-9_]{0,254}"
 _PLACEHOLDER = re.compile(
-    r"\{\{\s*(?:custom_attribute\.)?\$\{(?P<name>" + _ATTRIBUTE + r")\}\s*"
+    r"\{\{\s*(?P<custom>custom_attribute\.)?\$\{(?P<name>" + _ATTRIBUTE + r")\}\s*"
     r"(?:\|\s*default\s*:\s*(?:'(?P<single>[^']*)'|\"(?P<double>[^\"]*)\")\s*)?\}\}"
 )
 _OPENINGS = re.compile(r"\{\{|\{%")
@@ -47,10 +50,21 @@ _OPENINGS = re.compile(r"\{\{|\{%")
 
 @dataclass(frozen=True)
 class Slot:
-    """One placeholder: the attribute it reads and its default (None: render empty)."""
+    """One placeholder: the attribute it reads, its default (None: render empty), and
+    where the attribute lives: ``custom`` (``users.attributes``), ``profile`` (Braze's
+    profile fields, ``users.standard``) or ``column`` (``users.email``, ``users.phone``)."""
 
     attribute: str
     default: str | None = None
+    source: str = "custom"
+
+
+def _source(name: str, custom: bool) -> str:
+    if custom:
+        return "custom"
+    if name in COLUMN_FIELDS:
+        return "column"
+    return "profile" if name in PROFILE_FIELDS else "custom"
 
 
 Part = str | Slot
@@ -126,7 +140,8 @@ def compile_message(source: str, *, where: str = "message") -> Template:
         default = match.group("single")
         if default is None:
             default = match.group("double")
-        parts.append(Slot(match.group("name"), default))
+        name = match.group("name")
+        parts.append(Slot(name, default, _source(name, match.group("custom") is not None)))
         position = match.end()
     _check_literal(source, position, len(source), where)
     if position < len(source):

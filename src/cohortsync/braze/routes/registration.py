@@ -11,6 +11,7 @@ docstring (the description), so the document reads as the operation does.
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -20,7 +21,17 @@ from cohortsync.braze import messages, schemas
 from cohortsync.braze.dependencies import JsonBody, StoreDep, json_body
 from cohortsync.braze.responses import SUCCESS_RESPONSE, answer
 
-Operation = Callable[..., dict[str, Any] | None]
+
+@dataclass(frozen=True)
+class WithStatus:
+    """An operation's result answered with another status than 200 (Braze's 201 for a
+    /users/track with non-fatal errors)."""
+
+    status: int
+    result: dict[str, Any]
+
+
+Operation = Callable[..., "dict[str, Any] | WithStatus | None"]
 Route = Callable[[str, str, dict[str, Any]], Callable[[Operation], Operation]]
 
 
@@ -56,7 +67,10 @@ def operations_router(
                 store: StoreDep,
             ) -> Response:
                 result = await run_in_threadpool(operation, store, who, body)
-                return answer(request, {**(result or {}), "message": messages.SUCCESS})
+                status = 200
+                if isinstance(result, WithStatus):
+                    status, result = result.status, result.result
+                return answer(request, {**(result or {}), "message": messages.SUCCESS}, status)
 
             router.add_api_route(
                 path,

@@ -6,12 +6,13 @@ the request body, run in the thread pool (see :mod:`.registration`).
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
-from cohortsync.braze import rest, schemas
+from cohortsync.braze import rest, rest_track, schemas
 from cohortsync.braze.dependencies import rest_budget, rest_workspace
-from cohortsync.braze.profiles import identity_operations, rest_operations
-from cohortsync.braze.routes.registration import operations_router
+from cohortsync.braze.profiles import identity_operations, rest_operations, tracking
+from cohortsync.braze.routes.registration import WithStatus, operations_router
 from cohortsync.braze.store import Store
 
 REST_ERRORS = schemas.error_responses(400, 401, 409, 413, 415, 429, 500, 503)
@@ -25,12 +26,25 @@ def _with_errors(errors: list[str], **fields: Any) -> dict[str, Any]:
     return {**fields, "errors": errors} if errors else fields
 
 
-@_route("/users/track", "Create or update users", schemas.TRACK)
-def track(store: Store, workspace_id: int, body: dict[str, Any]) -> dict[str, Any]:
-    """Each object names a user by external_id or user_alias; other keys are attributes."""
-    items = rest.parse_track(body)
-    errors = rest_operations.track_users(store, workspace_id, items)
-    return _with_errors(errors, attributes_processed=len(items) - len(errors))
+@_route("/users/track", "Record attributes, events and purchases", schemas.TRACK)
+def track(store: Store, workspace_id: int, body: dict[str, Any]) -> WithStatus | dict[str, Any]:
+    """Each object addresses one profile by external_id, user_alias, braze_id, email or phone.
+
+    Attributes set Braze's profile fields and custom attributes (``null``
+    removes one; ``{"inc": n}``, ``{"add": [...]}`` and ``{"remove": [...]}``
+    change one); events and purchases are recorded on the profile. Invalid
+    objects are answered in ``errors`` (status 201) and the others processed.
+    """
+    parsed = rest_track.parse_track(body)
+    errors = parsed.errors + tracking.track(store, workspace_id, parsed.objects)
+    failed = Counter(error["input_array"] for error in errors)
+    counts = {f"{array}_processed": n - failed[array] for array, n in parsed.sent.items()}
+    if errors:
+        ordered = sorted(
+            errors, key=lambda e: (rest_track.ARRAYS.index(e["input_array"]), e["index"])
+        )
+        return WithStatus(201, {**counts, "errors": ordered})
+    return counts
 
 
 @_route("/users/alias/new", "Add aliases", schemas.ALIAS_NEW)
@@ -64,10 +78,10 @@ def delete(store: Store, workspace_id: int, body: dict[str, Any]) -> dict[str, A
 
 @_route("/users/export/ids", "Export user profiles", schemas.EXPORT_IDS)
 def export_ids(store: Store, workspace_id: int, body: dict[str, Any]) -> dict[str, Any]:
-    """Profiles by external ids, aliases or a device id, with the cohorts each belongs to."""
-    external_ids, aliases, device_id = rest.parse_export(body)
-    exported = rest_operations.export_users(store, workspace_id, external_ids, aliases, device_id)
-    fields = body.get("fields_to_export") or []
-    if fields:
-        exported["users"] = [{k: v for k, v in u.items() if k in fields} for u in exported["users"]]
-    return exported
+    """Profiles by external ids, aliases, a device id, a braze_id, an email or a phone.
+
+    Braze's profile fields at the top level, ``custom_attributes``,
+    ``custom_events`` and ``purchases`` summaries, ``devices`` and the
+    ``cohorts`` the profile belongs to; a field the profile lacks is left out.
+    """
+    return rest_operations.export_users(store, workspace_id, rest.parse_export(body))

@@ -184,24 +184,29 @@ def count_users(conn: sa.Connection, condition: ColumnElement[bool]) -> int:
 # ---------------------------------------------------------------- rendering in SQL
 
 
-def attribute_expression(dialect: str, name: str) -> ColumnElement[Any]:
+def attribute_expression(dialect: str, name: str, source: str = "custom") -> ColumnElement[Any]:
     """The text an attribute prints as (see :func:`rendering.attribute_text`), NULL when absent.
 
-    SQLite reads ``users.attributes`` with ``json_extract``/``json_type``,
-    PostgreSQL with ``->``/``->>`` on the text cast to ``json`` (not
-    ``jsonb``, which would rewrite objects' spacing).
+    ``source`` says where it lives: ``custom`` (``users.attributes``),
+    ``profile`` (Braze's profile fields, ``users.standard``) or ``column``
+    (``users.email``, ``users.phone``). SQLite reads the JSON with
+    ``json_extract``/``json_type``, PostgreSQL with ``->``/``->>`` on the text
+    cast to ``json`` (not ``jsonb``, which would rewrite objects' spacing).
     """
     text = sa.String()
+    if source == "column":
+        return sa.cast(users.c[name], sa.String)
+    document_text = users.c.standard if source == "profile" else users.c.attributes
     if dialect == "sqlite":
         path = sa.literal('$."' + name + '"', sa.String)
-        kind = sa.func.json_type(users.c.attributes, path)
-        value = sa.func.json_extract(users.c.attributes, path, type_=text)
+        kind = sa.func.json_type(document_text, path)
+        value = sa.func.json_extract(document_text, path, type_=text)
         return sa.case(
             (kind == "true", sa.literal("true", sa.String)),
             (kind == "false", sa.literal("", sa.String)),
             else_=sa.cast(value, sa.String),
         )
-    document = sa.cast(users.c.attributes, postgresql.JSON())
+    document = sa.cast(document_text, postgresql.JSON())
     key = sa.literal(name, sa.String)
     node = document.op("->")(key)
     printed = sa.type_coerce(document.op("->>")(key), sa.String)
@@ -213,7 +218,7 @@ def message_expression(dialect: str, parts: Sequence[Any]) -> ColumnElement[str]
     """One SQL text expression rendering a compiled message for each row of ``users``.
 
     ``parts`` are those of :class:`cohortsync.braze.campaigns.rendering.Template`:
-    literal strings, and slots with an ``attribute`` and a ``default``.
+    literal strings, and slots with an ``attribute``, a ``default`` and a ``source``.
     """
     pieces: list[ColumnElement[Any]] = []
     for part in parts:
@@ -223,7 +228,7 @@ def message_expression(dialect: str, parts: Sequence[Any]) -> ColumnElement[str]
         if part.attribute == "user_id":
             value: ColumnElement[Any] = users.c.external_id
         else:
-            value = attribute_expression(dialect, part.attribute)
+            value = attribute_expression(dialect, part.attribute, part.source)
         if part.default is None:
             pieces.append(sa.func.coalesce(value, sa.literal("", sa.String), type_=sa.String))
         else:

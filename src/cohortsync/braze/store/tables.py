@@ -81,9 +81,18 @@ users = sa.Table(
     sa.Column("id", UserId, primary_key=True, autoincrement=False),
     sa.Column("workspace_id", sa.Integer, nullable=False),
     sa.Column("external_id", sa.String, nullable=True),
+    # Custom attributes, a JSON object (segments filter on them).
     sa.Column("attributes", sa.Text, nullable=True),
     sa.Column("created_at", sa.String, nullable=False),
+    # Braze's user profile fields (revision 0004): email and phone are columns because
+    # /users/track and /users/export/ids address profiles by them; the others are one
+    # JSON object (first_name, country, dob, ...), apart from the custom attributes.
+    sa.Column("email", sa.String, nullable=True),
+    sa.Column("phone", sa.String, nullable=True),
+    sa.Column("standard", sa.Text, nullable=True),
     sa.UniqueConstraint("workspace_id", "external_id", name="uq_braze_users_external_id"),
+    sa.Index("ix_braze_users_email", "workspace_id", "email"),
+    sa.Index("ix_braze_users_phone", "workspace_id", "phone"),
 )
 
 user_aliases = sa.Table(
@@ -244,6 +253,40 @@ campaign_sends = sa.Table(
     sa.Column("external_id", sa.String, nullable=True),
     sa.Column("message", sa.Text, nullable=False),
     sqlite_with_rowid=False,
+)
+
+
+# -- events and purchases (revision 0004) ----------------------------------------------------
+
+RowId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+user_events = sa.Table(
+    "braze_user_events",
+    metadata,
+    # Custom events recorded by /users/track, one row each, newest last per user.
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("time", sa.String, nullable=False),
+    sa.Column("app_id", sa.String, nullable=True),
+    sa.Column("properties", sa.Text, nullable=True),
+    sa.Index("ix_braze_user_events_user_id_id", "user_id", "id"),
+)
+
+user_purchases = sa.Table(
+    "braze_user_purchases",
+    metadata,
+    # Purchases recorded by /users/track; price is the unit price in ``currency``.
+    sa.Column("id", RowId, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("product_id", sa.String, nullable=False),
+    sa.Column("currency", sa.String, nullable=False),
+    sa.Column("price", sa.Float, nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("time", sa.String, nullable=False),
+    sa.Column("app_id", sa.String, nullable=True),
+    sa.Column("properties", sa.Text, nullable=True),
+    sa.Index("ix_braze_user_purchases_user_id_id", "user_id", "id"),
 )
 
 
