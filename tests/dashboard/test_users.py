@@ -22,8 +22,9 @@ from support.browser import screenshot
 
 from .conftest import Site
 
+ADA_FIELDS: dict[str, Any] = {"first_name": "Ada", "country": "FR", "email": "ada@example.com"}
+"""Braze profile fields: /users/track keeps them apart from the custom attributes."""
 ADA_ATTRIBUTES: dict[str, Any] = {
-    "first_name": "Ada",
     "plan": "gold",
     "vip": True,
     "newsletter": False,
@@ -80,7 +81,7 @@ def people(site: Site) -> Site:
             {"device_ids": ["kiosk-3"]},
         ]
     )
-    track(acme, [{"external_id": "ada-42", **ADA_ATTRIBUTES}])
+    track(acme, [{"external_id": "ada-42", **ADA_FIELDS, **ADA_ATTRIBUTES}])
     partner_cohort(acme, "vip-2026", "VIP customers", ["ada-42"])
     admin.create_segment(
         site.store, "VIP segment", workspace=acme.workspace, includes_cohorts=["vip-2026"]
@@ -167,7 +168,10 @@ def test_a_marketer_finds_users_by_each_identifier_and_reads_the_profile(
     sent = messages.inner_text()
     assert "Welcome back" in sent and "Email" in sent
     assert "Hi Ada, your gold plan is waiting." in sent
-    assert "Events (sessions, purchases, custom events) are not recorded yet" in main
+    fields = page.locator("dl.profile-fields").inner_text()
+    assert all(name in fields and value in fields for name, value in ADA_FIELDS.items())
+    assert page.locator("table.attributes tr", has_text="first_name").count() == 0
+    assert "No event recorded for this user." in main
     screenshot(page, "dashboard-user-profile")
 
     # A search without its identifier says what to type, next to the field.
@@ -186,6 +190,47 @@ def test_a_marketer_finds_users_by_each_identifier_and_reads_the_profile(
     status = page.get_by_role("status").inner_text()
     assert "No user with external id 'nobody-99' in this workspace." in status
     screenshot(page, "dashboard-users-not-found")
+
+
+def test_the_profile_lists_the_latest_events_and_purchases(
+    client: httpx.Client, people: Site
+) -> None:
+    """Events and purchases recorded by /users/track
+    (https://www.braze.com/docs/api/endpoints/user_data/post_user_track/) show on the
+    profile, newest first, with their properties, quantity, price and currency."""
+    acme = people.acme
+    answer = httpx.post(
+        f"{acme.base_url}/users/track",
+        json={
+            "events": [
+                {"external_id": "ada-42", "name": "opened_app", "time": "2026-03-01T09:00:00Z"},
+                {"external_id": "ada-42", "name": "watched_<b>trailer</b>",
+                 "time": "2026-03-02T10:30:00Z", "properties": {"title": "Dune"}},
+            ],
+            "purchases": [
+                {"external_id": "ada-42", "product_id": "gold-plan", "currency": "EUR",
+                 "price": 9.5, "quantity": 2, "time": "2026-03-03T12:00:00Z"},
+            ],
+        },
+        headers={"Authorization": f"Bearer {acme.rest_api_key}"},
+        timeout=30,
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    page = client.get(f"/w/{acme.workspace}/users/{braze_id(acme, 'ada-42')}").text
+    events = page[page.index('id="events-heading"') : page.index('id="purchases-heading"')]
+    rows = re.findall(r"<tr>\s*<td class=\"when\">.*?</tr>", events, flags=re.S)
+    assert len(rows) == 2
+    assert "watched_&lt;b&gt;trailer&lt;/b&gt;" in rows[0] and "Dune" in rows[0]
+    assert "2026-03-02 10:30 UTC" in rows[0]
+    assert "opened_app" in rows[1]
+    purchases = page[page.index('id="purchases-heading"') :]
+    assert "gold-plan" in purchases and "9.50 EUR" in purchases
+    assert "No purchase recorded" not in purchases
+    anonymous = lookup.find_users(people.store, acme.workspace, device_id="kiosk-3")[0]
+    empty = client.get(f"/w/{acme.workspace}/users/{anonymous.braze_id}").text
+    assert "No event recorded for this user." in empty
+    assert "No purchase recorded for this user." in empty
+    assert "No profile fields" in empty
 
 
 def test_another_workspaces_users_are_never_reached(client: httpx.Client, people: Site) -> None:

@@ -7,8 +7,9 @@ all listed. Everything is read inside one workspace: a user of another
 workspace is never found, whatever identifier or id is typed.
 
 The profile gathers what explains why a user is (or is not) in a campaign's
-audience: identifiers, custom attributes, cohorts (with their partner),
-segments, and the messages the recent launches rendered for it.
+audience: identifiers, Braze's profile fields, custom attributes, cohorts
+(with their partner), segments, the messages the recent launches rendered
+for it, and its latest events and purchases (``/users/track``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,43 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from cohortsync.braze.store import Alias, Store, profile_queries, segment_queries, user_queries
+from cohortsync.braze.store import (
+    Alias,
+    Store,
+    profile_queries,
+    segment_queries,
+    track_queries,
+    user_queries,
+)
 from cohortsync.errors import ConfigError
 
 LOOKUP_KINDS = ("external_id", "alias", "device_id")
 """The identifiers a user is looked up by, in the order the search form offers them."""
 RECENT_LAUNCHES = 20
 """How many of the workspace's latest launches a profile's messages come from."""
+RECENT_ACTIVITY = 20
+"""How many of a user's latest events, and of its latest purchases, a profile lists."""
+
+
+@dataclass(frozen=True)
+class TrackedEvent:
+    """One custom event recorded by ``/users/track``."""
+
+    name: str
+    time: str
+    app_id: str | None
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TrackedPurchase:
+    """One purchase recorded by ``/users/track`` (``price`` per unit)."""
+
+    product_id: str
+    currency: str
+    price: float
+    quantity: int
+    time: str
 
 
 @dataclass(frozen=True)
@@ -74,6 +105,9 @@ class UserProfile:
     cohorts: list[dict[str, str]]
     segments: list[dict[str, str]]
     messages: list[ReceivedMessage]
+    profile_fields: dict[str, Any] = field(default_factory=dict)
+    events: list[TrackedEvent] = field(default_factory=list)
+    purchases: list[TrackedPurchase] = field(default_factory=list)
 
     @property
     def anonymous(self) -> bool:
@@ -174,6 +208,18 @@ def user_profile(
         ]
         segments = segment_queries.segments_of_user(conn, workspace_id, row.id)
         received = _received_messages(conn, workspace_id, row.id, launches)[: max(0, messages)]
+        events = [
+            TrackedEvent(
+                e.name, e.time, e.app_id, orjson.loads(e.properties) if e.properties else {}
+            )
+            for e in track_queries.recent_events(conn, row.id, RECENT_ACTIVITY)
+        ]
+        purchases = [
+            TrackedPurchase(p.product_id, p.currency, float(p.price), int(p.quantity), p.time)
+            for p in track_queries.recent_purchases(conn, row.id, RECENT_ACTIVITY)
+        ]
+    fields = orjson.loads(row.standard) if row.standard else {}
+    fields.update({k: getattr(row, k) for k in ("email", "phone") if getattr(row, k)})
     return UserProfile(
         braze_id=int(row.id),
         external_id=row.external_id,
@@ -184,6 +230,9 @@ def user_profile(
         cohorts=cohorts,
         segments=segments,
         messages=received,
+        profile_fields=dict(sorted(fields.items())),
+        events=events,
+        purchases=purchases,
     )
 
 
