@@ -368,3 +368,35 @@ def test_partner_and_attribute_deliveries_of_one_cohort_id_are_separate_cohorts(
 def test_an_invalid_attribute_is_refused_before_reading(track: TrackServer) -> None:
     with pytest.raises(ConfigError, match="not a custom attribute name"):
         run_export(spec_of(track, Source(table="nowhere"), attribute="$email"))
+
+
+def test_answers_errors_are_read_as_objects_or_strings_and_named_by_index() -> None:
+    from cohortsync.export.rest_attribute import read_track_answer
+
+    request = orjson.dumps({"attributes": [{"external_id": "a"}, {"external_id": "b"}]})
+    as_objects = read_track_answer(
+        b'{"message":"success","errors":[{"type":"bad thing","input_array":"attributes",'
+        b'"index":1}]}',
+        request,
+    )
+    assert (as_objects.errors, dict(as_objects.reasons)) == (1, {"bad thing": 1})
+    assert as_objects.first == ({"reason": "bad thing", "kind": "user_ids", "identifier": "b"},)
+    as_strings = read_track_answer(
+        b'{"message":"success","errors":["attributes[0]: no such user"]}', request
+    )
+    assert dict(as_strings.reasons) == {"no such user": 1}
+    assert as_strings.first[0]["identifier"] == "a"
+    assert read_track_answer(b'{"message":"success"}', request).errors == 0
+    assert read_track_answer(b"not json", request).errors == 0
+
+
+def test_a_device_column_with_no_value_skips_nothing(
+    track: TrackServer, warehouse: Warehouse
+) -> None:
+    track.add_users("u1")
+    warehouse(
+        "CREATE TABLE n AS SELECT * FROM (VALUES ('u1', NULL::VARCHAR)) v(user_ids, device_ids)"
+    )
+    report = run_export(spec_of(track, Source(table="n")))
+    assert report.unaddressable == {"device_ids": 0}
+    assert track.members("cohorts", "vip") == {("external_id", "u1")}

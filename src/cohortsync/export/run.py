@@ -528,21 +528,22 @@ def _without_kinds(
     """The staged identifiers without ``kinds``, and how many distinct ones of each were left out.
 
     The destination cannot address them (device ids on ``/users/track``): they
-    are neither planned, nor sent, nor kept in a mirror's snapshot.
+    are neither planned, nor sent, nor kept in a mirror's snapshot. A kind
+    whose column held no value costs no statement.
     """
-    codes = ", ".join(str(KINDS.index(kind)) for kind in kinds)
-    counted = staging.connection.execute(
-        f"SELECT kind, count(*) FROM ({identifiers}) WHERE kind IN ({codes}) GROUP BY kind"
-    ).fetchall()
     skipped = dict.fromkeys(kinds, 0)
-    skipped.update({KINDS[int(code)]: int(count) for code, count in counted})
-    for kind, count in skipped.items():
+    present = [kind for kind in kinds if staging.counts.kinds[kind].values]
+    if not present:
+        return identifiers, skipped
+    codes = ", ".join(str(KINDS.index(kind)) for kind in present)
+    for kind in present:
+        row = staging.run(f"SELECT count(*) FROM ({identifiers}) WHERE kind = {KINDS.index(kind)}")
+        skipped[kind] = int(row[0]) if row else 0
         log.warning(
-            "skipping %s %s: %s",
-            f"{count:,}",
-            kind,
-            "Braze's /users/track cannot address a user by device id "
+            "skipping %s %s: Braze's /users/track cannot address a user by device id "
             "(use --type partner-cohort to deliver them)",
+            f"{skipped[kind]:,}",
+            kind,
         )
     return f"SELECT kind, value FROM ({identifiers}) WHERE kind NOT IN ({codes})", skipped
 
