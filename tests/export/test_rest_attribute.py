@@ -9,6 +9,7 @@ report, the dry run's plan with the key masked.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -275,6 +276,19 @@ def test_retries_and_pacing_by_the_rate_limit_headers(
     assert [r.status for r in track.requests] == [429, 503, 201, 201]
     assert report.retries == 2 and report.requests == 4
     assert track.members("cohorts", "vip") == users(0, 150)
+
+
+def test_requests_are_spread_over_the_announced_window_instead_of_bouncing_off_it(
+    track: TrackServer, warehouse: Warehouse
+) -> None:
+    track.add_users(*(f"u{i}" for i in range(750)))
+    ids_table(warehouse, 0, 750)  # 10 requests
+    track.rate_limit = (4, 0.5)  # 4 requests per half second: 3 windows at least
+    started = time.monotonic()
+    run_export(spec_of(track, Source(table="t"), threads=1))
+    assert time.monotonic() - started >= 1.0
+    assert [r.status for r in track.requests] == [201] * 10
+    assert track.members("cohorts", "vip") == users(0, 750)
 
 
 def test_runs_show_and_json_hold_the_match_report(track: TrackServer, warehouse: Warehouse) -> None:

@@ -14,7 +14,8 @@ follows Braze's documentation of the endpoint
   any other value is set.
 
 It records every request, can be scripted to answer 429/5xx/400/401 and to
-delay, and announces ``X-RateLimit-*`` headers when given a limit.
+delay, and, given a limit, announces ``X-RateLimit-*`` headers and answers
+429 beyond it.
 """
 
 from __future__ import annotations
@@ -152,23 +153,29 @@ class TrackServer:
         request.status = status
         return status, payload, extra
 
-    def _rate_headers(self) -> dict[str, str]:
+    def _rate_headers(self) -> tuple[dict[str, str], bool]:
+        """The rate-limit headers of this answer, and whether the window is exhausted."""
         if self.rate_limit is None:
-            return {}
+            return {}, False
         limit, window = self.rate_limit
         start, count = self._window
         now = time.time()
         if now - start >= window:
             start, count = now, 0
         self._window = (start, count + 1)
-        return {
+        headers = {
             "X-RateLimit-Limit": str(limit),
             "X-RateLimit-Remaining": str(max(0, limit - count - 1)),
             "X-RateLimit-Reset": f"{start + window:.3f}",
         }
+        if count + 1 > limit:
+            return {**headers, "Retry-After": f"{start + window - now:.3f}"}, True
+        return headers, False
 
     def _respond(self, request: Request) -> tuple[int, dict[str, Any], dict[str, str]]:
-        headers = self._rate_headers()
+        headers, exhausted = self._rate_headers()
+        if exhausted:
+            return 429, {"message": "Rate limited"}, headers
         if self._script:
             status, message, scripted = self._script.popleft()
             return status, {"message": message}, {**headers, **scripted}
