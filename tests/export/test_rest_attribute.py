@@ -364,6 +364,8 @@ def test_a_saved_authentication_and_partner_options_are_refused_with_this_type(
     assert "--data-import-key and --partner belong to --type partner-cohort" in partner.stderr
     reserved = run_cli(*base, "--endpoint", track.url, "--attribute", "email", expect=2)
     assert "not a custom attribute name" in reserved.stderr
+    named = run_cli(*base, "--endpoint", track.url, "--cohort-name", "VIP", expect=2)
+    assert "--cohort-name names a partner cohort" in named.stderr
     assert track.requests == []
 
 

@@ -255,6 +255,11 @@ def export(
         warehouse_url=warehouse,
     )
     if destination_type == DestinationChoice.rest_attribute:
+        if cohort_name is not None:
+            raise ConfigError(
+                "--cohort-name names a partner cohort; an attribute export has no name to send",
+                hint="leave it out: the cohort id is the value of the attribute (--attribute)",
+            )
         destination = _attribute_destination(
             auth, endpoint, data_import_key, partner, rest_api_key, attribute_mode, attribute
         )

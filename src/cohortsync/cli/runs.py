@@ -19,6 +19,7 @@ from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.cli.progress import console_reporter
 from cohortsync.cli.run_report import match_line, render_report, unaddressable_line
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
+from cohortsync.export.rest_attribute import REST_API_KEY_ENV
 from cohortsync.jobs.run_history import (
     STATUSES,
     list_run_views,
@@ -160,7 +161,8 @@ def resume(
             "--data-import-key",
             help=(
                 "The key, when the run was given --endpoint rather than a saved --auth; "
-                f"'-' reads stdin; default ${DATA_IMPORT_KEY_ENV}."
+                f"'-' reads stdin; default ${DATA_IMPORT_KEY_ENV} (${REST_API_KEY_ENV} for "
+                "a rest-attribute run)."
             ),
             show_default=False,
         ),
