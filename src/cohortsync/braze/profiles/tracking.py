@@ -64,10 +64,11 @@ def track(store: Store, workspace_id: int, objects: list[TrackObject]) -> list[d
 
     def work(conn: sa.Connection) -> list[dict[str, Any]]:
         errors: list[dict[str, Any]] = []
-        found = _resolve(conn, workspace_id, {item.ref for item in objects})
+        loaded: dict[int, Any] = {}
+        found = _resolve(conn, workspace_id, {item.ref for item in objects}, loaded)
         applied = _create_missing(conn, workspace_id, objects, found, errors)
         attributes = [(found[i.ref], i) for i in applied if i.array == "attributes"]
-        _apply_attributes(conn, attributes, errors)
+        _apply_attributes(conn, attributes, errors, loaded)
         for array, insert in (
             ("events", track_queries.insert_events),
             ("purchases", track_queries.insert_purchases),
@@ -80,13 +81,26 @@ def track(store: Store, workspace_id: int, objects: list[TrackObject]) -> list[d
     return store.write_grouped(work)
 
 
-def _resolve(conn: sa.Connection, workspace_id: int, refs: set[Ref]) -> dict[Ref, int]:
-    """The profile of each reference that has one: one query per identifier kind."""
+def _resolve(
+    conn: sa.Connection, workspace_id: int, refs: set[Ref], loaded: dict[int, Any]
+) -> dict[Ref, int]:
+    """The profile of each reference that has one: one query per identifier kind.
+
+    External ids, the usual way to address profiles, are looked up with the
+    columns attributes change (locked until the commit), kept in ``loaded``
+    so that they are not read twice.
+    """
     wanted: dict[str, set[Any]] = defaultdict(set)
     for kind, value in refs:
         wanted[kind].add(value)
     found: dict[Ref, int] = {}
     for kind, values in wanted.items():
+        if kind == "external_id":
+            rows = track_queries.profiles_by_external_id(conn, workspace_id, values)
+            for row in rows:
+                found[(kind, row.external_id)] = int(row.id)
+                loaded[int(row.id)] = row
+            continue
         for value, user_id in track_queries.owners(conn, workspace_id, kind, values).items():
             found[(kind, value)] = user_id
     return found
@@ -122,12 +136,20 @@ def _no_profile(item: TrackObject) -> str:
 
 
 def _apply_attributes(
-    conn: sa.Connection, items: list[tuple[int, TrackObject]], errors: list[dict[str, Any]]
+    conn: sa.Connection,
+    items: list[tuple[int, TrackObject]],
+    errors: list[dict[str, Any]],
+    loaded: dict[int, Any],
 ) -> None:
-    """Read the changed profiles once, apply every object in order, write them once."""
+    """Read the changed profiles once (those not ``loaded`` already), apply every
+    object in order, write them once."""
     if not items:
         return
-    rows = track_queries.profiles_for_update(conn, sorted({user_id for user_id, _ in items}))
+    wanted = {user_id for user_id, _ in items}
+    rows = {user_id: loaded[user_id] for user_id in wanted if user_id in loaded}
+    missing = sorted(wanted - set(rows))
+    if missing:
+        rows.update(track_queries.profiles_for_update(conn, missing))
     states = {
         user_id: _State(
             orjson.loads(row.attributes) if row.attributes else {},

@@ -106,13 +106,32 @@ def create_profiles(
     return made
 
 
-def profiles_for_update(conn: sa.Connection, ids: Sequence[int]) -> dict[int, Any]:
-    """The attribute columns of these profiles, locked (PostgreSQL) until the commit."""
+_PROFILE_COLUMNS = (
+    users.c.id,
+    users.c.external_id,
+    users.c.attributes,
+    users.c.standard,
+    users.c.email,
+    users.c.phone,
+)
+
+
+def profiles_by_external_id(
+    conn: sa.Connection, workspace_id: int, external_ids: Iterable[str]
+) -> list[Any]:
+    """The profiles with these external ids, with the columns attributes change, locked
+    (PostgreSQL) until the commit: the lookup and the read of ``/users/track`` in one."""
     query = (
-        sa.select(users.c.id, users.c.attributes, users.c.standard, users.c.email, users.c.phone)
-        .where(users.c.id.in_(list(ids)))
+        sa.select(*_PROFILE_COLUMNS)
+        .where(users.c.workspace_id == workspace_id, users.c.external_id.in_(list(external_ids)))
         .with_for_update()
     )
+    return list(conn.execute(query))
+
+
+def profiles_for_update(conn: sa.Connection, ids: Sequence[int]) -> dict[int, Any]:
+    """The attribute columns of these profiles, locked (PostgreSQL) until the commit."""
+    query = sa.select(*_PROFILE_COLUMNS).where(users.c.id.in_(list(ids))).with_for_update()
     return {int(row.id): row for row in conn.execute(query)}
 
 
