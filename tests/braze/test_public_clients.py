@@ -5,9 +5,8 @@ is ``braze-client`` with a dependency that imports on Python 3.11 (its
 ``tenacity`` 5 pin uses ``asyncio.coroutine``, gone in 3.11). It offers
 ``user_track``, ``user_export`` and ``user_delete``; it has no call for
 ``/users/alias/new`` or ``/users/identify``, so those go through the
-sandbox's own tests (test_users_identity.py); ``user_export(email=...)``
-sends ``email_address``, which ``/users/export/ids`` does not take yet.
-Each test drives the library as its README shows, against the real server.
+sandbox's own tests (test_users_identity.py). Each test drives the library
+as its README shows, against the real server.
 
 The library's top package is named ``braze``, as this suite's folder is, so
 its module is loaded from the installed distribution's file.
@@ -72,6 +71,16 @@ def test_user_export_by_external_ids(client: Any, sandbox: Sandbox) -> None:
     assert user["external_id"] == "ann"
     assert user["user_aliases"] == [email("ann@x.io")]
     assert answer["invalid_user_ids"] == ["nobody"]
+
+
+def test_user_export_by_email(client: Any, sandbox: Sandbox) -> None:
+    """``user_export(email=...)`` sends ``email_address``: the profile with that email.
+
+    https://www.braze.com/docs/api/endpoints/export/user_data/post_users_identifier/
+    """
+    client.user_track(attributes=[{"external_id": "ann", "email": "ann@x.io"}])
+    answer = client.user_export(email="ann@x.io", fields_to_export=["external_id"])
+    assert answer["users"] == [{"external_id": "ann"}]
 
 
 def test_user_delete_by_external_ids(client: Any, sandbox: Sandbox) -> None:

@@ -15,6 +15,7 @@ import requests
 
 from cohortsync.braze.profiles import lookup
 from cohortsync.braze.sandbox import Sandbox
+from cohortsync.braze.store import track_queries
 
 from .support import PartnerClient, email, member_ids
 
@@ -78,6 +79,10 @@ def alias(label: str, name: str) -> dict[str, str]:
 
 def to_identify(external_id: str, label: str, name: str) -> dict[str, Any]:
     return {"external_id": external_id, "user_alias": alias(label, name)}
+
+
+def visit_event(**who: Any) -> dict[str, Any]:
+    return {**who, "name": "visited", "time": "2026-11-30T10:00:00Z"}
 
 
 # ---------------------------------------------------------------- /users/alias/new
@@ -239,10 +244,20 @@ def test_identify_combines_the_alias_only_profile_into_the_identified_one(
 
     https://www.braze.com/docs/api/endpoints/user_data/post_user_identify/
     """
-    rest.track({"external_id": "known", "plan": "gold"})
+    rest.track({"external_id": "known", "plan": "gold", "first_name": "Kim"})
     rest.alias_new({"external_id": "known", **alias("crm", "K-1")})
     sandbox.load_users([{"aliases": [email("visitor@x.io")], "device_ids": ["ipad"]}])
-    rest.track({"user_alias": email("visitor@x.io"), "plan": "trial", "city": "Lyon"})
+    rest.track(
+        {
+            "user_alias": email("visitor@x.io"),
+            "plan": "trial",
+            "city": "Lyon",
+            "first_name": "Vi",
+            "country": "FR",
+            "email": "visitor@x.io",
+        }
+    )
+    rest.ok("/users/track", {"events": [visit_event(user_alias=email("visitor@x.io"))]})
     partner = PartnerClient(sandbox)
     partner.add("vip", aliases=[email("visitor@x.io")])
     visitor = holder(sandbox, alias=("email", "visitor@x.io"))
@@ -254,6 +269,8 @@ def test_identify_combines_the_alias_only_profile_into_the_identified_one(
     assert known.aliases == [alias("crm", "K-1"), email("visitor@x.io")]
     assert known.device_ids == ["ipad"]
     assert known.attributes == {"plan": "gold", "city": "Lyon"}
+    assert known.profile_fields == {"country": "FR", "email": "visitor@x.io", "first_name": "Kim"}
+    assert [event.name for event in known.events] == ["visited"]
     assert [cohort["cohort_id"] for cohort in known.cohorts] == ["vip"]
     assert lookup.user_profile(sandbox.store, sandbox.workspace, visitor.braze_id) is None
     partner.add("tablets", device_ids=["ipad"])
@@ -286,14 +303,15 @@ def test_identify_with_merge_behavior_none_keeps_only_aliases_and_devices(
     rest: Rest, sandbox: Sandbox
 ) -> None:
     """``merge_behavior: "none"``: only the push tokens (the devices) and the aliases go
-    to the identified user; attributes (and cohort memberships) are orphaned and
-    removed with the alias-only profile.
+    to the identified user; attributes, profile fields, events (and cohort memberships)
+    are orphaned and removed with the alias-only profile.
 
     https://www.braze.com/docs/api/endpoints/user_data/post_user_identify/
     """
     rest.track({"external_id": "known", "plan": "gold"})
     sandbox.load_users([{"aliases": [email("visitor@x.io")], "device_ids": ["ipad"]}])
-    rest.track({"user_alias": email("visitor@x.io"), "city": "Lyon"})
+    rest.track({"user_alias": email("visitor@x.io"), "city": "Lyon", "country": "FR"})
+    rest.ok("/users/track", {"events": [visit_event(user_alias=email("visitor@x.io"))]})
     PartnerClient(sandbox).add("vip", aliases=[email("visitor@x.io")])
 
     answer = rest.identify(to_identify("known", "email", "visitor@x.io"), merge_behavior="none")
@@ -302,6 +320,7 @@ def test_identify_with_merge_behavior_none_keeps_only_aliases_and_devices(
     assert known.aliases == [email("visitor@x.io")]
     assert known.device_ids == ["ipad"]
     assert known.attributes == {"plan": "gold"}
+    assert known.profile_fields == {} and known.events == []
     assert known.cohorts == []
     assert sandbox.members("vip") == []
 
@@ -340,9 +359,10 @@ def test_identify_by_email_picks_the_profile_by_prioritization(
     https://www.braze.com/docs/api/endpoints/user_data/post_user_identify/
     """
     rest.track({"external_id": "known"})
-    rest.track({"user_alias": alias("visit", "v1"), "email": "pat@x.io", "city": "Lyon"})
+    new = {"_update_existing_only": False, "email": "pat@x.io"}
+    rest.track({"user_alias": alias("visit", "v1"), "city": "Lyon", **new})
     time.sleep(0.01)
-    rest.track({"user_alias": alias("visit2", "v2"), "email": "pat@x.io"})
+    rest.track({"user_alias": alias("visit2", "v2"), **new})
 
     def by_email(*prioritization: str) -> dict[str, Any]:
         item = {"external_id": "known", "email": "pat@x.io", "prioritization": list(prioritization)}
@@ -358,6 +378,7 @@ def test_identify_by_email_picks_the_profile_by_prioritization(
     known = profile(sandbox, external_id="known")
     assert known.aliases == [alias("visit", "v1")]
     assert known.attributes["city"] == "Lyon"
+    assert known.profile_fields["email"] == "pat@x.io"
     assert holder(sandbox, alias=("visit", "v1")) is not None
     assert by_email("unidentified")["aliases_processed"] == 1  # one email-only profile left
     assert profile(sandbox, external_id="known").aliases == [
@@ -427,7 +448,10 @@ def test_delete_removes_the_profiles_and_all_they_hold(rest: Rest, sandbox: Sand
             {"external_id": "cat"},
         ]
     )
-    rest.track({"external_id": "ann", "plan": "gold"})
+    rest.track({"external_id": "ann", "plan": "gold", "first_name": "Ann"})
+    rest.ok("/users/track", {"events": [visit_event(external_id="ann")]})
+    ann = holder(sandbox, external_id="ann")
+    assert ann is not None
     partner = PartnerClient(sandbox)
     partner.add("vip", user_ids=["ann", "bob", "cat"], device_ids=["d-anon"])
     cat = holder(sandbox, external_id="cat")
@@ -454,6 +478,9 @@ def test_delete_removes_the_profiles_and_all_they_hold(rest: Rest, sandbox: Sand
     again = profile(sandbox, external_id="ann")
     assert again.aliases == [email("ann@x.io")]
     assert again.attributes == {} and again.cohorts == [] and again.device_ids == []
+    assert again.profile_fields == {} and again.events == []
+    with sandbox.store.read() as conn:
+        assert track_queries.recent_events(conn, ann.braze_id, 10) == []
 
 
 @pytest.mark.parametrize(

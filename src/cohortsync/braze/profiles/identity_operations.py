@@ -75,9 +75,10 @@ def identify_users(
     """``/users/identify``: the objects that identified nobody, each with why (``errors``).
 
     ``merge`` is ``merge_behavior`` ``"merge"``: the combined profile also
-    takes the cohort memberships and the attributes found only on the
-    unidentified one. Without it (``"none"``) only its aliases and device
-    ids (Braze's push tokens) are kept; the rest is dropped with it.
+    takes the cohort memberships, events and purchases of the unidentified
+    one, and the profile fields and custom attributes found only on it.
+    Without it (``"none"``) only its aliases and device ids (Braze's push
+    tokens) are kept; the rest is dropped with it.
     """
     errors = []
     with store.write() as conn:

@@ -71,7 +71,7 @@ def identify(store: Store, workspace_id: int, body: dict[str, Any]) -> dict[str,
 
 @_route("/users/delete", "Delete users", schemas.DELETE)
 def delete(store: Store, workspace_id: int, body: dict[str, Any]) -> dict[str, Any]:
-    """Deletes the users with their aliases, devices, cohort memberships and attributes."""
+    """Deletes the users with all they hold: aliases, devices, memberships, fields, events."""
     request = rest.parse_delete(body)
     return {"deleted": identity_operations.delete_users(store, workspace_id, request)}
 

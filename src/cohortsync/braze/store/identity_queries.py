@@ -15,7 +15,15 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from cohortsync.braze.store.tables import cohort_members, cohorts, user_aliases, user_devices, users
+from cohortsync.braze.store.tables import (
+    cohort_members,
+    cohorts,
+    user_aliases,
+    user_devices,
+    user_events,
+    user_purchases,
+    users,
+)
 from cohortsync.braze.store.user_queries import merge_attributes
 
 
@@ -35,19 +43,14 @@ def alias_labels(conn: sa.Connection, user_id: int) -> set[str]:
 
 
 def users_with_email(conn: sa.Connection, workspace_id: int, email: str) -> list[Any]:
-    """The workspace's user rows whose ``email`` attribute is exactly ``email``.
-
-    The attribute lives in the JSON text of ``attributes``: a ``LIKE`` on the
-    encoded value narrows the rows on both dialects, the decoded JSON decides.
-    """
-    encoded = orjson.dumps(email).decode()
-    pattern = "%" + encoded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    rows = conn.execute(
-        sa.select(users)
-        .where(users.c.workspace_id == workspace_id, users.c.attributes.like(pattern, escape="\\"))
-        .order_by(users.c.id)
-    ).all()
-    return [row for row in rows if orjson.loads(row.attributes).get("email") == email]
+    """The workspace's user rows whose ``email`` profile field is ``email``, oldest first."""
+    return list(
+        conn.execute(
+            sa.select(users)
+            .where(users.c.workspace_id == workspace_id, users.c.email == email)
+            .order_by(users.c.id)
+        ).all()
+    )
 
 
 def user_ids_by_braze_id(
@@ -91,15 +94,12 @@ def absorb_user(
     """Combine the user row ``source`` into the user ``target_id``, then delete ``source``.
 
     Aliases and device ids always move. With ``merge_data``, cohort
-    memberships move too and the attributes the target lacks are copied;
-    without it they stay behind and go with ``source``.
+    memberships, events and purchases move too, and the profile fields and
+    custom attributes the target lacks are copied; without it they stay
+    behind and go with ``source``.
     """
-    conn.execute(
-        sa.update(user_aliases).where(user_aliases.c.user_id == source.id).values(user_id=target_id)
-    )
-    conn.execute(
-        sa.update(user_devices).where(user_devices.c.user_id == source.id).values(user_id=target_id)
-    )
+    for table in (user_aliases, user_devices):
+        conn.execute(sa.update(table).where(table.c.user_id == source.id).values(user_id=target_id))
     workspace_cohorts = _workspace_cohorts(conn, workspace_id)
     source_cohorts = _cohorts_of(conn, workspace_cohorts, source.id)
     if merge_data:
@@ -109,33 +109,58 @@ def absorb_user(
                 sa.insert(cohort_members),
                 [{"cohort_pk": pk, "user_id": target_id} for pk in sorted(missing)],
             )
-        if source.attributes:
-            merge_attributes(conn, target_id, orjson.loads(source.attributes), keep=True)
-    if source_cohorts:
-        conn.execute(
-            sa.delete(cohort_members).where(
-                cohort_members.c.cohort_pk.in_(sorted(source_cohorts)),
-                cohort_members.c.user_id == source.id,
+        for table in (user_events, user_purchases):
+            conn.execute(
+                sa.update(table).where(table.c.user_id == source.id).values(user_id=target_id)
             )
-        )
+        _copy_missing_fields(conn, source, target_id)
+    _delete_held(conn, [source.id], sorted(source_cohorts))
     conn.execute(sa.delete(users).where(users.c.id == source.id))
 
 
-def delete_users(conn: sa.Connection, workspace_id: int, user_ids: Sequence[int]) -> int:
-    """Delete the users with their aliases, devices, cohort memberships and attributes."""
-    ids = sorted(set(user_ids))
-    if not ids:
-        return 0
-    workspace_cohorts = _workspace_cohorts(conn, workspace_id)
-    if workspace_cohorts:
+def _copy_missing_fields(conn: sa.Connection, source: Any, target_id: int) -> None:
+    """Give the target the email, phone, profile fields and custom attributes it lacks."""
+    target = conn.execute(
+        sa.select(users.c.email, users.c.phone, users.c.standard)
+        .where(users.c.id == target_id)
+        .with_for_update()
+    ).one()
+    values: dict[str, Any] = {
+        column: getattr(source, column)
+        for column in ("email", "phone")
+        if getattr(target, column) is None and getattr(source, column) is not None
+    }
+    if source.standard:
+        own = orjson.loads(target.standard) if target.standard else {}
+        merged = {**orjson.loads(source.standard), **own}
+        if merged != own:
+            values["standard"] = orjson.dumps(merged).decode()
+    if values:
+        conn.execute(sa.update(users).where(users.c.id == target_id).values(**values))
+    if source.attributes:
+        merge_attributes(conn, target_id, orjson.loads(source.attributes), keep=True)
+
+
+def _delete_held(conn: sa.Connection, ids: list[int], cohort_pks: list[int]) -> None:
+    """Delete what the users hold: memberships (of these cohorts), identifiers, activity."""
+    if cohort_pks:
         conn.execute(
             sa.delete(cohort_members).where(
-                cohort_members.c.cohort_pk.in_(workspace_cohorts),
+                cohort_members.c.cohort_pk.in_(cohort_pks),
                 cohort_members.c.user_id.in_(ids),
             )
         )
-    conn.execute(sa.delete(user_aliases).where(user_aliases.c.user_id.in_(ids)))
-    conn.execute(sa.delete(user_devices).where(user_devices.c.user_id.in_(ids)))
+    for table in (user_aliases, user_devices, user_events, user_purchases):
+        conn.execute(sa.delete(table).where(table.c.user_id.in_(ids)))
+
+
+def delete_users(conn: sa.Connection, workspace_id: int, user_ids: Sequence[int]) -> int:
+    """Delete the users with their aliases, devices, cohort memberships, profile fields,
+    attributes, events and purchases; how many were deleted."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return 0
+    _delete_held(conn, ids, _workspace_cohorts(conn, workspace_id))
     deleted = conn.execute(
         sa.delete(users).where(users.c.workspace_id == workspace_id, users.c.id.in_(ids))
     )
