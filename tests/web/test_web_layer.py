@@ -178,3 +178,16 @@ def test_every_page_shows_a_time_the_same_way(stored: str | None, shown: str) ->
     from cohortsync.web.pages import readable_time
 
     assert readable_time(stored) == shown
+
+
+def test_the_listening_socket_says_tcp_so_connections_get_nodelay() -> None:
+    """asyncio sets TCP_NODELAY on accepted connections only when the protocol says TCP."""
+    import socket
+
+    from cohortsync.web.serving import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
