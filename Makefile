@@ -41,6 +41,9 @@ bench: install
 	$(BIN)/python bench/mirror.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/rest_attribute.py
+	$(BIN)/python bench/rest_track.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
