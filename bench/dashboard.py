@@ -1,7 +1,7 @@
 """Campaign benchmark: reachable users of a segment, and a launch's messages per second.
 
 Builds a SQLite store with 1,000,000 users (each with a ``first_name``
-attribute) and one cohort holding all of them, by bulk inserts through the
+profile field) and one cohort holding all of them, by bulk inserts through the
 store's tables (the partner API is measured by bench/receiver.py), and a
 segment on that cohort. Then measures, as the dashboard and the scheduler
 run them:
@@ -71,7 +71,8 @@ def build(store: Store, count: int) -> tuple[int, float]:
                 "id": i,
                 "workspace_id": workspace,
                 "external_id": f"user-{i}",
-                "attributes": orjson.dumps({"first_name": NAMES[i % len(NAMES)]}).decode(),
+                # first_name is a Braze profile field, kept apart from custom attributes.
+                "standard": orjson.dumps({"first_name": NAMES[i % len(NAMES)]}).decode(),
                 "created_at": now,
             },
         ):
