@@ -5,8 +5,12 @@
 - :mod:`.opening`: :func:`open_store`, schema versions and upgrades;
 - the queries, by concern: :mod:`.account_queries` (workspaces, partners,
   keys), :mod:`.cohort_queries`, :mod:`.import_queries` (the hot path of
-  cohort imports), :mod:`.user_queries` and :mod:`.segment_queries`. (The
-  table objects keep the plain names: ``store.users`` is the table.)
+  cohort imports), :mod:`.user_queries`, :mod:`.track_queries` (the batched
+  statements of ``/users/track``), :mod:`.identity_queries` (alias, identify,
+  delete), :mod:`.profile_queries` (one profile for the dashboard),
+  :mod:`.segment_queries`, :mod:`.campaign_queries` (campaigns and their
+  outbox) and :mod:`.dashboard_queries`. (The table objects keep the plain
+  names: ``store.users`` is the table.)
 
 Callers above the store pass a connection from :meth:`Store.read` or
 :meth:`Store.write` to these queries, so that they choose the transaction.
