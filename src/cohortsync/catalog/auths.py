@@ -1,6 +1,10 @@
-"""Saved Braze authentications: a named endpoint and its data import key.
+"""Saved Braze authentications: a named endpoint, its key and its destination type.
 
-The data import key is stored Fernet-encrypted (see :mod:`cohortsync.secrets`);
+``type`` is ``partner-cohort`` (the key is a data import key) or
+``rest-attribute`` (the key is a REST API key); authentications saved before
+the column existed are ``partner-cohort`` (catalog revision 0006).
+
+The key is stored Fernet-encrypted (see :mod:`cohortsync.secrets`);
 only its last four characters are kept in clear, to recognise it in listings.
 The partner API key is never stored here: it is the vendor's, chosen from
 settings by the endpoint's region when the export builds a destination
@@ -23,12 +27,17 @@ from cohortsync.definitions.fields import DEFAULT_PARTNER
 from cohortsync.errors import ConfigError
 from cohortsync.settings import Settings
 
+PARTNER_COHORT = "partner-cohort"
+
 auths = sa.Table(
     "auths",
     metadata,
     sa.Column("name", sa.String, primary_key=True),
     sa.Column("endpoint", sa.String, nullable=False),
     sa.Column("partner", sa.String, nullable=False, default=DEFAULT_PARTNER),
+    sa.Column(
+        "type", sa.String, nullable=False, default=PARTNER_COHORT, server_default=PARTNER_COHORT
+    ),
     sa.Column("encrypted_key", sa.LargeBinary, nullable=False),
     sa.Column("key_hint", sa.String, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -44,13 +53,22 @@ class AuthRecord:
     partner: str
     masked_key: str
     created_at: dt.datetime
+    type: str = PARTNER_COHORT
+
+    @property
+    def key_label(self) -> str:
+        """What the key is, for people: a data import key or a REST API key."""
+        return "data import key" if self.type == PARTNER_COHORT else "REST API key"
 
     def to_dict(self) -> dict[str, str]:
+        """The listing's JSON: the masked key under the name of what it is."""
+        key = "data_import_key" if self.type == PARTNER_COHORT else "rest_api_key"
         return {
             "name": self.name,
+            "type": self.type,
             "endpoint": self.endpoint,
             "partner": self.partner,
-            "data_import_key": self.masked_key,
+            key: self.masked_key,
             "created_at": self.created_at.isoformat(),
         }
 
@@ -62,6 +80,7 @@ def _record(row: sa.Row[tuple[object, ...]]) -> AuthRecord:
         partner=row.partner,
         masked_key="****" + row.key_hint,
         created_at=stored_utc(row.created_at),
+        type=row.type,
     )
 
 
@@ -86,12 +105,13 @@ def exists_already(name: str) -> ConfigError:
 
 
 def upsert_auth(catalog: sa.Engine, settings: Settings, auth: Authentication) -> bool:
-    """Create the authentication, or rewrite its endpoint, partner and (encrypted) key.
+    """Create the authentication, or rewrite its endpoint, partner, type and (encrypted) key.
 
     Returns whether anything changed: an authentication saved already with the
-    same endpoint, partner and key is left as it is (its key is not re-encrypted).
+    same endpoint, partner, type and key is left as it is (its key is not
+    re-encrypted).
     """
-    fields = {"endpoint": auth.endpoint, "partner": auth.partner}
+    fields = {"endpoint": auth.endpoint, "partner": auth.partner, "type": auth.type}
     with catalog.begin() as conn:
         row = conn.execute(sa.select(auths).where(auths.c.name == auth.name)).first()
         if row is None:
@@ -113,14 +133,25 @@ def _insert(conn: sa.Connection, settings: Settings, auth: Authentication) -> Au
     now = dt.datetime.now(dt.UTC)
     conn.execute(
         auths.insert().values(
-            name=auth.name, endpoint=auth.endpoint, partner=auth.partner, created_at=now, **key
+            name=auth.name,
+            endpoint=auth.endpoint,
+            partner=auth.partner,
+            type=auth.type,
+            created_at=now,
+            **key,
         )
     )
-    return AuthRecord(auth.name, auth.endpoint, auth.partner, "****" + key["key_hint"], now)
+    return AuthRecord(
+        auth.name, auth.endpoint, auth.partner, "****" + key["key_hint"], now, auth.type
+    )
 
 
 def auth_fields(catalog: sa.Engine, settings: Settings, name: str) -> dict[str, str] | None:
-    """The endpoint, partner and decrypted data import key saved under ``name``, if any."""
+    """The endpoint, partner, type and decrypted key saved under ``name``, if any.
+
+    The key is under ``data_import_key`` whatever the type (a REST API key for
+    ``rest-attribute``), as in the export's destination.
+    """
     row = first_row(catalog, auths, auths.c.name == name)
     return None if row is None else _fields(row, settings)
 
@@ -129,6 +160,7 @@ def _fields(row: sa.Row[tuple[object, ...]], settings: Settings) -> dict[str, st
     return {
         "endpoint": row.endpoint,
         "partner": row.partner,
+        "type": row.type,
         "data_import_key": secrets.decrypt(settings.home_dir, row.encrypted_key),
     }
 

@@ -1,29 +1,42 @@
-"""`cohortsync auth`: saved Braze authentications (endpoint + data import key)."""
+"""`cohortsync auth`: saved Braze authentications (endpoint, key, destination type)."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import orjson
 import typer
 
-from cohortsync.catalog.auths import delete_auth, list_auths
+from cohortsync.catalog.auths import AuthRecord, delete_auth, get_auth, list_auths
 from cohortsync.catalog.db import open_catalog
 from cohortsync.cli.listing import print_listing
 from cohortsync.definitions import Authentication, validated
 from cohortsync.definitions.fields import DEFAULT_PARTNER
+from cohortsync.errors import ConfigError
 from cohortsync.export.credentials import create_checked_auth
+from cohortsync.export.rest_attribute import REST_API_KEY_ENV, read_rest_api_key
 from cohortsync.secrets import DATA_IMPORT_KEY_ENV, read_data_import_key
 from cohortsync.settings import Settings
 
+
+class AuthTypeChoice(StrEnum):
+    """How exports through the authentication deliver."""
+
+    partner_cohort = "partner-cohort"
+    rest_attribute = "rest-attribute"
+
+
 app = typer.Typer(
     help=(
-        "Saved Braze authentications (endpoint + data import key).\n\n"
-        "An authentication names a workspace's REST endpoint and its data import key "
-        "(Braze: Partner Integrations > Technology Partners > Treasure Data), so that "
-        "exports say '--auth NAME' instead of repeating the key. The key is checked "
-        "against the endpoint before it is saved, stored encrypted in COHORTSYNC_HOME, "
-        "and never printed in full."
+        "Saved Braze authentications (endpoint, key, destination type).\n\n"
+        "An authentication names a workspace's REST endpoint and its key, so that "
+        "exports say '--auth NAME' instead of repeating the key. Type partner-cohort "
+        "(the default) holds a data import key (Braze: Partner Integrations > Technology "
+        "Partners > Treasure Data); type rest-attribute holds a REST API key with the "
+        "users.track permission (Braze: Settings > APIs and Identifiers). The key is "
+        "checked against the endpoint before it is saved, stored encrypted in "
+        "COHORTSYNC_HOME, and never printed in full."
     ),
     no_args_is_help=True,
 )
@@ -52,27 +65,79 @@ def create(
         ),
     ] = None,
     partner: Annotated[
-        str, typer.Option("--partner", help="Partner name in the API paths.")
-    ] = DEFAULT_PARTNER,
+        str | None,
+        typer.Option(
+            "--partner",
+            help=f"partner-cohort: partner name in the API paths [default: {DEFAULT_PARTNER}].",
+            show_default=False,
+        ),
+    ] = None,
+    auth_type: Annotated[
+        AuthTypeChoice,
+        typer.Option(
+            "--type",
+            help="How exports through it deliver. partner-cohort: the cohort import API "
+            "(a data import key). rest-attribute: a custom attribute through /users/track "
+            "(a REST API key with users.track).",
+        ),
+    ] = AuthTypeChoice.partner_cohort,
+    rest_api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--rest-api-key",
+            help=f"rest-attribute: '-' reads the REST API key from stdin; when omitted, "
+            f"{REST_API_KEY_ENV} is used.",
+            show_default=False,
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Check the credentials against the endpoint, then save them.
 
-    The check sends an empty membership change ('cohort_changes: []'), which
-    changes nothing in Braze; credentials the endpoint refuses are not saved.
+    The check changes nothing in Braze: partner-cohort sends an empty membership
+    change ('cohort_changes: []'); rest-attribute sends /users/track one
+    update-only attribute for an external id nobody has, which creates nobody.
+    Credentials the endpoint refuses are not saved.
 
-    Example: cohortsync auth create braze-prod --endpoint https://rest.iad-01.braze.com
-    --data-import-key - < key.txt
+    Examples:
+
+      cohortsync auth create braze-prod --endpoint https://rest.iad-01.braze.com
+      --data-import-key - < key.txt
+
+      COHORTSYNC_REST_API_KEY=... cohortsync auth create braze-rest --type rest-attribute
+      --endpoint https://rest.iad-01.braze.com
     """
-    fields = {"name": name, "endpoint": endpoint, "partner": partner}
-    auth = validated(
-        Authentication, {**fields, "data_import_key": read_data_import_key(data_import_key)}
-    )
+    if auth_type == AuthTypeChoice.rest_attribute:
+        if data_import_key is not None or partner is not None:
+            raise ConfigError(
+                "--data-import-key and --partner belong to --type partner-cohort",
+                hint=f"a rest-attribute authentication takes a REST API key "
+                f"(${REST_API_KEY_ENV} or --rest-api-key -)",
+            )
+        key = read_rest_api_key(rest_api_key)
+    else:
+        if rest_api_key is not None:
+            raise ConfigError(
+                "--rest-api-key belongs to --type rest-attribute",
+                hint="add --type rest-attribute, or give the data import key "
+                f"(${DATA_IMPORT_KEY_ENV} or --data-import-key -)",
+            )
+        key = read_data_import_key(data_import_key)
+    fields = {
+        "name": name,
+        "endpoint": endpoint,
+        "partner": partner or DEFAULT_PARTNER,
+        "type": auth_type.value,
+    }
+    auth = validated(Authentication, {**fields, "data_import_key": key})
     record = create_checked_auth(auth, Settings())
     if json:
         typer.echo(orjson.dumps(record.to_dict()).decode())
     else:
-        typer.echo(f"saved authentication {name!r} for {auth.endpoint} (key {record.masked_key})")
+        typer.echo(
+            f"saved {auth.type} authentication {name!r} for {auth.endpoint} "
+            f"({record.key_label} {record.masked_key})"
+        )
 
 
 @app.command("list")
@@ -88,16 +153,46 @@ def list_(json: JsonOption = False) -> None:
         return
     print_listing(
         records,
-        columns=("name", "endpoint", "partner", "data import key", "created"),
+        columns=("name", "type", "endpoint", "partner", "key", "created"),
         cells=lambda record: (
             record.name,
+            record.type,
             record.endpoint,
-            record.partner,
+            record.partner if record.type == "partner-cohort" else "-",
             record.masked_key,
             record.created_at.strftime("%Y-%m-%d %H:%M UTC"),
         ),
         empty="no authentications yet: create one with 'cohortsync auth create'",
     )
+
+
+@app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="The authentication to show.")],
+    json: JsonOption = False,
+) -> None:
+    """Show one saved authentication: its type, endpoint and masked key."""
+    catalog = open_catalog(Settings().catalog_path)
+    try:
+        record = get_auth(catalog, name)
+    finally:
+        catalog.dispose()
+    if json:
+        typer.echo(orjson.dumps(record.to_dict()).decode())
+        return
+    for label, value in _shown(record):
+        typer.echo(f"{label:<16}{value}")
+
+
+def _shown(record: AuthRecord) -> list[tuple[str, str]]:
+    rows = [("name", record.name), ("type", record.type), ("endpoint", record.endpoint)]
+    if record.type == "partner-cohort":
+        rows.append(("partner", record.partner))
+    rows += [
+        (record.key_label, record.masked_key),
+        ("created", record.created_at.strftime("%Y-%m-%d %H:%M UTC")),
+    ]
+    return rows
 
 
 @app.command("delete")

@@ -1,13 +1,16 @@
-"""A saved authentication: a workspace's REST endpoint and its data import key."""
+"""A saved authentication: a workspace's REST endpoint, its secret and the delivery type."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
 from cohortsync.definitions.fields import DEFAULT_PARTNER, Definition
 from cohortsync.definitions.invalid import RuleBroken
+
+AuthType = Literal["partner-cohort", "rest-attribute"]
+AUTH_TYPES: tuple[AuthType, ...] = ("partner-cohort", "rest-attribute")
 
 
 def _endpoint(endpoint: str) -> str:
@@ -21,7 +24,13 @@ def _endpoint(endpoint: str) -> str:
 
 
 class Authentication(Definition):
-    """A workspace's endpoint and data import key, under a name exports refer to.
+    """A workspace's endpoint and secret key, under a name exports refer to.
+
+    ``type`` is how exports through it deliver: ``partner-cohort`` (the
+    cohort import API; the key is the workspace's data import key) or
+    ``rest-attribute`` (a custom attribute through ``/users/track``; the key
+    is a REST API key with the ``users.track`` permission). Both keys live in
+    ``data_import_key``, one secret field, as in the export's destination.
 
     The key is a secret: it never shows in the model's repr, the catalog
     stores it encrypted, and ``apply`` takes it only from the environment.
@@ -32,3 +41,4 @@ class Authentication(Definition):
     endpoint: Annotated[str, AfterValidator(_endpoint)]
     data_import_key: str = Field(min_length=1, repr=False)
     partner: str = Field(default=DEFAULT_PARTNER, min_length=1)
+    type: AuthType = "partner-cohort"

@@ -1,13 +1,21 @@
 """Check a destination's credentials before saving them.
 
-An empty ``cohort_changes`` request touches nothing in Braze but goes through
-the same key checks as a real export, so a bad key or a wrong endpoint is
-caught when the authentication is created, not at 3 a.m. in a schedule.
+A request that touches nothing in Braze but goes through the same key checks
+as a real export, so a bad key or a wrong endpoint is caught when the
+authentication is created, not at 3 a.m. in a schedule:
+
+- ``partner-cohort``: an empty ``cohort_changes``;
+- ``rest-attribute``: ``/users/track`` with one update-only attributes object
+  for an external id nobody has. ``_update_existing_only`` creates nobody, so
+  Braze answers a success (200 or 201, perhaps with a non-fatal error for that
+  object) when the key holds ``users.track``, and 401/403 when it does not.
 """
 
 from __future__ import annotations
 
 import asyncio
+
+import orjson
 
 from cohortsync.catalog.auths import (
     AuthRecord,
@@ -20,14 +28,41 @@ from cohortsync.catalog.db import open_catalog
 from cohortsync.definitions import Authentication
 from cohortsync.errors import ConfigError, RetriesExhausted
 from cohortsync.export.client import PartnerClient, RetryPolicy
-from cohortsync.export.spec import Destination
+from cohortsync.export.rest_attribute import TRACK_PATH
+from cohortsync.export.spec import REST_ATTRIBUTE, Destination
 from cohortsync.settings import Settings
 
 CHECK_COHORT_ID = "cohortsync-credentials-check"
+CHECK_EXTERNAL_ID = "cohortsync-credentials-check-nobody"
+CHECK_ATTRIBUTE = "cohortsync_credentials_check"
+
+
+def check_body(destination: Destination) -> tuple[str, bytes]:
+    """The path and body of the check request of ``destination``'s type."""
+    if destination.type == REST_ATTRIBUTE:
+        track = {
+            "attributes": [
+                {
+                    "external_id": CHECK_EXTERNAL_ID,
+                    "_update_existing_only": True,
+                    CHECK_ATTRIBUTE: True,
+                }
+            ]
+        }
+        return TRACK_PATH, orjson.dumps(track)
+    body = orjson.dumps(
+        {
+            "partner_api_key": destination.partner_api_key,
+            "client_secret": destination.data_import_key,
+            "cohort_id": CHECK_COHORT_ID,
+            "cohort_changes": [],
+        }
+    )
+    return "cohorts/users", body
 
 
 def check_credentials(destination: Destination, *, timeout: float = 15.0) -> None:
-    """Send ``cohort_changes: []`` and return when the destination accepts it.
+    """Send the harmless request of :func:`check_body`; return when it is accepted.
 
     Raises:
         DestinationRefused: the server refused the keys (its message included).
@@ -37,8 +72,8 @@ def check_credentials(destination: Destination, *, timeout: float = 15.0) -> Non
 
     async def check() -> None:
         async with PartnerClient(destination, threads=1, policy=policy) as client:
-            body = client.body(cohort_id=CHECK_COHORT_ID, cohort_changes=[])
-            await client.post("cohorts/users", body, what="credentials check")
+            path, body = check_body(destination)
+            await client.post(path, body, what="credentials check")
 
     try:
         asyncio.run(check())
@@ -60,13 +95,22 @@ def create_checked_auth(auth: Authentication, settings: Settings) -> AuthRecord:
             endpoint is unreachable.
         DestinationRefused: the endpoint refused the key (its message included).
     """
-    destination = Destination(
-        endpoint=auth.endpoint,
-        data_import_key=auth.data_import_key,
-        partner_api_key=settings.partner_api_key_for(auth.endpoint),
-        partner=auth.partner,
-        auth_name=auth.name,
-    )
+    if auth.type == REST_ATTRIBUTE:
+        destination = Destination(
+            endpoint=auth.endpoint,
+            data_import_key=auth.data_import_key,
+            partner_api_key="",
+            auth_name=auth.name,
+            type=REST_ATTRIBUTE,
+        )
+    else:
+        destination = Destination(
+            endpoint=auth.endpoint,
+            data_import_key=auth.data_import_key,
+            partner_api_key=settings.partner_api_key_for(auth.endpoint),
+            partner=auth.partner,
+            auth_name=auth.name,
+        )
     catalog = open_catalog(settings.catalog_path)
     try:
         if auth.name in {record.name for record in list_auths(catalog)}:
