@@ -31,9 +31,15 @@ def test_upsert_creates_then_reports_changes(home: Path) -> None:
         assert auth_fields(catalog, settings, "prod") == {
             "endpoint": "https://rest.iad-01.braze.com",
             "partner": created.partner,
+            "type": "partner-cohort",
             "data_import_key": "import-key-0002",
         }
         updated = get_auth(catalog, "prod")
         assert (updated.masked_key, updated.created_at) == ("****0002", created.created_at)
+        as_rest = saved.model_copy(update={"data_import_key": "rest-key-0003"})
+        as_rest = as_rest.model_copy(update={"type": "rest-attribute"})
+        assert upsert_auth(catalog, settings, as_rest) is True
+        assert get_auth(catalog, "prod").type == "rest-attribute"
+        assert upsert_auth(catalog, settings, as_rest) is False
     finally:
         catalog.dispose()

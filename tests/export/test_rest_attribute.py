@@ -353,13 +353,13 @@ def test_the_key_comes_from_stdin_and_never_from_the_command_line(
     assert REST_API_KEY not in done.stdout + done.stderr + literal.stderr
 
 
-def test_a_saved_authentication_and_partner_options_are_refused_with_this_type(
+def test_an_unknown_authentication_and_partner_options_are_refused_with_this_type(
     track: TrackServer, warehouse: Warehouse
 ) -> None:
     ids_table(warehouse, 0, 1)
     base = ["export", "--type", "rest-attribute", "--cohort-id", "vip", "--table", "t"]
     saved = run_cli(*base, "--auth", "braze-prod", expect=2)
-    assert "saved authentication cannot be used with --type rest-attribute yet" in saved.stderr
+    assert "no authentication named 'braze-prod'" in saved.stderr
     partner = run_cli(*base, "--endpoint", track.url, "--data-import-key", "-", expect=2)
     assert "--data-import-key and --partner belong to --type partner-cohort" in partner.stderr
     reserved = run_cli(*base, "--endpoint", track.url, "--attribute", "email", expect=2)

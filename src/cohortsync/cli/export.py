@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,8 +33,10 @@ from cohortsync.export.run import run_export
 from cohortsync.export.spec import (
     DEFAULT_PARTNER,
     DEFAULT_THREADS,
+    PARTNER_COHORT,
     REST_ATTRIBUTE,
     Destination,
+    DestinationType,
     ExportSpec,
     MirrorOptions,
     Source,
@@ -59,15 +62,17 @@ def export(
         typer.Option("--auth", help="A saved authentication (see 'cohortsync auth create')."),
     ] = None,
     destination_type: Annotated[
-        DestinationChoice,
+        DestinationChoice | None,
         typer.Option(
             "--type",
             help=(
                 "partner-cohort: Braze's partner cohort import API (a data import key); "
-                "rest-attribute: a custom attribute through /users/track (a REST API key)."
+                "rest-attribute: a custom attribute through /users/track (a REST API key) "
+                "[default: the type of --auth, else partner-cohort]."
             ),
+            show_default=False,
         ),
-    ] = DestinationChoice.partner_cohort,
+    ] = None,
     rest_api_key: Annotated[
         str | None,
         typer.Option(
@@ -212,8 +217,9 @@ def export(
     Every object carries _update_existing_only, so no user is created; 75
     objects per request. Device ids cannot be addressed there: a result of only
     device_ids fails, a mixed one skips and counts them. The answers' non-fatal
-    errors are counted in the report (match). Saved authentications of this
-    type are not supported yet: give --endpoint.
+    errors are counted in the report (match). A saved authentication of this
+    type ('cohortsync auth create NAME --type rest-attribute') is used with
+    --auth NAME, without --type.
 
     Runs are recorded ('cohortsync runs list'). One run per cohort at a time: a
     second waits up to --lock-timeout. A run stopped by SIGTERM or Ctrl-C
@@ -254,14 +260,22 @@ def export(
         table=table,
         warehouse_url=warehouse,
     )
-    if destination_type == DestinationChoice.rest_attribute:
+    kind = _destination_kind(settings, auth, destination_type)
+    if kind == REST_ATTRIBUTE:
         if cohort_name is not None:
             raise ConfigError(
                 "--cohort-name names a partner cohort; an attribute export has no name to send",
                 hint="leave it out: the cohort id is the value of the attribute (--attribute)",
             )
         destination = _attribute_destination(
-            auth, endpoint, data_import_key, partner, rest_api_key, attribute_mode, attribute
+            settings,
+            auth,
+            endpoint,
+            data_import_key,
+            partner,
+            rest_api_key,
+            attribute_mode,
+            attribute,
         )
     else:
         if rest_api_key is not None or attribute is not None:
@@ -334,7 +348,28 @@ def _query_text(query: str | None, query_file: Path | None, table: str | None) -
     return query
 
 
+def _destination_kind(
+    settings: Settings, auth: str | None, given: DestinationChoice | None
+) -> DestinationType:
+    """The export's destination type: the saved authentication's, or ``--type``.
+
+    Raises:
+        ConfigError: ``--type`` names another type than the authentication's.
+    """
+    if auth is None:
+        return given.value if given is not None else PARTNER_COHORT
+    saved = destination_for_auth(auth, settings).type
+    if given is not None and given.value != saved:
+        raise ConfigError(
+            f"--type {given.value} does not match the authentication {auth!r}, which is {saved}",
+            hint=f"leave --type out, or use an authentication of type {given.value} "
+            "(see 'cohortsync auth list')",
+        )
+    return saved
+
+
 def _attribute_destination(
+    settings: Settings,
     auth: str | None,
     endpoint: str | None,
     data_import_key: str | None,
@@ -343,12 +378,11 @@ def _attribute_destination(
     mode: AttributeModeChoice,
     attribute: str | None,
 ) -> Destination:
-    """A ``rest-attribute`` destination from the command line (no saved authentication yet)."""
-    if auth is not None:
+    """A ``rest-attribute`` destination: a saved authentication's, or the command line's."""
+    if auth is not None and (endpoint is not None or rest_api_key is not None):
         raise ConfigError(
-            "a saved authentication cannot be used with --type rest-attribute yet",
-            hint=f"give --endpoint URL and the REST API key in ${REST_API_KEY_ENV} "
-            "(or --rest-api-key - on stdin)",
+            "give either --auth or --endpoint with the REST API key, not both",
+            hint=f"the authentication {auth!r} holds its endpoint and key",
         )
     if data_import_key is not None or partner is not None:
         raise ConfigError(
@@ -356,10 +390,13 @@ def _attribute_destination(
             hint=f"a rest-attribute export takes a REST API key (${REST_API_KEY_ENV} "
             "or --rest-api-key -)",
         )
+    if auth is not None:
+        saved = destination_for_auth(auth, settings)
+        return replace(saved, attribute_mode=mode.value, attribute=attribute)
     if endpoint is None:
         raise ConfigError(
             "no destination given",
-            hint="give --endpoint URL, the workspace's REST endpoint",
+            hint="give --auth NAME, or --endpoint URL, the workspace's REST endpoint",
         )
     return Destination(
         endpoint=endpoint.rstrip("/"),

@@ -29,9 +29,12 @@ from cohortsync.settings import Settings
 def destination_for_auth(name: str, settings: Settings | None = None) -> Destination:
     """Build the :class:`Destination` of a saved authentication.
 
-    The data import key is decrypted here, and the partner API key is chosen
-    from settings by the endpoint's region, so callers (saved queries,
-    activations, the scheduler) only ever handle an auth name.
+    The key is decrypted here, and (``partner-cohort``) the partner API key
+    is chosen from settings by the endpoint's region, so callers (saved
+    queries, activations, the scheduler) only ever handle an auth name. A
+    ``rest-attribute`` authentication gives a ``rest-attribute`` destination
+    with the default attribute (array mode, ``cohorts``); ``cohortsync
+    export`` changes the mode and the attribute with its options.
 
     Raises:
         ConfigError: unknown name, unreadable key file, or no partner API key.
@@ -44,6 +47,14 @@ def destination_for_auth(name: str, settings: Settings | None = None) -> Destina
         catalog.dispose()
     if fields is None:
         raise unknown_auth(name)
+    if fields["type"] == REST_ATTRIBUTE:
+        return Destination(
+            endpoint=fields["endpoint"],
+            data_import_key=fields["data_import_key"],
+            partner_api_key="",
+            auth_name=name,
+            type=REST_ATTRIBUTE,
+        )
     return Destination(
         endpoint=fields["endpoint"],
         data_import_key=fields["data_import_key"],

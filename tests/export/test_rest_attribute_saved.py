@@ -1,0 +1,123 @@
+"""A saved ``rest-attribute`` authentication: ``export --auth``, saved queries, activations.
+
+Against the real receiving service (the ``braze_sandbox`` fixture) with its
+REST API key: the authentication is created (its key checked by an
+update-only ``/users/track``), then each way of exporting through it sets the
+``cohorts`` attribute of the matched profiles, read back with
+``POST /users/export/ids``
+(https://www.braze.com/docs/api/endpoints/export/user_data/post_users_identifier/).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from export.conftest import CliRunner
+
+Warehouse = Callable[[str], None]
+USERS = [f"u{i}" for i in range(6)]
+
+
+@pytest.fixture
+def sandbox(braze_sandbox: Any, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Six known users, a customers table, and the REST API key in the environment."""
+    monkeypatch.setenv("COHORTSYNC_REST_API_KEY", braze_sandbox.rest_api_key)
+    braze_sandbox.load_users([{"external_id": uid} for uid in USERS])
+    rows = ", ".join(f"('{uid}', '{'FR' if i % 2 else 'DE'}')" for i, uid in enumerate(USERS))
+    warehouse(f"CREATE TABLE customers AS SELECT * FROM (VALUES {rows}) t(external_id, country)")
+    return braze_sandbox
+
+
+@pytest.fixture
+def rest_auth(sandbox: Any, cli: CliRunner) -> str:
+    created = cli(
+        "auth", "create", "rest", "--type", "rest-attribute", "--endpoint", sandbox.base_url
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    return "rest"
+
+
+def attributes(sandbox: Any, attribute: str = "cohorts") -> dict[str, Any]:
+    """Each known user's ``attribute``, as ``/users/export/ids`` exports it."""
+    body = json.dumps(
+        {"external_ids": USERS, "fields_to_export": ["external_id", "custom_attributes"]}
+    )
+    request = urllib.request.Request(
+        f"{sandbox.base_url}/users/export/ids",
+        data=body.encode(),
+        headers={
+            "Authorization": f"Bearer {sandbox.rest_api_key}",
+            "Content-Type": "application/json",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        users = json.load(answer)["users"]
+    return {
+        user["external_id"]: user.get("custom_attributes", {}).get(attribute)
+        for user in users
+        if attribute in user.get("custom_attributes", {})
+    }
+
+
+def test_export_with_the_saved_auth_needs_no_type_and_refuses_another(
+    sandbox: Any, rest_auth: str, cli: CliRunner
+) -> None:
+    base = ["export", "--auth", rest_auth, "--cohort-id", "germans"]
+    query = ["--query", "SELECT external_id AS user_ids FROM customers WHERE country = 'DE'"]
+    done = cli(*base, *query, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["sent"] == {"user_ids": 3}
+    assert attributes(sandbox) == {"u0": ["germans"], "u2": ["germans"], "u4": ["germans"]}
+
+    flagged = cli(*base, *query, "--attribute-mode", "boolean", "--type", "rest-attribute")
+    assert flagged.returncode == 0, flagged.stderr
+    assert attributes(sandbox, "cohort_germans") == {"u0": True, "u2": True, "u4": True}
+
+    wrong = cli(*base, *query, "--type", "partner-cohort")
+    assert wrong.returncode == 2
+    assert (
+        "--type partner-cohort does not match the authentication 'rest', which is "
+        "rest-attribute" in wrong.stderr
+    )
+    both = cli(*base, *query, "--endpoint", sandbox.base_url)
+    assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_a_saved_query_runs_through_the_saved_auth(
+    sandbox: Any, rest_auth: str, cli: CliRunner
+) -> None:
+    saved = cli(
+        "query", "save", "french", "--sql",
+        "SELECT external_id AS user_ids FROM customers WHERE country = 'FR'",
+        "--export", rest_auth, "--cohort-id", "french", "--operation", "mirror",
+    )  # fmt: skip
+    assert saved.returncode == 0, saved.stderr
+    ran = cli("query", "run", "french")
+    assert ran.returncode == 0, ran.stderr
+    assert attributes(sandbox) == {"u1": ["french"], "u3": ["french"], "u5": ["french"]}
+    (run,) = json.loads(cli("runs", "list", "--json").stdout)
+    assert run["status"] == "succeeded" and run["job"]["job"] == "query:french"
+    assert run["job"]["destination"]["type"] == "rest-attribute"
+
+
+def test_an_activation_runs_through_the_saved_auth(
+    sandbox: Any, rest_auth: str, cli: CliRunner
+) -> None:
+    steps = [
+        ("audience", "parent", "create", "customers", "--table", "customers",
+         "--key", "external_id"),
+        ("segment", "create", "germans", "--parent", "customers", "--rules",
+         '{"column": "country", "op": "=", "value": "DE"}'),
+        ("activation", "create", "germans_rest", "--segment", "germans", "--auth", rest_auth,
+         "--cohort-id", "germans", "--map", "external_id=user_ids"),
+        ("activation", "run", "germans_rest"),
+    ]  # fmt: skip
+    for step in steps:
+        done = cli(*step)
+        assert done.returncode == 0, (step, done.stderr)
+    assert attributes(sandbox) == {"u0": ["germans"], "u2": ["germans"], "u4": ["germans"]}
