@@ -1,14 +1,17 @@
 """Operations as POST routes: a plain function of the store, the caller and the body.
 
-An operation runs in the thread pool (its body parsing and its store work in
-one call) and its answer is its result, if any, plus ``"message": "success"``.
-The route takes the operation's name (the OpenAPI operation id) and its
-docstring (the description), so the document reads as the operation does.
+An operation runs in the thread pool (the caller's authentication, its body
+parsing and its store work in one call: a hop to the pool and back costs
+about as much Python as authenticating) and its answer is its result, if
+any, plus ``"message": "success"``. The route takes the operation's name
+(the OpenAPI operation id) and its docstring (the description), so the
+document reads as the operation does.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoint's
 # annotations, and the caller's dependency is a variable of the closure.
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from cohortsync.braze import messages, schemas
 from cohortsync.braze.dependencies import JsonBody, StoreDep, json_body
 from cohortsync.braze.responses import SUCCESS_RESPONSE, answer
+from cohortsync.braze.store import Store
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,22 @@ Operation = Callable[..., "dict[str, Any] | WithStatus | None"]
 Route = Callable[[str, str, dict[str, Any]], Callable[[Operation], Operation]]
 
 
+def _deferred(caller: Callable[..., Any]) -> Callable[..., Any]:
+    """A dependency with ``caller``'s parameters that returns ``caller`` bound to them.
+
+    FastAPI resolves what ``caller`` depends on (the same parameters, so the
+    OpenAPI document is unchanged), and the endpoint calls the result in the
+    operation's own thread-pool call, before the operation: the caller still
+    runs after the body is read, and its errors are answered as before.
+    """
+
+    @functools.wraps(caller)
+    async def bind(*args: Any, **kwargs: Any) -> Callable[[], Any]:
+        return functools.partial(caller, *args, **kwargs)
+
+    return bind
+
+
 def operations_router(
     *,
     tag: str,
@@ -47,9 +67,11 @@ def operations_router(
     Every route first installs the request's rate-limit ``budget``, then
     reads the JSON body (so that its failures come before the caller's),
     then runs ``caller``, the dependency that authenticates the request and
-    charges its budget; the operation gets what ``caller`` returns as its
+    charges its budget (in the operation's thread-pool call, see
+    :func:`_deferred`); the operation gets what ``caller`` returns as its
     second argument. ``errors`` documents the family's error answers.
     """
+    deferred_caller = _deferred(caller)
     router = APIRouter(
         tags=[tag],
         dependencies=[Depends(budget), Depends(json_body)],
@@ -60,13 +82,16 @@ def operations_router(
         path: str, summary: str, body_schema: dict[str, Any]
     ) -> Callable[[Operation], Operation]:
         def register(operation: Operation) -> Operation:
+            def authenticated(store: Store, who: Callable[[], Any], body: dict[str, Any]) -> Any:
+                return operation(store, who(), body)
+
             async def endpoint(
                 request: Request,
-                who: Annotated[Any, Depends(caller)],
+                who: Annotated[Callable[[], Any], Depends(deferred_caller)],
                 body: JsonBody,
                 store: StoreDep,
             ) -> Response:
-                result = await run_in_threadpool(operation, store, who, body)
+                result = await run_in_threadpool(authenticated, store, who, body)
                 status = 200
                 if isinstance(result, WithStatus):
                     status, result = result.status, result.result
