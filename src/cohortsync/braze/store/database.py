@@ -118,7 +118,9 @@ class Store:
         appends every page it dirtied to the WAL. While one caller holds the
         write lock, the others queue their work; the next holder runs all the
         queued work in one transaction, each piece in its own SAVEPOINT so that
-        one failing (a locked cohort, say) rolls back alone, and commits once.
+        one failing (a locked cohort, say) rolls back alone, and commits once
+        (work alone in its group needs no savepoint: its failure rolls back
+        the transaction).
         Every caller returns only after the commit that holds its work.
         PostgreSQL needs none of this: each call is its own transaction.
         """
@@ -153,7 +155,14 @@ class Store:
         try:
             with self._writer().connect() as conn:
                 immediate = conn.execution_options(sqlite_immediate=True)
-                with immediate.begin():
+                with immediate.begin() as transaction:
+                    if len(batch) == 1:  # alone: its transaction is its savepoint
+                        try:
+                            batch[0].result = batch[0].work(immediate)
+                        except Exception as error:
+                            transaction.rollback()
+                            batch[0].error = error
+                        return
                     for job in batch:
                         savepoint = immediate.begin_nested()
                         try:
