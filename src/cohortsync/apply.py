@@ -6,8 +6,9 @@ catalog and creates or updates what differs, in dependency order
 changed. Applying the same file twice changes nothing. It never deletes:
 something removed from the file stays until deleted with its command.
 
-Secrets never live in the file: a data import key must be a ``${ENV_VAR}``
-reference, resolved from the environment at apply time. Any string may use
+Secrets never live in the file: a data import key (``data_import_key``) or a
+REST API key (``rest_api_key``, of a ``type: rest-attribute`` authentication)
+must be a ``${ENV_VAR}`` reference, resolved from the environment at apply time. Any string may use
 ``${ENV_VAR}``; ``$${`` writes a literal ``${``. A missing variable fails
 before anything changes, naming the variable and where it is used.
 
@@ -46,7 +47,7 @@ from cohortsync.warehouse.connect import require_stored_warehouse
 
 ENV_REFERENCE = re.compile(r"\$(\$?)\{([^}]*)\}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-SECRET_FIELDS = frozenset({"data_import_key"})
+SECRET_FIELDS = frozenset({"data_import_key", "rest_api_key"})
 FORMAT_HINT = "see docs/as-code.md for the format"
 
 Action = Literal["create", "update", "unchanged"]
@@ -171,12 +172,48 @@ def _definition(path: Path, kind: str, index: int, item: dict[str, Any]) -> Defi
     """One item of the file as its definition; a refusal names the file and the item."""
     name = item.get("name")
     subject = f"{SINGULAR[kind]} {name}" if isinstance(name, str) else f"{kind}[{index}]"
+    if kind == "authentications":
+        item = _auth_key(path, index, item)
     try:
         return validated(
             DEFINITIONS[kind], item, at=f"{kind}[{index}]", subject=subject, hint=FORMAT_HINT
         )
     except ConfigError as error:
         raise ConfigError(f"{path}: {error.message}", hint=error.hint) from None
+
+
+def _auth_key(path: Path, index: int, item: dict[str, Any]) -> dict[str, Any]:
+    """An authentication with its key in ``data_import_key``, whatever its type.
+
+    A ``rest-attribute`` authentication names its key ``rest_api_key``, as
+    the CLI does; the definition holds either key in one secret field.
+
+    Raises:
+        ConfigError: ``rest_api_key`` on a partner-cohort authentication, or
+            a rest-attribute one given ``data_import_key``.
+    """
+    where = f"{path}: authentications[{index}]"
+    kind = item.get("type", "partner-cohort")
+    rest = kind == "rest-attribute"
+    if "rest_api_key" in item and kind == "partner-cohort":
+        raise ConfigError(
+            f"{where}.rest_api_key belongs to an authentication of type rest-attribute",
+            hint="add 'type: rest-attribute', or give data_import_key for a partner cohort",
+        )
+    if rest and "data_import_key" in item:
+        raise ConfigError(
+            f"{where}.data_import_key: a rest-attribute authentication holds a REST API key",
+            hint="write rest_api_key: ${BRAZE_REST_API_KEY} instead",
+        )
+    if "rest_api_key" not in item:
+        if not rest:
+            return item  # a partner cohort's, or a type the definition refuses
+        raise ConfigError(
+            f"{where}: a rest-attribute authentication needs rest_api_key",
+            hint="write rest_api_key: ${BRAZE_REST_API_KEY} and export that variable",
+        )
+    fields = {key: value for key, value in item.items() if key != "rest_api_key"}
+    return {**fields, "data_import_key": item["rest_api_key"]}
 
 
 def _check_unique(path: Path, kind: str, items: list[Definition]) -> None:
@@ -204,7 +241,7 @@ def _refuse_literal_secrets(raw: dict[str, Any], path: Path) -> None:
                 if isinstance(value, str) and not _is_env_reference(value):
                     raise ConfigError(
                         f"{path}: {where}.{name} is written in the file; secrets are refused there",
-                        hint=f"write {name}: ${{BRAZE_DATA_IMPORT_KEY}} and export that variable",
+                        hint=f"write {name}: ${{BRAZE_{name.upper()}}} and export that variable",
                     )
             url = item.get("warehouse")
             if isinstance(url, str) and "${" not in url and _has_password(url):
