@@ -51,11 +51,15 @@ def insert_workspace(conn: sa.Connection, name: str, rest_api_key: str) -> int:
     )
 
 
+# Every REST request runs it: built once, its cache key computed once, bound per call.
+_WORKSPACE_OF_REST_KEY = sa.select(workspaces.c.id).where(
+    workspaces.c.rest_api_key == sa.bindparam("rest_api_key", type_=sa.String)
+)
+
+
 def workspace_of_rest_key(conn: sa.Connection, rest_api_key: str) -> int | None:
     """The workspace whose REST API key this is, or None."""
-    found = conn.execute(
-        sa.select(workspaces.c.id).where(workspaces.c.rest_api_key == rest_api_key)
-    ).scalar()
+    found = conn.execute(_WORKSPACE_OF_REST_KEY, {"rest_api_key": rest_api_key}).scalar()
     return None if found is None else int(found)
 
 
