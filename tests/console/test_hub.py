@@ -83,3 +83,41 @@ def test_each_bad_field_is_named_next_to_it(console_page: Any, console: RunningC
     assert page.get_by_label("REST endpoint").get_attribute("aria-invalid") == "true"
     screenshot(page, "console-hub-field-errors")
     assert saved_names(console) == []
+
+
+def test_a_rest_attribute_authentication_asks_for_a_rest_api_key(
+    console_page: Any, console: RunningConsole, braze_sandbox: Any
+) -> None:
+    page = console_page
+    page.goto(f"{console.url}/hub/braze/new")
+    assert page.get_by_label("Partner name").is_visible()
+    page.get_by_label("Destination type").select_option(label="Braze REST (custom attribute)")
+    key = page.get_by_label("REST API key")
+    key.wait_for()
+    assert page.get_by_label("Data import key").count() == 0
+    assert page.get_by_label("Partner name").count() == 0
+    page.get_by_label("Name", exact=True).fill("braze-rest")
+    page.get_by_label("REST endpoint").fill(braze_sandbox.base_url)
+    key.fill(braze_sandbox.rest_api_key)
+    screenshot(page, "console-hub-create-rest-authentication")
+    page.get_by_role("button", name="Check and save").click()
+    page.wait_for_url(f"{console.url}/hub/braze?saved=braze-rest")
+    row = page.get_by_role("row").filter(has_text="braze-rest")
+    assert "rest-attribute" in row.inner_text() and "REST API key" in row.inner_text()
+    assert braze_sandbox.rest_api_key not in page.content()
+    screenshot(page, "console-hub-rest-authentication-saved")
+    assert saved_names(console) == ["braze-rest"]
+
+    page.goto(f"{console.url}/hub/braze/new")
+    page.get_by_label("Destination type").select_option("rest-attribute")
+    page.get_by_label("REST API key").wait_for()
+    fill = page.get_by_label("Name", exact=True).fill
+    fill("wrong-rest")
+    page.get_by_label("REST endpoint").fill(braze_sandbox.base_url)
+    page.get_by_label("REST API key").fill("not-a-rest-api-key")
+    page.get_by_role("button", name="Check and save").click()
+    alert = page.get_by_role("alert").inner_text()
+    assert alert.startswith("Not saved:") and "users.track" in alert
+    assert page.get_by_label("REST API key").input_value() == ""  # the type chosen stays
+    assert "not-a-rest-api-key" not in page.content()
+    assert saved_names(console) == ["braze-rest"]

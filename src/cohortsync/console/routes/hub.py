@@ -6,6 +6,12 @@ as ``cohortsync auth create`` and saves it through the same
 checked against the endpoint first, and a refusal shows the server's message.
 The key is never sent back to the browser: the form's password field starts
 empty, and lists show it masked.
+
+The form's *Destination type* (``partner-cohort`` or ``rest-attribute``)
+decides what the key is: choosing another type swaps the key's field (its
+label and hint) and the partner field through htmx
+(``/hub/braze/new/key-fields``); without scripts, the page sent back after a
+refusal shows the fields of the type chosen.
 """
 
 from __future__ import annotations
@@ -26,10 +32,15 @@ from cohortsync.web.pages import redirect
 
 router = APIRouter()
 
+AUTH_TYPES = (
+    ("partner-cohort", "Braze Cohorts (partner)"),
+    ("rest-attribute", "Braze REST (custom attribute)"),
+)
+
 INTEGRATION = {
     "name": "Braze Cohorts",
-    "summary": "Send query results and segments to Braze cohorts through the partner "
-    "cohort import API.",
+    "summary": "Send query results and segments to Braze: as cohorts through the partner "
+    "cohort import API, or as a custom attribute through the REST API's /users/track.",
 }
 
 
@@ -59,7 +70,19 @@ def integration_page(
 
 @router.get("/hub/braze/new")
 def new_auth_form(request: Request, console: Console = Depends(console_of)) -> Response:
-    return _auth_form(request, console, {"partner": DEFAULT_PARTNER})
+    return _auth_form(request, console, {"partner": DEFAULT_PARTNER, "type": "partner-cohort"})
+
+
+@router.get("/hub/braze/new/key-fields")
+def key_fields(
+    request: Request, console: Console = Depends(console_of), type: str = "partner-cohort"
+) -> Response:
+    """The key's field (and the partner's) of the destination type chosen."""
+    return console.pages.render(
+        request,
+        "console/auth_key_fields.html",
+        {"values": {"partner": DEFAULT_PARTNER, "type": type}, "errors": {}},
+    )
 
 
 @router.post("/hub/braze/new")
@@ -70,8 +93,14 @@ def create_auth(
     endpoint: str = Form(""),
     data_import_key: str = Form(""),
     partner: str = Form(DEFAULT_PARTNER),
+    type: str = Form("partner-cohort"),
 ) -> Response:
-    values = {"name": name.strip(), "endpoint": endpoint.strip(), "partner": partner.strip()}
+    values = {
+        "name": name.strip(),
+        "endpoint": endpoint.strip(),
+        "partner": partner.strip() or DEFAULT_PARTNER,
+        "type": type,
+    }
     try:
         auth = Authentication.model_validate({**values, "data_import_key": data_import_key.strip()})
     except ValidationError as error:
@@ -108,6 +137,6 @@ def _auth_form(
     return console.pages.render(
         request,
         "console/auth_new.html",
-        {"values": values, "errors": errors or {}, "failure": failure},
+        {"values": values, "errors": errors or {}, "failure": failure, "types": AUTH_TYPES},
         status_code=status,
     )
