@@ -121,3 +121,30 @@ def test_an_activation_runs_through_the_saved_auth(
         done = cli(*step)
         assert done.returncode == 0, (step, done.stderr)
     assert attributes(sandbox) == {"u0": ["germans"], "u2": ["germans"], "u4": ["germans"]}
+
+
+def test_a_run_of_the_saved_auth_resumes_with_its_recorded_attribute(
+    sandbox: Any, rest_auth: str, cli: CliRunner
+) -> None:
+    """``runs resume`` rebuilds the run's own attribute, not the authentication's default."""
+    from cohortsync.catalog import runs as history
+    from cohortsync.catalog.db import open_catalog
+    from cohortsync.jobs.run_history import spec_of
+    from cohortsync.settings import Settings
+
+    done = cli(
+        "export", "--auth", rest_auth, "--cohort-id", "vip", "--attribute-mode", "boolean",
+        "--attribute", "is_vip", "--query", "SELECT external_id AS user_ids FROM customers",
+        "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    settings = Settings()
+    catalog = open_catalog(settings.catalog_path)
+    try:
+        record = history.get_run(catalog, json.loads(done.stdout)["run_id"])
+    finally:
+        catalog.dispose()
+    spec = spec_of(record, settings, None, None)
+    assert spec.destination.auth_name == rest_auth
+    assert (spec.destination.attribute_mode, spec.destination.attribute) == ("boolean", "is_vip")
+    assert spec.destination.rest_api_key == sandbox.rest_api_key

@@ -9,6 +9,7 @@ the export's spec imports nothing of the catalog.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from cohortsync.catalog.auths import auth_fields, unknown_auth
@@ -81,6 +82,7 @@ def recorded_destination(
             endpoint=target["endpoint"],
             data_import_key=read_rest_api_key(key),
             partner_api_key="",
+            auth_name=target.get("auth_name"),
             type=REST_ATTRIBUTE,
             attribute_mode=target.get("attribute_mode", "array"),
             attribute=target.get("attribute"),
@@ -91,6 +93,32 @@ def recorded_destination(
         partner_api_key=settings.partner_api_key_for(target["endpoint"]),
         partner=target["partner"],
         auth_name=target.get("auth_name"),
+    )
+
+
+def resumed_destination(
+    target: Mapping[str, Any], key: str | None, settings: Settings
+) -> Destination:
+    """The destination of a recorded run, to resume it.
+
+    A run of a saved authentication takes its key from there unless ``key``
+    is given; the attribute of a ``rest-attribute`` run is the recorded one
+    (an export may have chosen another mode or attribute than the default
+    of its authentication), so the run resumes the cohort it started.
+
+    Raises:
+        ConfigError: as :func:`destination_for_auth` and :func:`recorded_destination`.
+    """
+    auth_name = target.get("auth_name")
+    if not auth_name or key is not None:
+        return recorded_destination(target, key, settings)
+    destination = destination_for_auth(auth_name, settings)
+    if destination.type != REST_ATTRIBUTE:
+        return destination
+    return replace(
+        destination,
+        attribute_mode=target.get("attribute_mode", "array"),
+        attribute=target.get("attribute"),
     )
 
 

@@ -17,7 +17,7 @@ from cohortsync.catalog import runs as history
 from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.runs import RunRecord, RunStatus
 from cohortsync.errors import ConfigError
-from cohortsync.export.destinations import destination_for_auth, recorded_destination
+from cohortsync.export.destinations import resumed_destination
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT, CohortLock
 from cohortsync.export.report import ExportReport
 from cohortsync.export.reporting import RunReporter
@@ -294,11 +294,7 @@ def spec_of(
     if "destination" not in job:
         raise never_sent(record)
     target = job["destination"]
-    auth_name = target.get("auth_name")
-    if auth_name and data_import_key is None:
-        destination = destination_for_auth(auth_name, settings)
-    else:
-        destination = recorded_destination(target, data_import_key, settings)
+    destination = resumed_destination(target, data_import_key, settings)
     if history.key_hash(destination.data_import_key) != record.key_hash:
         raise ConfigError(
             f"the data import key given is not the one run {record.id} used",
