@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 
 from cohortsync.apply import apply_file
+from cohortsync.audience.activations import get_activation
 from cohortsync.catalog.auths import get_auth
 from cohortsync.catalog.db import open_catalog
 from cohortsync.errors import ConfigError
 from cohortsync.export.destinations import destination_for_auth
+from cohortsync.queries import get_query
 from cohortsync.settings import Settings
 
 FILE = """\
@@ -22,7 +24,18 @@ authentications:
 queries:
   - name: gold
     sql: SELECT external_id AS user_ids FROM customers WHERE tier = 'gold'
-    export: {auth: braze-rest, cohort_id: gold, operation: mirror}
+    export: {auth: braze-rest, cohort_id: gold, operation: mirror, attribute_mode: boolean}
+parents:
+  - {name: customers, table: customers, key: external_id}
+segments:
+  - {name: gold, parent: customers, rules: {column: tier, op: "=", value: gold}}
+activations:
+  - name: gold_daily
+    segment: gold
+    auth: braze-rest
+    cohort_id: gold
+    mapping: [external_id=user_ids]
+    attribute: tiers
 """
 
 
@@ -48,6 +61,10 @@ def test_a_rest_attribute_authentication_is_applied_and_exports_go_through_it(
         assert get_auth(catalog, "braze-rest").masked_key == "****0001"
     finally:
         catalog.dispose()
+
+    assert get_query("gold").export.attribute_mode == "boolean"  # type: ignore[union-attr]
+    activation = get_activation("gold_daily")
+    assert (activation.attribute_mode, activation.attribute) == ("array", "tiers")
 
     again = apply_file(path)
     assert {c.action for c in again.changes} == {"unchanged"}

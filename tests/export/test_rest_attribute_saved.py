@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from cohortsync.errors import ConfigError
 from export.conftest import CliRunner
 
 Warehouse = Callable[[str], None]
@@ -100,9 +101,19 @@ def test_a_saved_query_runs_through_the_saved_auth(
     ran = cli("query", "run", "french")
     assert ran.returncode == 0, ran.stderr
     assert attributes(sandbox) == {"u1": ["french"], "u3": ["french"], "u5": ["french"]}
-    (run,) = json.loads(cli("runs", "list", "--json").stdout)
-    assert run["status"] == "succeeded" and run["job"]["job"] == "query:french"
-    assert run["job"]["destination"]["type"] == "rest-attribute"
+    flagged = cli(
+        "query", "save", "french_flag", "--sql",
+        "SELECT external_id AS user_ids FROM customers WHERE country = 'FR'",
+        "--export", rest_auth, "--cohort-id", "french", "--attribute-mode", "boolean",
+        "--attribute", "is_french",
+    )  # fmt: skip
+    assert flagged.returncode == 0, flagged.stderr
+    assert cli("query", "run", "french_flag").returncode == 0
+    assert attributes(sandbox, "is_french") == {"u1": True, "u3": True, "u5": True}
+    runs = json.loads(cli("runs", "list", "--json").stdout)
+    assert {run["job"]["job"] for run in runs} == {"query:french", "query:french_flag"}
+    assert {run["status"] for run in runs} == {"succeeded"}
+    assert {run["job"]["destination"]["attribute"] for run in runs} == {None, "is_french"}
 
 
 def test_an_activation_runs_through_the_saved_auth(
@@ -116,11 +127,16 @@ def test_an_activation_runs_through_the_saved_auth(
         ("activation", "create", "germans_rest", "--segment", "germans", "--auth", rest_auth,
          "--cohort-id", "germans", "--map", "external_id=user_ids"),
         ("activation", "run", "germans_rest"),
+        ("activation", "create", "germans_flag", "--segment", "germans", "--auth", rest_auth,
+         "--cohort-id", "germans", "--map", "external_id=user_ids",
+         "--attribute-mode", "boolean"),
+        ("activation", "run", "germans_flag"),
     ]  # fmt: skip
     for step in steps:
         done = cli(*step)
         assert done.returncode == 0, (step, done.stderr)
     assert attributes(sandbox) == {"u0": ["germans"], "u2": ["germans"], "u4": ["germans"]}
+    assert attributes(sandbox, "cohort_germans") == {"u0": True, "u2": True, "u4": True}
 
 
 def test_a_run_of_the_saved_auth_resumes_with_its_recorded_attribute(
@@ -148,3 +164,30 @@ def test_a_run_of_the_saved_auth_resumes_with_its_recorded_attribute(
     assert spec.destination.auth_name == rest_auth
     assert (spec.destination.attribute_mode, spec.destination.attribute) == ("boolean", "is_vip")
     assert spec.destination.rest_api_key == sandbox.rest_api_key
+
+
+def test_a_partner_authentication_refuses_rest_attribute_settings(
+    sandbox: Any, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COHORTSYNC_PARTNER_API_KEY", sandbox.partner_api_key)
+    monkeypatch.setenv("COHORTSYNC_DATA_IMPORT_KEY", sandbox.data_import_key)
+    created = cli("auth", "create", "partner", "--endpoint", sandbox.base_url)
+    assert created.returncode == 0, created.stderr
+    query = ["--query", "SELECT external_id AS user_ids FROM customers"]
+    typed = cli(
+        "export", "--auth", "partner", "--type", "rest-attribute", "--cohort-id", "c", *query
+    )
+    assert typed.returncode == 2
+    assert (
+        "--type rest-attribute does not match the authentication 'partner', which is "
+        "partner-cohort" in typed.stderr
+    )
+    saved = cli(
+        "query", "save", "flagged", "--sql", "SELECT external_id AS user_ids FROM customers",
+        "--export", "partner", "--cohort-id", "c", "--attribute-mode", "boolean",
+    )  # fmt: skip
+    assert saved.returncode == 0, saved.stderr
+    ran = cli("query", "run", "flagged")
+    assert ran.returncode == 2 and "delivers partner cohorts" in ran.stderr
+    with pytest.raises(ConfigError, match="no cohort 'c'"):
+        sandbox.members("c")  # nothing was sent: the cohort was never created

@@ -47,6 +47,8 @@ def test_save_list_show_delete_through_the_cli(workbench: Workbench, tmp_path) -
         "threads": 2,
         "mirror": {"allow_empty": False, "max_remove_pct": 80.0},
         "skip_invalid": False,
+        "attribute_mode": "array",
+        "attribute": None,
     }
     assert (query["schedule"], query["timezone"]) == ("0 6 * * *", "Europe/Paris")
 

@@ -4,7 +4,8 @@ The previous release's catalog (fixtures/databases) is upgraded by today's
 real executable. Its two authentications held data import keys, so both are
 ``partner-cohort`` afterwards, keep their keys, and still build the partner
 destination they built before; a ``rest-attribute`` authentication saved
-beside them keeps its own type.
+beside them keeps its own type. The activation gets the default attribute
+settings (array mode, no attribute named), which partner cohorts ignore.
 """
 
 from __future__ import annotations
@@ -40,7 +41,12 @@ def test_previous_authentications_become_partner_cohort_ones(
     with sqlite3.connect(catalog_file) as conn:
         (version,) = conn.execute("SELECT version_num FROM cohortsync_catalog_version").fetchone()
         types = dict(conn.execute("SELECT name, type FROM auths").fetchall())
+        attribute = conn.execute(
+            "SELECT attribute_mode, attribute FROM audience_activations WHERE name = ?",
+            (facts["sqlite"]["activation"],),
+        ).fetchone()
     assert version >= "0006"
+    assert attribute == ("array", None)
     assert types == {name: "partner-cohort" for name in facts["sqlite"]["auths"]}
     listed = json.loads(cli("auth", "list", "--json").stdout)
     assert {entry["name"]: entry["type"] for entry in listed} == types

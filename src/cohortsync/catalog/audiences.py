@@ -66,6 +66,8 @@ activations = definition_table(
     sa.Column("mirror_allow_empty", sa.Boolean, nullable=False, default=False),
     sa.Column("mirror_max_remove_pct", sa.Float, nullable=False, default=DEFAULT_MAX_REMOVE_PCT),
     sa.Column("skip_invalid", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column("attribute_mode", sa.String, nullable=False, default="array", server_default="array"),
+    sa.Column("attribute", sa.String, nullable=True),
 )
 
 

@@ -80,6 +80,24 @@ SKIP_INVALID_HELP = (
     "997 bytes, control characters) instead of failing before the first request."
 )
 SkipInvalidOption = Annotated[bool, typer.Option("--skip-invalid", help=SKIP_INVALID_HELP)]
+# Saved settings of an export through a rest-attribute authentication.
+SavedAttributeModeOption = Annotated[
+    AttributeModeChoice,
+    typer.Option(
+        "--attribute-mode",
+        help="rest-attribute authentications: array (the cohort id in an array attribute) "
+        "or boolean (one attribute per cohort).",
+    ),
+]
+SavedAttributeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--attribute",
+        help="rest-attribute authentications: the custom attribute [default: cohorts, or "
+        "cohort_<cohort id> in boolean mode].",
+        show_default=False,
+    ),
+]
 # A saved setting: every run of the activation or query follows it.
 SavedSkipInvalidOption = Annotated[
     bool,

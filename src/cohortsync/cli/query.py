@@ -14,8 +14,11 @@ from rich.table import Table
 
 from cohortsync import queries
 from cohortsync.cli.export_options import (
+    AttributeModeChoice,
     CohortNameOption,
     OperationChoice,
+    SavedAttributeModeOption,
+    SavedAttributeOption,
     SavedSkipInvalidOption,
     SavedThreadsOption,
 )
@@ -85,6 +88,8 @@ def save(
     ] = None,
     threads: SavedThreadsOption = DEFAULT_THREADS,
     skip_invalid: SavedSkipInvalidOption = False,
+    attribute_mode: SavedAttributeModeOption = AttributeModeChoice.array,
+    attribute: SavedAttributeOption = None,
     allow_empty: Annotated[
         bool,
         typer.Option(
@@ -144,6 +149,8 @@ def save(
                 "alias_column": alias_column,
                 "threads": threads,
                 "skip_invalid": skip_invalid,
+                "attribute_mode": attribute_mode.value,
+                "attribute": attribute,
                 "mirror": {"allow_empty": allow_empty, "max_remove_pct": max_remove_pct},
             },
         )

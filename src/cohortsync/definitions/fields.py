@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from cohortsync.definitions.invalid import RuleBroken
 
 Operation = Literal["add", "remove", "mirror"]
+AttributeMode = Literal["array", "boolean"]
 OPERATIONS: tuple[str, ...] = get_args(Operation)
 
 DEFAULT_PARTNER = "treasuredata"
@@ -116,3 +117,7 @@ class CohortExport(BaseModel):
     mirror: MirrorGuards = Field(default_factory=MirrorGuards)
     # Skip and count identifiers Braze would refuse instead of failing the run.
     skip_invalid: bool = False
+    # A rest-attribute authentication's attribute: an array holding the cohort id
+    # (``cohorts`` unless named) or one boolean per cohort (``cohort_<id>``).
+    attribute_mode: AttributeMode = "array"
+    attribute: str | None = Field(default=None, min_length=1)

@@ -15,6 +15,7 @@ from typing import Any
 from cohortsync.catalog.auths import auth_fields, unknown_auth
 from cohortsync.catalog.db import open_catalog
 from cohortsync.definitions import CohortExport
+from cohortsync.errors import ConfigError
 from cohortsync.export.rest_attribute import read_rest_api_key
 from cohortsync.export.spec import (
     REST_ATTRIBUTE,
@@ -122,6 +123,27 @@ def resumed_destination(
     )
 
 
+def _saved_destination(export: CohortExport, settings: Settings | None) -> Destination:
+    """The destination of saved export settings, their attribute applied.
+
+    Raises:
+        ConfigError: as :func:`destination_for_auth`, or an attribute saved
+            for a partner-cohort authentication.
+    """
+    destination = destination_for_auth(export.auth, settings)
+    if destination.type == REST_ATTRIBUTE:
+        return replace(
+            destination, attribute_mode=export.attribute_mode, attribute=export.attribute
+        )
+    if export.attribute_mode != "array" or export.attribute is not None:
+        raise ConfigError(
+            f"the authentication {export.auth!r} delivers partner cohorts, which have no "
+            "attribute mode or attribute",
+            hint="leave attribute_mode and attribute out, or use a rest-attribute authentication",
+        )
+    return destination
+
+
 def export_spec(
     export: CohortExport,
     source: Source,
@@ -142,7 +164,7 @@ def export_spec(
     """
     return ExportSpec(
         source=source,
-        destination=destination_for_auth(export.auth, settings),
+        destination=_saved_destination(export, settings),
         cohort_id=export.cohort_id,
         cohort_name=export.cohort_name,
         operation=export.operation,
