@@ -98,8 +98,9 @@ def _resolve(
         if kind == "external_id":
             rows = track_queries.profiles_by_external_id(conn, workspace_id, values)
             for row in rows:
-                found[(kind, row.external_id)] = int(row.id)
-                loaded[int(row.id)] = row
+                user_id = int(row.id)
+                found[(kind, row.external_id)] = user_id
+                loaded[user_id] = row
             continue
         for value, user_id in track_queries.owners(conn, workspace_id, kind, values).items():
             found[(kind, value)] = user_id
@@ -150,14 +151,12 @@ def _apply_attributes(
     missing = sorted(wanted - set(rows))
     if missing:
         rows.update(track_queries.profiles_for_update(conn, missing))
-    states = {
-        user_id: _State(
-            orjson.loads(row.attributes) if row.attributes else {},
-            orjson.loads(row.standard) if row.standard else {},
-            {"email": row.email, "phone": row.phone},
+    states = {}
+    for user_id, row in rows.items():
+        custom, standard = row.attributes, row.standard
+        states[user_id] = _State(
+            orjson.loads(custom) if custom else {}, orjson.loads(standard) if standard else {}
         )
-        for user_id, row in rows.items()
-    }
     for user_id, item in items:
         state = states[user_id]
         try:
@@ -185,14 +184,17 @@ def _changes(rows: dict[int, Any], states: dict[int, _State]) -> list[dict[str, 
     changes = []
     for user_id, row in rows.items():
         state = states[user_id]
-        written = {
-            "attributes": _json(state.custom),
-            "standard": _json(state.standard),
-            **state.columns,
-        }
-        changed = {k: v for k, v in written.items() if v != getattr(row, k)}
-        if changed:
-            changes.append({"uid": user_id, **changed})
+        changed: dict[str, Any] = {"uid": user_id}
+        custom, standard = _json(state.custom), _json(state.standard)
+        if custom != row.attributes:
+            changed["attributes"] = custom
+        if standard != row.standard:
+            changed["standard"] = standard
+        for name, value in state.columns.items():
+            if value != getattr(row, name):
+                changed[name] = value
+        if len(changed) > 1:
+            changes.append(changed)
     return changes
 
 
@@ -200,7 +202,8 @@ def _changes(rows: dict[int, Any], states: dict[int, _State]) -> list[dict[str, 
 class _State:
     custom: dict[str, Any]
     standard: dict[str, Any]
-    columns: dict[str, Any]
+    columns: dict[str, Any] = field(default_factory=dict)
+    """The column fields (email, phone) the profile's objects set."""
 
 
 def _json(value: dict[str, Any]) -> str | None:
