@@ -131,12 +131,15 @@ def test_an_activation_runs_through_the_saved_auth(
          "--cohort-id", "germans", "--map", "external_id=user_ids",
          "--attribute-mode", "boolean"),
         ("activation", "run", "germans_flag"),
+        ("activation", "update", "germans_flag", "--attribute", "is_german"),
+        ("activation", "run", "germans_flag"),
     ]  # fmt: skip
     for step in steps:
         done = cli(*step)
         assert done.returncode == 0, (step, done.stderr)
     assert attributes(sandbox) == {"u0": ["germans"], "u2": ["germans"], "u4": ["germans"]}
     assert attributes(sandbox, "cohort_germans") == {"u0": True, "u2": True, "u4": True}
+    assert attributes(sandbox, "is_german") == {"u0": True, "u2": True, "u4": True}
 
 
 def test_a_run_of_the_saved_auth_resumes_with_its_recorded_attribute(

@@ -176,6 +176,13 @@ def update(
         bool, typer.Option("--no-schedule", help="Remove the schedule: run on demand only.")
     ] = False,
     timezone: Annotated[str | None, typer.Option()] = None,
+    attribute_mode: Annotated[
+        AttributeModeChoice | None,
+        typer.Option("--attribute-mode", help="rest-attribute: array or boolean."),
+    ] = None,
+    attribute: Annotated[
+        str | None, typer.Option("--attribute", help="rest-attribute: another custom attribute.")
+    ] = None,
     skip_invalid: Annotated[
         bool | None,
         typer.Option(
@@ -205,6 +212,8 @@ def update(
             "schedule": schedule,
             "timezone": timezone,
             "skip_invalid": skip_invalid,
+            "attribute_mode": attribute_mode.value if attribute_mode else None,
+            "attribute": attribute,
         }.items()
         if value is not None
     }
