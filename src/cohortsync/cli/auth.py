@@ -101,11 +101,13 @@ def create(
 
     Examples:
 
+    \b
       cohortsync auth create braze-prod --endpoint https://rest.iad-01.braze.com
-      --data-import-key - < key.txt
+        --data-import-key - < key.txt
 
-      COHORTSYNC_REST_API_KEY=... cohortsync auth create braze-rest --type rest-attribute
-      --endpoint https://rest.iad-01.braze.com
+    \b
+      COHORTSYNC_REST_API_KEY=... cohortsync auth create braze-rest
+        --type rest-attribute --endpoint https://rest.iad-01.braze.com
     """
     if auth_type == AuthTypeChoice.rest_attribute:
         if data_import_key is not None or partner is not None:
