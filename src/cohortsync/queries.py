@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import sqlalchemy as sa
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from cohortsync.catalog import queries as store
 from cohortsync.catalog import runs as run_history
@@ -137,6 +137,26 @@ def save_query(
     return save(query, settings=settings, now=now)
 
 
+def _export_to_store(
+    export: QueryExport | None, stored: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The export settings to store: the stored ones when they mean the same.
+
+    A query saved by an earlier release lacks the keys added since (their
+    defaults); re-saving the same settings keeps that JSON, so the save is
+    ``unchanged`` rather than an update that changes nothing.
+    """
+    if export is None:
+        return None
+    if stored is not None:
+        try:
+            if QueryExport.model_validate(stored) == export:
+                return stored
+        except ValidationError:
+            pass  # stored by hand or by a looser release: rewritten whole
+    return export.model_dump()
+
+
 def save(
     query: Query, *, settings: Settings | None = None, now: dt.datetime | None = None
 ) -> SaveOutcome:
@@ -160,13 +180,14 @@ def save(
             from cohortsync.catalog.auths import get_auth
 
             get_auth(catalog, query.export.auth)
-        existed = store.fetch_query(catalog, name) is not None
+        stored = store.fetch_query(catalog, name)
+        existed = stored is not None
         changed = store.store_query(
             catalog,
             name=name,
             sql=query.sql,
             warehouse_url=warehouse_url,
-            export=query.export.model_dump() if query.export else None,
+            export=_export_to_store(query.export, stored.export if stored else None),
         )
         scheduled = query.scheduled
         if scheduled is not None:

@@ -5,7 +5,8 @@ real executable. Its two authentications held data import keys, so both are
 ``partner-cohort`` afterwards, keep their keys, and still build the partner
 destination they built before; a ``rest-attribute`` authentication saved
 beside them keeps its own type. The activation gets the default attribute
-settings (array mode, no attribute named), which partner cohorts ignore.
+settings (array mode, no attribute named), which partner cohorts ignore, and
+a saved query re-saved with the settings it had is unchanged.
 """
 
 from __future__ import annotations
@@ -75,3 +76,12 @@ def test_previous_authentications_become_partner_cohort_ones(
         catalog.dispose()
     assert fields is not None and fields["type"] == "rest-attribute"
     assert local is not None and local["type"] == "partner-cohort"
+
+
+def test_a_previous_query_saved_again_as_it_was_is_unchanged(old_home: Path, cli: Cli) -> None:
+    from cohortsync import queries
+
+    assert json.loads(cli("db", "upgrade", "--json").stdout)["action"] == "upgraded"
+    query = queries.get_query("germans")
+    assert query.export is not None and query.export.attribute_mode == "array"
+    assert queries.save(query) == "unchanged"
