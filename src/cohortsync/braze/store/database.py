@@ -68,78 +68,6 @@ class _Job(Generic[T]):
         return self.result  # type: ignore[return-value]
 
 
-# SQLite's writer still checkpoints when the WAL passes this many pages (about 200 MiB):
-# under steady writes a background checkpoint never quite catches up with the WAL's end,
-# and only one that does lets the WAL start over. With room for a second or more of
-# writes, the checkpointer has copied nearly all of it by then and the writer's own
-# checkpoint is short (at 40 MiB, as before, it still copied most of the WAL itself).
-SQLITE_WRITER_AUTOCHECKPOINT = 50_000
-# Seconds between two background checkpoints while writes go on.
-CHECKPOINT_INTERVAL = 0.2
-
-
-class _Checkpointer:
-    """Copies a SQLite store's WAL into its database file, off the write path.
-
-    A checkpoint run by the committing writer (SQLite's autocheckpoint) holds
-    the write lock while it copies thousands of pages and syncs the file:
-    about a tenth of a second in which no write proceeds. A ``PASSIVE``
-    checkpoint on a connection of its own lets writers go on appending to
-    the WAL meanwhile; SQLite starts the WAL over once a checkpoint has
-    copied all of it. Writers call :meth:`poke` after each commit; the
-    thread starts with the first and checkpoints at most every
-    ``CHECKPOINT_INTERVAL`` seconds.
-    """
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-        self._due = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._guard = threading.Lock()
-
-    def poke(self) -> None:
-        if self._thread is None:
-            with self._guard:
-                if self._thread is None and not self._stopping.is_set():
-                    self._thread = threading.Thread(
-                        target=self._run, name="store checkpointer", daemon=True
-                    )
-                    self._thread.start()
-        self._due.set()
-
-    def _run(self) -> None:
-        while True:
-            self._due.wait()
-            if self._stopping.is_set():
-                return
-            self._due.clear()
-            self.checkpoint()
-            if self._stopping.wait(CHECKPOINT_INTERVAL):
-                return
-
-    def checkpoint(self) -> None:
-        """One ``PASSIVE`` checkpoint (a busy or closed store waits for the next poke)."""
-        try:
-            raw = self._engine.raw_connection()
-        except sa.exc.DBAPIError:
-            return
-        try:
-            cursor = raw.cursor()
-            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            cursor.close()
-        except Exception:  # a failed checkpoint leaves the WAL to the next one
-            pass
-        finally:
-            raw.close()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._due.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-
 @dataclass
 class Store:
     """An open store: the engine plus the write discipline of its dialect."""
@@ -152,11 +80,6 @@ class Store:
     _write_engine: sa.Engine | None = field(default=None, repr=False)
     _queue: list[_Job[Any]] = field(default_factory=list, repr=False)
     _queue_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _checkpointer: _Checkpointer | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if self._write_engine is not None:
-            self._checkpointer = _Checkpointer(self.engine)
 
     @property
     def is_sqlite(self) -> bool:
@@ -187,7 +110,6 @@ class Store:
                     yield immediate
         finally:
             self._write_lock.release()
-        self._committed()
 
     def write_grouped(self, work: Callable[[sa.Connection], T]) -> T:
         """Run ``work`` in a write transaction, possibly shared with concurrent callers.
@@ -227,7 +149,6 @@ class Store:
                     self._run_group(batch)
             finally:
                 self._write_lock.release()
-            self._committed()
         return job.outcome()
 
     def _run_group(self, batch: list[_Job[Any]]) -> None:
@@ -273,13 +194,7 @@ class Store:
     def _writer(self) -> sa.Engine:
         return self._write_engine or self.engine
 
-    def _committed(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.poke()
-
     def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
         self.engine.dispose()
         if self._write_engine is not None:
             self._write_engine.dispose()
@@ -337,18 +252,14 @@ def sqlite_engines(url: sa.URL, busy_timeout: float) -> tuple[sa.Engine, sa.Engi
     changed. Reads get a pool as large as the service's concurrency.
     """
     engine = _sqlite_engine(url, busy_timeout, pool_size=SQLITE_READ_POOL_SIZE)
-    write_engine = _sqlite_engine(
-        url, busy_timeout, pool_size=1, autocheckpoint=SQLITE_WRITER_AUTOCHECKPOINT
-    )
+    write_engine = _sqlite_engine(url, busy_timeout, pool_size=1)
     key = str(Path(url.database or "").expanduser().resolve())
     with _sqlite_write_locks_guard:
         lock = _sqlite_write_locks.setdefault(key, threading.Lock())
     return engine, write_engine, lock
 
 
-def _sqlite_engine(
-    url: sa.URL, busy_timeout: float, *, pool_size: int, autocheckpoint: int = 10000
-) -> sa.Engine:
+def _sqlite_engine(url: sa.URL, busy_timeout: float, *, pool_size: int) -> sa.Engine:
     engine = sa.create_engine(
         url,
         pool_size=pool_size,
@@ -368,9 +279,8 @@ def _sqlite_engine(
         cursor.execute("PRAGMA mmap_size=1073741824")
         cursor.execute("PRAGMA cache_size=-65536")
         # Each import dirties hundreds of pages; checkpoint (and fsync) every
-        # ~40 MiB of WAL rather than every 4 MiB (the store's writer leaves it to
-        # its checkpointer, see _Checkpointer). Lists from json_each sort in memory.
-        cursor.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint}")
+        # ~40 MiB of WAL rather than every 4 MiB. Lists from json_each sort in memory.
+        cursor.execute("PRAGMA wal_autocheckpoint=10000")
         cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.close()
