@@ -1,4 +1,5 @@
-"""Fixtures shared by every suite: an isolated home, PostgreSQL, a Braze sandbox.
+"""Fixtures shared by every suite: an isolated home, PostgreSQL, a Braze sandbox, a
+command started in the background (``spawn``).
 
 Tests use real parts: a real HTTP server on 127.0.0.1, real DuckDB files and
 the PostgreSQL server on 127.0.0.1:5432 (a fresh database per test session).
@@ -9,13 +10,15 @@ A suite that needs a service skips only when the service is absent and
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from services import POSTGRES_ADMIN_URL, missing_service
+from support import cohortsync_command
 
 
 @pytest.fixture
@@ -78,3 +81,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     setattr(item, f"report_{call.when}", report)
     return report
+
+
+@pytest.fixture
+def spawn(home: Path) -> Iterator[Callable[[list[str]], subprocess.Popen[str]]]:
+    """Start ``cohortsync ARGS`` in the background; whatever is left is killed at the end."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(args: list[str]) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            cohortsync_command(*args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()

@@ -8,7 +8,6 @@ the kills are real. Modelled on the partner path's tests in
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -21,7 +20,7 @@ import orjson
 import pytest
 
 from export.track_server import REST_API_KEY, TrackServer
-from support import cohortsync_command, run_cli, wait_for
+from support import run_cli, wait_for
 
 Spawn = Callable[[list[str]], "subprocess.Popen[str]"]
 Warehouse = Callable[[str], None]
@@ -36,28 +35,6 @@ def track(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TrackServer]:
     server = TrackServer().start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def spawn(home: Path) -> Iterator[Spawn]:
-    started: list[subprocess.Popen[str]] = []
-
-    def start(args: list[str]) -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            cohortsync_command(*args),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ),
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
 
 
 def export_args(track: TrackServer, *args: str) -> list[str]:
