@@ -12,6 +12,10 @@ must be a ``${ENV_VAR}`` reference, resolved from the environment at apply time.
 ``${ENV_VAR}``; ``$${`` writes a literal ``${``. A missing variable fails
 before anything changes, naming the variable and where it is used.
 
+A REST API key that the file creates or changes is checked against its
+endpoint before anything is saved, with the same harmless ``/users/track``
+request as ``cohortsync auth create``; a refused key applies nothing.
+
 The format is documented in ``docs/as-code.md``.
 """
 
@@ -40,7 +44,9 @@ from cohortsync.catalog.db import open_catalog
 from cohortsync.definitions import Activation, Authentication, Parent, Query, Segment, validated
 from cohortsync.definitions.fields import Definition
 from cohortsync.definitions.invalid import refusal
-from cohortsync.errors import ConfigError
+from cohortsync.errors import ConfigError, DestinationRefused
+from cohortsync.export.credentials import check_credentials
+from cohortsync.export.spec import REST_ATTRIBUTE, Destination
 from cohortsync.settings import Settings
 from cohortsync.textfiles import read_text
 from cohortsync.warehouse.connect import require_stored_warehouse
@@ -480,8 +486,9 @@ def apply_file(
 ) -> ApplyResult:
     """Bring the catalog to the definitions of ``path``; returns what changed.
 
-    Every definition is read and resolved first, so a bad file changes
-    nothing. Then each item that differs is created or updated through the
+    Every definition is read and resolved first, and every REST API key the
+    file creates or changes is checked against its endpoint, so a bad file
+    changes nothing. Then each item that differs is created or updated through the
     same operations as the CLI (with the same checks against the warehouse),
     in dependency order. If one fails, the error says which, and the items
     before it stay applied: fix the file and apply again.
@@ -492,6 +499,7 @@ def apply_file(
         changes = plan(definitions, settings=settings)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error.message}", hint=error.hint) from None
+    _check_rest_api_keys(path, definitions, changes)
     result = ApplyResult(dry_run=dry_run)
     if dry_run:
         result.changes = changes
@@ -507,6 +515,53 @@ def apply_file(
                 ) from None
         result.changes.append(change)
     return result
+
+
+def _check_rest_api_keys(path: Path, definitions: AsCodeFile, changes: list[Change]) -> None:
+    """Check each rest-attribute key the file creates or changes, as ``auth create`` does.
+
+    This runs before anything is saved (and on a dry run, which then tells
+    what applying would meet). An unchanged authentication was checked when
+    it was saved and is not sent again, so re-applying a file stays offline.
+
+    Raises:
+        DestinationRefused: the endpoint refused a key; names the file's entry.
+        ConfigError: an endpoint could not be reached; names the file's entry.
+    """
+    index = 0
+    for change, (kind, item) in zip(changes, definitions.items(), strict=True):
+        if kind != "authentications":
+            continue
+        where = f"{path}: authentications[{index}] ({item.name})"
+        index += 1
+        if change.action == "unchanged" or not isinstance(item, Authentication):
+            continue
+        if item.type != REST_ATTRIBUTE:
+            continue
+        try:
+            check_credentials(_rest_destination(item))
+        except DestinationRefused as error:
+            raise DestinationRefused(
+                f"{where}: its rest_api_key was refused: {error.message}",
+                status=error.status,
+                hint=error.hint,
+            ) from None
+        except ConfigError as error:
+            raise ConfigError(
+                f"{where}: its rest_api_key could not be checked: {error.message}",
+                hint=error.hint,
+            ) from None
+
+
+def _rest_destination(item: Authentication) -> Destination:
+    """The destination ``auth create`` checks for a rest-attribute authentication."""
+    return Destination(
+        endpoint=item.endpoint,
+        data_import_key=item.data_import_key,
+        partner_api_key="",
+        auth_name=item.name,
+        type=REST_ATTRIBUTE,
+    )
 
 
 def _apply_item(item: Definition, settings: Settings) -> None:

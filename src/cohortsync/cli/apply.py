@@ -27,7 +27,10 @@ def apply(
     The file lists what should exist; apply changes only what differs, so
     applying the same file twice changes nothing. It never deletes. Secrets
     are never written in the file: a data import key is '${ENV_VAR}',
-    read from the environment now. Each line of output is one definition:
+    read from the environment now. A REST API key (rest_api_key of a
+    'type: rest-attribute' authentication) that the file creates or changes
+    is checked against its endpoint first, as 'auth create' checks it; a
+    refused key applies nothing. Each line of output is one definition:
     '+' created, '~' updated (with the fields), '=' unchanged.
 
     Example file (see docs/as-code.md for every field):
