@@ -51,8 +51,8 @@ def table_of(start: int, stop: int) -> str:
     )
 
 
-def users(start: int, stop: int) -> set[tuple[str, ...]]:
-    return {("external_id", f"u{i:05}") for i in range(start, stop)}
+def users(start: int, stop: int, step: int = 1) -> set[tuple[str, ...]]:
+    return {("external_id", f"u{i:05}") for i in range(start, stop, step)}
 
 
 def received(track: TrackServer) -> Counter[tuple[str, str]]:
@@ -129,3 +129,38 @@ def test_sigterm_then_runs_resume_sends_only_what_was_never_acknowledged(
     assert report["match"]["objects"] == 3_000
     assert report["sent"] == {"user_ids": 3_000}
     assert REST_API_KEY not in done.stdout + done.stderr
+
+
+def test_the_match_report_after_sigkill_and_resume_holds_every_acknowledged_batch_once(
+    track: TrackServer, warehouse: Warehouse, spawn: Spawn
+) -> None:
+    """A killed attempt records no report; its answers' errors are kept with its acks."""
+    track.add_users(*(f"u{i:05}" for i in range(0, 3_000, 2)))  # the odd ones are nobody
+    warehouse(table_of(0, 3_000))
+    track.delay = 0.05
+    process = spawn(export_args(track, "--threads", "2"))
+    # A worker records each ack before it sends again: 6 requests answered, 4 acknowledged.
+    wait_for(lambda: len(track.answered()) >= 6, what="6 answered requests", timeout=60)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    before = len(track.objects())
+    track.delay = 0
+    done = run_cli(*export_args(track, "--threads", "2", "--json"), expect=None)
+    assert done.returncode == 0, done.stderr
+    resent = len(track.objects()) - before
+    assert resent < 3_000  # the resumed attempt's own answers hold fewer than every error
+    assert track.members("cohorts", "vip") == users(0, 3_000, 2)
+    report = orjson.loads(done.stdout)
+    unknown = {"no such user and _update_existing_only is true": 1_500}
+    expected = {"objects": 3_000, "errors": 1_500, "processed": 1_500, "reasons": unknown}
+    match = report["match"]
+    assert {key: match[key] for key in expected} == expected
+    assert len(match["first_errors"]) == 5
+    assert {item["identifier"] for item in match["first_errors"]} <= {
+        f"u{i:05}" for i in range(1, 3_000, 2)
+    }
+    shown = run_cli("runs", "show", report["run_id"], "--json").json()
+    assert shown["report"]["match"] == match
+    table = run_cli("runs", "show", report["run_id"]).stdout
+    assert "3,000 objects acknowledged, 1,500 processed, 1,500 errors" in table

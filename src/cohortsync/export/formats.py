@@ -18,6 +18,7 @@ format     file                                  where the version is        cur
 plan       ``runs/<run id>/changes.parquet``     Parquet key-value metadata  2
 ack log    ``runs/<run id>/acks.log``            a 16-byte header record     2
 snapshot   ``snapshots/<cohort>/*/meta.json``    the ``format_version`` key  1
+match log  ``runs/<run id>/match.log``           its first line              1
 =========  ====================================  ==========================  =======
 
 - **plan 1**: columns ``(kind, value, should_remove)``, no mark (the first
@@ -32,6 +33,15 @@ snapshot   ``snapshots/<cohort>/*/meta.json``    the ``format_version`` key  1
   same records after one header record (:data:`ACK_LOG_MAGIC`, version).
   Both are read; a log is only ever appended by the release that created it
   (a resumed run folds the old log into the catalog and starts a new one).
+- **match log 1**: a ``rest-attribute`` run's answers, one JSON line per
+  acknowledged batch (``batch``, ``objects``, and when the answer had
+  non-fatal errors ``errors``, ``reasons``, ``first``), after a header line
+  (``format``, ``format_version``, and ``carried``: the match report the
+  run's history held when the log was started, for a run an earlier
+  release began, which wrote no match log). Runs of earlier releases have
+  none; their recorded report's match is carried into the log when they
+  are resumed. A torn last line (the process died inside the write) is
+  left out.
 - **snapshot 1**: ``members.parquet`` and ``exits.parquet`` of ``(kind,
   value)`` and ``meta.json``; the version key is added to ``meta.json``
   when a generation is written or committed. It covers its directory.
@@ -50,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pyarrow.parquet as pq
 
 from cohortsync import __version__
@@ -59,14 +70,17 @@ from cohortsync.export.identifiers import ALIAS
 PLAN = "plan"
 ACK_LOG = "ack log"
 SNAPSHOT = "snapshot"
+MATCH_LOG = "match log"
 
 # The files of a run's directory (:mod:`cohortsync.export.run`).
 PLAN_FILE = "changes.parquet"
 ACK_LOG_FILE = "acks.log"
+MATCH_LOG_FILE = "match.log"
 
 PLAN_VERSION = 2
 ACK_LOG_VERSION = 2
 SNAPSHOT_VERSION = 1
+MATCH_LOG_VERSION = 1
 
 # Parquet key-value metadata of a plan file.
 FORMAT_KEY = "cohortsync.format"
@@ -231,6 +245,51 @@ def check_ack_log(path: Path) -> None:
         return
 
 
+# -- match log -------------------------------------------------------------------
+
+
+def match_log_header(carried: Mapping[str, Any] | None) -> bytes:
+    """The first line of a match log: its format, version, and the match carried in."""
+    header = {"format": MATCH_LOG, "format_version": MATCH_LOG_VERSION, "carried": carried}
+    return orjson.dumps(header) + b"\n"
+
+
+def match_log_lines(path: Path, data: bytes) -> tuple[Mapping[str, Any] | None, list[Any]]:
+    """The match carried in and the entries of a match log's bytes.
+
+    A torn last line is left out; so is the whole log when its header is torn
+    (no entry was written after it).
+
+    Raises:
+        FileFormatTooNew: a newer release wrote it.
+        CohortsyncError: the header or an entry is not what this format writes.
+    """
+    lines = data.split(b"\n")[:-1]  # the part after the last newline is torn or empty
+    if not lines:
+        return None, []
+    try:
+        header = orjson.loads(lines[0])
+        entries = [orjson.loads(line) for line in lines[1:]]
+    except orjson.JSONDecodeError as error:
+        raise _damaged(MATCH_LOG, path, f"a line is not JSON ({error})") from None
+    if not isinstance(header, dict) or header.get("format") != MATCH_LOG:
+        raise _damaged(MATCH_LOG, path, "its first line is not a match log header")
+    _checked(MATCH_LOG, path, header.get("format_version"), MATCH_LOG_VERSION)
+    carried = header.get("carried")
+    return (carried if isinstance(carried, dict) else None), entries
+
+
+def check_match_log(path: Path) -> None:
+    """Refuse a match log a newer release wrote (reads its header line only)."""
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline()
+    except FileNotFoundError:
+        return
+    if first.endswith(b"\n"):
+        match_log_lines(path, first)
+
+
 # -- snapshot --------------------------------------------------------------------
 
 
@@ -252,7 +311,7 @@ def snapshot_version(path: Path, meta: Mapping[str, Any]) -> int:
 
 
 def check_run_files(run_dir: Path) -> None:
-    """Refuse a run directory holding a plan or ack log of a newer format.
+    """Refuse a run directory holding a plan, ack log or match log of a newer format.
 
     Called before a run is resumed or its plan folded into another run's
     diff, so that nothing is recorded or changed for such a run.
@@ -266,6 +325,12 @@ def check_run_files(run_dir: Path) -> None:
         except (OSError, ValueError, CohortsyncError):
             pass  # incomplete (killed while writing) or damaged: as before, not resumable
     check_ack_log(run_dir / ACK_LOG_FILE)
+    try:
+        check_match_log(run_dir / MATCH_LOG_FILE)
+    except FileFormatTooNew:
+        raise
+    except CohortsyncError:
+        pass  # damaged: refused, naming the file, when the run is resumed
 
 
 def _fsync(path: Path) -> None:

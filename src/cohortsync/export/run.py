@@ -41,6 +41,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -56,6 +57,7 @@ from cohortsync.export.batches import Batch, iter_batches
 from cohortsync.export.client import PartnerClient
 from cohortsync.export.identifiers import KINDS, IdentifierColumns, identifier_columns
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT, CohortLock
+from cohortsync.export.match_log import MatchLog, resumed_match
 from cohortsync.export.plan import (
     CHANGES_FILE,
     Plan,
@@ -325,6 +327,10 @@ def _run_locked(
             )
             # a resumed run keeps the mirror summary its planning recorded
             planned = Planned(plan, planner.summary())
+            if spec.destination.type == REST_ATTRIBUTE:  # a killed attempt recorded no report
+                earlier = recorded or Recorded()
+                match = resumed_match(catalog, run_id, run_dir, earlier.match)
+                recorded = replace(earlier, match=match)
         else:
             staged, planned = prepare(
                 spec,
@@ -666,12 +672,18 @@ def send_plan(
     batches = stop.batches(iter_batches(plan.path, sink, skip=done, batch_size=plan.batch_size))
     formats.start_ack_log(ack_log)
     checkpoint = Checkpoint(catalog, run_id, ack_log)
+    match_log = None
+    if spec.destination.type == REST_ATTRIBUTE:  # /users/track answers say what they matched
+        match_log = MatchLog(plan.path.parent / formats.MATCH_LOG_FILE)
     client = PartnerClient(spec.destination, threads=spec.threads)
     reporter.stage_started("sending", total=plan.total)
 
     def on_ack(batch: Batch, answer: bytes) -> None:
+        read = sink.read_answer(batch, answer)
+        if match_log is not None and read is not None:
+            match_log.add(batch, read)  # before the ack: an acknowledged batch has its line
         checkpoint.add(batch)
-        tally.acknowledged(batch, sink.read_answer(batch, answer))
+        tally.acknowledged(batch, read)
         reporter.batches_sent(1, batch.size)
 
     async def main() -> None:
@@ -695,6 +707,8 @@ def send_plan(
         raise stop.interrupted("sending") from None
     finally:
         checkpoint.close()
+        if match_log is not None:
+            match_log.close()
         tally.requests_made(client.stats.requests, client.stats.retries)
     return tally.result()
 
