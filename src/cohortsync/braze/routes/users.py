@@ -2,16 +2,25 @@
 
 Each operation is a plain function of the store, the caller's workspace and
 the request body, run in the thread pool (see :mod:`.registration`).
+``/users/track``, the one an export sends most, is served by a plain handler
+(:mod:`.direct`) that does what the other routes' dependencies do, in the
+same order, without FastAPI's per-request work.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from typing import Any
 
-from cohortsync.braze import rest, rest_track, schemas
-from cohortsync.braze.dependencies import rest_budget, rest_workspace
+from fastapi import Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from cohortsync.braze import messages, rest, rest_track, schemas
+from cohortsync.braze.dependencies import json_body, rest_budget, rest_workspace
 from cohortsync.braze.profiles import identity_operations, rest_operations, tracking
+from cohortsync.braze.responses import answer
+from cohortsync.braze.routes.direct import DirectRoute
 from cohortsync.braze.routes.registration import WithStatus, operations_router
 from cohortsync.braze.store import Store
 
@@ -26,7 +35,6 @@ def _with_errors(errors: list[str], **fields: Any) -> dict[str, Any]:
     return {**fields, "errors": errors} if errors else fields
 
 
-@_route("/users/track", "Record attributes, events and purchases", schemas.TRACK)
 def track(store: Store, workspace_id: int, body: dict[str, Any]) -> WithStatus | dict[str, Any]:
     """Each object addresses one profile by external_id, user_alias, braze_id, email or phone.
 
@@ -45,6 +53,37 @@ def track(store: Store, workspace_id: int, body: dict[str, Any]) -> WithStatus |
         )
         return WithStatus(201, {**counts, "errors": ordered})
     return counts
+
+
+def _authenticated_track(store: Store, request: Request, body: dict[str, Any]) -> Response:
+    result = track(store, rest_workspace(store, request), body)
+    status = 200
+    if isinstance(result, WithStatus):
+        status, result = result.status, result.result
+    return answer(request, {**result, "message": messages.SUCCESS}, status)
+
+
+async def serve_track(request: Request) -> Response:
+    """``/users/track`` as the other routes are served: the budget, the body, then in one
+    thread-pool call the caller (401, 429) and the operation."""
+    await rest_budget(request)
+    body = await json_body(request)
+    response: Response = await run_in_threadpool(
+        _authenticated_track, request.app.state.store, request, body
+    )
+    return response
+
+
+router.add_api_route(
+    "/users/track",
+    serve_track,
+    methods=["POST"],
+    name=track.__name__,
+    summary="Record attributes, events and purchases",
+    description=inspect.cleandoc(track.__doc__ or ""),
+    openapi_extra=schemas.json_body(schemas.TRACK),
+    route_class_override=DirectRoute,
+)
 
 
 @_route("/users/alias/new", "Add aliases", schemas.ALIAS_NEW)
