@@ -56,7 +56,7 @@ activations = definition_table(
     sa.Column("cohort_name", sa.String, nullable=True),
     sa.Column("operation", sa.String, nullable=False),
     sa.Column("alias_column", sa.String, nullable=True),
-    sa.Column("threads", sa.Integer, nullable=False),
+    sa.Column("threads", sa.String, nullable=False),  # "auto" or a count (revision 0007)
     # [{"attribute": "customer_id", "output": "user_ids"}, ...] in the user's order
     sa.Column("mapping", sa.JSON, nullable=False),
     sa.Column("cast_to_string", sa.Boolean, nullable=False, default=False),

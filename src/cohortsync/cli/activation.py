@@ -165,7 +165,7 @@ def update(
     cohort_name: Annotated[str | None, typer.Option("--cohort-name")] = None,
     operation: Annotated[OperationChoice | None, typer.Option()] = None,
     alias_column: Annotated[str | None, typer.Option("--alias-column")] = None,
-    threads: Annotated[int | None, typer.Option(help="Requests in flight at once.")] = None,
+    threads: SavedThreadsOption = None,
     mapping: Annotated[
         list[str] | None,
         typer.Option("--map", help="Replaces the whole mapping when given."),

@@ -17,10 +17,11 @@ definition instead (:mod:`cohortsync.definitions`), so the command line and
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from cohortsync.definitions.fields import AUTO_THREADS, ThreadCount
 from cohortsync.definitions.fields import MAX_THREADS as MAX_THREADS
 
 # Rows, runs or samples a command prints: far more than a terminal shows, well
@@ -58,13 +59,51 @@ CohortNameOption = Annotated[
     str | None,
     typer.Option("--cohort-name", help="Name shown in Braze; defaults to the cohort id."),
 ]
+THREADS_HELP = (
+    "Requests in flight at once: auto (grow while the answers stay fast and the "
+    "workspace's rate budget has room, halve on a 429 or a slowdown) or a fixed "
+    f"count from 1 to {MAX_THREADS}. Every run against one workspace shares its rate "
+    "budget either way."
+)
+THREADS_METAVAR = f"auto|1-{MAX_THREADS}"
+
+
+def parse_threads(value: str) -> ThreadCount:
+    """``--threads``: ``auto`` or a count within 1..MAX_THREADS, else a usage error."""
+    text = value.strip().lower()
+    if text == AUTO_THREADS:
+        return AUTO_THREADS
+    try:
+        count = int(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is neither auto nor a number from 1 to {MAX_THREADS}"
+        ) from None
+    if not 1 <= count <= MAX_THREADS:
+        raise typer.BadParameter(f"{count} is not auto nor within 1 to {MAX_THREADS}")
+    return count
+
+
+def saved_threads(value: str) -> str:
+    """A saved setting's ``--threads``, as typed: the definition checks it."""
+    return value
+
+
+# Typer reads no union annotation: the parser makes the value auto or an int (ThreadCount).
 ThreadsOption = Annotated[
-    int, typer.Option("--threads", min=1, max=MAX_THREADS, help="Requests in flight at once.")
+    Any,
+    typer.Option("--threads", parser=parse_threads, metavar=THREADS_METAVAR, help=THREADS_HELP),
 ]
 # A saved query's or an activation's --threads: the definition checks the
 # bound, so the command line and 'cohortsync apply' refuse it in the same words.
 SavedThreadsOption = Annotated[
-    int, typer.Option("--threads", help=f"Requests in flight at once, 1 to {MAX_THREADS}.")
+    Any,
+    typer.Option(
+        "--threads",
+        parser=saved_threads,
+        metavar=THREADS_METAVAR,
+        help=THREADS_HELP + " Saved: every run follows it.",
+    ),
 ]
 LockTimeoutOption = Annotated[
     float,

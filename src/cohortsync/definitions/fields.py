@@ -8,7 +8,7 @@ are declared once here, as annotated types and as :class:`CohortExport`.
 from __future__ import annotations
 
 import re
-from typing import Annotated, ClassVar, Literal, get_args
+from typing import Annotated, ClassVar, Final, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -19,7 +19,12 @@ AttributeMode = Literal["array", "boolean"]
 OPERATIONS: tuple[str, ...] = get_args(Operation)
 
 DEFAULT_PARTNER = "treasuredata"
-DEFAULT_THREADS = 4
+# ``auto``: the run grows its requests in flight while the answers stay fast
+# and the workspace's rate budget has room, and halves them on a 429 or a
+# slowdown (:mod:`cohortsync.export.concurrency`); a number is fixed.
+AUTO_THREADS: Final = "auto"
+ThreadCount = int | Literal["auto"]
+DEFAULT_THREADS: ThreadCount = AUTO_THREADS
 # Requests in flight at once; Braze's limits make more than this pointless.
 MAX_THREADS = 64
 DEFAULT_MAX_REMOVE_PCT = 50.0
@@ -58,8 +63,19 @@ class Definition(BaseModel):
         return check_name(cls.kind, name)
 
 
-def _threads(count: int) -> int:
-    hint = f"give 1 to {MAX_THREADS} threads, the requests in flight at once"
+def _threads(value: object) -> object:
+    """``auto``, or a count from 1 to MAX_THREADS (a form or a catalog row gives it as text)."""
+    hint = f"give auto or 1 to {MAX_THREADS} threads, the requests in flight at once"
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() == AUTO_THREADS:
+            return AUTO_THREADS
+        if not re.fullmatch(r"[+-]?\d{1,20}", text):
+            raise RuleBroken(f"thread count {value!r} is neither auto nor a number", hint=hint)
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return value  # the type's own refusal names it
+    count = value
     if count < 1:
         raise RuleBroken(f"thread count {count} is below 1", hint=hint)
     if count > MAX_THREADS:
@@ -88,7 +104,7 @@ def _percentage(value: float) -> float:
     return value
 
 
-Threads = Annotated[int, AfterValidator(_threads)]
+Threads = Annotated[ThreadCount, BeforeValidator(_threads)]
 CohortId = Annotated[str, AfterValidator(_cohort_id)]
 OperationName = Annotated[Operation, BeforeValidator(_operation)]
 Percentage = Annotated[float, AfterValidator(_percentage)]

@@ -3,9 +3,14 @@
 Spec section 3 is the policy: 429, 5xx, 423 and network errors are retried
 with exponential backoff and full jitter, never sooner than the server's
 ``Retry-After``; 400 and 401 (and any other 4xx) stop the run at once with the
-server's message. A :class:`RateLimiter` reads ``X-RateLimit-*`` headers and
-spreads what is left of the window over the requests still to send, so a run
-stays under the announced limit instead of bouncing off it.
+server's message. A pacer reads the ``X-RateLimit-*`` headers and spaces the
+requests so that they stay under the announced limit instead of bouncing off
+it: an export shares its workspace's budget with every other run of the home
+(:class:`cohortsync.export.budget.SharedBudget`); a client on its own (the
+key check) spreads what is left of the window over the requests still to
+send (:class:`RateLimiter`). How many requests are in flight at once is the
+:class:`~cohortsync.export.concurrency.Concurrency`'s to say: a fixed count,
+or ``auto``, grown and shrunk by how the answers come back.
 
 The destination's type decides the base URL and the authentication: the
 partner API's keys travel in request bodies under ``/partners/{partner}``;
@@ -23,18 +28,24 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
 import orjson
+import sqlalchemy as sa
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cohortsync import secrets
+from cohortsync.definitions.fields import ThreadCount
 from cohortsync.errors import DestinationRefused, RetriableError, RetriesExhausted
+from cohortsync.export.budget import SharedBudget, workspace_of
+from cohortsync.export.concurrency import PACED_S, Concurrency
 from cohortsync.export.spec import REST_ATTRIBUTE, Destination
 
 RETRIABLE_STATUSES = frozenset({408, 423, 429})
+# Answers that say the server has more than it can take: fewer requests in flight.
+BUSY_STATUSES = frozenset({429, 503})
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -68,6 +79,22 @@ class RetryPolicy(BaseSettings):
         if retry_after is not None:
             delay = max(delay, retry_after)
         return delay
+
+
+class Pacer(Protocol):
+    """What spaces a run's requests: :class:`RateLimiter` or a shared budget."""
+
+    pending: int
+    waited: float
+
+    def update(self, headers: Mapping[str, str]) -> None: ...
+    def pause(self, seconds: float) -> None: ...
+    async def acquire(self) -> float: ...
+    async def close(self) -> None: ...
+
+
+class ServerBusy(RetriableError):
+    """A 429 or a 503: retried like the others, and a reason to send less at once."""
 
 
 class RateLimiter:
@@ -120,8 +147,8 @@ class RateLimiter:
         """Hold every sender for ``seconds`` (a ``Retry-After``)."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
-    async def acquire(self) -> None:
-        """Wait for this request's turn."""
+    async def acquire(self) -> float:
+        """Wait for this request's turn; returns how long it waited."""
         async with self._lock:
             delay = self._delay()
             if delay > 0:
@@ -131,6 +158,10 @@ class RateLimiter:
             if self.remaining is not None:
                 self.remaining -= 1
             self.pending = max(0, self.pending - 1)
+        return delay
+
+    async def close(self) -> None:
+        """Nothing to hand back: this pace is the client's alone."""
 
     def _delay(self) -> float:
         now = self._clock()
@@ -188,10 +219,14 @@ class PartnerClient:
 
     Args:
         destination: endpoint, partner and keys.
-        threads: connection pool size, the most requests in flight.
+        threads: the most requests in flight, or ``auto``: as many as the
+            answers allow (:mod:`cohortsync.export.concurrency`).
         policy: retry settings.
-        limiter: the pacing shared by every sender of the run; without one, a
-            limiter on this client's clocks and sleep.
+        limiter: the pacing shared by every sender of the run (an export's is
+            its workspace's :class:`~cohortsync.export.budget.SharedBudget`);
+            without one, the workspace's budget in ``catalog`` when given, else a
+            :class:`RateLimiter` on this client's clocks and sleep.
+        catalog: the home's catalog, where the workspace's rate budget is kept.
         clock, wall_clock, sleep: monotonic seconds, epoch seconds and the async
             sleep used for backoff and pacing (the real ones by default).
         jitter: draws a backoff delay between its two bounds (``random.uniform``).
@@ -201,9 +236,10 @@ class PartnerClient:
         self,
         destination: Destination,
         *,
-        threads: int,
+        threads: ThreadCount,
         policy: RetryPolicy | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: Pacer | None = None,
+        catalog: sa.Engine | None = None,
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
@@ -211,8 +247,20 @@ class PartnerClient:
     ) -> None:
         self.destination = destination
         self.threads = threads
+        self.concurrency = Concurrency(threads, clock=clock)
         self.policy = policy or RetryPolicy()
-        self.limiter = limiter or RateLimiter(clock=clock, wall_clock=wall_clock, sleep=sleep)
+        if limiter is None and catalog is not None:
+            limiter = SharedBudget(
+                catalog,
+                workspace_of(destination),
+                concurrency=lambda: self.concurrency.limit,
+                wall_clock=wall_clock,
+                sleep=sleep,
+            )
+        self.limiter: Pacer = limiter or RateLimiter(
+            clock=clock, wall_clock=wall_clock, sleep=sleep
+        )
+        self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._jitter = jitter
@@ -227,7 +275,7 @@ class PartnerClient:
             self.base_url = f"{base}/partners/{quote(destination.partner, safe='')}"
 
     async def __aenter__(self) -> PartnerClient:
-        connector = aiohttp.TCPConnector(limit=self.threads, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(limit=self.concurrency.connections, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=self.policy.timeout),
@@ -240,8 +288,11 @@ class PartnerClient:
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        if self._session is not None:
-            await self._session.close()
+        try:
+            await self.limiter.close()
+        finally:
+            if self._session is not None:
+                await self._session.close()
 
     def redact(self, text: str) -> str:
         """``text`` with both keys masked: server messages may echo them."""
@@ -259,22 +310,27 @@ class PartnerClient:
             }
         )
 
-    async def post(self, path: str, body: bytes, *, what: str) -> bytes:
+    async def post(self, path: str, body: bytes, *, what: str, in_slot: bool = False) -> bytes:
         """POST ``body`` to ``path`` under the base URL, retrying as the policy says.
 
-        Returns the body of the 2xx answer.
+        The request holds one place among the requests in flight through its
+        retries (their backoff included); ``in_slot``: the caller holds it
+        already (:func:`cohortsync.export.send.send_all` takes it before it
+        takes the next batch). Returns the body of the 2xx answer.
 
         Raises:
             DestinationRefused: 400, 401 or another non-retriable answer.
             RetriesExhausted: retriable failures lasted through every attempt.
         """
+        if not in_slot:
+            async with self.concurrency.slot():
+                return await self.post(path, body, what=what, in_slot=True)
         url = f"{self.base_url}/{path}"
         attempt = 0
         while True:
             attempt += 1
-            await self.limiter.acquire()
             try:
-                return await self._post_once(url, body, what=what)
+                return await self._attempt(url, body, what=what)
             except RetriableError as error:
                 if attempt >= self.policy.max_attempts:
                     raise RetriesExhausted(
@@ -290,6 +346,22 @@ class PartnerClient:
                 await self._sleep(
                     self.policy.backoff(attempt, error.retry_after, jitter=self._jitter)
                 )
+
+    async def _attempt(self, url: str, body: bytes, *, what: str) -> bytes:
+        """One attempt: its send time, then the request.
+
+        How long the answer took, and whether it was a 429 or a 503, tell the
+        concurrency whether to grow or shrink.
+        """
+        waited = await self.limiter.acquire()
+        started = self._clock()
+        try:
+            answer = await self._post_once(url, body, what=what)
+        except ServerBusy:
+            self.concurrency.answered(self._clock() - started, throttled=True, paced=True)
+            raise
+        self.concurrency.answered(self._clock() - started, throttled=False, paced=waited > PACED_S)
+        return answer
 
     async def _post_once(self, url: str, body: bytes, *, what: str) -> bytes:
         assert self._session is not None, "use PartnerClient as an async context manager"
@@ -308,6 +380,8 @@ class PartnerClient:
             reason = str(error) or type(error).__name__
             raise RetriableError(f"network error: {reason}") from error
         message = server_message(text)
+        if status in BUSY_STATUSES:
+            raise ServerBusy(f"HTTP {status} {message}", retry_after=retry_after)
         if status >= 500 or status in RETRIABLE_STATUSES:
             raise RetriableError(f"HTTP {status} {message}", retry_after=retry_after)
         hint = "the request was refused as invalid; fix the input named in the message"

@@ -32,6 +32,9 @@ class ExportReport:
     ``match`` is a ``rest-attribute`` run's match report: the attribute
     objects acknowledged, the non-fatal errors of the answers by reason, and
     the first few with their identifiers.
+    ``concurrency`` is how many requests the send kept in flight: the setting
+    (a count, or ``auto``), the highest and the last count; absent when the
+    run sent nothing.
     """
 
     run_id: str | None
@@ -58,6 +61,7 @@ class ExportReport:
     destination: str = "partner-cohort"
     unaddressable: dict[str, int] = field(default_factory=dict)
     match: dict[str, Any] | None = None
+    concurrency: dict[str, Any] | None = None
 
     @classmethod
     def from_stages(
@@ -119,6 +123,7 @@ class ExportReport:
             destination=spec.destination.type,
             unaddressable=dict(staged.unaddressable),
             match=recorded.match_with(sent),
+            concurrency=dict(sent.concurrency) if sent.concurrency is not None else None,
         )
 
     @property
@@ -128,7 +133,7 @@ class ExportReport:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["sent_total"] = self.sent_total
-        for optional in ("plan", "mirror", "match"):
+        for optional in ("plan", "mirror", "match", "concurrency"):
             if data[optional] is None:
                 del data[optional]
         if not data["unaddressable"]:

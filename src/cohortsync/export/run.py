@@ -377,8 +377,8 @@ def check_spec(spec: ExportSpec) -> None:
     """
     if not spec.cohort_id.strip():
         raise ConfigError("the cohort id is empty", hint="give --cohort-id")
-    if spec.threads < 1:
-        raise ConfigError(f"--threads must be at least 1, not {spec.threads}")
+    if spec.threads != "auto" and spec.threads < 1:
+        raise ConfigError(f"--threads must be auto or at least 1, not {spec.threads}")
     if not spec.destination.endpoint.startswith(("http://", "https://")):
         raise ConfigError(
             f"the endpoint {spec.destination.endpoint!r} is not an http(s) URL",
@@ -675,7 +675,8 @@ def send_plan(
     match_log = None
     if spec.destination.type == REST_ATTRIBUTE:  # /users/track answers say what they matched
         match_log = MatchLog(plan.path.parent / formats.MATCH_LOG_FILE)
-    client = PartnerClient(spec.destination, threads=spec.threads)
+    # paced by the workspace's budget in the catalog, shared with every run of the home
+    client = PartnerClient(spec.destination, threads=spec.threads, catalog=catalog)
     reporter.stage_started("sending", total=plan.total)
 
     def on_ack(batch: Batch, answer: bytes) -> None:
@@ -709,7 +710,9 @@ def send_plan(
         checkpoint.close()
         if match_log is not None:
             match_log.close()
-        tally.requests_made(client.stats.requests, client.stats.retries)
+        tally.requests_made(
+            client.stats.requests, client.stats.retries, client.concurrency.to_dict()
+        )
     return tally.result()
 
 

@@ -1,10 +1,13 @@
-"""Send a plan: an opening request (a cohort's name), then batches, ``threads`` at a time.
+"""Send a plan: an opening request (a cohort's name), then batches, several at a time.
 
-Exactly ``threads`` workers pull the next batch from one shared iterator, so
-no more than ``threads`` requests are ever in flight, and a batch body is only
-built when a worker is free to send it: memory holds ``threads`` bodies, not
-the plan. The first failure that retrying cannot fix cancels the other
-workers; their batches stay unacknowledged, so a resumed run sends them again.
+As many workers as the client could ever have requests in flight (``threads``,
+or the ceiling of ``auto``) take turns: a worker waits for a place among the
+requests in flight the client's concurrency allows now, then pulls the next
+batch from one shared iterator and sends it. So no more requests than that
+are ever in flight, and a batch body is only built when it is about to be
+sent: memory holds one body per request in flight, not the plan. The first
+failure that retrying cannot fix cancels the other workers; their batches
+stay unacknowledged, so a resumed run sends them again.
 """
 
 from __future__ import annotations
@@ -43,13 +46,19 @@ async def send_all(
         await client.post(path, body, what=what)
 
     async def worker() -> None:
-        for batch in batches:  # one shared iterator: each batch goes to one worker
-            answer = await client.post(batch_path, batch.body, what=f"batch {batch.number}")
+        while True:
+            # a place in flight first: a batch taken is a batch about to be sent
+            async with client.concurrency.slot():
+                batch = next(batches, None)  # one shared iterator: each batch to one worker
+                if batch is None:
+                    return
+                what = f"batch {batch.number}"
+                answer = await client.post(batch_path, batch.body, what=what, in_slot=True)
             on_ack(batch, answer)
 
     try:
         async with asyncio.TaskGroup() as group:
-            for _ in range(client.threads):
+            for _ in range(client.concurrency.connections):
                 group.create_task(worker())
     except BaseExceptionGroup as group_error:
         raise _first_user_error(group_error) from None

@@ -17,6 +17,7 @@ from cohortsync.definitions.fields import (
     DEFAULT_PARTNER,
     DEFAULT_THREADS,
     Operation,
+    ThreadCount,
 )
 
 __all__ = [
@@ -142,7 +143,7 @@ class ExportSpec:
     cohort_name: str | None = None
     operation: Operation = "add"
     alias_column: str | None = None
-    threads: int = DEFAULT_THREADS
+    threads: ThreadCount = DEFAULT_THREADS  # "auto": adaptive (export.concurrency)
     mirror: MirrorOptions = field(default_factory=MirrorOptions)
     # Skip and count identifiers Braze would refuse instead of failing before sending.
     skip_invalid: bool = False

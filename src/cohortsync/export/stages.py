@@ -98,6 +98,8 @@ class Sent:
     requests: int = 0
     retries: int = 0
     match: MatchTally | None = None
+    # the requests in flight: the setting (a count or "auto"), the highest, the last
+    concurrency: Mapping[str, int | str] | None = None
 
 
 class SendTally:
@@ -111,6 +113,7 @@ class SendTally:
         self._requests = 0
         self._retries = 0
         self._match: MatchTally | None = None
+        self._concurrency: dict[str, int | str] | None = None
 
     def acknowledged(self, batch: Batch, answer: TrackAnswer | None = None) -> None:
         """The server acknowledged ``batch``; ``answer`` is what it said of its objects."""
@@ -121,13 +124,25 @@ class SendTally:
                 self._match = MatchTally()
             self._match.add(batch.size, answer)
 
-    def requests_made(self, requests: int, retries: int) -> None:
-        """The send is over: it made ``requests`` HTTP requests, ``retries`` of them retries."""
+    def requests_made(
+        self, requests: int, retries: int, concurrency: Mapping[str, int | str] | None = None
+    ) -> None:
+        """The send is over: it made ``requests`` HTTP requests, ``retries`` of them retries.
+
+        ``concurrency``: how many it had in flight (the setting, the highest, the last).
+        """
         self._requests = requests
         self._retries = retries
+        self._concurrency = dict(concurrency) if concurrency is not None else None
 
     def result(self) -> Sent:
-        return Sent(dict(self._identifiers), self._requests, self._retries, self._match)
+        return Sent(
+            dict(self._identifiers),
+            self._requests,
+            self._retries,
+            self._match,
+            self._concurrency,
+        )
 
 
 @dataclass(frozen=True)

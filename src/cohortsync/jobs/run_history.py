@@ -17,6 +17,7 @@ from cohortsync.catalog import runs as history
 from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.runs import RunRecord, RunStatus
 from cohortsync.errors import ConfigError
+from cohortsync.definitions.fields import AUTO_THREADS, ThreadCount
 from cohortsync.export.destinations import resumed_destination
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT, CohortLock
 from cohortsync.export.report import ExportReport
@@ -278,7 +279,7 @@ def check_resume(settings: Settings, run_id: str, data_import_key: str | None = 
 
 
 def spec_of(
-    record: RunRecord, settings: Settings, data_import_key: str | None, threads: int | None
+    record: RunRecord, settings: Settings, data_import_key: str | None, threads: ThreadCount | None
 ) -> ExportSpec:
     """Rebuild a run's export from its public record and the keys kept elsewhere.
 
@@ -313,7 +314,7 @@ def spec_of(
         cohort_name=job.get("cohort_name"),
         operation=job["operation"],
         alias_column=job.get("alias_column"),
-        threads=threads or int(job["threads"]),
+        threads=threads or _threads_of(job["threads"]),
         mirror=MirrorOptions(**job.get("mirror", {})),
         skip_invalid=bool(job.get("skip_invalid", False)),
         job=job.get("job"),
@@ -339,3 +340,8 @@ def never_sent(record: RunRecord) -> ConfigError:
         f"to resume{reason}",
         hint=f"fix the cause, then run it again: '{again}'",
     )
+
+
+def _threads_of(stored: object) -> ThreadCount:
+    """A recorded run's threads: a count, or ``auto`` (runs recorded since it exists)."""
+    return AUTO_THREADS if stored == AUTO_THREADS else int(str(stored))
