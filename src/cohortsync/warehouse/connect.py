@@ -16,6 +16,8 @@ from cohortsync.warehouse.base import Engine
 from cohortsync.warehouse.duckdb_engine import MEMORY, DuckDBEngine
 
 DUCKDB_PREFIX = "duckdb:///"
+# Spark: a local session, a standalone master, a Spark Connect server.
+SPARK_PREFIXES = ("spark+local:", "spark:", "sc:")
 
 
 def duckdb_path(url: str) -> str:
@@ -98,7 +100,9 @@ def open_engine(url: str | None = None, *, allow_files: Iterable[Path] | None = 
     The configured warehouse is ``COHORTSYNC_WAREHOUSE`` or, by default, the
     embedded DuckDB file ``$COHORTSYNC_HOME/warehouse.duckdb``. ``duckdb:`` URLs
     open DuckDB; anything else is a SQLAlchemy URL (``postgresql://`` uses
-    psycopg 3). Connections open lazily, on the first query or load.
+    psycopg 3). ``spark+local://``, ``spark://host:port`` and ``sc://host:port``
+    open Spark (:mod:`cohortsync.warehouse.spark_engine`). Connections open
+    lazily, on the first query or load.
 
     ``allow_files`` are the host directories DuckDB queries may read
     (``read_csv``, ``read_parquet``...); ``None`` means the setting
@@ -111,6 +115,11 @@ def open_engine(url: str | None = None, *, allow_files: Iterable[Path] | None = 
     if target.startswith("duckdb:"):
         directories = Settings().allowed_directories if allow_files is None else allow_files
         return DuckDBEngine(target, duckdb_path(target), allow_files=directories)
+    if target.startswith(SPARK_PREFIXES):
+        # Imported here: pyspark is loaded only when a Spark warehouse is used.
+        from cohortsync.warehouse.spark_engine import SparkEngine
+
+        return SparkEngine(target, Settings().home_dir)
     if "://" not in target:
         raise ConfigError(
             f"invalid warehouse URL {target!r}: it has no scheme",
