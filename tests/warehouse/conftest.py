@@ -84,3 +84,20 @@ def write_file(table: pa.Table, path: Path) -> Path:
 @pytest.fixture
 def customers_parquet(tmp_path: Path) -> Path:
     return write_file(CUSTOMERS, tmp_path / "customers.parquet")
+
+
+@pytest.fixture(scope="session")
+def spark_session(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """The one Spark session of the test run (a JVM takes seconds to start).
+
+    Every Spark engine of this process shares it, each on its own home's
+    tables. Keep the Spark tests in one module, so that with ``--dist
+    loadscope`` one worker alone starts Spark.
+    """
+    from cohortsync.warehouse.spark_session import classic_session, spark_available
+    from services import missing_service
+
+    reason = spark_available()
+    if reason is not None:
+        missing_service(f"the Spark warehouse cannot run: {reason}")
+    return classic_session("spark+local://", "local[*]", tmp_path_factory.mktemp("spark"))

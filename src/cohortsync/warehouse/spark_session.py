@@ -132,6 +132,10 @@ def _start_classic(url: str, master: str, spark_dir: Path) -> Any:
         conf.set("spark.driver.bindAddress", "127.0.0.1")
         conf.set("spark.sql.shuffle.partitions", str(max(2, os.cpu_count() or 2)))
         conf.set("spark.driver.extraJavaOptions", _LOCAL_JAVA_OPTIONS)
+        # The driver JVM holds one or two partitions of a streamed result at a
+        # time: small partitions keep its memory low (16 MiB of input each).
+        conf.set("spark.sql.files.maxPartitionBytes", "16m")
+        conf.set("spark.sql.adaptive.advisoryPartitionSizeInBytes", "16m")
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     log_path = spark_dir / "spark.log"
     try:
