@@ -91,6 +91,11 @@ def _parse_object(array: str, index: int, item: Any) -> TrackObject:
 
 def _ref(item: dict[str, Any]) -> tuple[Ref, str]:
     """The profile the object addresses, and the key that named it."""
+    if "external_id" in item and "user_alias" not in item and "braze_id" not in item:
+        value = item["external_id"]  # the usual case, first
+        if not is_identifier(value) or not value:
+            raise _Invalid("external_id must be a non-empty string")
+        return ("external_id", value), "external_id"
     named: list[str] = [k for k in _ADDRESSING if k in item]
     if len(named) > 1:
         raise _Invalid("only one of 'external_id', 'user_alias' and 'braze_id' may be given")
@@ -145,27 +150,36 @@ def _attributes(item: dict[str, Any], consumed: str) -> tuple[dict[str, Any], tu
             continue
         if not name or "\x00" in name or len(name) > 255:
             raise _Invalid("custom attribute names must be 1 to 255 characters without NUL")
-        custom.extend(_operations(name, value))
+        _operations(name, value, custom)
     return profile, tuple(custom)
 
 
-def _operations(name: str, value: Any) -> list[CustomOp]:
+_ARRAY_OPERATIONS = frozenset({"add", "remove"})
+_INCREMENT = frozenset({"inc"})
+
+
+def _operations(name: str, value: Any, into: list[CustomOp]) -> None:
+    """Append the attribute's operations to ``into`` (the key views compare as sets,
+    without building one per attribute)."""
     if value is None:
-        return [(name, "unset", None)]
-    if isinstance(value, dict) and value and set(value) <= {"add", "remove"}:
-        ops = []
-        for op in ("remove", "add"):
-            if op in value:
-                if not isinstance(value[op], list):
-                    raise _Invalid(f"{name}: {op} takes an array of values")
-                ops.append((name, op, value[op]))
-        return ops
-    if isinstance(value, dict) and set(value) == {"inc"}:
-        step = value["inc"]
-        if not isinstance(step, int | float) or isinstance(step, bool):
-            raise _Invalid(f"{name}: inc takes a number")
-        return [(name, "inc", step)]
-    return [(name, "set", value)]
+        into.append((name, "unset", None))
+        return
+    if isinstance(value, dict) and value:
+        keys = value.keys()
+        if keys <= _ARRAY_OPERATIONS:
+            for op in ("remove", "add"):
+                if op in value:
+                    if not isinstance(value[op], list):
+                        raise _Invalid(f"{name}: {op} takes an array of values")
+                    into.append((name, op, value[op]))
+            return
+        if keys == _INCREMENT:
+            step = value["inc"]
+            if not isinstance(step, int | float) or isinstance(step, bool):
+                raise _Invalid(f"{name}: inc takes a number")
+            into.append((name, "inc", step))
+            return
+    into.append((name, "set", value))
 
 
 def _time(item: dict[str, Any]) -> str:
