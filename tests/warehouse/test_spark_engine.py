@@ -231,6 +231,15 @@ def test_a_table_loaded_by_one_process_is_exported_by_the_next(
     assert rows(spark, "SELECT count(*) AS n FROM spark_users") == [{"n": 5}]
 
 
+def test_without_java_the_command_says_what_to_install(home: Path) -> None:
+    env = {"PATH": str(home), "JAVA_HOME": None}
+    done = run_cli(
+        "warehouse", "query", "SELECT 1", "--warehouse", URL, env=env, expect=2
+    )  # fmt: skip
+    assert done.stderr.count("\n") == 1
+    assert "needs Java" in done.stderr and "JAVA_HOME" in done.stderr
+
+
 def test_bad_spark_urls_say_which_forms_exist(home: Path) -> None:
     for url in ("spark://", "sc://", "spark+local://somewhere"):
         with pytest.raises(ConfigError, match="invalid Spark warehouse URL"):
