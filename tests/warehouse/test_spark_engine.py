@@ -125,6 +125,11 @@ def test_failures_are_one_line_source_errors(customers: Engine) -> None:
     with pytest.raises(SourceError, match="UNRESOLVED_COLUMN") as column:
         customers.count("SELECT nope FROM customers")
     assert "\n" not in str(column.value)
+    # Met while the batches are read, inside a running Spark job.
+    reader = customers.stream("SELECT CAST(external_id AS INT) AS n FROM customers")
+    with pytest.raises(SourceError, match=r"CAST_INVALID_INPUT.*'TDCohort1'") as cast:
+        reader.read_all()
+    assert "\n" not in str(cast.value) and "try_cast" in str(cast.value)
     with pytest.raises(SourceError, match="no table 'nope'"):
         customers.table_schema("nope")
     with pytest.raises(SourceError, match=r"TABLE_OR_VIEW_NOT_FOUND.*`/etc`"):
@@ -212,6 +217,7 @@ def test_a_table_loaded_by_one_process_is_exported_by_the_next(
         "external_id,active\n" + "".join(f"{u},{i % 2 == 0}\n" for i, u in enumerate(users))
     )
 
+    # The load starts no Spark (pyarrow writes the Parquet); the export does.
     loaded = run_cli("warehouse", "load", "--warehouse", URL, "spark_users", str(csv), "--json")
     assert json.loads(loaded.stdout)["rows_loaded"] == 5
     assert loaded.stderr == ""

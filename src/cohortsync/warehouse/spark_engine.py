@@ -55,7 +55,11 @@ from cohortsync.warehouse.loading.atomic import duckdb_types
 from cohortsync.warehouse.loading.entry import LoadsFiles
 from cohortsync.warehouse.names import split_table_name
 from cohortsync.warehouse.placeholders import to_named
-from cohortsync.warehouse.spark_session import classic_session, connect_session
+from cohortsync.warehouse.spark_session import (
+    classic_session,
+    connect_session,
+    running_classic,
+)
 from cohortsync.warehouse.spark_tables import SparkTables, quote_spark_identifier
 from cohortsync.warehouse.statements import LOAD_HINT
 
@@ -72,6 +76,7 @@ _CONDITION_HINTS = {
     "UNRESOLVED_ROUTINE": "check the function name",
     "PARSE_SYNTAX_ERROR": "check the SQL syntax",
     "UNBOUND_SQL_PARAMETER": "pass one parameter per ? outside quotes",
+    "CAST_INVALID_INPUT": "use try_cast(...) to read malformed values as NULL",
 }
 _conf_lock = threading.Lock()
 
@@ -110,15 +115,29 @@ def _condition(error: BaseException) -> str | None:
 def _reason(error: BaseException) -> str:
     """Spark's reason in one line: its first line, without the plan or SQL it quotes."""
     java = getattr(error, "java_exception", None)
-    if java is not None:  # a JVM error py4j did not convert: no Java stack trace
-        from pyspark.errors.exceptions.captured import convert_exception
-
-        converted = convert_exception(java)
-        error = converted if _condition(converted) else Exception(java.toString())
+    if java is not None:
+        error = _java_reason(java)
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     if _condition(error) and lines:
         return lines[0]
     return whole_message(error)
+
+
+def _java_reason(java: Any) -> BaseException:
+    """A JVM error py4j did not convert, as its first cause that names a Spark condition.
+
+    An error met while a job runs arrives wrapped ("Exception thrown in
+    awaitResult"); the reason is further down its causes.
+    """
+    from pyspark.errors.exceptions.captured import convert_exception
+
+    innermost = java
+    while java is not None:
+        converted = convert_exception(java)
+        if _condition(converted):
+            return converted
+        innermost, java = java, java.getCause()
+    return Exception(innermost.toString())
 
 
 def _failed(error: BaseException) -> SourceError:
@@ -263,10 +282,13 @@ class SparkEngine(LoadsFiles):
             ) from error
 
     def tables(self) -> list[str]:
-        """Tables and views a query can read, sorted (``schema.name`` outside ``default``)."""
-        spark = self._session()
+        """Tables and views a query can read, sorted (``schema.name`` outside ``default``).
+
+        A local warehouse's tables are its directories: listing them starts no Spark.
+        """
         if self._tables is not None:
             return self._tables.names()
+        spark = self._session()
         try:
             names = []
             for database in spark.catalog.listDatabases():
@@ -286,7 +308,11 @@ class SparkEngine(LoadsFiles):
     def _load_file(
         self, table: str, schema_name: str | None, name: str, path: Path, options: LoadOptions
     ) -> int:
-        """Write a new version of the table's Parquet directory and swap it in."""
+        """Write a new version of the table's Parquet directory and swap it in.
+
+        DuckDB reads and checks the file (the rules and messages of every
+        engine) and pyarrow writes the Parquet; no Spark job runs.
+        """
         if self._tables is None:
             raise ConfigError(
                 f"cannot load files into the Spark Connect warehouse {self.url}",
@@ -325,8 +351,9 @@ class SparkEngine(LoadsFiles):
                 hint="the table was left as it was; check that the file's columns "
                 "match the table's, or load with --mode replace",
             ) from error
-        if self.master is not None:
-            # The next query of this process sees the new version at once.
+        if running_classic() is not None:
+            # The next query of this process sees the new version at once. A
+            # load alone starts no Spark: pyarrow writes the files.
             self._session()
         return rows
 

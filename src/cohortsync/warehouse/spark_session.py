@@ -60,6 +60,11 @@ def spark_available() -> str | None:
     return None
 
 
+def running_classic() -> Any | None:
+    """The process's JVM session if one was started, without starting one."""
+    return _classic[1] if _classic is not None else None
+
+
 def _import_pyspark(url: str) -> None:
     try:
         import pyspark  # noqa: F401
