@@ -39,9 +39,9 @@ def refused(model: type[Any], data: dict[str, Any], **where: str) -> ConfigError
 @pytest.mark.parametrize(
     ("overrides", "message", "hint"),
     [
-        ({"threads": 0}, "thread count 0 is below 1", "give 1 to 64 threads"),
-        ({"threads": 65}, "thread count 65 is above 64", "give 1 to 64 threads"),
-        ({"threads": 10**30}, f"thread count {10**30} is above 64", "give 1 to 64 threads"),
+        ({"threads": 0}, "thread count 0 is below 1", "give auto or 1 to 64 threads"),
+        ({"threads": 65}, "thread count 65 is above 64", "give auto or 1 to 64 threads"),
+        ({"threads": 10**30}, f"thread count {10**30} is above 64", "give auto or 1 to 64 threads"),
         ({"cohort_id": "  "}, "the cohort id is empty", "give the Braze cohort id"),
         ({"operation": "sync"}, "unknown operation 'sync'", "use one of add, remove, mirror"),
         (
@@ -88,7 +88,11 @@ def test_activation_defaults_and_normal_forms() -> None:
     assert [str(m) for m in activation.mapping] == ["customer_id=user_ids", "e=e"]
     assert activation.schedule == "0 6 * * *"
     assert activation.scheduled == Schedule(cron="0 6 * * *", timezone="UTC")
-    assert (activation.threads, activation.operation, activation.skip_invalid) == (4, "add", False)
+    assert (activation.threads, activation.operation, activation.skip_invalid) == (
+        "auto",
+        "add",
+        False,
+    )
     assert (activation.mirror.allow_empty, activation.mirror.max_remove_pct) == (False, 50.0)
     assert validated(Activation, {**ACTIVATION, "threads": MAX_THREADS}).threads == 64
 

@@ -83,9 +83,8 @@ def test_query_save_and_apply_say_the_same(home: Path, tmp_path: Path) -> None:
     path = tmp_path / "cohortsync.yaml"
     path.write_text(QUERY_YAML + "      threads: 65\n")
     from_apply = one_line_error(cohortsync("apply", str(path)))
-    assert (
-        from_cli
-        == "thread count 65 is above 64 (give 1 to 64 threads, the requests in flight at once)"
+    assert from_cli == (
+        "thread count 65 is above 64 (give auto or 1 to 64 threads, the requests in flight at once)"
     )
     assert from_apply == f"{path}: query gold: {from_cli}"
     activation = one_line_error(cohortsync(*ACTIVATION, "--threads", "65"))
@@ -110,4 +109,4 @@ def test_activation_update_says_it_too(home: Path) -> None:
     assert from_update == from_create
     assert from_update.startswith("thread count 65 is above 64")
     shown = json.loads(cohortsync("activation", "show", "fr_vip", "--json").stdout)
-    assert shown["threads"] == 4
+    assert shown["threads"] == "auto"  # the default, unchanged by the refused update

@@ -21,7 +21,7 @@ USERS = 2500  # three batches
 REPORT_KEYS = [
     "run_id", "cohort_id", "operation", "status", "rows_read", "sent", "skipped",
     "skipped_by_kind", "invalid", "ignored_columns", "batches", "requests", "retries",
-    "duration_s", "identifiers_per_second", "dry_run", "skip_invalid", "sent_total",
+    "duration_s", "identifiers_per_second", "dry_run", "skip_invalid", "concurrency", "sent_total",
 ]  # fmt: skip
 
 

@@ -168,6 +168,21 @@ def reserve(
     before it. Idle time is not saved up: the first slot is never before
     ``now``, so a workspace left alone does not allow a burst.
     """
+    try:
+        return _reserve(catalog, workspace, count, now=now, seen=seen, paused_until=paused_until)
+    except sa.exc.IntegrityError:  # another run created the row first (PostgreSQL): use it
+        return _reserve(catalog, workspace, count, now=now, seen=seen, paused_until=paused_until)
+
+
+def _reserve(
+    catalog: sa.Engine,
+    workspace: str,
+    count: int,
+    *,
+    now: float,
+    seen: Seen | None,
+    paused_until: float,
+) -> Reservation:
     table = rate_budgets
     with catalog.begin() as conn:
         # Take SQLite's write lock before reading, so the read-then-write is atomic.

@@ -23,6 +23,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
 
 import sqlalchemy as sa
 
@@ -37,7 +38,7 @@ MAX_GRANT = 32
 # Until the limit is known, this many requests go out per reservation.
 UNPACED_GRANT = 4
 # A send time missed by more than this is dropped.
-LATE_S = 0.02
+LATE_S = 0.05
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -108,7 +109,8 @@ class SharedBudget:
         async with self._lock:
             while True:
                 now = self._clock()
-                while self._slots and self._slots[0] < now - LATE_S:
+                paced = self._reservation is not None and self._reservation.interval > 0
+                while paced and self._slots and self._slots[0] < now - LATE_S:
                     self._slots.popleft()
                     self.dropped += 1
                 if self._slots:
@@ -123,8 +125,12 @@ class SharedBudget:
 
     async def _reserve(self, now: float) -> None:
         rate = self._reservation.rate if self._reservation is not None else None
-        if rate is None:
-            count = UNPACED_GRANT
+        if rate is None:  # first the few that learn the limit, then as many as can be in flight
+            count = (
+                UNPACED_GRANT
+                if self._reservation is None
+                else max(UNPACED_GRANT, min(MAX_GRANT, self._concurrency()))
+            )
         else:
             count = max(1, min(MAX_GRANT, math.ceil(rate * GRANT_S), self._concurrency()))
         seen, self._seen = self._seen, None
@@ -144,13 +150,14 @@ class SharedBudget:
     async def close(self) -> None:
         """Hand the send times this run will not use back, when no one reserved after them."""
         if self._reservation is not None and self._slots:
-            await asyncio.to_thread(
-                rate_budgets.give_back,
-                self._catalog,
-                self.workspace,
-                self._reservation,
-                len(self._slots),
-            )
+            with suppress(sa.exc.DBAPIError):  # a busy catalog: the slots just go unused
+                await asyncio.to_thread(
+                    rate_budgets.give_back,
+                    self._catalog,
+                    self.workspace,
+                    self._reservation,
+                    len(self._slots),
+                )
         self._slots.clear()
 
 

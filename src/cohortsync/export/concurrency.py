@@ -3,12 +3,14 @@
 With ``--threads auto`` the run starts with :data:`START` requests in flight
 and looks at each round of answers (as many as it has in flight, about one
 round trip). A round that came back as fast as the quickest recent ones, and
-in which no request had to wait for the workspace's pace, adds one request
-in flight (additive increase): more would be sent sooner. A 429, or a round
+in which most requests did not wait for the workspace's pace, adds one
+request in flight (additive increase): more would be sent sooner. A 429, or a round
 whose typical answer took more than twice the quickest recent one (the
 server slows down under the load), halves it (multiplicative decrease), at
-most once a round. A round that waited for the pace leaves it as it is: the
-rate budget, not the concurrency, is what holds the run back then.
+most once a round. A round where most requests waited for the pace leaves it
+as it is: the rate budget, not the concurrency, holds the run back then (a
+few waiting is not enough: a run with just enough in flight misses send
+times whenever an answer is a little late).
 
 "The quickest recent" is the fastest answer of the last :data:`MEMORY`
 rounds, so a server that became slower for good becomes the new measure
@@ -60,7 +62,7 @@ class Concurrency:
         self._clock = clock
         self._freed = asyncio.Condition()
         self._round: list[float] = []
-        self._round_paced = False
+        self._round_paced = 0
         self._quickest: deque[float] = deque(maxlen=MEMORY)
         self._last_decrease = -float("inf")
 
@@ -93,7 +95,7 @@ class Concurrency:
             self._decrease(latency)
             return
         self._round.append(latency)
-        self._round_paced = self._round_paced or paced
+        self._round_paced += paced
         if len(self._round) < self.limit:
             return
         typical = statistics.median(self._round)
@@ -101,9 +103,9 @@ class Concurrency:
         quickest = min(self._quickest)
         if typical > SLOWER * quickest + SLOWER_ALLOWANCE_S:
             self._decrease(typical)
-        elif not self._round_paced and self.limit < self.ceiling:
+        elif 2 * self._round_paced < len(self._round) and self.limit < self.ceiling:
             self._grow(self.limit + 1)
-        self._round, self._round_paced = [], False
+        self._round, self._round_paced = [], 0
 
     def _grow(self, limit: int) -> None:
         # answered() is called inside a slot: its release wakes the waiters to the new limit
@@ -117,7 +119,7 @@ class Concurrency:
             return
         self._last_decrease = now
         self.limit = max(1, self.limit // 2)
-        self._round, self._round_paced = [], False
+        self._round, self._round_paced = [], 0
 
     def to_dict(self) -> dict[str, int | str]:
         """What the report shows: the setting, the highest and the last count."""
