@@ -200,7 +200,10 @@ def export(
     instead (the report names the first few), and --dry-run shows them.
     The cohort is created or renamed first, then its members are sent in
     requests of at most 1,000 identifiers, --threads at a time, retrying 429,
-    5xx, 423 and network errors and pacing by the server's rate-limit headers.
+    5xx, 423 and network errors. --threads auto (the default) grows the
+    requests in flight while the answers stay fast and halves them on a 429
+    or a slowdown; every run of this home against one workspace (endpoint and
+    key) shares one rate budget, learned from the server's rate-limit headers.
 
     With --operation mirror the cohort is kept equal to the latest result: the
     first run adds everyone, later runs send only entries and exits, computed
