@@ -61,7 +61,7 @@ class _LimitedPartner(asyncio.Protocol):
     limit = 69
     latency = 0.1
     # one server per process: the log and the window counts are the process's
-    log: ClassVar[list[tuple[float, int]]] = []
+    log: ClassVar[list[tuple[float, int, str]]] = []  # arrival, status, cohort id
     windows: ClassVar[Counter[int]] = Counter()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -84,10 +84,11 @@ class _LimitedPartner(asyncio.Protocol):
             total = end + 4 + length
             if len(self.buffer) < total:
                 return
+            body = bytes(self.buffer[end + 4 : total])
             del self.buffer[:total]
-            self._answer(head.split(b" ", 2)[1].decode())
+            self._answer(head.split(b" ", 2)[1].decode(), body)
 
-    def _answer(self, path: str) -> None:
+    def _answer(self, path: str, body: bytes) -> None:
         if path == STATS_PATH:
             self._write(200, json.dumps(self.log).encode(), {})
             return
@@ -100,12 +101,13 @@ class _LimitedPartner(asyncio.Protocol):
             "X-RateLimit-Remaining": str(max(0, self.limit - used)),
             "X-RateLimit-Reset": str(window + 1),
         }
-        status, body = 201, b'{"message":"success"}'
+        status, answer = 201, b'{"message":"success"}'
         if used > self.limit:
-            status, body = 429, b'{"message":"Rate limited"}'
+            status, answer = 429, b'{"message":"Rate limited"}'
             headers["Retry-After"] = str(max(1, math.ceil(window + 1 - now)))
-        self.log.append((now, status))
-        self.loop.call_later(self.latency, self._write, status, body, headers)
+        cohort = str(json.loads(body).get("cohort_id", "")) if path.endswith("/users") else ""
+        self.log.append((now, status, cohort))
+        self.loop.call_later(self.latency, self._write, status, answer, headers)
 
     def _write(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         if self.transport.is_closing():
@@ -141,9 +143,10 @@ class Server:
         self.process.start()
         self.url = f"http://127.0.0.1:{receive.recv()}"
 
-    def log(self) -> list[tuple[float, int]]:
+    def log(self) -> list[tuple[float, int, str]]:
+        """Every request so far: when it arrived, its status, its cohort (batches only)."""
         with urllib.request.urlopen(self.url + STATS_PATH, timeout=30) as answer:
-            return [(float(at), int(status)) for at, status in json.loads(answer.read())]
+            return [(float(at), int(status), str(c)) for at, status, c in json.loads(answer.read())]
 
     def stop(self) -> None:
         self.process.terminate()
@@ -157,6 +160,7 @@ class Figures:
     throttled: int
     busiest_window: int
     per_second: list[int]
+    per_run: dict[str, int]
 
     @property
     def rate(self) -> float:
@@ -167,18 +171,19 @@ class Figures:
         return 100 * self.throttled / self.requests if self.requests else 0.0
 
 
-def figures(log: list[tuple[float, int]], start: float, seconds: float) -> Figures:
+def figures(log: list[tuple[float, int, str]], start: float, seconds: float) -> Figures:
     """Every answer to a request that arrived in [start, start + seconds)."""
-    inside = [(at, status) for at, status in log if start <= at < start + seconds]
-    windows = Counter(math.floor(at) for at, _ in inside)
+    inside = [entry for entry in log if start <= entry[0] < start + seconds]
+    windows = Counter(math.floor(at) for at, _, _ in inside)
     # the first and last windows are partly outside the span
     whole = [count for window, count in windows.items() if start <= window < start + seconds - 1]
     return Figures(
         seconds,
         len(inside),
-        sum(1 for _, status in inside if status == 429),
+        sum(1 for _, status, _ in inside if status == 429),
         max(whole, default=0),
         [windows[w] for w in sorted(windows)],
+        dict(sorted(Counter(cohort for _, _, cohort in inside if cohort).items())),
     )
 
 
@@ -247,8 +252,8 @@ def scenario(name: str, runs: int, args: argparse.Namespace, work: Path) -> Figu
         for n in range(runs)
     ]
     try:
-        # every run has sent its opening request and its first batch
-        while len(server.log()) < 2 * runs + runs:
+        cohorts = {f"{name}-{n}" for n in range(runs)}
+        while not cohorts <= {cohort for _, _, cohort in server.log()}:  # every run sends
             if any(p.poll() is not None for p in processes):
                 failed = next(p for p in processes if p.poll() is not None)
                 raise SystemExit(f"{name}: a run ended early: {failed.stderr.read()}")  # type: ignore[union-attr]
@@ -275,7 +280,8 @@ def scenario(name: str, runs: int, args: argparse.Namespace, work: Path) -> Figu
     if args.verbose:
         print(f"  per second: {measured.per_second}")
     for cohort, concurrency in sorted(shown.items()):
-        print(f"  {cohort}: requests in flight {concurrency}")
+        sent = measured.per_run.get(cohort, 0)
+        print(f"  {cohort}: {sent / args.seconds:.1f} requests/s, in flight {concurrency}")
     return measured
 
 

@@ -46,6 +46,8 @@ HEADROOM = 0.96
 # Below this many seconds to the reset, Remaining is too coarse to pace by:
 # a window of a second is paced by Limit and the window's length alone.
 REMAINING_MATTERS_S = 10.0
+# Before a window's length is known, what remains is spread over at least this long.
+UNKNOWN_WINDOW_FLOOR_S = 1.0
 # Two resets closer than this are one window seen through clock jitter.
 MIN_WINDOW_S = 0.5
 
@@ -91,7 +93,7 @@ def pacing_rate(
     With the window's length known: ``Limit / window``, lowered to what
     Remaining leaves for the rest of a long window (other clients of the
     workspace may have spent part of it). Before the length is known, what
-    remains spread over the time to the reset.
+    remains spread over the time to the reset (a second at least).
     """
     if limit is None or limit <= 0:
         return None
@@ -103,7 +105,8 @@ def pacing_rate(
         return rate * HEADROOM
     if remaining is None or to_reset is None or to_reset <= 0:
         return None
-    return max(remaining, 1) / to_reset * HEADROOM
+    # Remaining may be a little old by now: near a reset, spread it over a second at least
+    return max(remaining, 1) / max(to_reset, UNKNOWN_WINDOW_FLOOR_S) * HEADROOM
 
 
 @dataclass
