@@ -483,6 +483,35 @@ def test_delete_removes_the_profiles_and_all_they_hold(rest: Rest, sandbox: Sand
         assert track_queries.recent_events(conn, ann.braze_id, 10) == []
 
 
+def test_delete_by_email_or_phone_deletes_the_one_profile_prioritization_picks(
+    rest: Rest, sandbox: Sandbox
+) -> None:
+    """``email_addresses`` and ``phone_numbers`` name users by contact with a
+    ``prioritization``: "deleting users will not occur if more than one user matches a
+    prioritization".
+
+    https://www.braze.com/docs/api/endpoints/user_data/post_user_delete/
+    """
+    rest.track({"external_id": "ann", "email": "pat@x.io", "phone": "+15550100"})
+    new = {"_update_existing_only": False, "email": "pat@x.io", "phone": "+15550100"}
+    rest.track({"user_alias": alias("visit", "v1"), **new})
+    time.sleep(0.01)
+    rest.track({"user_alias": alias("visit2", "v2"), **new})
+
+    def delete(key: str, kind: str, *prioritization: str) -> int:
+        item = {kind: new[kind], "prioritization": list(prioritization)}
+        return int(rest.ok("/users/delete", {key: [item]})["deleted"])
+
+    assert delete("email_addresses", "email", "unidentified") == 0
+    assert delete("phone_numbers", "phone", "most_recently_updated") == 1
+    assert holder(sandbox, alias=("visit2", "v2")) is None
+    assert delete("email_addresses", "email", "identified") == 1
+    assert holder(sandbox, external_id="ann") is None
+    assert holder(sandbox, alias=("visit", "v1")) is not None
+    assert delete("phone_numbers", "phone", "unidentified") == 1
+    assert holder(sandbox, alias=("visit", "v1")) is None
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -493,6 +522,12 @@ def test_delete_removes_the_profiles_and_all_they_hold(rest: Rest, sandbox: Sand
         {"external_ids": [7]},
         {"user_aliases": [{"alias_label": "email"}]},
         {"email_addresses": ["a@x.io"]},
+        {"email_addresses": [{"email": "a@x.io"}]},
+        {
+            "phone_numbers": [
+                {"phone": "+15550100", "prioritization": ["identified", "unidentified"]}
+            ]
+        },
     ],
 )
 def test_delete_refuses_malformed_bodies(rest: Rest, body: dict[str, Any]) -> None:
@@ -517,6 +552,8 @@ def test_delete_is_published_and_needs_the_rest_api_key(sandbox: Sandbox) -> Non
         "external_ids",
         "user_aliases",
         "braze_ids",
+        "email_addresses",
+        "phone_numbers",
     }
     response = requests.post(
         f"{sandbox.base_url}/users/delete", json={"external_ids": ["a"]}, timeout=10

@@ -23,7 +23,7 @@ MAX_EXPORT_IDS = 50
 MAX_IDENTIFY_OBJECTS = 50
 MAX_DELETE_IDS = 50
 MERGE_BEHAVIORS = ("none", "merge")
-DELETE_KEYS = ("external_ids", "user_aliases", "braze_ids")
+DELETE_KEYS = ("external_ids", "user_aliases", "braze_ids", "email_addresses", "phone_numbers")
 
 
 def _array(
@@ -121,25 +121,48 @@ def _email_to_identify(item: dict[str, Any], where: str) -> EmailToIdentify:
     return EmailToIdentify(external_id, str(email), tuple(order))
 
 
+def _contact(item: Any, kind: str, where: str) -> tuple[str, str, tuple[str, ...]]:
+    """``{"email" | "phone": ..., "prioritization": [...]}`` of ``/users/delete``."""
+    if not isinstance(item, dict):
+        raise ApiError(400, f"{where} must be an object with {kind} and prioritization")
+    value = item.get(kind)
+    if not is_identifier(value) or not value:
+        raise ApiError(400, f"{where}.{kind} must be a non-empty string")
+    order = item.get("prioritization")
+    if (
+        not isinstance(order, list)
+        or not order
+        or any(entry not in PRIORITIZATIONS for entry in order)
+        or len(set(order)) != len(order)
+        or {"identified", "unidentified"} <= set(order)
+    ):
+        raise ApiError(
+            400,
+            f"{where}.prioritization must be a non-empty array of distinct values among "
+            f"{', '.join(PRIORITIZATIONS)}, with at most one of identified and unidentified",
+        )
+    return kind, str(value), tuple(order)
+
+
 def parse_delete(body: dict[str, Any]) -> UsersToDelete:
     """``{"external_ids" | "user_aliases" | "braze_ids": [...]}``: exactly one, up to 50."""
     present = [key for key in DELETE_KEYS if key in body]
-    unsupported = [key for key in ("email_addresses", "phone_numbers") if key in body]
-    if unsupported:
-        raise ApiError(
-            400,
-            f"{', '.join(unsupported)}: this sandbox deletes users by "
-            "external_ids, user_aliases or braze_ids only",
-        )
     if len(present) != 1:
         raise ApiError(
-            400, "name the users by exactly one of external_ids, user_aliases, braze_ids"
+            400,
+            "name the users by exactly one of external_ids, user_aliases, braze_ids, "
+            "email_addresses, phone_numbers",
         )
     [key] = present
     values = _array(body, key, MAX_DELETE_IDS, "aliases" if key == "user_aliases" else "strings")
     if key == "user_aliases":
         return UsersToDelete(
             aliases=tuple(_alias(item, f"user_aliases[{i}]") for i, item in enumerate(values))
+        )
+    if key in ("email_addresses", "phone_numbers"):
+        kind = "email" if key == "email_addresses" else "phone"
+        return UsersToDelete(
+            contacts=tuple(_contact(item, kind, f"{key}[{i}]") for i, item in enumerate(values))
         )
     if not all(is_identifier(value) for value in values):
         raise ApiError(400, f"{key} must be an array of strings")

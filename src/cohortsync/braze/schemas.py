@@ -188,16 +188,42 @@ IDENTIFY: dict[str, Any] = {
 
 DELETE: dict[str, Any] = {
     "type": "object",
-    "description": "Exactly one of the three arrays.",
+    "description": "Exactly one of the five arrays; an email or phone with its prioritization.",
     "properties": {
         "external_ids": {"type": "array", "maxItems": 50, "items": _STRING},
         "user_aliases": {"type": "array", "maxItems": 50, "items": ALIAS},
         "braze_ids": {"type": "array", "maxItems": 50, "items": _STRING},
+        "email_addresses": {
+            "type": "array",
+            "maxItems": 50,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "email": _STRING,
+                    "prioritization": {"type": "array", "items": _STRING},
+                },
+                "required": ["email", "prioritization"],
+            },
+        },
+        "phone_numbers": {
+            "type": "array",
+            "maxItems": 50,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "phone": _STRING,
+                    "prioritization": {"type": "array", "items": _STRING},
+                },
+                "required": ["phone", "prioritization"],
+            },
+        },
     },
     "oneOf": [
         {"required": ["external_ids"]},
         {"required": ["user_aliases"]},
         {"required": ["braze_ids"]},
+        {"required": ["email_addresses"]},
+        {"required": ["phone_numbers"]},
     ],
 }
 

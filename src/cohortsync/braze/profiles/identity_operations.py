@@ -44,6 +44,8 @@ class UsersToDelete:
     external_ids: tuple[str, ...] = ()
     aliases: tuple[Alias, ...] = ()
     braze_ids: tuple[str, ...] = ()
+    # (kind, value, prioritization): kind is "email" or "phone".
+    contacts: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
 
 def add_aliases(store: Store, workspace_id: int, items: Sequence[tuple[str | None, Alias]]) -> int:
@@ -140,15 +142,7 @@ def _email_profile(
         for row in identity_queries.users_with_email(conn, workspace_id, item.email)
         if target is None or row.id != target.id
     ]
-    for criterion in item.prioritization:
-        if criterion == "identified":
-            candidates = [row for row in candidates if row.external_id is not None]
-        elif criterion == "unidentified":
-            candidates = [row for row in candidates if row.external_id is None]
-        elif candidates:
-            pick = max if criterion == "most_recently_updated" else min
-            when = pick(row.created_at for row in candidates)
-            candidates = [row for row in candidates if row.created_at == when]
+    candidates = _prioritized(candidates, item.prioritization)
     if not candidates:
         return None, "no other profile has this email (after prioritization)"
     if len(candidates) > 1:
@@ -165,7 +159,28 @@ def delete_users(store: Store, workspace_id: int, request: UsersToDelete) -> int
         ids.update(user_queries.owners_by_alias(conn, workspace_id, set(request.aliases)).values())
         numeric = [int(value) for value in request.braze_ids if _is_braze_id(value)]
         ids.update(identity_queries.user_ids_by_braze_id(conn, workspace_id, numeric))
+        for kind, value, order in request.contacts:
+            picked = _prioritized(
+                identity_queries.users_with(conn, workspace_id, kind, value), order
+            )
+            if len(picked) == 1:
+                ids.add(picked[0].id)
         return identity_queries.delete_users(conn, workspace_id, sorted(ids))
+
+
+def _prioritized(candidates: list[Any], order: tuple[str, ...]) -> list[Any]:
+    """The candidates ``prioritization`` leaves, narrowing in order (creation time stands
+    for update time: the store keeps none); Braze acts only when exactly one is left."""
+    for criterion in order:
+        if criterion == "identified":
+            candidates = [row for row in candidates if row.external_id is not None]
+        elif criterion == "unidentified":
+            candidates = [row for row in candidates if row.external_id is None]
+        elif candidates:
+            pick = max if criterion == "most_recently_updated" else min
+            when = pick(row.created_at for row in candidates)
+            candidates = [row for row in candidates if row.created_at == when]
+    return candidates
 
 
 def _is_braze_id(value: str) -> bool:

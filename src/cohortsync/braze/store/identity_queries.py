@@ -53,6 +53,18 @@ def users_with_email(conn: sa.Connection, workspace_id: int, email: str) -> list
     )
 
 
+def users_with(conn: sa.Connection, workspace_id: int, kind: str, value: str) -> list[Any]:
+    """The workspace's user rows whose ``email`` or ``phone`` (``kind``) is ``value``."""
+    column = users.c["phone" if kind == "phone" else "email"]
+    return list(
+        conn.execute(
+            sa.select(users)
+            .where(users.c.workspace_id == workspace_id, column == value)
+            .order_by(users.c.id)
+        ).all()
+    )
+
+
 def user_ids_by_braze_id(
     conn: sa.Connection, workspace_id: int, braze_ids: Sequence[int]
 ) -> set[int]:
