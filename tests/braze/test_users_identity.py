@@ -387,6 +387,25 @@ def test_identify_by_email_picks_the_profile_by_prioritization(
     ]
 
 
+def test_identify_by_phone_number_identifies_the_phone_only_profile(
+    rest: Rest, sandbox: Sandbox
+) -> None:
+    """``phone_numbers_to_identify`` works as ``emails_to_identify`` does, by phone.
+
+    https://www.braze.com/docs/api/endpoints/user_data/post_user_identify/
+    """
+    rest.track({"external_id": "known"})
+    rest.track(
+        {"user_alias": alias("visit", "v1"), "_update_existing_only": False, "phone": "+15550100"}
+    )
+    item = {"external_id": "known", "phone": "+15550100", "prioritization": ["unidentified"]}
+    answer = rest.ok("/users/identify", {"phone_numbers_to_identify": [item]})
+    assert answer == {"aliases_processed": 1, "message": "success"}
+    assert profile(sandbox, external_id="known").aliases == [alias("visit", "v1")]
+    again = rest.ok("/users/identify", {"phone_numbers_to_identify": [item]})
+    assert again["errors"][0].startswith("phone_numbers_to_identify[0]")
+
+
 @pytest.mark.parametrize(
     "body",
     [

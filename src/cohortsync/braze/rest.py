@@ -23,6 +23,7 @@ MAX_EXPORT_IDS = 50
 MAX_IDENTIFY_OBJECTS = 50
 MAX_DELETE_IDS = 50
 MERGE_BEHAVIORS = ("none", "merge")
+IDENTIFY_KEYS = ("aliases_to_identify", "emails_to_identify", "phone_numbers_to_identify")
 DELETE_KEYS = ("external_ids", "user_aliases", "braze_ids", "email_addresses", "phone_numbers")
 
 
@@ -80,8 +81,8 @@ def parse_identify(
     One of the two arrays is required, at most 50 objects in all; the third
     value says whether ``merge_behavior`` is ``"merge"`` (the default).
     """
-    if "aliases_to_identify" not in body and "emails_to_identify" not in body:
-        raise ApiError(400, "one of aliases_to_identify and emails_to_identify is required")
+    if not any(key in body for key in IDENTIFY_KEYS):
+        raise ApiError(400, f"one of {', '.join(IDENTIFY_KEYS)} is required")
     aliases = []
     if "aliases_to_identify" in body:
         for where, item in _objects(body, "aliases_to_identify", MAX_IDENTIFY_OBJECTS, "objects"):
@@ -91,6 +92,11 @@ def parse_identify(
     if "emails_to_identify" in body:
         for where, item in _objects(body, "emails_to_identify", MAX_IDENTIFY_OBJECTS, "objects"):
             emails.append(_email_to_identify(item, where))
+    if "phone_numbers_to_identify" in body:
+        for where, item in _objects(
+            body, "phone_numbers_to_identify", MAX_IDENTIFY_OBJECTS, "objects"
+        ):
+            emails.append(_email_to_identify(item, where, "phone"))
     if len(aliases) + len(emails) > MAX_IDENTIFY_OBJECTS:
         raise ApiError(400, f"at most {MAX_IDENTIFY_OBJECTS} objects to identify per request")
     behavior = body.get("merge_behavior", "merge")
@@ -99,12 +105,13 @@ def parse_identify(
     return aliases, emails, behavior == "merge"
 
 
-def _email_to_identify(item: dict[str, Any], where: str) -> EmailToIdentify:
-    """``{"external_id", "email", "prioritization": [...]}``, checked as Braze documents it."""
+def _email_to_identify(item: dict[str, Any], where: str, kind: str = "email") -> EmailToIdentify:
+    """``{"external_id", "email" | "phone", "prioritization": [...]}``, checked as Braze
+    documents it."""
     external_id = _external_id(item.get("external_id"), where)
-    email = item.get("email")
+    email = item.get(kind)
     if not is_identifier(email) or not email:
-        raise ApiError(400, f"{where}.email must be a non-empty string")
+        raise ApiError(400, f"{where}.{kind} must be a non-empty string")
     order = item.get("prioritization")
     if (
         not isinstance(order, list)
@@ -118,7 +125,7 @@ def _email_to_identify(item: dict[str, Any], where: str) -> EmailToIdentify:
             f"{where}.prioritization must be a non-empty array of distinct values among "
             f"{', '.join(PRIORITIZATIONS)}, with at most one of identified and unidentified",
         )
-    return EmailToIdentify(external_id, str(email), tuple(order))
+    return EmailToIdentify(external_id, str(email), tuple(order), kind)
 
 
 def _contact(item: Any, kind: str, where: str) -> tuple[str, str, tuple[str, ...]]:

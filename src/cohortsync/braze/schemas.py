@@ -181,9 +181,39 @@ IDENTIFY: dict[str, Any] = {
                 },
             },
         },
+        "phone_numbers_to_identify": {
+            "type": "array",
+            "maxItems": 50,
+            "items": {
+                "type": "object",
+                "required": ["external_id", "phone", "prioritization"],
+                "properties": {
+                    "external_id": _STRING,
+                    "phone": _STRING,
+                    "prioritization": {
+                        "type": "array",
+                        "minItems": 1,
+                        "uniqueItems": True,
+                        "items": {
+                            "type": "string",
+                            "enum": [
+                                "identified",
+                                "unidentified",
+                                "most_recently_updated",
+                                "least_recently_updated",
+                            ],
+                        },
+                    },
+                },
+            },
+        },
         "merge_behavior": {"type": "string", "enum": ["none", "merge"], "default": "merge"},
     },
-    "anyOf": [{"required": ["aliases_to_identify"]}, {"required": ["emails_to_identify"]}],
+    "anyOf": [
+        {"required": ["aliases_to_identify"]},
+        {"required": ["emails_to_identify"]},
+        {"required": ["phone_numbers_to_identify"]},
+    ],
 }
 
 DELETE: dict[str, Any] = {

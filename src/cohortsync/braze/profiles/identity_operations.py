@@ -30,11 +30,13 @@ PRIORITIZATIONS = ("identified", "unidentified", "most_recently_updated", "least
 
 @dataclass(frozen=True)
 class EmailToIdentify:
-    """One object of ``/users/identify`` ``emails_to_identify``."""
+    """One object of ``/users/identify`` ``emails_to_identify`` or, with ``kind``
+    ``"phone"``, ``phone_numbers_to_identify`` (``email`` then holds the number)."""
 
     external_id: str
     email: str
     prioritization: tuple[str, ...]
+    kind: str = "email"
 
 
 @dataclass(frozen=True)
@@ -93,12 +95,16 @@ def identify_users(
             )
             if reason:
                 errors.append(f"aliases_to_identify[{index}]: {reason}")
-        for index, item in enumerate(emails):
+        seen = {"email": 0, "phone": 0}
+        for item in emails:
+            index = seen[item.kind]
+            seen[item.kind] += 1
             source, reason = _email_profile(conn, workspace_id, item)
             if source is not None:
                 reason = _identify(conn, workspace_id, source, item.external_id, merge)
             if reason:
-                errors.append(f"emails_to_identify[{index}]: {reason}")
+                key = "emails_to_identify" if item.kind == "email" else "phone_numbers_to_identify"
+                errors.append(f"{key}[{index}]: {reason}")
     return errors
 
 
@@ -139,7 +145,7 @@ def _email_profile(
     target = user_queries.user_by_external_id(conn, workspace_id, item.external_id)
     candidates = [
         row
-        for row in identity_queries.users_with_email(conn, workspace_id, item.email)
+        for row in identity_queries.users_with(conn, workspace_id, item.kind, item.email)
         if target is None or row.id != target.id
     ]
     candidates = _prioritized(candidates, item.prioritization)
