@@ -269,3 +269,15 @@ def test_importing_cohortsync_does_not_import_pyspark() -> None:
         check=True,
     )
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("url", ["spark+local://", "spark://master:7077", "sc://connect:15002"])
+def test_saved_queries_are_checked_in_sparks_dialect_for_every_spark_url(url: str) -> None:
+    """A saved query is checked when defined, by the rules its warehouse will apply."""
+    from cohortsync.warehouse.query_check import check_query_for
+
+    assert check_query_for("SELECT id FROM customers WHERE id > ?", url)
+    with pytest.raises(SourceError, match="only read"):
+        check_query_for("DELETE FROM customers", url)
+    with pytest.raises(SourceError, match=r"reflect\(\)"):
+        check_query_for("SELECT reflect('java.lang.System', 'exit', '0')", url)

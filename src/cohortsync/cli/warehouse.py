@@ -31,8 +31,10 @@ app = typer.Typer(
         "Load files into the warehouse and check queries.\n\n"
         "The warehouse is the embedded DuckDB file $COHORTSYNC_HOME/warehouse.duckdb "
         "unless --warehouse (or COHORTSYNC_WAREHOUSE) names another: "
-        "duckdb:///path/to/file.duckdb, or a SQLAlchemy URL such as "
-        "postgresql://user:password@host:5432/db."
+        "duckdb:///path/to/file.duckdb, a SQLAlchemy URL such as "
+        "postgresql://user:password@host:5432/db, or Spark: spark+local:// (a local "
+        "session keeping its tables under $COHORTSYNC_HOME/spark), spark://host:7077 "
+        "or sc://host:15002 (Spark Connect)."
     ),
     no_args_is_help=True,
 )
@@ -54,7 +56,8 @@ WarehouseOption = Annotated[
     typer.Option(
         "--warehouse",
         envvar="COHORTSYNC_WAREHOUSE",
-        help="Warehouse URL: duckdb:///file.duckdb or a SQLAlchemy URL. "
+        help="Warehouse URL: duckdb:///file.duckdb, a SQLAlchemy URL, or spark+local://, "
+        "spark://host:port, sc://host:port. "
         "Default: the embedded DuckDB file in $COHORTSYNC_HOME.",
         show_default=False,
     ),

@@ -2,7 +2,9 @@
 
 DuckDB queries are checked by :mod:`cohortsync.warehouse.statements`; the
 engines reached through SQLAlchemy by :mod:`cohortsync.warehouse.dialect_statements`
-(sqlglot), which builds on the former: this module sits above both.
+(sqlglot), which builds on the former; Spark's (every URL scheme of it, ``sc://``
+too) by the Spark engine's own check, in Spark's dialect. This module sits above
+them all.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from cohortsync.warehouse.connect import SPARK_PREFIXES
 from cohortsync.warehouse.statements import check_duckdb_query
 
 
@@ -22,6 +25,12 @@ def check_query_for(sql: str, warehouse_url: str) -> str:
     """
     if warehouse_url.startswith("duckdb:"):
         return check_duckdb_query(sql)
+    if warehouse_url.startswith(SPARK_PREFIXES):
+        # Imported here: the Spark engine's module is loaded only for Spark queries
+        # (it never imports pyspark for a check).
+        from cohortsync.warehouse.spark_engine import check_spark_query
+
+        return check_spark_query(sql)
     try:
         dialect = make_url(warehouse_url).get_backend_name()
     except ArgumentError:
