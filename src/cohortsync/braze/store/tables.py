@@ -102,6 +102,8 @@ user_aliases = sa.Table(
     sa.Column("alias_name", sa.String, primary_key=True),
     sa.Column("alias_label", sa.String, primary_key=True),
     sa.Column("user_id", sa.BigInteger, nullable=False, index=True),
+    # Braze's rule, kept by the store since revision 0005: one alias per label per user.
+    sa.Index("uq_braze_user_aliases_user_label", "user_id", "alias_label", unique=True),
     sqlite_with_rowid=False,
 )
 
