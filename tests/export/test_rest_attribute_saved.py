@@ -194,3 +194,37 @@ def test_a_partner_authentication_refuses_rest_attribute_settings(
     assert ran.returncode == 2 and "delivers partner cohorts" in ran.stderr
     with pytest.raises(ConfigError, match="no cohort 'c'"):
         sandbox.members("c")  # nothing was sent: the cohort was never created
+
+
+def test_an_attribute_braze_reads_as_a_profile_field_is_refused_when_saved(
+    sandbox: Any, rest_auth: str, cli: CliRunner
+) -> None:
+    """The attribute rule is the definitions' own: saving refuses it, not only running."""
+    sql = "SELECT external_id AS user_ids FROM customers"
+    base = ["--export", rest_auth, "--cohort-id", "vip"]
+    query = cli("query", "save", "vip", "--sql", sql, *base, "--attribute", "email")
+    assert query.returncode == 2
+    assert query.stderr.strip() == (
+        "error: 'email' is not a custom attribute name: Braze reads it as a profile field "
+        "or an identifier (give a custom attribute name, e.g. cohorts or cohort_vip)"
+    ), query.stderr
+    assert "Traceback" not in query.stderr
+    dollar = cli("query", "save", "vip", "--sql", sql, *base, "--attribute", "$email")
+    assert dollar.returncode == 2 and "'$email' is not a custom attribute" in dollar.stderr
+    assert json.loads(cli("query", "list", "--json").stdout) == {"queries": []}
+
+    steps = [
+        ("audience", "parent", "create", "customers", "--table", "customers",
+         "--key", "external_id"),
+        ("segment", "create", "all", "--parent", "customers", "--rules",
+         '{"column": "country", "op": "!=", "value": "XX"}'),
+        ("activation", "create", "vip", "--segment", "all", "--auth", rest_auth,
+         "--cohort-id", "vip", "--map", "external_id=user_ids"),
+    ]  # fmt: skip
+    for step in steps:
+        done = cli(*step)
+        assert done.returncode == 0, (step, done.stderr)
+    updated = cli("activation", "update", "vip", "--attribute", "first_name")
+    assert updated.returncode == 2
+    assert "'first_name' is not a custom attribute name" in updated.stderr
+    assert json.loads(cli("activation", "show", "vip", "--json").stdout)["attribute"] is None

@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, ClassVar, Final, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from cohortsync.definitions.invalid import RuleBroken
 
@@ -32,6 +40,74 @@ DEFAULT_MAX_REMOVE_PCT = 50.0
 # Names become job labels (``activation:NAME``), file names and command
 # arguments: letters, digits, '_', '.' and '-', starting with a letter or digit.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+# A rest-attribute export's attribute unless named: one array for every cohort
+# (``cohorts``) or one boolean per cohort (``cohort_<cohort id>``).
+DEFAULT_ARRAY_ATTRIBUTE = "cohorts"
+# Braze's limit on a custom attribute's name.
+MAX_ATTRIBUTE_NAME = 255
+# Keys of a /users/track attributes object that are not custom attributes:
+# naming one would address or update something else than the cohort attribute.
+RESERVED_ATTRIBUTES = frozenset(
+    {
+        "external_id",
+        "user_alias",
+        "braze_id",
+        "email",
+        "phone",
+        "_update_existing_only",
+        "push_token_import",
+        "first_name",
+        "last_name",
+        "gender",
+        "dob",
+        "country",
+        "home_city",
+        "language",
+        "time_zone",
+        "email_subscribe",
+        "push_subscribe",
+        "subscription_groups",
+    }
+)
+ATTRIBUTE_HINT = "give a custom attribute name, e.g. cohorts or cohort_vip"
+
+
+def attribute_name(mode: AttributeMode, attribute: str | None, cohort_id: str) -> str:
+    """The custom attribute a rest-attribute export of ``cohort_id`` changes.
+
+    ``attribute`` when named, else ``cohorts`` (array mode) or
+    ``cohort_<cohort id>`` (boolean mode).
+    """
+    if attribute:
+        return attribute
+    return DEFAULT_ARRAY_ATTRIBUTE if mode == "array" else f"cohort_{cohort_id}"
+
+
+def check_attribute_name(name: str) -> str:
+    """``name`` if Braze would treat it as a custom attribute.
+
+    The one rule for every way in: a saved query or activation is refused
+    when saved, ``cohortsync export`` before it reads a row.
+
+    Raises:
+        RuleBroken: empty, too long, starting with ``$``, or a reserved key.
+    """
+    if not name.strip():
+        raise RuleBroken("the attribute name is empty", hint=ATTRIBUTE_HINT)
+    if len(name) > MAX_ATTRIBUTE_NAME:
+        raise RuleBroken(
+            f"the attribute name is longer than {MAX_ATTRIBUTE_NAME} characters",
+            hint=ATTRIBUTE_HINT,
+        )
+    if name.startswith("$") or name in RESERVED_ATTRIBUTES:
+        raise RuleBroken(
+            f"{name!r} is not a custom attribute name: Braze reads it as a profile field "
+            "or an identifier",
+            hint=ATTRIBUTE_HINT,
+        )
+    return name
 
 
 def check_name(kind: str, name: str) -> str:
@@ -136,4 +212,22 @@ class CohortExport(BaseModel):
     # A rest-attribute authentication's attribute: an array holding the cohort id
     # (``cohorts`` unless named) or one boolean per cohort (``cohort_<id>``).
     attribute_mode: AttributeMode = "array"
-    attribute: str | None = Field(default=None, min_length=1)
+    attribute: str | None = None
+
+    @field_validator("attribute")
+    @classmethod
+    def _custom_attribute(cls, attribute: str | None) -> str | None:
+        return None if attribute is None else check_attribute_name(attribute)
+
+    @model_validator(mode="after")
+    def _default_attribute(self) -> CohortExport:
+        """The boolean default (``cohort_<cohort id>``) must be a valid name too."""
+        if self.attribute is None and self.attribute_mode == "boolean":
+            name = attribute_name(self.attribute_mode, None, self.cohort_id)
+            if len(name) > MAX_ATTRIBUTE_NAME:
+                raise RuleBroken(
+                    f"the attribute name {name[:40]}... is longer than "
+                    f"{MAX_ATTRIBUTE_NAME} characters",
+                    hint="name the attribute, or give a shorter cohort id",
+                )
+        return self

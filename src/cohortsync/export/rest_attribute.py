@@ -39,6 +39,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cohortsync.definitions.fields import check_attribute_name
+from cohortsync.definitions.invalid import RuleBroken
 from cohortsync.errors import ConfigError, SourceError
 from cohortsync.export.batches import joined_items, runs_of
 from cohortsync.export.identifiers import ALIAS, IdentifierColumns
@@ -50,31 +52,6 @@ FIRST_ERRORS = 5
 """How many non-fatal errors a run's match report describes (the first ones)."""
 
 ADDRESSABLE_KINDS = frozenset({USER_IDS, ALIAS})
-# Keys of an attributes object that are not custom attributes: naming one
-# would address or update something else than the cohort attribute.
-RESERVED_ATTRIBUTES = frozenset(
-    {
-        "external_id",
-        "user_alias",
-        "braze_id",
-        "email",
-        "phone",
-        "_update_existing_only",
-        "push_token_import",
-        "first_name",
-        "last_name",
-        "gender",
-        "dob",
-        "country",
-        "home_city",
-        "language",
-        "time_zone",
-        "email_subscribe",
-        "push_subscribe",
-        "subscription_groups",
-    }
-)
-MAX_ATTRIBUTE_NAME = 255
 # Arrow string scalars: the kernels join them with the items without a Python object each.
 _PREFIXES = {
     USER_IDS: pa.scalar('{"external_id":', pa.string()),
@@ -87,23 +64,20 @@ _BARE_INDEX = re.compile(r"^\s*attributes\[\d+\]\s*:\s*")
 def check_attribute(destination: Destination, cohort_id: str) -> None:
     """Refuse an attribute name Braze would not treat as a custom attribute.
 
+    The saved definitions check the same rule when saved
+    (:func:`cohortsync.definitions.fields.check_attribute_name`); this is
+    its check for ``cohortsync export`` and for runs saved before it.
+
     Raises:
         ConfigError: empty, too long, starting with ``$``, or a reserved key.
     """
-    name = destination.attribute_name(cohort_id)
-    hint = "give --attribute a custom attribute name, e.g. cohorts or cohort_vip"
-    if not name.strip():
-        raise ConfigError("the attribute name is empty", hint=hint)
-    if len(name) > MAX_ATTRIBUTE_NAME:
+    try:
+        check_attribute_name(destination.attribute_name(cohort_id))
+    except RuleBroken as broken:
         raise ConfigError(
-            f"the attribute name is longer than {MAX_ATTRIBUTE_NAME} characters", hint=hint
-        )
-    if name.startswith("$") or name in RESERVED_ATTRIBUTES:
-        raise ConfigError(
-            f"{name!r} is not a custom attribute name: Braze reads it as a profile field "
-            "or an identifier",
-            hint=hint,
-        )
+            broken.message,
+            hint="give --attribute a custom attribute name, e.g. cohorts or cohort_vip",
+        ) from None
 
 
 def read_rest_api_key(value: str | None) -> str:

@@ -13,11 +13,13 @@ from typing import Any, Literal
 # The saved definitions declare these once; the export reads the same names.
 from cohortsync.definitions.activation import DEVICE_IDS, USER_IDS
 from cohortsync.definitions.fields import (
+    DEFAULT_ARRAY_ATTRIBUTE,
     DEFAULT_MAX_REMOVE_PCT,
     DEFAULT_PARTNER,
     DEFAULT_THREADS,
     Operation,
     ThreadCount,
+    attribute_name,
 )
 
 __all__ = [
@@ -47,7 +49,6 @@ DestinationType = Literal["partner-cohort", "rest-attribute"]
 PARTNER_COHORT: DestinationType = "partner-cohort"
 REST_ATTRIBUTE: DestinationType = "rest-attribute"
 AttributeMode = Literal["array", "boolean"]
-DEFAULT_ARRAY_ATTRIBUTE = "cohorts"
 
 
 @dataclass(frozen=True)
@@ -107,9 +108,7 @@ class Destination:
 
         ``cohorts`` (array mode) or ``cohort_<cohort id>`` (boolean mode) unless named.
         """
-        if self.attribute:
-            return self.attribute
-        return DEFAULT_ARRAY_ATTRIBUTE if self.attribute_mode == "array" else f"cohort_{cohort_id}"
+        return attribute_name(self.attribute_mode, self.attribute, cohort_id)
 
     def cohort_slot(self, cohort_id: str) -> str:
         """What tells this destination's cohorts apart within one workspace and key.
