@@ -14,7 +14,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cohortsync.braze.store import MAX_IDENTIFIER_LENGTH, Alias, Store, user_queries, utc_now
+from cohortsync.braze.store import (
+    MAX_IDENTIFIER_LENGTH,
+    Alias,
+    Store,
+    user_aliases,
+    user_queries,
+    utc_now,
+)
 from cohortsync.braze.validation import is_identifier, parse_alias
 from cohortsync.errors import CohortsyncError, ConfigError, RunInterrupted, whole_message
 
@@ -129,12 +136,35 @@ def _profile_line(value: Any) -> ProfileLine:
         if alias is None:
             raise bad("an alias lacks string alias_label and alias_name")
         aliases.append(alias)
+    _check_one_alias_per_label(external_id, aliases)
     if not isinstance(raw_devices, list) or not all(is_identifier(d) and d for d in raw_devices):
         raise bad(
             f"device_ids is not an array of non-empty strings of at most "
             f"{MAX_IDENTIFIER_LENGTH} characters without NUL"
         )
     return ProfileLine(external_id, tuple(aliases), tuple(raw_devices))
+
+
+def _check_one_alias_per_label(external_id: str | None, aliases: list[Alias]) -> None:
+    """Braze gives a user one alias per label: a line may not give two."""
+    named: dict[str, str] = {}
+    for label, name in aliases:
+        first = named.setdefault(label, name)
+        if first != name:
+            raise _Refused(
+                f"gives {_user_named(external_id, aliases)} two aliases labelled {label!r} "
+                f"({first!r} and {name!r}); a user has one alias per label"
+            )
+
+
+def _user_named(external_id: str | None, aliases: Iterable[Alias]) -> str:
+    """The user of a line, as a message names it."""
+    if external_id is not None:
+        return f"the user {external_id!r}"
+    first = next(iter(aliases), None)
+    if first is None:
+        return "the user of the line's device ids"
+    return f"the user of alias {first[0]!r}={first[1]!r}"
 
 
 def load_users(
@@ -228,6 +258,7 @@ def _load_next(
     ``None``: refused lines are counted in ``report`` and left out.
     """
     chunk: list[ProfileLine] = []
+    numbers: list[int] = []
     read = 0
     for line, value in islice(numbered, chunk_size):
         read += 1
@@ -238,9 +269,21 @@ def _load_next(
             report.fail(parsed)
         else:
             chunk.append(parsed)
-    if chunk:
-        _load_chunk(store, conn, workspace_id, chunk, report)
-        report.lines += len(chunk)
+            numbers.append(line)
+    while chunk:
+        refused = _load_chunk(store, conn, workspace_id, chunk, numbers, report)
+        if not refused:
+            report.lines += len(chunk)
+            break
+        if source is not None:
+            raise LoadFailed(source, refused[0])
+        # Leave the refused lines out and resolve the others again, without them.
+        for bad in refused:
+            report.fail(bad)
+        left = {bad.line for bad in refused}
+        kept = [(n, p) for n, p in zip(numbers, chunk, strict=True) if n not in left]
+        numbers = [n for n, _ in kept]
+        chunk = [p for _, p in kept]
     return read > 0  # a chunk of refused lines only is not the end of the input
 
 
@@ -249,8 +292,11 @@ def _load_chunk(
     conn: sa.Connection,
     workspace_id: int,
     chunk: list[ProfileLine],
+    numbers: list[int],
     report: LoadReport,
-) -> None:
+) -> list[BadLine]:
+    """Load the chunk's lines, or write nothing and return the lines that would
+    give a user a second alias of a label (Braze keeps one per label)."""
     by_external_id = user_queries.ids_by_external_id(
         conn, workspace_id, sorted({p.external_id for p in chunk if p.external_id})
     )
@@ -265,6 +311,7 @@ def _load_chunk(
     new_users: list[dict[str, Any]] = []
     owners: list[int] = []
     next_id = 0
+    updated = without_identifiers = 0
     now = utc_now()
 
     def create(external_id: str | None) -> int:
@@ -276,7 +323,7 @@ def _load_chunk(
     for profile in chunk:
         if profile.external_id is None and not profile.aliases and not profile.device_ids:
             # Nothing could ever find such a user, and loading it twice would make two.
-            report.lines_without_identifiers += 1
+            without_identifiers += 1
             owners.append(0)
             continue
         if profile.external_id is not None:
@@ -286,13 +333,13 @@ def _load_chunk(
             if owner is None:
                 owner = pending_external[profile.external_id] = create(profile.external_id)
             else:
-                report.users_updated += 1
+                updated += 1
         else:
             known = [by_alias[a] for a in profile.aliases if a in by_alias]
             known += [by_device[d] for d in profile.device_ids if d in by_device]
             if known:
                 owner = known[0]
-                report.users_updated += 1
+                updated += 1
             else:
                 owner = create(None)
             for alias in profile.aliases:
@@ -301,6 +348,11 @@ def _load_chunk(
                 by_device.setdefault(device, owner)
         owners.append(owner)
 
+    refused = _second_aliases(conn, workspace_id, chunk, numbers, owners)
+    if refused:
+        return refused
+    report.users_updated += updated
+    report.lines_without_identifiers += without_identifiers
     first = user_queries.allocate_ids(conn, "users", len(new_users)) if new_users else 0
 
     def real(owner: int) -> int:
@@ -337,3 +389,51 @@ def _load_chunk(
         for device in profile.device_ids
     ]
     user_queries.insert_identifiers(store, conn, alias_rows, device_rows)
+    return []
+
+
+def _second_aliases(
+    conn: sa.Connection,
+    workspace_id: int,
+    chunk: list[ProfileLine],
+    numbers: list[int],
+    owners: list[int],
+) -> list[BadLine]:
+    """The lines that would give their user an alias of a label the user holds
+    (in the store, or from an earlier line) under another name.
+
+    An alias held by another user stays there and gives this one nothing, so
+    it is no second alias; ``owners`` may hold the placeholders of new users.
+    """
+    claimed = user_queries.owners_by_alias(
+        conn, workspace_id, {a for p in chunk for a in p.aliases}
+    )
+    held: dict[tuple[int, str], str] = {}
+    existing = sorted({owner for owner in owners if owner > 0})
+    for start in range(0, len(existing), 1_000):
+        for user_id, label, name in conn.execute(
+            sa.select(
+                user_aliases.c.user_id, user_aliases.c.alias_label, user_aliases.c.alias_name
+            ).where(user_aliases.c.user_id.in_(existing[start : start + 1_000]))
+        ):
+            held[(user_id, label)] = name
+    refused: list[BadLine] = []
+    for profile, line, owner in zip(chunk, numbers, owners, strict=True):
+        if owner == 0:
+            continue
+        for label, name in profile.aliases:
+            if (label, name) in claimed:
+                continue
+            other = held.setdefault((owner, label), name)
+            if other != name:
+                refused.append(
+                    BadLine(
+                        line,
+                        f"gives {_user_named(profile.external_id, profile.aliases)} a second "
+                        f"alias labelled {label!r} ({name!r}) beside {other!r}; a user has "
+                        "one alias per label",
+                    )
+                )
+                break
+            claimed[(label, name)] = owner
+    return refused
