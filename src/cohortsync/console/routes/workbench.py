@@ -26,6 +26,12 @@ from pydantic import ValidationError
 
 from cohortsync import queries
 from cohortsync.catalog.auths import list_auths
+from cohortsync.console.attribute_form import (
+    attribute_context,
+    attribute_data,
+    attribute_values,
+    is_rest_attribute,
+)
 from cohortsync.console.context import Console, console_of
 from cohortsync.console.field_errors import said
 from cohortsync.console.launches import launched
@@ -37,7 +43,7 @@ from cohortsync.jobs.cron import check_cron, upcoming_slots
 from cohortsync.jobs.run_history import latest_run_views, list_run_views
 from cohortsync.warehouse import open_engine
 from cohortsync.warehouse.preview import Preview, preview
-from cohortsync.web.pages import redirect
+from cohortsync.web.pages import prefixed, redirect
 
 router = APIRouter()
 
@@ -71,8 +77,12 @@ class Editor:
     def sql(self) -> str:
         return self.values["sql"]
 
-    def export_data(self) -> dict[str, Any] | None:
-        """The export definition's fields, or ``None`` when no authentication is chosen."""
+    def export_data(self, rest_attribute: bool) -> dict[str, Any] | None:
+        """The export definition's fields, or ``None`` when no authentication is chosen.
+
+        The attribute fields only for a ``rest-attribute`` authentication
+        (:mod:`cohortsync.console.attribute_form`).
+        """
         v = self.values
         if not v["auth"]:
             return None
@@ -88,6 +98,7 @@ class Editor:
                 "allow_empty": v["allow_empty"] == "on",
                 "max_remove_pct": v["max_remove_pct"],
             },
+            **attribute_data(v, rest_attribute),
         }
 
     def export_without_auth(self) -> dict[str, str]:
@@ -110,6 +121,8 @@ def editor_form(
     allow_empty: str = Form(""),
     max_remove_pct: str = Form(_number(DEFAULT_MAX_REMOVE_PCT)),
     skip_invalid: str = Form(""),
+    attribute_mode: str = Form("array"),
+    attribute: str = Form(""),
     schedule: str = Form(""),
     timezone: str = Form("UTC"),
     result_columns: list[str] = Form([]),
@@ -127,6 +140,7 @@ def editor_form(
         "allow_empty": allow_empty,
         "max_remove_pct": max_remove_pct.strip(),
         "skip_invalid": skip_invalid,
+        **attribute_values({"attribute_mode": attribute_mode, "attribute": attribute}),
         "schedule": schedule.strip(),
         "timezone": timezone.strip() or "UTC",
     }
@@ -146,6 +160,8 @@ def blank_values() -> dict[str, str]:
         "allow_empty": "",
         "max_remove_pct": _number(DEFAULT_MAX_REMOVE_PCT),
         "skip_invalid": "",
+        "attribute_mode": "array",
+        "attribute": "",
         "schedule": "",
         "timezone": "UTC",
     }
@@ -172,6 +188,8 @@ def saved_values(query: queries.SavedQuery) -> dict[str, str]:
             allow_empty="on" if export.mirror.allow_empty else "",
             max_remove_pct=_number(export.mirror.max_remove_pct),
             skip_invalid="on" if export.skip_invalid else "",
+            attribute_mode=export.attribute_mode,
+            attribute=export.attribute or "",
         )
     return values
 
@@ -255,7 +273,7 @@ def dry_run(
     plan: dict[str, Any] | None = None
     report: dict[str, Any] | None = None
     failure: CohortsyncError | None = None
-    data = editor.export_data()
+    data = editor.export_data(is_rest_attribute(editor.values["auth"], list_auths(console.catalog)))
     if data is None:
         errors["auth"] = "Choose the authentication to plan the export with"
     elif not editor.sql.strip():
@@ -283,7 +301,7 @@ def dry_run(
         request,
         "console/_workbench_export.html",
         {
-            **_export_context(console, editor, errors),
+            **_export_context(request, console, editor, errors),
             "plan": plan,
             "report": report,
             "plan_failure": failure,
@@ -305,6 +323,25 @@ def schedule_preview(
     )
 
 
+@router.post("/queries/attribute-fields")
+def attribute_fields(
+    request: Request, console: Console = Depends(console_of), editor: Editor = Depends(editor_form)
+) -> Response:
+    """The attribute fields for the authentication chosen (an htmx fragment)."""
+    shown = is_rest_attribute(editor.values["auth"], list_auths(console.catalog))
+    return console.pages.render(
+        request,
+        "console/_attribute_fields.html",
+        {
+            "values": editor.values,
+            "errors": {},
+            **attribute_context(
+                editor.values, shown, prefixed(request, "/queries/attribute-fields")
+            ),
+        },
+    )
+
+
 @router.post("/queries/save")
 def save(
     request: Request, console: Console = Depends(console_of), editor: Editor = Depends(editor_form)
@@ -315,7 +352,9 @@ def save(
     data = {
         "name": values["name"],
         "sql": values["sql"],
-        "export": editor.export_data(),
+        "export": editor.export_data(
+            is_rest_attribute(values["auth"], list_auths(console.catalog))
+        ),
         "schedule": values["schedule"] or None,
         "timezone": values["timezone"],
     }
@@ -407,16 +446,19 @@ def _editor_page(
             "outcome": outcome,
             "last_run": last[0] if last else None,
             "zones": _zones(values["timezone"]),
-            **_export_context(console, editor, errors),
+            **_export_context(request, console, editor, errors),
             **_schedule_context(values["schedule"], values["timezone"], errors),
         },
         status_code=status,
     )
 
 
-def _export_context(console: Console, editor: Editor, errors: Mapping[str, str]) -> dict[str, Any]:
+def _export_context(
+    request: Request, console: Console, editor: Editor, errors: Mapping[str, str]
+) -> dict[str, Any]:
     auths = list_auths(console.catalog)
     values = editor.values
+    rest_attribute = is_rest_attribute(values["auth"], auths)
     auth_options = [("", "No export: only run the query")]
     auth_options += [(auth.name, f"{auth.name} ({auth.endpoint})") for auth in auths]
     if values["auth"] and values["auth"] not in {auth.name for auth in auths}:
@@ -432,6 +474,7 @@ def _export_context(console: Console, editor: Editor, errors: Mapping[str, str])
         "plan_failure": None,
         "sample_body": "",
         **_alias_context(values, editor.columns),
+        **attribute_context(values, rest_attribute, prefixed(request, "/queries/attribute-fields")),
     }
 
 

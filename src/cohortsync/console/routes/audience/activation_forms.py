@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from cohortsync.catalog.audiences import SavedActivation
+from cohortsync.console.attribute_form import attribute_data, attribute_values
 from cohortsync.definitions import field_problems
 from cohortsync.definitions.activation import DEVICE_IDS, USER_IDS
 from cohortsync.definitions.fields import DEFAULT_MAX_REMOVE_PCT, DEFAULT_THREADS
@@ -65,15 +66,19 @@ def activation_values(form: FormData) -> dict[str, Any]:
         "skip_invalid": form.get("skip_invalid") == "on",
         "allow_empty": form.get("allow_empty") == "on",
         "max_remove_pct": text("max_remove_pct"),
+        **attribute_values(form),
         "schedule": text("schedule"),
         "timezone": text("timezone") or "UTC",
     }
 
 
 def activation_data(
-    values: Mapping[str, Any], mapping: list[MappingRow], segment: str
+    values: Mapping[str, Any], mapping: list[MappingRow], segment: str, *, rest_attribute: bool
 ) -> dict[str, Any]:
-    """The :class:`Activation` fields of the form; empty optional fields are left unset."""
+    """The :class:`Activation` fields of the form; empty optional fields are left unset.
+
+    The attribute fields only for a ``rest-attribute`` authentication.
+    """
     alias = values["alias_column"] or None
     return {
         "name": values["name"],
@@ -91,6 +96,7 @@ def activation_data(
             "allow_empty": values["allow_empty"],
             "max_remove_pct": values["max_remove_pct"] or DEFAULT_MAX_REMOVE_PCT,
         },
+        **attribute_data(values, rest_attribute),
         "schedule": values["schedule"] or None,
         "timezone": values["timezone"],
         "mapping": [
@@ -119,6 +125,8 @@ def values_of(activation: SavedActivation) -> tuple[dict[str, Any], list[Mapping
         "skip_invalid": activation.skip_invalid,
         "allow_empty": activation.mirror.allow_empty,
         "max_remove_pct": _number_text(activation.mirror.max_remove_pct),
+        "attribute_mode": activation.attribute_mode,
+        "attribute": activation.attribute or "",
         "schedule": activation.schedule or "",
         "timezone": activation.timezone,
     }

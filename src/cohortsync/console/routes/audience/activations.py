@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from cohortsync.audience import activations, parents, segments
 from cohortsync.catalog.audiences import SavedActivation
 from cohortsync.catalog.auths import list_auths
+from cohortsync.console.attribute_form import attribute_context, is_rest_attribute
 from cohortsync.console.context import Console, console_of
 from cohortsync.console.field_errors import said
 from cohortsync.console.launches import launched
@@ -38,7 +39,7 @@ from cohortsync.definitions import Activation
 from cohortsync.definitions.fields import MAX_THREADS, OPERATIONS
 from cohortsync.errors import CohortsyncError
 from cohortsync.jobs.cron import check_cron, upcoming_slots
-from cohortsync.web.pages import redirect
+from cohortsync.web.pages import prefixed, redirect
 
 router = APIRouter()
 
@@ -82,6 +83,22 @@ async def mapping_fragment(
         **_segment_columns(name, console),
     }
     return console.pages.render(request, "console/_audience_mapping.html", context)
+
+
+@router.post("/audience/attribute-fields")
+async def attribute_fields(request: Request, console: Console = Depends(console_of)) -> Response:
+    """The attribute fields for the authentication chosen (an htmx fragment)."""
+    values = activation_values(await request.form())
+    shown = is_rest_attribute(values["auth"], list_auths(console.catalog))
+    return console.pages.render(
+        request,
+        "console/_attribute_fields.html",
+        {"values": values, "errors": {}, **attribute_context(values, shown, _fields_url(request))},
+    )
+
+
+def _fields_url(request: Request) -> str:
+    return prefixed(request, "/audience/attribute-fields")
 
 
 @router.get("/audience/next-runs")
@@ -161,7 +178,8 @@ async def _save_activation(
     if existing is not None:
         values["name"] = existing.name
     mapping = mapping_from_form(form)
-    data = activation_data(values, mapping, segment)
+    rest_attribute = is_rest_attribute(values["auth"], list_auths(console.catalog))
+    data = activation_data(values, mapping, segment, rest_attribute=rest_attribute)
     try:
         definition = Activation.model_validate(data)
     except ValidationError as error:
@@ -223,6 +241,8 @@ def _activation_form(
         if existing is not None
         else []
     )
+    auths = list_auths(console.catalog)
+    shown = is_rest_attribute(str(values.get("auth", "")), auths)
     context = {
         "segment_name": segment,
         "values": values,
@@ -232,7 +252,8 @@ def _activation_form(
         "existing": existing,
         "saved": saved,
         "runs": runs,
-        "auths": [auth.name for auth in list_auths(console.catalog)],
+        "auths": [auth.name for auth in auths],
+        **attribute_context(values, shown, _fields_url(request)),
         "operations": OPERATIONS,
         "max_threads": MAX_THREADS,
         "zones": time_zones(),
