@@ -6,11 +6,10 @@ import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 
 from cohortsync.cli.export_options import (
     AttributeModeChoice,
@@ -44,6 +43,9 @@ from cohortsync.export.spec import (
 from cohortsync.secrets import DATA_IMPORT_KEY_ENV, read_data_import_key
 from cohortsync.settings import Settings
 from cohortsync.textfiles import read_text
+
+if TYPE_CHECKING:  # rich is imported when the report is drawn, not by --json
+    from rich.console import Console
 
 
 def export(
@@ -311,6 +313,8 @@ def export(
     if json:
         typer.echo(orjson.dumps(report.to_dict()).decode())
     else:
+        from rich.console import Console
+
         console = Console()
         render_report(console, report)
         render_mirror(console, report.mirror or (report.plan or {}).get("mirror"))

@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import sys
 import threading
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.status import Status
-
-from cohortsync.export.report import ExportReport
 from cohortsync.export.reporting import RunReporter, SilentReporter, Stage
+
+if TYPE_CHECKING:  # rich is imported when something is drawn; without a terminal nothing is
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+    from rich.status import Status
+
+    from cohortsync.export.report import ExportReport
 
 _READING = "reading, deduplicating and planning the source"
 
@@ -42,6 +37,8 @@ class ConsoleReporter:
     """Draws on stderr: a spinner with the rows read, then a bar of the identifiers sent."""
 
     def __init__(self, console: Console | None = None) -> None:
+        from rich.console import Console
+
         self.console = console or Console(stderr=True)
         self._lock = threading.Lock()  # rows_read comes from the staging database's threads
         self._rows = 0
@@ -60,6 +57,15 @@ class ConsoleReporter:
             return
         self._stop_drawing()
         if stage == "sending":
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
             self._bar = Progress(
                 TextColumn("sending"),
                 BarColumn(),

@@ -6,16 +6,18 @@ how it looks on a terminal is decided here, with rich.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:  # rich is imported when a report is drawn, not by --json
+    from rich.console import Console
 
-from cohortsync.export.report import ExportReport
+    from cohortsync.export.report import ExportReport
 
 
 def render_report(console: Console, report: ExportReport) -> None:
     """A short human summary of one run's report."""
+    from rich.table import Table
+
     title = "Dry run: nothing sent" if report.dry_run else f"Export {report.status}"
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")

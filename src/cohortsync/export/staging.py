@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -75,6 +76,11 @@ IDENTIFIERS_TABLE = "identifiers"
 # 20 to 30 million 25-byte values at 100 MB; these leave a margin of two).
 PASS_VALUES = 10_000_000
 PASS_BYTES = 256 * 1024 * 1024
+# Passes of at most half those sizes deduplicate under this smaller limit: ten
+# million 25-byte values were measured to fit at 64 MB (fifteen million did
+# not), so half a full pass keeps the margin of two, at the same speed, and a
+# result of a few million identifiers peaks some 35 MB lower.
+SMALL_PASS_MEMORY_LIMIT = "64MB"
 
 
 @dataclass
@@ -193,10 +199,11 @@ class Staging:
         self._on_rows = on_rows or (lambda _rows: None)
         self.also_writes = tuple(also_writes)
         self.path = run_dir / "staging.duckdb"
+        self._memory_limit = memory_limit or STAGING_MEMORY_LIMIT
         self.connection = duckdb.connect(
             str(self.path),
             config={
-                "memory_limit": memory_limit or STAGING_MEMORY_LIMIT,
+                "memory_limit": self._memory_limit,
                 "temp_directory": str(run_dir / "spill"),
                 "threads": STAGING_THREADS,
             },
@@ -325,6 +332,7 @@ class Staging:
             for part in range(parts)
         ]
         self.passes = len(passes)
+        self._fit_memory_limit()
         if not passes:
             return "SELECT NULL::UTINYINT AS kind, NULL::VARCHAR AS value WHERE false"
         if len(passes) == 1:
@@ -337,6 +345,27 @@ class Staging:
             self.stop.check()
             self.run(f"INSERT INTO {table} {sql}")
         return f"SELECT kind, value FROM {table}"
+
+    def _fit_memory_limit(self) -> None:
+        """Lower the memory limit to :data:`SMALL_PASS_MEMORY_LIMIT` when every pass is small.
+
+        Only the default limit is lowered (a caller's own stays, and so does
+        a default already below it), and only when no pass of any kind takes
+        more than half of :attr:`pass_values` values or of :attr:`pass_bytes`
+        bytes; the deduplication and the plan that follow then run under it.
+        """
+        default = _megabytes(STAGING_MEMORY_LIMIT)
+        small = _megabytes(SMALL_PASS_MEMORY_LIMIT)
+        if self._memory_limit != STAGING_MEMORY_LIMIT or not (default and small < default):
+            return
+        for counts in self.counts.kinds.values():
+            parts = self._parts(counts)
+            if parts and (
+                2 * counts.values > parts * self.pass_values
+                or 2 * counts.value_bytes > parts * self.pass_bytes
+            ):
+                return
+        self.connection.execute(f"SET memory_limit = {_literal(SMALL_PASS_MEMORY_LIMIT)}")
 
     def _parts(self, counts: KindCounts) -> int:
         """How many hash-partitioned passes deduplicate one kind's values."""
@@ -557,6 +586,17 @@ def _described(
         if reason is not None:
             found.append(InvalidIdentifier(kind, first_row + index, value, reason))
     return found
+
+
+def _megabytes(limit: str) -> float:
+    """A memory limit such as ``"100MB"`` or ``"1GiB"`` in megabytes; 0 when not understood.
+
+    Only used to compare two limits, so KB and KiB count the same.
+    """
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT])i?B\s*", limit, re.IGNORECASE)
+    if found is None:
+        return 0.0
+    return float(found.group(1)) * 1024 ** ("KMGT".index(found.group(2).upper()) - 1)
 
 
 def _literal(text: str) -> str:
