@@ -12,14 +12,16 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
 from tests.console.conftest import RunningConsole, save_sandbox_auth
 
 from cohortsync import queries
+from cohortsync.audience import activations, parents, segments
 from cohortsync.jobs.run_history import list_run_views
-from support import wait_for
+from support import run_cli, wait_for
 from support.browser import screenshot
 
 USERS = ["u1", "u2", "u3"]
@@ -151,3 +153,54 @@ def test_an_attribute_braze_reads_as_a_profile_field_is_refused_at_its_field(
     assert page.get_by_label("Attribute name").input_value() == "email"
     screenshot(page, "console-rest-attribute-query-refused")
     assert queries.list_queries(settings=console.settings) == []
+
+
+def test_an_activation_with_a_named_attribute_saved_reopened_and_run(
+    console_page: Any, console: RunningConsole, braze_sandbox: Any, tmp_path: Path
+) -> None:
+    page = console_page
+    braze_sandbox.load_users([{"external_id": uid} for uid in USERS])
+    csv = tmp_path / "customers.csv"
+    csv.write_text("external_id,age\nu1,17\nu2,34\nu3,52\n")
+    run_cli("warehouse", "load", "customers", str(csv), home=console.home)
+    parents.create_parent("customers", "customers", "external_id", settings=console.settings)
+    rules = {"column": "age", "op": ">=", "value": 18}
+    segments.create_segment("adults", "customers", rules, settings=console.settings)
+    create_rest_auth(page, console, braze_sandbox)
+
+    page.goto(f"{console.url}/audience/segments/adults/activations/new")
+    assert page.get_by_label("Attribute name").count() == 0
+    page.get_by_label("Activation name").fill("adults_flag")
+    page.get_by_label("Authentication").select_option("braze-rest")
+    page.get_by_label("Attribute name").wait_for()
+    page.get_by_label("Cohort ID").fill("adults")
+    page.get_by_label("Attribute mode").select_option("boolean")
+    page.locator("#f-attribute[placeholder='cohort_adults']").wait_for()
+    page.get_by_label("Attribute name").fill("first_name")
+    page.get_by_label("Mapping 1 Attribute column").select_option("external_id")
+    page.get_by_role("button", name="Create activation").click()
+    assert (
+        "'first_name' is not a custom attribute name" in page.locator("#e-attribute").inner_text()
+    )
+    assert activations.list_activations(settings=console.settings) == []
+    page.get_by_label("Attribute name").fill("is_adult")
+    screenshot(page, "console-rest-attribute-activation-new")
+    page.get_by_role("button", name="Create activation").click()
+    page.wait_for_url(f"{console.url}/audience/activations/adults_flag?saved=1")
+    assert page.get_by_label("Attribute mode").input_value() == "boolean"
+    assert page.get_by_label("Attribute name").input_value() == "is_adult"
+    screenshot(page, "console-rest-attribute-activation-saved")
+    saved = activations.get_activation("adults_flag", settings=console.settings)
+    assert (saved.attribute_mode, saved.attribute) == ("boolean", "is_adult")
+
+    page.get_by_role("button", name="Run now").click()
+    page.wait_for_url(re.compile(r"/runs/"))
+    wait_for(
+        lambda: (
+            [v["status"] for v in list_run_views(console.settings, job="activation:adults_flag")]
+            == ["succeeded"]
+        ),
+        timeout=30,
+        what="the run of adults_flag to succeed",
+    )
+    assert custom_attribute(braze_sandbox, "is_adult") == {"u2": True, "u3": True}

@@ -19,8 +19,8 @@ from cohortsync.definitions.fields import AttributeMode, attribute_name
 from cohortsync.export.spec import REST_ATTRIBUTE
 
 MODE_OPTIONS = [
-    ("array", "array: the cohort id is an element of one array attribute"),
-    ("boolean", "boolean: one true/false attribute per cohort"),
+    ("array", "array: one list of cohort ids"),
+    ("boolean", "boolean: one per cohort"),
 ]
 
 
