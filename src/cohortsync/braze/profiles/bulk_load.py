@@ -409,7 +409,14 @@ def _second_aliases(
         conn, workspace_id, {a for p in chunk for a in p.aliases}
     )
     held: dict[tuple[int, str], str] = {}
-    existing = sorted({owner for owner in owners if owner > 0})
+    # Only an existing user given an alias nobody holds yet can get a second one.
+    existing = sorted(
+        {
+            owner
+            for profile, owner in zip(chunk, owners, strict=True)
+            if owner > 0 and any(alias not in claimed for alias in profile.aliases)
+        }
+    )
     for start in range(0, len(existing), 1_000):
         for user_id, label, name in conn.execute(
             sa.select(
