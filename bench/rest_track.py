@@ -14,8 +14,9 @@ existing user (one custom attribute set, one incremented):
 
 Each phase prints updates per second and the peak memory (``VmHWM``) of the
 process that did the work; the HTTP phase also prints the CPU time the
-server and the clients spent per request, which other work on the machine
-does not change as much as it changes the rate:
+server (its event loop and its thread pool) and the clients spent per
+request, which other work on the machine does not change as much as it
+changes the rate:
 
     python bench/rest_track.py                        # 1,000,000 users
     python bench/rest_track.py --users 100000 --requests 200
@@ -94,6 +95,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time so far of the process's main thread (the event loop) and of its others
+    (the thread pool, where requests are authenticated, parsed and applied)."""
+    main, others = 0.0, 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        if task.name == str(pid):
+            main += seconds
+        else:
+            others += seconds
+    return main, others
+
+
 def bench_http(
     home: Path, db_url: str, rest_key: str, users: int, requests_: int, clients: int
 ) -> dict[str, float]:
@@ -143,12 +158,15 @@ def bench_http(
             assert answer.status_code == 200, answer.text
 
         server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
+        loop_cpu, pool_cpu = thread_cpu_seconds(server.pid)
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=clients) as pool:
             list(pool.map(send, bodies))
         seconds = time.perf_counter() - started
         server_cpu = cpu_seconds(server.pid) - server_cpu
         client_cpu = time.process_time() - client_cpu
+        loop_after, pool_after = thread_cpu_seconds(server.pid)
+        loop_cpu, pool_cpu = loop_after - loop_cpu, pool_after - pool_cpu
     finally:
         done.set()
         server.terminate()
@@ -159,6 +177,8 @@ def bench_http(
         "peak_mb": peak[0],
         "server_ms": 1000 * server_cpu / requests_,
         "client_ms": 1000 * client_cpu / requests_,
+        "loop_ms": 1000 * loop_cpu / requests_,
+        "pool_ms": 1000 * pool_cpu / requests_,
     }
 
 
@@ -219,7 +239,8 @@ def main() -> None:
             f"{http['objects'] / http['seconds']:,.0f} attribute updates/s "
             f"({http['objects']:,} in {http['seconds']:.2f} s), "
             f"server peak {http['peak_mb']:.0f} MB; CPU a request: server "
-            f"{http['server_ms']:.2f} ms, clients {http['client_ms']:.2f} ms"
+            f"{http['server_ms']:.2f} ms (event loop {http['loop_ms']:.2f} ms, thread pool "
+            f"{http['pool_ms']:.2f} ms), clients {http['client_ms']:.2f} ms"
         )
 
 
