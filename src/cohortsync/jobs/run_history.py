@@ -16,8 +16,8 @@ from typing import Any, get_args
 from cohortsync.catalog import runs as history
 from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.runs import RunRecord, RunStatus
-from cohortsync.errors import ConfigError
 from cohortsync.definitions.fields import AUTO_THREADS, ThreadCount
+from cohortsync.errors import ConfigError
 from cohortsync.export.destinations import resumed_destination
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT, CohortLock
 from cohortsync.export.report import ExportReport
