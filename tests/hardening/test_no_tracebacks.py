@@ -158,8 +158,6 @@ def test_a_port_out_of_range_is_a_usage_error(cli: CliRunner, port: str, bound: 
         (("runs", "list", "--limit", HUGE), "--limit"),
         (("segment", "show", "s", "--sample", HUGE), "--sample"),
         (("activation", "show", "a", "--runs", HUGE), "--runs"),
-        ((*EXPORT, "--threads", HUGE), "--threads"),
-        (("runs", "resume", "r", "--threads", HUGE), "--threads"),
         (("scheduler", "--once", "--max-parallel", HUGE), "--max-parallel"),
         (("scheduler", "--once", "--poll-interval", "1e400"), "--poll-interval"),
         ((*EXPORT, "--lock-timeout", "1e400"), "--lock-timeout"),
@@ -170,6 +168,23 @@ def test_an_over_large_number_is_a_usage_error(
 ) -> None:
     before = home_state(home)
     assert_usage_error(cli(*args), option, "less than or equal to")
+    assert home_state(home) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(*EXPORT, "--threads"), ("runs", "resume", "r", "--threads")],
+)
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [(HUGE, "is above 64"), ("0", "is below 1"), ("many", "neither auto nor a number")],
+)
+def test_a_thread_count_out_of_bounds_is_a_usage_error(
+    cli: CliRunner, home: Path, args: tuple[str, ...], value: str, needle: str
+) -> None:
+    """--threads takes auto or 1..64 on every command, refused in the definitions' words."""
+    before = home_state(home)
+    assert_usage_error(cli(*args, value), "--threads", needle, "give auto or 1 to 64")
     assert home_state(home) == before
 
 

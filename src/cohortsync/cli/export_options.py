@@ -17,12 +17,13 @@ definition instead (:mod:`cohortsync.definitions`), so the command line and
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
-from cohortsync.definitions.fields import AUTO_THREADS, ThreadCount
 from cohortsync.definitions.fields import MAX_THREADS as MAX_THREADS
+from cohortsync.definitions.fields import ThreadCount, thread_count
+from cohortsync.definitions.invalid import RuleBroken
 
 # Rows, runs or samples a command prints: far more than a terminal shows, well
 # inside every 64-bit counter underneath.
@@ -70,18 +71,11 @@ THREADS_METAVAR = f"auto|1-{MAX_THREADS}"
 
 def parse_threads(value: str) -> ThreadCount:
     """``--threads``: ``auto`` or a count within 1..MAX_THREADS, else a usage error."""
-    text = value.strip().lower()
-    if text == AUTO_THREADS:
-        return AUTO_THREADS
     try:
-        count = int(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is neither auto nor a number from 1 to {MAX_THREADS}"
-        ) from None
-    if not 1 <= count <= MAX_THREADS:
-        raise typer.BadParameter(f"{count} is not auto nor within 1 to {MAX_THREADS}")
-    return count
+        count = thread_count(value)
+    except RuleBroken as broken:
+        raise typer.BadParameter(f"{broken.message}; {broken.hint}") from None
+    return cast(ThreadCount, count)
 
 
 def saved_threads(value: str) -> str:

@@ -14,7 +14,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cohortsync.cli.export_options import MAX_SECONDS, MAX_SHOWN, MAX_THREADS
+from cohortsync.cli.export_options import (
+    MAX_SECONDS,
+    MAX_SHOWN,
+    THREADS_HELP,
+    THREADS_METAVAR,
+    parse_threads,
+)
 from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.cli.progress import console_reporter
 from cohortsync.cli.run_report import match_line, render_report, unaddressable_line
@@ -168,9 +174,12 @@ def resume(
         ),
     ] = None,
     threads: Annotated[
-        int | None,
+        Any,
         typer.Option(
-            "--threads", min=1, max=MAX_THREADS, help="Requests in flight (default: as before)."
+            "--threads",
+            parser=parse_threads,
+            metavar=THREADS_METAVAR,
+            help=f"{THREADS_HELP} Default: as the run had.",
         ),
     ] = None,
     lock_timeout: Annotated[

@@ -139,9 +139,16 @@ class Definition(BaseModel):
         return check_name(cls.kind, name)
 
 
-def _threads(value: object) -> object:
-    """``auto``, or a count from 1 to MAX_THREADS (a form or a catalog row gives it as text)."""
-    hint = f"give auto or 1 to {MAX_THREADS} threads, the requests in flight at once"
+THREADS_HINT = f"give auto or 1 to {MAX_THREADS} threads, the requests in flight at once"
+
+
+def thread_count(value: object) -> object:
+    """``auto``, or a count from 1 to MAX_THREADS (a form, a catalog row or a flag gives text).
+
+    Raises:
+        RuleBroken: neither auto nor a number, or a number out of bounds.
+    """
+    hint = THREADS_HINT
     if isinstance(value, str):
         text = value.strip()
         if text.lower() == AUTO_THREADS:
@@ -180,7 +187,7 @@ def _percentage(value: float) -> float:
     return value
 
 
-Threads = Annotated[ThreadCount, BeforeValidator(_threads)]
+Threads = Annotated[ThreadCount, BeforeValidator(thread_count)]
 CohortId = Annotated[str, AfterValidator(_cohort_id)]
 OperationName = Annotated[Operation, BeforeValidator(_operation)]
 Percentage = Annotated[float, AfterValidator(_percentage)]

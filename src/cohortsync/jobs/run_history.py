@@ -219,7 +219,7 @@ def resume_run(
     *,
     settings: Settings | None = None,
     data_import_key: str | None = None,
-    threads: int | None = None,
+    threads: ThreadCount | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     reporter: RunReporter | None = None,
     stop: StopToken | None = None,

@@ -18,7 +18,6 @@ from cohortsync.braze.store import (
     MAX_IDENTIFIER_LENGTH,
     Alias,
     Store,
-    user_aliases,
     user_queries,
     utc_now,
 )
@@ -408,7 +407,6 @@ def _second_aliases(
     claimed = user_queries.owners_by_alias(
         conn, workspace_id, {a for p in chunk for a in p.aliases}
     )
-    held: dict[tuple[int, str], str] = {}
     # Only an existing user given an alias nobody holds yet can get a second one.
     existing = sorted(
         {
@@ -417,13 +415,7 @@ def _second_aliases(
             if owner > 0 and any(alias not in claimed for alias in profile.aliases)
         }
     )
-    for start in range(0, len(existing), 1_000):
-        for user_id, label, name in conn.execute(
-            sa.select(
-                user_aliases.c.user_id, user_aliases.c.alias_label, user_aliases.c.alias_name
-            ).where(user_aliases.c.user_id.in_(existing[start : start + 1_000]))
-        ):
-            held[(user_id, label)] = name
+    held = user_queries.alias_names_by_user_and_label(conn, existing)
     refused: list[BadLine] = []
     for profile, line, owner in zip(chunk, numbers, owners, strict=True):
         if owner == 0:

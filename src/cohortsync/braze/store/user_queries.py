@@ -111,6 +111,21 @@ def owners_by_alias(
     return found
 
 
+def alias_names_by_user_and_label(
+    conn: sa.Connection, user_ids: Sequence[int]
+) -> dict[tuple[int, str], str]:
+    """The alias name each of these users holds, by ``(user id, alias label)``."""
+    held: dict[tuple[int, str], str] = {}
+    for part in _chunks(sorted(set(user_ids))):
+        for user_id, label, name in conn.execute(
+            sa.select(
+                user_aliases.c.user_id, user_aliases.c.alias_label, user_aliases.c.alias_name
+            ).where(user_aliases.c.user_id.in_(part))
+        ):
+            held[(user_id, label)] = name
+    return held
+
+
 def insert_users(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert users (``id``, ``workspace_id``, ``external_id``, ``attributes``, ``created_at``)."""
     conn.execute(sa.insert(users), list(rows))
