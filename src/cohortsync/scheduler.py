@@ -46,6 +46,7 @@ from cohortsync.catalog import schedules as catalog
 from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.leases import Lease, acquire_lease
 from cohortsync.errors import CohortsyncError, RunInterrupted
+from cohortsync.export.report import ExportReport
 from cohortsync.export.reporting import LoggingReporter
 from cohortsync.export.stopping import StopToken
 from cohortsync.jobs.cron import (
@@ -63,6 +64,7 @@ from cohortsync.jobs.cron import (
 from cohortsync.jobs.history import find_run_since, record_failed_run
 from cohortsync.jobs.kinds import JobContext, JobResult, JobRunner, job_runner, register_job_kind
 from cohortsync.jobs.leases import LEASE_TTL, held_lease, new_owner
+from cohortsync.logs import bind, log_context
 from cohortsync.queries import run_query_job
 from cohortsync.settings import Settings
 from cohortsync.webhooks import failure_payload, post_webhook
@@ -103,6 +105,27 @@ register_job_kind("activation", run_activation_job)
 
 
 # --- running one job -------------------------------------------------------------
+
+
+class FieldsReporter(LoggingReporter):
+    """The scheduler's reporter: its lines also carry the run as fields (JSON logs).
+
+    Once the run has an id, every later line of the job carries ``run_id``;
+    the line of the run's end also ``cohort``, ``status`` and ``duration_s``.
+    """
+
+    def run_started(self, run_id: str) -> None:
+        bind(run_id=run_id)
+        super().run_started(run_id)
+
+    def finished(self, report: ExportReport) -> None:
+        with log_context(
+            run_id=report.run_id,
+            cohort=report.cohort_id,
+            status=report.status,
+            duration_s=round(report.duration_s, 3),
+        ):
+            super().finished(report)
 
 
 @dataclass(frozen=True)
@@ -337,6 +360,11 @@ class Scheduler:
                 del self._stops[context.job]
 
     def _run(self, due: DueJob, lease: Lease) -> JobOutcome:
+        # Every line logged while the job runs, the export's own too, names the job.
+        with log_context(job=due.job):
+            return self._run_job(due, lease)
+
+    def _run_job(self, due: DueJob, lease: Lease) -> JobOutcome:
         schedule = due.schedule
         context = JobContext(
             self.engine,
@@ -345,7 +373,7 @@ class Scheduler:
             schedule.name,
             self.owner,
             StopToken(),
-            LoggingReporter(due.job),
+            FieldsReporter(due.job),
         )
         started = self.clock()
         log.info("running %s (slot %s)", due.job, due.slot.isoformat())

@@ -33,6 +33,20 @@ def check_webhook_url(url: str) -> str:
     return url
 
 
+def webhook_origin(url: str) -> str:
+    """``scheme://host[:port]`` of a webhook URL: what log lines name.
+
+    A webhook's path and query often are its credential (chat services put
+    the token there), so a line never shows them.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
 def failure_payload(
     job: str,
     *,
@@ -64,16 +78,19 @@ def post_webhook(url: str, payload: dict[str, Any], *, timeout: float = DEFAULT_
         headers={"Content-Type": "application/json", "User-Agent": "cohortsync-scheduler"},
         method="POST",
     )
+    origin = webhook_origin(url)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status = int(response.status)
     except urllib.error.HTTPError as error:
-        log.warning("webhook %s answered HTTP %s for job %s", url, error.code, payload.get("job"))
+        log.warning(
+            "webhook %s answered HTTP %s for job %s", origin, error.code, payload.get("job")
+        )
         return False
     except (urllib.error.URLError, TimeoutError, OSError) as error:
-        log.warning("webhook %s failed for job %s: %s", url, payload.get("job"), error)
+        log.warning("webhook %s failed for job %s: %s", origin, payload.get("job"), error)
         return False
     if not 200 <= status < 300:
-        log.warning("webhook %s answered HTTP %s for job %s", url, status, payload.get("job"))
+        log.warning("webhook %s answered HTTP %s for job %s", origin, status, payload.get("job"))
         return False
     return True

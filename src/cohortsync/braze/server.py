@@ -11,7 +11,6 @@ way, if any) when the server stops.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,6 +22,7 @@ from cohortsync.braze.campaigns.schedule import DEFAULT_INTERVAL, CampaignSchedu
 from cohortsync.braze.clients import DEFAULT_BODY_TIMEOUT, guard
 from cohortsync.braze.ratelimit import RateLimit
 from cohortsync.braze.store import Store, open_store
+from cohortsync.logs import announce, uvicorn_log_config
 from cohortsync.web.serving import base_url, bind, running_in_thread
 from cohortsync.web.throttle import LoginThrottle
 
@@ -42,11 +42,17 @@ def build_app(
 
 
 def _uvicorn_server(
-    app: FastAPI, *, log_level: str, access_log: bool, body_timeout: float = DEFAULT_BODY_TIMEOUT
+    app: FastAPI,
+    *,
+    log_level: str,
+    access_log: bool,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    log_format: str = "text",
 ) -> uvicorn.Server:
     """uvicorn over the guarded app (:mod:`.clients`: body deadline, quiet disconnects)."""
     config = uvicorn.Config(
         guard(app, body_timeout=body_timeout),
+        log_config=uvicorn_log_config(log_format),
         log_level=log_level,
         access_log=access_log,
         lifespan="off",
@@ -64,27 +70,32 @@ def serve(
     access_log: bool = False,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     schedule_interval: float | None = DEFAULT_INTERVAL,
+    log_format: str = "text",
 ) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM stop it cleanly).
 
     ``body_timeout``: seconds a request's body may take to arrive before the
     client gets 408 and its connection is closed. ``schedule_interval``:
     seconds between the scheduler's looks for due campaigns (None: no scheduler).
+    ``log_format``: ``text`` or ``json`` (:mod:`cohortsync.logs`, set up by the caller).
     """
     app, store = build_app(db_url, rate_limit=rate_limit)
     sock = bind(host, port)
     # The bound socket's address: with --port 0 this line is how a caller learns the port.
     url = base_url(sock)
-    print(
+    announce(
         f"serving on {url} (OpenAPI document at /openapi.json, "
         f"browsable at /docs; dashboard at {url}/dashboard); Ctrl-C stops",
-        file=sys.stderr,
-        flush=True,
+        url=url,
     )
     scheduler = CampaignScheduler(store, interval=schedule_interval or DEFAULT_INTERVAL)
     try:
         server = _uvicorn_server(
-            app, log_level="info", access_log=access_log, body_timeout=body_timeout
+            app,
+            log_level="info",
+            access_log=access_log,
+            body_timeout=body_timeout,
+            log_format=log_format,
         )
         if schedule_interval is not None:
             scheduler.start()

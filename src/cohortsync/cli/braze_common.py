@@ -37,6 +37,16 @@ def db_url(db: str | None) -> str:
     return db or Settings().braze_db_url
 
 
+def printable_url(url: str) -> str:
+    """The store's URL as it may be printed and logged: a password in it as ``***``."""
+    import sqlalchemy as sa
+
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
 @contextmanager
 def store_of(db: str | None) -> Iterator[Store]:
     """The store named by ``--db``, opened (and upgraded) for one command."""

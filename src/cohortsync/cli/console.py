@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
+from cohortsync.cli.log_options import LogFormatChoice, LogFormatOption
 from cohortsync.console.serving import DEFAULT_HOST, DEFAULT_PORT, serve
+from cohortsync.logs import configure as configure_logs
 from cohortsync.settings import Settings
 
 
@@ -22,6 +24,7 @@ def console(
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free one).")
     ] = DEFAULT_PORT,
+    log_format: LogFormatOption = LogFormatChoice.text,
 ) -> None:
     """Serve the web console: Integrations Hub, Data Workbench, Audience Studio and Runs.
 
@@ -33,6 +36,11 @@ def console(
     without it, the console prints a one-time login link, and you choose a
     password in the browser.
 
-    Example: COHORTSYNC_CONSOLE_PASSWORD=... cohortsync console --port 8484
+    Examples:
+
+    \b
+      COHORTSYNC_CONSOLE_PASSWORD=... cohortsync console --port 8484
+      cohortsync console --log-format json   # one JSON object a line on stderr
     """
-    serve(Settings(), host=host, port=port)
+    configure_logs(log_format.value)
+    serve(Settings(), host=host, port=port, log_format=log_format.value)

@@ -17,6 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from cohortsync.errors import CohortsyncError, ConfigError, RunInterrupted
+from cohortsync.logs import announce_error
 
 # name -> (module, attribute, one-line help). Groups expose a Typer ``app``;
 # top-level commands a function. Modules are imported only when their command
@@ -210,7 +211,9 @@ def main() -> None:
         finally:
             sys.stdout.flush()
     except CohortsyncError as error:
-        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        # A command started with --log-format json ends with a JSON line too.
+        if not announce_error(f"error: {error}", exit_code=error.exit_code):
+            typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         sys.exit(error.exit_code)
     except BrokenPipeError:
         _silence_stdout()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Annotated
 
 import orjson
@@ -14,6 +13,8 @@ from rich.table import Table
 from cohortsync.catalog import schedules
 from cohortsync.catalog.db import open_catalog
 from cohortsync.cli.export_options import MAX_SECONDS
+from cohortsync.cli.log_options import LogFormatChoice, LogFormatOption
+from cohortsync.logs import configure as configure_logs
 from cohortsync.scheduler import JobOutcome, Scheduler, next_run, utc_now
 from cohortsync.settings import Settings
 from cohortsync.webhooks import check_webhook_url
@@ -54,6 +55,7 @@ def scheduler(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per line for scripts.")
     ] = False,
+    log_format: LogFormatOption = LogFormatChoice.text,
 ) -> None:
     """Run every due saved query and activation by its cron schedule.
 
@@ -74,11 +76,14 @@ def scheduler(
       cohortsync scheduler                       # a daemon, e.g. under systemd
       */5 * * * *  cohortsync scheduler --once   # from cron or an orchestrator
 
+    With --log-format json every log line on stderr is one JSON object (with
+    the job, run id, cohort, status and duration where they exist), and each
+    finished job is printed on stdout as with --json.
+
     Exit code with --once: 0 when every job succeeded, 1 when one failed.
     """
-    logging.basicConfig(
-        stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO
-    )
+    configure_logs(log_format.value, text_format="%(asctime)s %(levelname)s %(message)s")
+    as_json = as_json or log_format is LogFormatChoice.json
     settings = Settings()
     if list_only:
         _list(settings, as_json)

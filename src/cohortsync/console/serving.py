@@ -6,7 +6,6 @@ keys and can send cohorts, so it is not put on a network by accident.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,6 +15,7 @@ from fastapi import FastAPI
 from cohortsync.catalog.db import open_catalog
 from cohortsync.console.accounts import CONSOLE_USER, PASSWORD_ENV, prepare_account
 from cohortsync.console.app import create_app
+from cohortsync.logs import announce, uvicorn_log_config
 from cohortsync.settings import Settings
 from cohortsync.web.guard import OneTimeLinks
 from cohortsync.web.serving import base_url, bind, running_in_thread
@@ -45,28 +45,43 @@ def _prepared(settings: Settings) -> bool:
         catalog.dispose()
 
 
-def _server(app: FastAPI, *, log_level: str) -> uvicorn.Server:
+def _server(app: FastAPI, *, log_level: str, log_format: str = "text") -> uvicorn.Server:
     config = uvicorn.Config(
-        app, log_level=log_level, access_log=False, lifespan="on", timeout_graceful_shutdown=5
+        app,
+        log_config=uvicorn_log_config(log_format),
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
     )
     return uvicorn.Server(config)
 
 
-def serve(settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    """Serve the console until interrupted (Ctrl-C or SIGTERM stop it cleanly)."""
+def serve(
+    settings: Settings,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    log_format: str = "text",
+) -> None:
+    """Serve the console until interrupted (Ctrl-C or SIGTERM stop it cleanly).
+
+    ``log_format``: ``text`` or ``json`` (:mod:`cohortsync.logs`, set up by the caller).
+    """
     has_password = _prepared(settings)
     links = OneTimeLinks()
     sock = bind(host, port)
     try:
         app = create_app(settings, links=links)
-        print(login_instructions(base_url(sock), has_password, links), file=sys.stderr, flush=True)
-        _server(app, log_level="warning").run(sockets=[sock])
+        url = base_url(sock)
+        announce(login_instructions(url, has_password, links), logger="cohortsync.console", url=url)
+        _server(app, log_level="warning", log_format=log_format).run(sockets=[sock])
     except KeyboardInterrupt:
         # uvicorn has shut down cleanly and re-raised Ctrl-C: for a server, that is how it stops.
         pass
     finally:
         sock.close()
-    print("console stopped", file=sys.stderr, flush=True)
+    announce("console stopped", logger="cohortsync.console")
 
 
 @contextmanager
