@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     braze_db: str | None = None
     # Host directories DuckDB queries may read, os.pathsep-separated; none by default.
     allow_files: str = ""
+    # Where a mirror diffs: "auto" inside the warehouse where the engine can
+    # (PostgreSQL), "local" always in cohortsync (cohortsync.warehouse.capabilities).
+    mirror_diff: str = "auto"
+    # The warehouse schema of the snapshot tables of in-warehouse mirrors.
+    snapshot_schema: str = "cohortsync"
 
     @cached_property
     def home_dir(self) -> Path:

@@ -147,7 +147,7 @@ def test_the_previous_releases_snapshot_is_diffed_by_the_next_mirror_run(
     [meta] = [
         json.loads(path.read_text()) for path in frozen_home.glob("snapshots/vip-*/gen-*/meta.json")
     ]
-    assert meta["format_version"] == formats.SNAPSHOT_VERSION
+    assert meta["format_version"] == 1  # a snapshot in Parquet files stays version 1
     assert meta["members"] == 3_000
 
 
@@ -205,8 +205,9 @@ def test_a_snapshot_of_a_newer_format_is_refused_naming_both_versions(
     warehouse(frozen_home, table_sql("t", 1_500, 4_500))
     refused = run_cli(*export_args("vip", "t", "--operation", "mirror"), expect=2)
     assert refused.returncode == 2, refused.stderr
-    assert f"{path.parent} is in snapshot format version 2" in refused.stderr
-    assert "reads snapshot format versions up to 1" in refused.stderr
+    newer, ours = formats.SNAPSHOT_VERSION + 1, formats.SNAPSHOT_VERSION
+    assert f"{path.parent} is in snapshot format version {newer}" in refused.stderr
+    assert f"reads snapshot format versions up to {ours}" in refused.stderr
     assert "upgrade cohortsync" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     assert frozen_partner.requests == []

@@ -17,7 +17,7 @@ format     file                                  where the version is        cur
 =========  ====================================  ==========================  =======
 plan       ``runs/<run id>/changes.parquet``     Parquet key-value metadata  2
 ack log    ``runs/<run id>/acks.log``            a 16-byte header record     2
-snapshot   ``snapshots/<cohort>/*/meta.json``    the ``format_version`` key  1
+snapshot   ``snapshots/<cohort>/*/meta.json``    the ``format_version`` key  2
 match log  ``runs/<run id>/match.log``           its first line              1
 =========  ====================================  ==========================  =======
 
@@ -45,6 +45,12 @@ match log  ``runs/<run id>/match.log``           its first line              1
 - **snapshot 1**: ``members.parquet`` and ``exits.parquet`` of ``(kind,
   value)`` and ``meta.json``; the version key is added to ``meta.json``
   when a generation is written or committed. It covers its directory.
+  **snapshot 2**: the members and known exits live in two tables of the
+  warehouse (a mirror diffed inside PostgreSQL), named by the ``warehouse``
+  key of ``meta.json``; the directory holds ``meta.json`` alone. Only such
+  generations are marked 2, so a release that reads version 1 alone keeps
+  reading the Parquet ones and refuses these instead of taking them for an
+  empty snapshot.
 
 A newer version than the ones above is refused by :func:`too_new`, always
 with the same message: which file, both versions, and to upgrade cohortsync.
@@ -79,7 +85,7 @@ MATCH_LOG_FILE = "match.log"
 
 PLAN_VERSION = 2
 ACK_LOG_VERSION = 2
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 MATCH_LOG_VERSION = 1
 
 # Parquet key-value metadata of a plan file.
@@ -294,8 +300,12 @@ def check_match_log(path: Path) -> None:
 
 
 def stamp_snapshot(meta: dict[str, Any]) -> dict[str, Any]:
-    """``meta`` with this release's snapshot version (written with every meta.json)."""
-    return {**meta, SNAPSHOT_VERSION_KEY: SNAPSHOT_VERSION}
+    """``meta`` with its snapshot version (written with every meta.json).
+
+    A generation in Parquet files is version 1; one whose tables live in the
+    warehouse (a ``warehouse`` key) is version 2.
+    """
+    return {**meta, SNAPSHOT_VERSION_KEY: 2 if meta.get("warehouse") else 1}
 
 
 def snapshot_version(path: Path, meta: Mapping[str, Any]) -> int:

@@ -569,15 +569,27 @@ def _check_alias_label(
     if previous is None or previous.alias_label == alias_label:
         return
     row = con.execute("SELECT count(*) FROM previous WHERE kind = 'alias'").fetchone()
-    if row and row[0]:
-        raise ConfigError(
-            f"mirror of {cohort}: the snapshot tracks aliases labelled "
-            f"{previous.alias_label!r} but this export uses alias column {alias_label!r}",
-            hint=(
-                f"export with --alias-column {previous.alias_label}, or mirror the new "
-                "alias column into another cohort id"
-            ),
-        )
+    check_alias_label(previous, alias_label, cohort, tracked_aliases=int(row[0]) if row else 0)
+
+
+def check_alias_label(
+    previous: Snapshot | None, alias_label: str | None, cohort: str, *, tracked_aliases: int
+) -> None:
+    """Refuse an alias column other than the one the snapshot's aliases were tracked under.
+
+    Raises:
+        ConfigError: the snapshot tracks aliases under another label.
+    """
+    if previous is None or previous.alias_label == alias_label or not tracked_aliases:
+        return
+    raise ConfigError(
+        f"mirror of {cohort}: the snapshot tracks aliases labelled "
+        f"{previous.alias_label!r} but this export uses alias column {alias_label!r}",
+        hint=(
+            f"export with --alias-column {previous.alias_label}, or mirror the new "
+            "alias column into another cohort id"
+        ),
+    )
 
 
 def _with_paths(plan: MirrorPlan, changes_path: Path, snapshot_dir: Path) -> MirrorPlan:
@@ -675,6 +687,14 @@ class MirrorStep:
         Raises:
             MirrorGuardRefused: a guard tripped (before anything is sent).
         """
+        previous = self.store.current()
+        if previous is not None and previous.warehouse is not None:
+            raise ConfigError(
+                f"the mirror snapshot of {self.store.key.describe()} lives in the warehouse "
+                f"{previous.warehouse.get('url')}, and this export diffs in cohortsync",
+                hint="export from that warehouse with COHORTSYNC_MIRROR_DIFF=auto, or mirror "
+                "into another cohort id",
+            )
         snapshot_dir = self.snapshot_dir(run_dir)
         snapshot_dir.mkdir(parents=True, exist_ok=True)
         members = snapshot_dir / MEMBERS_FILE
@@ -687,7 +707,7 @@ class MirrorStep:
         mirror_changes = run_dir / "mirror-changes.parquet"
         self.plan = plan_mirror(
             ParquetResult.of(members),
-            self.store.current(),
+            previous,
             work_dir=run_dir / "mirror",
             options=self.options,
             abandoned=self.abandoned,

@@ -163,15 +163,11 @@ def write_plan(
     path = run_dir / CHANGES_FILE
     sql = planner.changes_sql(staging, identifiers_sql, run_dir)
     kind_names = " ".join(f"WHEN {code} THEN '{name}'" for code, name in enumerate(KINDS))
-    statement = f"""
-        COPY (
-            SELECT CASE kind {kind_names} END AS kind, value, should_remove,
-                   {item_sql(spec.alias_column)}::VARCHAR AS item
-            FROM ({sql})
-        ) TO {_string_literal(str(path))}
-        (FORMAT parquet, COMPRESSION {PLAN_COMPRESSION}, ROW_GROUP_SIZE {PLAN_ROW_GROUP},
-         {formats.plan_metadata_sql()})
-    """
+    statement = _copy_plan_sql(
+        f"SELECT CASE kind {kind_names} END AS kind, value, should_remove, "
+        f"{item_sql(spec.alias_column)}::VARCHAR AS item FROM ({sql})",
+        path,
+    )
     # A scan of the staged identifiers table is written by one thread: in order,
     # the Parquet writer holds one row group, where two threads writing in
     # order would buffer each other's row groups past a small memory limit.
@@ -184,6 +180,25 @@ def write_plan(
         if one_thread:
             staging.connection.execute(f"SET threads = {STAGING_THREADS}")
     return read_plan(path, batch_size=batch_size)
+
+
+def plan_copy_sql(changes_sql: str, path: Path, alias_label: str | None) -> str:
+    """DuckDB's ``COPY`` writing a plan file from ``(kind, value, should_remove)`` rows.
+
+    ``changes_sql`` names kinds (``user_ids``, ``device_ids``, ``alias``) and
+    comes in plan order; the rows are written in that order.
+    """
+    item = formats.item_json_sql(f"kind = '{ALIAS}'", alias_label)
+    return _copy_plan_sql(
+        f"SELECT kind, value, should_remove, {item}::VARCHAR AS item FROM ({changes_sql})", path
+    )
+
+
+def _copy_plan_sql(rows_sql: str, path: Path) -> str:
+    return (
+        f"COPY ({rows_sql}) TO {_string_literal(str(path))} (FORMAT parquet, COMPRESSION "
+        f"{PLAN_COMPRESSION}, ROW_GROUP_SIZE {PLAN_ROW_GROUP}, {formats.plan_metadata_sql()})"
+    )
 
 
 def resume_plan(

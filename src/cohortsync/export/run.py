@@ -78,6 +78,7 @@ from cohortsync.export.spec import REST_ATTRIBUTE, ExportSpec
 from cohortsync.export.stages import Planned, Recorded, SendTally, Sent, Staged
 from cohortsync.export.staging import SourceStreamFailed, Staging
 from cohortsync.export.stopping import StopToken, stop_on_signals
+from cohortsync.export.warehouse_mirror import WarehouseMirror
 from cohortsync.settings import Settings
 from cohortsync.warehouse.connect import duckdb_path
 
@@ -155,7 +156,9 @@ def _dry_run(
 
     try:
         key = cohort_key_of(spec)
-        planner = planner_for(spec, settings.home_dir, key, run_dir.name, dry_run=True, stop=stop)
+        planner = planner_for(
+            spec, settings.home_dir, key, run_dir.name, dry_run=True, stop=stop, settings=settings
+        )
         prepared = prepare(
             spec,
             settings,
@@ -294,6 +297,7 @@ def _run_locked(
         run_id,
         abandoned=choice.abandoned_changes(settings.home_dir),
         stop=stop,
+        settings=settings,
     )
     staged: Staged | None = None
     planned: Planned | None = None
@@ -431,9 +435,16 @@ def prepare(
     reporter = reporter or SilentReporter()
     if planner is None:  # a caller outside a run: plan as the spec says, in run_dir
         planner = planner_for(
-            spec, settings.home_dir, cohort_key_of(spec), run_dir.name, dry_run=dry_run
+            spec,
+            settings.home_dir,
+            cohort_key_of(spec),
+            run_dir.name,
+            dry_run=dry_run,
+            settings=settings,
         )
     reporter.stage_started("staging")
+    if isinstance(planner, WarehouseMirror):
+        return _prepare_in_warehouse(spec, planner, reporter, dry_run=dry_run)
     # A dry run never fails on invalid identifiers: it plans without them and shows them.
     staging = Staging(
         run_dir,
@@ -444,13 +455,10 @@ def prepare(
     )
     with staging, _source(spec, settings, staging) as (schema, reader):
         columns = identifier_columns(schema, spec.alias_column)
-        left_out = unaddressable_kinds(columns) if spec.destination.type == REST_ATTRIBUTE else ()
+        left_out = _left_out(spec, columns)
         ignored = tuple(columns.ignored)
         if ignored:
-            log.warning(
-                "ignoring columns %s: only user_ids, device_ids and the alias column are sent",
-                ", ".join(repr(name) for name in ignored),
-            )
+            _warn_ignored(ignored)
             if on_columns is not None:
                 on_columns(Staged(ignored_columns=ignored))
         plan, unaddressable = _stage_and_plan(
@@ -460,6 +468,54 @@ def prepare(
         return Prepared(
             Staged.of(staging.counts, ignored, unaddressable), Planned(plan, planner.summary())
         )
+
+
+def _prepare_in_warehouse(
+    spec: ExportSpec, planner: WarehouseMirror, reporter: RunReporter, *, dry_run: bool
+) -> Prepared:
+    """Stage, diff and plan inside the warehouse: only the changes reach the run's plan."""
+
+    def left_out(columns: IdentifierColumns) -> tuple[str, ...]:
+        kinds = _left_out(spec, columns)
+        if columns.ignored:
+            _warn_ignored(columns.ignored)
+        return kinds
+
+    prepared = planner.prepare(
+        spec.source,
+        skip_invalid=spec.skip_invalid or dry_run,
+        left_out=left_out,
+        batch_size=batch_size_of(spec),
+        reporter=reporter,
+    )
+    for kind, count in prepared.unaddressable.items():
+        if count:
+            _warn_unaddressable(kind, count)
+    return Prepared(
+        Staged.of(prepared.counts, prepared.ignored, prepared.unaddressable),
+        Planned(prepared.plan, planner.summary()),
+    )
+
+
+def _left_out(spec: ExportSpec, columns: IdentifierColumns) -> tuple[str, ...]:
+    """The kinds the destination cannot address (device ids on ``/users/track``)."""
+    return unaddressable_kinds(columns) if spec.destination.type == REST_ATTRIBUTE else ()
+
+
+def _warn_ignored(ignored: tuple[str, ...]) -> None:
+    log.warning(
+        "ignoring columns %s: only user_ids, device_ids and the alias column are sent",
+        ", ".join(repr(name) for name in ignored),
+    )
+
+
+def _warn_unaddressable(kind: str, count: int) -> None:
+    log.warning(
+        "skipping %s %s: Braze's /users/track cannot address a user by device id "
+        "(use --type partner-cohort to deliver them)",
+        f"{count:,}",
+        kind,
+    )
 
 
 @contextmanager
@@ -545,12 +601,7 @@ def _without_kinds(
     for kind in present:
         row = staging.run(f"SELECT count(*) FROM ({identifiers}) WHERE kind = {KINDS.index(kind)}")
         skipped[kind] = int(row[0]) if row else 0
-        log.warning(
-            "skipping %s %s: Braze's /users/track cannot address a user by device id "
-            "(use --type partner-cohort to deliver them)",
-            f"{skipped[kind]:,}",
-            kind,
-        )
+        _warn_unaddressable(kind, skipped[kind])
     return f"SELECT kind, value FROM ({identifiers}) WHERE kind NOT IN ({codes})", skipped
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +61,10 @@ class Snapshot:
     exits: int
     alias_label: str | None
     committed_at: str
+    warehouse: Mapping[str, str] | None = None
+    """Where the members and exits live when the diff runs in the warehouse
+    (``engine``, ``url``, ``schema``, ``members_table``, ``exits_table``);
+    ``None``: in this generation's Parquet files."""
 
     @property
     def members_path(self) -> Path:
@@ -128,6 +133,7 @@ class SnapshotStore:
             exits=int(meta["exits"]),
             alias_label=meta.get("alias_label"),
             committed_at=str(meta["committed_at"]),
+            warehouse=meta.get("warehouse"),
         )
 
     def pending_dir(self, run_id: str) -> Path:
@@ -162,12 +168,25 @@ class SnapshotStore:
         return (self.directory / f"{_GENERATION_PREFIX}{run_id}" / META_FILE).exists()
 
     def write_pending_meta(
-        self, run_id: str, *, members: int, exits: int, alias_label: str | None
+        self,
+        run_id: str,
+        *,
+        members: int,
+        exits: int,
+        alias_label: str | None,
+        warehouse: Mapping[str, str] | None = None,
     ) -> None:
-        """Mark the pending snapshot of ``run_id`` complete; the Parquet files must be written."""
+        """Mark the pending snapshot of ``run_id`` complete.
+
+        The Parquet files must be written, unless the snapshot lives in the
+        warehouse (``warehouse``: where its tables will be once committed).
+        """
         pending = self.directory / f"{_PENDING_PREFIX}{run_id}"
-        for name in (MEMBERS_FILE, EXITS_FILE):
-            _fsync_file(pending / name)
+        if warehouse is None:
+            for name in (MEMBERS_FILE, EXITS_FILE):
+                _fsync_file(pending / name)
+        else:
+            pending.mkdir(parents=True, exist_ok=True)
         meta: dict[str, Any] = formats.stamp_snapshot(
             {
                 "run_id": run_id,
@@ -175,6 +194,7 @@ class SnapshotStore:
                 "exits": exits,
                 "alias_label": alias_label,
                 "cohort": self.key.to_dict(),
+                **({"warehouse": dict(warehouse)} if warehouse is not None else {}),
             }
         )
         _write_atomically(pending / META_FILE, json.dumps(meta, indent=2, sort_keys=True))
@@ -213,6 +233,16 @@ class SnapshotStore:
         os.rename(pending, generation)
         _fsync_dir(self.directory)
         return generation
+
+    def pending_meta(self, run_id: str) -> dict[str, Any] | None:
+        """The meta of the pending snapshot of ``run_id`` (or of its generation once committed)."""
+        for name in (f"{_PENDING_PREFIX}{run_id}", f"{_GENERATION_PREFIX}{run_id}"):
+            try:
+                meta: dict[str, Any] = json.loads((self.directory / name / META_FILE).read_text())
+            except (FileNotFoundError, json.JSONDecodeError):
+                continue
+            return meta
+        return None
 
     def discard_pending(self, run_id: str) -> None:
         """Drop the pending snapshot of a run that will never commit (failed, superseded)."""
