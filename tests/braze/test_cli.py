@@ -43,7 +43,10 @@ def write_ndjson(path: Path, rows: list[dict[str, Any]]) -> Path:
 def test_administration_round_trip(cli: Any, tmp_path: Path) -> None:
     name = f"cli-{os.getpid()}-{time.monotonic_ns()}"
     workspace = cli("workspace", "create", name)
-    assert set(workspace) == {"id", "name", "rest_api_key"} and workspace["name"] == name
+    assert (
+        set(workspace) == {"id", "name", "rest_api_key", "allowed_sources"}
+        and workspace["name"] == name
+    )
     ws = str(workspace["id"])
     partner_key = f"pk-{time.monotonic_ns()}"
     partner = cli(

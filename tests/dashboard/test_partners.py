@@ -183,3 +183,24 @@ def test_posts_without_the_csrf_token_change_nothing(client: httpx.Client, site:
             assert "key-value" not in refused.text
     assert not admin.workspace_partner(site.store, SEGMENT, workspace=acme)["enabled"]
     assert [(k["fingerprint"], k["active"]) for k in keys_of(site, acme)] == [(fingerprint, True)]
+
+
+def test_the_keys_screen_shows_each_keys_allowed_sources(dashboard_page: Any, site: Site) -> None:
+    page = dashboard_page
+    restricted = admin.generate_key(
+        site.store, workspace=site.acme.workspace, allow=["10.0.0.0/8", "2001:db8::/32"]
+    )["data_import_key"]
+    page.goto(site.acme_page("/partners/treasuredata"))
+    header = page.locator("table.keys thead").inner_text()
+    assert "ALLOWED SOURCES" in header.upper()
+    rows = {
+        row.locator("td").first.inner_text(): row
+        for row in page.locator("table.keys tbody tr").all()
+    }
+    sources = rows[key_fingerprint(restricted)].locator("td.sources")
+    assert sources.locator("code").all_inner_texts() == ["10.0.0.0/8", "2001:db8::/32"]
+    assert rows[key_fingerprint(site.acme.data_import_key)].locator("td.sources").inner_text() == (
+        "Any"
+    )
+    assert restricted not in page.content()
+    screenshot(page, "dashboard-partner-key-sources")

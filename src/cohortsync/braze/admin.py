@@ -23,6 +23,7 @@ from cohortsync.braze import segments
 from cohortsync.braze.keys import key_fingerprint, new_key
 from cohortsync.braze.profiles import bulk_load
 from cohortsync.braze.profiles.listings import describe_users
+from cohortsync.braze.sources import decode_sources, encode_sources, parse_sources
 from cohortsync.braze.store import (
     IDENTIFIER_KINDS,
     Store,
@@ -51,6 +52,7 @@ __all__ = [
     "list_keys",
     "list_partners",
     "list_segments",
+    "list_workspace_keys",
     "load_users",
     "load_users_file",
     "lock_cohort",
@@ -61,6 +63,7 @@ __all__ = [
     "segment_member_page",
     "segment_members",
     "segment_size",
+    "set_key_sources",
     "unlock_cohort",
     "update_segment",
     "user_segments",
@@ -111,10 +114,23 @@ def resolve_cohort(conn: sa.Connection, workspace_id: int, cohort_id: str) -> An
 # ---------------------------------------------------------------- workspaces and partners
 
 
-def create_workspace(store: Store, name: str) -> dict[str, Any]:
-    """A new workspace and its REST API key: ``{"id", "name", "rest_api_key"}``."""
+def _allowlist(allow: Iterable[str] | None) -> list[str] | None:
+    """The allowlist of ``--allow`` values in normal form; None (any source) when none."""
+    networks = parse_sources(allow or ())
+    return networks or None
+
+
+def create_workspace(
+    store: Store, name: str, *, allow: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """A new workspace and its REST API key, restricted to the sources ``allow`` names.
+
+    Returns ``{"id", "name", "rest_api_key", "allowed_sources"}``
+    (``allowed_sources`` None: any source).
+    """
     if not name.strip():
         raise ConfigError("a workspace name must not be empty", hint="pass a NAME")
+    sources = _allowlist(allow)
     key = new_key()
     with store.write() as conn:
         exists = account_queries.workspace_named(conn, name)
@@ -122,8 +138,8 @@ def create_workspace(store: Store, name: str) -> dict[str, Any]:
             raise ConfigError(
                 f"workspace {name!r} exists already (id {exists})", hint="pick another name"
             )
-        workspace_id = account_queries.insert_workspace(conn, name, key)
-    return {"id": workspace_id, "name": name, "rest_api_key": key}
+        workspace_id = account_queries.insert_workspace(conn, name, key, encode_sources(sources))
+    return {"id": workspace_id, "name": name, "rest_api_key": key, "allowed_sources": sources}
 
 
 def create_partner(
@@ -186,15 +202,30 @@ def enable_partner(store: Store, name: str, *, workspace: WorkspaceRef) -> dict[
 
 
 def generate_key(
-    store: Store, *, workspace: WorkspaceRef, partner: str = DEFAULT_PARTNER
+    store: Store,
+    *,
+    workspace: WorkspaceRef,
+    partner: str = DEFAULT_PARTNER,
+    allow: Iterable[str] | None = None,
 ) -> dict[str, Any]:
-    """A new data import key of (workspace, partner); earlier keys stay valid."""
+    """A new data import key of (workspace, partner); earlier keys stay valid.
+
+    ``allow``: the addresses and CIDR ranges it may be sent from (none: any).
+    """
+    sources = _allowlist(allow)
     key = new_key()
     with store.write() as conn:
         workspace_id = resolve_workspace(conn, workspace)
         partner_id = _partner_id(conn, partner)
-        account_queries.insert_data_import_key(conn, key, workspace_id, partner_id)
-    return {"data_import_key": key, "workspace": workspace_id, "partner": partner}
+        account_queries.insert_data_import_key(
+            conn, key, workspace_id, partner_id, encode_sources(sources)
+        )
+    return {
+        "data_import_key": key,
+        "workspace": workspace_id,
+        "partner": partner,
+        "allowed_sources": sources,
+    }
 
 
 def invalidate_key(store: Store, key: str) -> dict[str, Any]:
@@ -217,6 +248,7 @@ def _describe_key(row: Any) -> dict[str, Any]:
         "created_at": row.created_at,
         "invalidated_at": row.invalidated_at,
         "active": row.invalidated_at is None,
+        "allowed_sources": decode_sources(row.allowed_sources),
     }
 
 
@@ -225,8 +257,9 @@ def list_keys(
 ) -> list[dict[str, Any]]:
     """The workspace's data import keys for ``partner``, newest first.
 
-    Each is ``{"fingerprint", "created_at", "invalidated_at", "active"}``: the
-    key itself is shown once, by :func:`generate_key`, and never listed.
+    Each is ``{"fingerprint", "created_at", "invalidated_at", "active",
+    "allowed_sources"}`` (``allowed_sources`` None: any source): the key
+    itself is shown once, by :func:`generate_key`, and never listed.
     """
     with store.read() as conn:
         workspace_id = resolve_workspace(conn, workspace)
@@ -265,6 +298,89 @@ def invalidate_key_by_fingerprint(
         when = row.invalidated_at or utc_now()
         account_queries.invalidate_data_import_key(conn, row.key, when)
     return {**_describe_key(row), "invalidated_at": when, "active": False}
+
+
+def list_workspace_keys(
+    store: Store, *, workspace: WorkspaceRef, partner: str | None = None
+) -> list[dict[str, Any]]:
+    """The workspace's REST API key, then its data import keys (``partner``'s only, if given).
+
+    Each is ``{"type", "fingerprint", "partner", "created_at", "invalidated_at",
+    "active", "allowed_sources"}``; ``type`` is ``rest_api_key`` or
+    ``data_import_key``; keys are named by fingerprint, never shown.
+    """
+    with store.read() as conn:
+        workspace_id = resolve_workspace(conn, workspace)
+        partner_id = None if partner is None else _partner_id(conn, partner)
+        names = {
+            row.id: row.name for row in account_queries.partners_of_workspace(conn, workspace_id)
+        }
+        rest = account_queries.workspace_row(conn, workspace_id)
+        rows = account_queries.data_import_keys_of(conn, workspace_id, partner_id)
+    listed: list[dict[str, Any]] = []
+    if partner is None:
+        listed.append(
+            {
+                "type": "rest_api_key",
+                "fingerprint": key_fingerprint(rest.rest_api_key),
+                "partner": None,
+                "created_at": rest.created_at,
+                "invalidated_at": None,
+                "active": True,
+                "allowed_sources": decode_sources(rest.rest_api_key_sources),
+            }
+        )
+    for row in rows:
+        listed.append(
+            {"type": "data_import_key", **_describe_key(row), "partner": names[row.partner_id]}
+        )
+    return listed
+
+
+def set_key_sources(store: Store, key: str, allow: Iterable[str] | None) -> dict[str, Any]:
+    """Restrict a key to the sources ``allow`` names, or (None) let any source send it.
+
+    ``key`` is a data import key, a workspace's REST API key, or the
+    fingerprint of either as :func:`list_workspace_keys` shows it. The next
+    request is checked against the new allowlist. Returns the key as
+    :func:`list_workspace_keys` shows it, with its ``workspace``.
+    """
+    sources = None if allow is None else _allowlist(allow)
+    if allow is not None and sources is None:
+        raise ConfigError("no source to allow", hint="pass --allow ADDRESS|CIDR, or --clear")
+    wanted = key.strip()
+    with store.write() as conn:
+        keys = [
+            ("data_import_key", row.key, row) for row in account_queries.all_data_import_keys(conn)
+        ] + [
+            ("rest_api_key", row.rest_api_key, row)
+            for row in account_queries.all_rest_api_keys(conn)
+        ]
+        found = [item for item in keys if item[1] == wanted]
+        if not found:
+            found = [item for item in keys if key_fingerprint(item[1]) == wanted.lower()]
+        if len(found) != 1:
+            raise ConfigError(
+                "no such data import key or REST API key in this store"
+                if not found
+                else f"several keys share the fingerprint {wanted!r}",
+                hint="pass the key itself, or its fingerprint from "
+                "'cohortsync braze key list -w WORKSPACE'; check --db",
+            )
+        [(kind, value, row)] = found
+        stored = encode_sources(sources)
+        if kind == "rest_api_key":
+            account_queries.set_rest_key_sources(conn, int(row.id), stored)
+            workspace_id = int(row.id)
+        else:
+            account_queries.set_data_import_key_sources(conn, value, stored)
+            workspace_id = int(row.workspace_id)
+    return {
+        "type": kind,
+        "fingerprint": key_fingerprint(value),
+        "workspace": workspace_id,
+        "allowed_sources": sources,
+    }
 
 
 # ---------------------------------------------------------------- partners of a workspace

@@ -1,11 +1,12 @@
 """What the routes depend on (FastAPI dependencies): the store, the body, the caller.
 
 Partner routes check, in the spec's order, the partner API key, the client
-secret and the partner's enablement, then the rate limit of (partner,
-workspace), then the body's shape, then the cohort's lock; only then do
-they write. REST routes authenticate with the workspace's REST API key
-(Bearer). So that the body's own failures (415, 413, bad JSON) come first,
-the routers resolve :func:`json_body` before the caller
+secret (with its key's source allowlist, :mod:`.sources`) and the partner's
+enablement, then the rate limit of (partner, workspace), then the body's
+shape, then the cohort's lock; only then do they write. REST routes
+authenticate with the workspace's REST API key (Bearer), refused from a
+source out of its allowlist. So that the body's own failures (415, 413, bad
+JSON) come first, the routers resolve :func:`json_body` before the caller
 (:func:`cohortsync.braze.routes.registration.operations_router`).
 
 Each router also installs a :class:`~cohortsync.braze.ratelimit.RequestBudget`
@@ -76,6 +77,12 @@ async def json_body(request: Request) -> dict[str, Any]:
 JsonBody = Annotated[dict[str, Any], Depends(json_body)]
 
 
+def source_of(request: Request) -> str | None:
+    """The address the request came from: its TCP peer (see :mod:`.sources`)."""
+    client = request.client
+    return None if client is None else client.host
+
+
 def partner_caller(
     partner: str, body: JsonBody, store: StoreDep, request: Request
 ) -> PartnerCaller:
@@ -86,6 +93,7 @@ def partner_caller(
             partner,
             credential(body.get("partner_api_key")),
             credential(body.get("client_secret")),
+            source_of(request),
         )
     _charge(request, ("partner", partner, caller.workspace_id))
     return caller
@@ -94,7 +102,9 @@ def partner_caller(
 def rest_workspace(store: StoreDep, request: Request) -> int:
     """The workspace of the ``Authorization: Bearer`` REST API key, charged to its budget."""
     with store.read() as conn:
-        workspace_id = authenticate_rest(conn, request.headers.get("authorization"))
+        workspace_id = authenticate_rest(
+            conn, request.headers.get("authorization"), source_of(request)
+        )
     _charge(request, ("rest", workspace_id))
     return workspace_id
 

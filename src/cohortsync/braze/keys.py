@@ -4,6 +4,13 @@ Every request is checked against the store, never a cache, so that a data
 import key refused after ``key invalidate`` is refused on the very next call.
 The partner checks run in the spec's order: partner API key, client secret,
 partner enabled.
+
+A key restricted to source addresses (:mod:`.sources`) sent from any other
+address is answered as a key that does not exist (401 ``Invalid client
+secret``, or the REST API's ``Unauthorized access``), so that a caller out
+of the allowlist learns nothing of the key, not even that it is real; the
+check is part of the key's lookup, before the body's shape is checked and
+before anything is written.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from cohortsync.braze import messages
+from cohortsync.braze.sources import allows
 from cohortsync.braze.store import account_queries
 from cohortsync.braze.validation import ApiError
 
@@ -52,15 +60,20 @@ class PartnerCaller:
 
 
 def authenticate_partner(
-    conn: sa.Connection, partner_name: str, partner_api_key: str | None, client_secret: str | None
+    conn: sa.Connection,
+    partner_name: str,
+    partner_api_key: str | None,
+    client_secret: str | None,
+    source: str | None = None,
 ) -> PartnerCaller:
-    """Check a partner call's two keys; raise the spec's 401 on the first failure."""
+    """Check a partner call's two keys, sent from address ``source``; raise the spec's 401
+    on the first failure."""
     row = account_queries.partner_credentials(
         conn, partner_name, partner_api_key or "", client_secret or ""
     )
     if row is None:
         raise ApiError(401, messages.INVALID_PARTNER_API_KEY)
-    if row.workspace_id is None:
+    if row.workspace_id is None or not allows(row.allowed_sources, source):
         raise ApiError(401, messages.INVALID_CLIENT_SECRET)
     if row.key_partner_id != row.partner_id:
         # A real data import key, but issued for another partner's integration.
@@ -74,16 +87,18 @@ def authenticate_partner(
     )
 
 
-def authenticate_rest(conn: sa.Connection, authorization: str | None) -> int:
-    """The workspace id of a ``Bearer <REST API key>`` header, else 401."""
+def authenticate_rest(
+    conn: sa.Connection, authorization: str | None, source: str | None = None
+) -> int:
+    """The workspace id of a ``Bearer <REST API key>`` header sent from ``source``, else 401."""
     scheme, _, token = (authorization or "").partition(" ")
-    workspace_id = None
+    found = None
     if scheme.lower() == "bearer" and token.strip():
-        workspace_id = account_queries.workspace_of_rest_key(conn, token.strip())
-    if workspace_id is None:
+        found = account_queries.workspace_of_rest_key(conn, token.strip())
+    if found is None or not allows(found[1], source):
         raise ApiError(
             401,
             messages.UNAUTHORIZED,
             errors=["send the workspace's REST API key as 'Authorization: Bearer KEY'"],
         )
-    return workspace_id
+    return found[0]

@@ -24,7 +24,6 @@ from cohortsync.cli.braze_common import (
     WorkspaceOption,
     db_url,
     print_json,
-    printable_url,
     store_of,
 )
 from cohortsync.cli.braze_segment import segment_app
@@ -32,11 +31,8 @@ from cohortsync.cli.braze_user import user_app
 from cohortsync.cli.braze_user_lookup import user_find
 from cohortsync.cli.db import outcome_line, status_document, status_line
 from cohortsync.cli.export_options import MAX_PORT
-from cohortsync.cli.log_options import LogFormatChoice, LogFormatOption
 from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.errors import ConfigError
-from cohortsync.logs import announce
-from cohortsync.logs import configure as configure_logs
 
 app = typer.Typer(
     help=(
@@ -54,8 +50,21 @@ partner_app = typer.Typer(
     no_args_is_help=True,
 )
 key_app = typer.Typer(
-    help="Data import keys: the client_secret a partner sends.", no_args_is_help=True
+    help=(
+        "Data import keys (the client_secret a partner sends) and the source addresses "
+        "each key, and each workspace's REST API key, may be sent from."
+    ),
+    no_args_is_help=True,
 )
+AllowOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow",
+        help="An address or CIDR range (IPv4 or IPv6) the key may be sent from; repeatable. "
+        "Requests from elsewhere get 401 as for an unknown key. None: any source.",
+        show_default=False,
+    ),
+]
 users_app = typer.Typer(help="User profiles of a workspace.", no_args_is_help=True)
 users_app.command("find")(user_find)
 cohorts_app = typer.Typer(
@@ -111,7 +120,6 @@ def serve(
             help="Seconds a request body may take to arrive; then 408 and the connection closes.",
         ),
     ] = 30.0,
-    log_format: LogFormatOption = LogFormatChoice.text,
 ) -> None:
     """Run the service: POST /partners/{partner}/cohorts[/users] and Braze's /users, /segments.
 
@@ -127,18 +135,15 @@ def serve(
       cohortsync braze serve --port 9292 --db sqlite:///braze.db
       cohortsync braze serve --port 0   # any free port: see the 'serving on' line
       cohortsync braze serve --rate-limit 1000/minute --body-timeout 10 --access-log
-      cohortsync braze serve --log-format json --access-log   # one JSON object a line
     """
     # Imported here: FastAPI and uvicorn are loaded only by the command that serves.
     from cohortsync.braze.server import serve as run
 
-    configure_logs(log_format.value)
     limit = parse_rate_limit(rate_limit)
     url = db_url(db)
     # Upgrade (or refuse, in one line) before saying anything about serving.
     open_store(url).close()
-    shown = printable_url(url)
-    announce(f"store: {shown}; rate limit {limit}", store=shown, rate_limit=str(limit))
+    typer.secho(f"store: {url}; rate limit {limit}", err=True)
     run(
         url,
         host=host,
@@ -146,18 +151,21 @@ def serve(
         rate_limit=limit,
         access_log=access_log,
         body_timeout=body_timeout,
-        log_format=log_format.value,
     )
 
 
 @workspace_app.command("create")
 def workspace_create(
     name: Annotated[str, typer.Argument(help="Workspace name, unique in the store.")],
+    allow: AllowOption = None,
     db: DbOption = None,
 ) -> None:
-    """Create a workspace; prints {"id", "name", "rest_api_key"}."""
+    """Create a workspace; prints {"id", "name", "rest_api_key", "allowed_sources"}.
+
+    --allow restricts its REST API key to those sources (see 'key allow').
+    """
     with store_of(db) as store:
-        print_json(admin.create_workspace(store, name))
+        print_json(admin.create_workspace(store, name, allow=allow))
 
 
 @partner_app.command("create")
@@ -204,11 +212,82 @@ def partner_enable(
 
 @key_app.command("generate")
 def key_generate(
-    workspace: WorkspaceOption, partner: PartnerOption = admin.DEFAULT_PARTNER, db: DbOption = None
+    workspace: WorkspaceOption,
+    partner: PartnerOption = admin.DEFAULT_PARTNER,
+    allow: AllowOption = None,
+    db: DbOption = None,
 ) -> None:
-    """Generate a data import key; prints {"data_import_key"}. Older keys stay valid."""
+    """Generate a data import key; prints {"data_import_key", ...}. Older keys stay valid.
+
+    Examples:
+
+    \b
+      cohortsync braze key generate -w demo
+      cohortsync braze key generate -w demo --allow 10.0.0.0/8 --allow 127.0.0.1
+    """
     with store_of(db) as store:
-        print_json(admin.generate_key(store, workspace=workspace, partner=partner))
+        print_json(admin.generate_key(store, workspace=workspace, partner=partner, allow=allow))
+
+
+@key_app.command("allow")
+def key_allow(
+    key: Annotated[
+        str,
+        typer.Argument(
+            help="A data import key, a workspace's REST API key, or its fingerprint "
+            "('key list' shows them)."
+        ),
+    ],
+    allow: AllowOption = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove the allowlist: any source may send the key.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Replace the sources a key may be sent from (--allow, repeatable), or --clear them.
+
+    The next request is checked against the new list.
+
+    Examples:
+
+    \b
+      cohortsync braze key allow 3f2a9c01b4de --allow 10.0.0.0/8 --allow ::1
+      cohortsync braze key allow 3f2a9c01b4de --clear
+    """
+    if clear == bool(allow):
+        raise ConfigError(
+            "key allow needs either --allow (one or more) or --clear",
+            hint="e.g. 'cohortsync braze key allow KEY --allow 10.0.0.0/8'",
+        )
+    with store_of(db) as store:
+        print_json(admin.set_key_sources(store, key, None if clear else allow))
+
+
+@key_app.command("list")
+def key_list(
+    workspace: WorkspaceOption,
+    partner: Annotated[
+        str | None,
+        typer.Option("--partner", help="Only this partner's data import keys.", show_default=False),
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON only, for scripts.")] = False,
+    db: DbOption = None,
+) -> None:
+    """The workspace's REST API key and data import keys, by fingerprint, with their sources.
+
+    Keys are never shown again after they are made; the fingerprint names one
+    for 'key allow'. "any" means the key has no allowlist.
+    """
+    with store_of(db) as store:
+        keys = admin.list_workspace_keys(store, workspace=workspace, partner=partner)
+    if json:
+        print_json(keys)
+        return
+    for item in keys:
+        kind = "REST API key" if item["type"] == "rest_api_key" else f"{item['partner']} key"
+        state = "active" if item["active"] else f"invalidated {item['invalidated_at']}"
+        sources = ", ".join(item["allowed_sources"] or ["any"])
+        typer.echo(f"{item['fingerprint']}  {kind}  {state}  sources: {sources}")
 
 
 @key_app.command("invalidate")

@@ -40,27 +40,61 @@ def workspace_named(conn: sa.Connection, name: str) -> int | None:
     return None if found is None else int(found)
 
 
-def insert_workspace(conn: sa.Connection, name: str, rest_api_key: str) -> int:
-    """A new workspace's id."""
+def insert_workspace(
+    conn: sa.Connection, name: str, rest_api_key: str, sources: str | None = None
+) -> int:
+    """A new workspace's id; ``sources``: its REST API key's stored allowlist, if any."""
     return int(
         conn.execute(
             sa.insert(workspaces)
-            .values(name=name, rest_api_key=rest_api_key, created_at=utc_now())
+            .values(
+                name=name,
+                rest_api_key=rest_api_key,
+                created_at=utc_now(),
+                rest_api_key_sources=sources,
+            )
             .returning(workspaces.c.id)
         ).scalar_one()
     )
 
 
 # Every REST request runs it: built once, its cache key computed once, bound per call.
-_WORKSPACE_OF_REST_KEY = sa.select(workspaces.c.id).where(
+_WORKSPACE_OF_REST_KEY = sa.select(workspaces.c.id, workspaces.c.rest_api_key_sources).where(
     workspaces.c.rest_api_key == sa.bindparam("rest_api_key", type_=sa.String)
 )
 
 
-def workspace_of_rest_key(conn: sa.Connection, rest_api_key: str) -> int | None:
-    """The workspace whose REST API key this is, or None."""
-    found = conn.execute(_WORKSPACE_OF_REST_KEY, {"rest_api_key": rest_api_key}).scalar()
-    return None if found is None else int(found)
+def workspace_of_rest_key(conn: sa.Connection, rest_api_key: str) -> tuple[int, str | None] | None:
+    """The workspace whose REST API key this is and the key's stored allowlist, or None."""
+    found = conn.execute(_WORKSPACE_OF_REST_KEY, {"rest_api_key": rest_api_key}).first()
+    return None if found is None else (int(found[0]), found[1])
+
+
+def all_rest_api_keys(conn: sa.Connection) -> list[Any]:
+    """Every workspace's ``id``, ``name``, ``rest_api_key`` and ``rest_api_key_sources``."""
+    return list(
+        conn.execute(
+            sa.select(
+                workspaces.c.id,
+                workspaces.c.name,
+                workspaces.c.rest_api_key,
+                workspaces.c.rest_api_key_sources,
+            ).order_by(workspaces.c.id)
+        ).all()
+    )
+
+
+def workspace_row(conn: sa.Connection, workspace_id: int) -> Any:
+    """The workspace's row (its REST API key and that key's allowlist among its columns)."""
+    return conn.execute(sa.select(workspaces).where(workspaces.c.id == workspace_id)).one()
+
+
+def set_rest_key_sources(conn: sa.Connection, workspace_id: int, sources: str | None) -> None:
+    conn.execute(
+        sa.update(workspaces)
+        .where(workspaces.c.id == workspace_id)
+        .values(rest_api_key_sources=sources)
+    )
 
 
 # ---------------------------------------------------------------- partners
@@ -129,12 +163,29 @@ def enable_partner(store: Store, conn: sa.Connection, workspace_id: int, partner
 
 
 def insert_data_import_key(
-    conn: sa.Connection, key: str, workspace_id: int, partner_id: int
+    conn: sa.Connection, key: str, workspace_id: int, partner_id: int, sources: str | None = None
 ) -> None:
     conn.execute(
         sa.insert(data_import_keys).values(
-            key=key, workspace_id=workspace_id, partner_id=partner_id, created_at=utc_now()
+            key=key,
+            workspace_id=workspace_id,
+            partner_id=partner_id,
+            created_at=utc_now(),
+            allowed_sources=sources,
         )
+    )
+
+
+def all_data_import_keys(conn: sa.Connection) -> list[Any]:
+    """Every data import key row of the store (to find one by its fingerprint)."""
+    return list(conn.execute(sa.select(data_import_keys)).all())
+
+
+def set_data_import_key_sources(conn: sa.Connection, key: str, sources: str | None) -> None:
+    conn.execute(
+        sa.update(data_import_keys)
+        .where(data_import_keys.c.key == key)
+        .values(allowed_sources=sources)
     )
 
 
@@ -187,7 +238,11 @@ def invalidate_data_import_key(conn: sa.Connection, key: str, when: str) -> None
 def _partner_check() -> sa.Select[Any]:
     """One query answering all three partner checks (built once, bound per call)."""
     key = (
-        sa.select(data_import_keys.c.workspace_id, data_import_keys.c.partner_id)
+        sa.select(
+            data_import_keys.c.workspace_id,
+            data_import_keys.c.partner_id,
+            data_import_keys.c.allowed_sources,
+        )
         .where(
             data_import_keys.c.key == sa.bindparam("client_secret"),
             data_import_keys.c.invalidated_at.is_(None),
@@ -207,6 +262,7 @@ def _partner_check() -> sa.Select[Any]:
             partners.c.id.label("partner_id"),
             key.c.workspace_id,
             key.c.partner_id.label("key_partner_id"),
+            key.c.allowed_sources,
             enabled.label("enabled"),
         )
         .join(partner_api_keys, partner_api_keys.c.partner_id == partners.c.id)
@@ -229,7 +285,7 @@ def partner_credentials(
     Row absent: the partner API key is wrong. ``workspace_id`` NULL: no active
     data import key. ``key_partner_id`` differs from ``partner_id``: the key
     is another partner's. ``enabled`` false: the workspace has not enabled
-    the partner.
+    the partner. ``allowed_sources``: the key's stored source allowlist.
     """
     return conn.execute(
         _PARTNER_CHECK,

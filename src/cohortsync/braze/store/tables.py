@@ -29,6 +29,9 @@ workspaces = sa.Table(
     sa.Column("name", sa.String, nullable=False, unique=True),
     sa.Column("rest_api_key", sa.String, nullable=False, unique=True),
     sa.Column("created_at", sa.String, nullable=False),
+    # The REST API key's source allowlist (revision 0006): a JSON array of networks,
+    # NULL for any source (see braze/sources.py).
+    sa.Column("rest_api_key_sources", sa.Text, nullable=True),
 )
 
 partners = sa.Table(
@@ -63,6 +66,8 @@ data_import_keys = sa.Table(
     sa.Column("partner_id", sa.ForeignKey("braze_partners.id"), nullable=False),
     sa.Column("created_at", sa.String, nullable=False),
     sa.Column("invalidated_at", sa.String, nullable=True),
+    # The key's source allowlist (revision 0006), as for the REST API key's.
+    sa.Column("allowed_sources", sa.Text, nullable=True),
 )
 
 id_counters = sa.Table(
