@@ -24,6 +24,7 @@ from cohortsync.cli.braze_common import (
     WorkspaceOption,
     db_url,
     print_json,
+    printable_url,
     store_of,
 )
 from cohortsync.cli.braze_segment import segment_app
@@ -31,8 +32,11 @@ from cohortsync.cli.braze_user import user_app
 from cohortsync.cli.braze_user_lookup import user_find
 from cohortsync.cli.db import outcome_line, status_document, status_line
 from cohortsync.cli.export_options import MAX_PORT
+from cohortsync.cli.log_options import LogFormatChoice, LogFormatOption
 from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.errors import ConfigError
+from cohortsync.logs import announce
+from cohortsync.logs import configure as configure_logs
 
 app = typer.Typer(
     help=(
@@ -120,6 +124,7 @@ def serve(
             help="Seconds a request body may take to arrive; then 408 and the connection closes.",
         ),
     ] = 30.0,
+    log_format: LogFormatOption = LogFormatChoice.text,
 ) -> None:
     """Run the service: POST /partners/{partner}/cohorts[/users] and Braze's /users, /segments.
 
@@ -135,15 +140,18 @@ def serve(
       cohortsync braze serve --port 9292 --db sqlite:///braze.db
       cohortsync braze serve --port 0   # any free port: see the 'serving on' line
       cohortsync braze serve --rate-limit 1000/minute --body-timeout 10 --access-log
+      cohortsync braze serve --log-format json --access-log   # one JSON object a line
     """
     # Imported here: FastAPI and uvicorn are loaded only by the command that serves.
     from cohortsync.braze.server import serve as run
 
+    configure_logs(log_format.value)
     limit = parse_rate_limit(rate_limit)
     url = db_url(db)
     # Upgrade (or refuse, in one line) before saying anything about serving.
     open_store(url).close()
-    typer.secho(f"store: {url}; rate limit {limit}", err=True)
+    shown = printable_url(url)
+    announce(f"store: {shown}; rate limit {limit}", store=shown, rate_limit=str(limit))
     run(
         url,
         host=host,
@@ -151,6 +159,7 @@ def serve(
         rate_limit=limit,
         access_log=access_log,
         body_timeout=body_timeout,
+        log_format=log_format.value,
     )
 
 
