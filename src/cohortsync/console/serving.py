@@ -51,6 +51,8 @@ def _server(app: FastAPI, *, log_level: str, log_format: str = "text") -> uvicor
         log_config=uvicorn_log_config(log_format),
         log_level=log_level,
         access_log=False,
+        # The client is the TCP peer, never X-Forwarded-For: the login throttle counts by it.
+        proxy_headers=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
