@@ -53,7 +53,11 @@ class PostgresSource:
         )
 
     def snapshot_members(self) -> set[tuple[str, str]]:
+        """The members table of the one cohort this test mirrors."""
         [table] = [name for name in self.snapshot_tables() if name.startswith("m_")]
+        return self.members_of(table)
+
+    def members_of(self, table: str) -> set[tuple[str, str]]:
         return {
             (str(kind), str(value))
             for kind, value in self.rows(f"SELECT kind, value FROM {self.snapshot_schema}.{table}")

@@ -98,7 +98,6 @@ ABANDONED = "cs_abandoned"
 SENT = "cs_sent"
 LOCAL_MEMBERS = "cs_previous_members"
 LOCAL_EXITS = "cs_previous_exits"
-_EMPTY = "(SELECT NULL::text AS kind, NULL::text AS value WHERE false)"
 _COLLATED = 'kind COLLATE "C", value COLLATE "C"'
 
 
@@ -360,7 +359,13 @@ class WarehouseMirror:
 
     def _previous_tables(self, session: PostgresSession, previous: Snapshot | None) -> _Tables:
         if previous is None:
-            return _Tables(members=_EMPTY, exits=_EMPTY, first_run=not self.abandoned)
+            # Empty session tables: the statements read the same relations either way.
+            return _Tables(
+                members=_copy_local(session, None, LOCAL_MEMBERS),
+                exits=_copy_local(session, None, LOCAL_EXITS),
+                first_run=not self.abandoned,
+                tracked=False,
+            )
         if previous.warehouse is not None:
             members = self._qualified(previous.warehouse["members_table"])
             exits = self._qualified(previous.warehouse["exits_table"])
@@ -374,15 +379,15 @@ class WarehouseMirror:
                     )
             return _Tables(members=members, exits=exits)
         return _Tables(
-            members=_copy_local(session, previous, LOCAL_MEMBERS, "members"),
-            exits=_copy_local(session, previous, LOCAL_EXITS, "exits"),
+            members=_copy_local(session, previous.members_path, LOCAL_MEMBERS),
+            exits=_copy_local(session, previous.exits_path, LOCAL_EXITS),
         )
 
     def _qualified(self, table: str) -> str:
         return f"{quote_identifier(self.schema)}.{quote_identifier(table)}"
 
     def _previous_aliases(self, session: PostgresSession, tables: _Tables) -> int:
-        if tables.members == _EMPTY:
+        if not tables.tracked:
             return 0
         return int(
             session.scalar(
@@ -480,7 +485,8 @@ class WarehouseMirror:
     def _write_plan(self, session: PostgresSession, send_sql: str, path: Path) -> int:
         """Stream the changes to send into the run's plan file; the rows that crossed."""
         reader = session.copy_out(
-            f"{send_sql} ORDER BY should_remove, {_COLLATED}",
+            f"SELECT kind, value, should_remove FROM ({send_sql}) s "
+            f"ORDER BY should_remove, {_COLLATED}",
             CHANGES_SCHEMA,
             doing="reading the changes",
         )
@@ -581,6 +587,7 @@ class _Tables:
     members: str
     exits: str
     first_run: bool = False
+    tracked: bool = True  # a previous snapshot exists
 
 
 class _Diff:
@@ -719,15 +726,15 @@ def _parquet_batches(path: Path, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         parquet.close()
 
 
-def _copy_local(session: PostgresSession, previous: Snapshot, table: str, what: str) -> str:
-    """Copy a Parquet generation's members or exits into a session table; its name."""
+def _copy_local(session: PostgresSession, path: Path | None, table: str) -> str:
+    """A session table of a Parquet generation's members or exits (empty for none); its name."""
+    doing = "copying the snapshot into the warehouse"
     session.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {table} (kind text NOT NULL, value text NOT NULL)",
-        doing="copying the snapshot into the warehouse",
+        doing=doing,
     )
-    session.execute(f"TRUNCATE {table}", doing="copying the snapshot into the warehouse")
-    path = previous.members_path if what == "members" else previous.exits_path
-    if path.exists():
+    session.execute(f"TRUNCATE {table}", doing=doing)
+    if path is not None and path.exists():
         session.copy_in(table, MEMBERS_SCHEMA.names, _parquet_batches(path, MEMBERS_SCHEMA))
-    session.execute(f"ANALYZE {table}", doing="copying the snapshot into the warehouse")
+        session.execute(f"ANALYZE {table}", doing=doing)
     return table

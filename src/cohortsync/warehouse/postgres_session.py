@@ -163,6 +163,9 @@ class PostgresSession:
             opened.close()
             raise self._error(error, doing) from error
         stream = _CopyStream(copy, opened)
+        if stream.empty():  # Arrow's CSV reader refuses an empty file: no rows, no batches
+            stream.finish()
+            return pa.RecordBatchReader.from_batches(schema, iter(()))
         options = pa_csv.ConvertOptions(
             column_types={field.name: field.type for field in schema},
             strings_can_be_null=False,
@@ -232,6 +235,15 @@ class _CopyStream(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def empty(self) -> bool:
+        """Whether the copy has no data at all (reads its first chunk to know)."""
+        while not self._left and not self._done:
+            try:
+                self._left = memoryview(next(self._chunks))
+            except StopIteration:
+                self._done = True
+        return not self._left
 
     def readinto(self, buffer: Any) -> int:
         while not self._left:

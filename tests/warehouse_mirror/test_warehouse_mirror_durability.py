@@ -1,0 +1,203 @@
+"""The in-warehouse mirror under stops, abandoned runs and SIGKILL, on PostgreSQL.
+
+The properties are the local mirror's (tests/mirror/test_mirror_properties.py)
+with the diff and the snapshot inside PostgreSQL: random result sequences with
+stops, resumes and abandoned runs converge, and no foreign member is removed.
+The kill test runs real ``cohortsync`` processes against a real HTTP server.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pyarrow.parquet as pq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cohortsync.export.snapshots import CohortKey, SnapshotStore
+from cohortsync.export.spec import MirrorOptions, Source
+from cohortsync.export.warehouse_mirror import WarehouseMirror
+from export.partner_server import PartnerServer
+from runs.runs_helpers import export_args, membership, received
+from support import run_cli, wait_for
+from warehouse_mirror.conftest import PostgresSource
+
+Spawn = Callable[[list[str]], "subprocess.Popen[str]"]
+BATCH = 3  # identifiers per request in the model (1,000 in production)
+KINDS = ("user_ids", "device_ids", "alias")
+COLUMNS = {"user_ids": "user_ids", "device_ids": "device_ids", "alias": "email"}
+OURS = [(kind, f"v{i}") for kind in KINDS for i in range(6)]
+FOREIGN = [(kind, f"foreign{i}") for kind in KINDS for i in range(3)]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One run: its result, whether it re-sends everything, and how it ends."""
+
+    result: frozenset[tuple[str, str]]
+    full_resync: bool
+    ending: str
+    applied: frozenset[int]
+    after_stop: str
+
+
+steps = st.builds(
+    Step,
+    result=st.frozensets(st.sampled_from(OURS), max_size=len(OURS)),
+    full_resync=st.sampled_from([False, False, False, True]),
+    ending=st.sampled_from(["done", "done", "stopped"]),
+    applied=st.frozensets(st.integers(0, 7), max_size=8),
+    after_stop=st.sampled_from(["resume", "abandon"]),
+)
+
+
+def load_result(url: str, table: str, result: frozenset[tuple[str, str]]) -> None:
+    """``table`` holds one row per identifier, in the column of its kind."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(f"DROP TABLE IF EXISTS {table}")
+        connection.execute(f"CREATE TABLE {table} (user_ids text, device_ids text, email text)")
+        with connection.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+            for kind, value in sorted(result):
+                copy.write_row([value if kind == name else None for name in KINDS])
+
+
+def changes_of(path: Path) -> list[tuple[str, str, bool]]:
+    table = pq.read_table(path, columns=["kind", "value", "should_remove"])
+    return list(
+        zip(
+            table.column("kind").to_pylist(),
+            table.column("value").to_pylist(),
+            table.column("should_remove").to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def apply(cohort: set[tuple[str, str]], batch: list[tuple[str, str, bool]]) -> None:
+    for kind, value, remove in batch:
+        (cohort.discard if remove else cohort.add)((kind, value))
+
+
+# The schemas of ``pg`` are shared by the examples; each example is a cohort of its own.
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    foreign=st.frozensets(st.sampled_from(FOREIGN)),
+    runs=st.lists(steps, min_size=1, max_size=5),
+)
+def test_in_warehouse_mirror_converges_and_spares_foreign_members(
+    pg: PostgresSource, foreign: frozenset[tuple[str, str]], runs: list[Step]
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        key = CohortKey.for_destination("http://127.0.0.1:1", "k", "treasuredata", root.name)
+        store = SnapshotStore(root / "home", key)
+        table = f"{pg.schema}.result"
+        cohort: set[tuple[str, str]] = set(foreign)
+        ever_added: set[tuple[str, str]] = set()
+        abandoned: list[Path] = []
+        for number, step in enumerate(runs):
+            run_id = f"20261203T000000-{number:04x}"
+            load_result(pg.url, table, step.result)
+            planner = WarehouseMirror(
+                store,
+                run_id,
+                MirrorOptions(allow_empty=True, max_remove_pct=100, full_resync=step.full_resync),
+                plan_path=root / "home" / "runs" / run_id / "changes.parquet",
+                alias_label="email",
+                warehouse_url=pg.url,
+                schema=pg.snapshot_schema,
+                abandoned=tuple(abandoned),
+            )
+            prepared = planner.prepare(Source(table=table), skip_invalid=False, batch_size=BATCH)
+            changes = changes_of(prepared.plan.path)
+            assert changes == sorted(set(changes), key=lambda c: (c[2], c[0], c[1]))
+            removed = {(kind, value) for kind, value, remove in changes if remove}
+            added = {(kind, value) for kind, value, remove in changes if not remove}
+            assert removed <= ever_added, "a removal of something this system never added"
+            assert not removed & step.result
+            ever_added |= added
+            parts = [changes[start : start + BATCH] for start in range(0, len(changes), BATCH)]
+            if step.ending == "stopped":
+                for index in sorted(step.applied):
+                    if index < len(parts):
+                        apply(cohort, parts[index])
+                if step.after_stop == "abandon":
+                    abandoned.append(prepared.plan.path)
+                    planner.discard()
+                    continue
+                for index, batch in enumerate(parts):
+                    if index not in step.applied:
+                        apply(cohort, batch)
+            else:
+                for batch in parts:
+                    apply(cohort, batch)
+            planner.commit()
+            planner.commit()  # a resumed run that died after its commit commits again: a no-op
+            abandoned.clear()
+            assert cohort == set(step.result) | foreign
+            snapshot = store.current()
+            assert snapshot is not None and snapshot.members == len(step.result)
+            assert snapshot.warehouse is not None
+            assert pg.members_of(snapshot.warehouse["members_table"]) == set(step.result)
+
+
+def partway(
+    process: subprocess.Popen[str], server: PartnerServer, requests: int
+) -> Callable[[], bool]:
+    """True once the server has seen ``requests`` requests, or the process has ended."""
+    return lambda: process.poll() is not None or len(server.requests) >= requests
+
+
+def test_sigkill_at_random_points_then_restart_converges(
+    pg: PostgresSource, partner: PartnerServer, spawn: Spawn
+) -> None:
+    """Kill the exporter at random moments (the commit's tables included), restart, check."""
+    seed = random.randrange(1_000_000)
+    rng = random.Random(seed)
+    threads = 2
+    partner.delay = 0.05
+    phases = [(0, 20_000), (3_000, 23_000)]  # then 15% churn: 3,000 exits, 3,000 entries
+    kills = 0
+    for start, stop in phases:
+        pg.users(start, stop)
+        before = received(partner)
+        phase_kills = 0
+        for _ in range(4):
+            seen = len(partner.requests)
+            command = export_args(partner, "--threads", str(threads))
+            command[command.index("--table") + 1] = f"{pg.schema}.t"
+            process = spawn(command)
+            if rng.random() < 0.3:  # while starting, staging, diffing or committing
+                time.sleep(rng.uniform(0.0, 1.5))
+            else:  # while sending: after a random number of requests, mid-request
+                target = seen + rng.randint(1, 15)
+                wait_for(partway(process, partner, target), what="a request")
+                time.sleep(rng.uniform(0.0, 0.05))
+            process.send_signal(signal.SIGKILL)
+            process.communicate(timeout=30)
+            phase_kills += process.returncode == -signal.SIGKILL
+        command = export_args(partner, "--threads", str(threads), "--json")
+        command[command.index("--table") + 1] = f"{pg.schema}.t"
+        done = run_cli(*command, expect=None)
+        assert done.returncode == 0, f"seed {seed}: {done.stderr}"
+        assert membership(partner) == {("user_ids", f"u{i:05}") for i in range(start, stop)}, (
+            f"seed {seed}"
+        )
+        assert pg.snapshot_members() == {("user_ids", f"u{i:05}") for i in range(start, stop)}
+        sent = received(partner) - before
+        twice = sum(count - 1 for count in sent.values() if count > 1)
+        assert twice <= phase_kills * threads * 1000, f"seed {seed}: {twice} re-sent"
+        kills += phase_kills
+    assert kills >= 1, f"seed {seed}: no kill landed"
