@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format audit bench clean
 
 install: $(STAMP)
 
@@ -30,6 +30,11 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# pip-audit over the installed packages; fails on a known vulnerability, and says
+# plainly when the vulnerability service could not be reached (.ci/audit).
+audit: install
+	$(BIN)/python .ci/audit
 
 format: install
 	$(BIN)/ruff format src tests bench
