@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ class Measured:
     seconds: float
     peak_mb: float
     returncode: int
+    stdout: bytes = b""  # with capture=True
+    stderr: str = ""
 
 
 def high_water_mb(pid: int | str) -> float:
@@ -31,25 +34,42 @@ def high_water_mb(pid: int | str) -> float:
     return 0.0
 
 
-def run_measured(command: list[str], env: dict[str, str]) -> Measured:
-    """Run ``command`` (stdout discarded); its wall time, peak MB and exit code."""
+def run_measured(command: list[str], env: dict[str, str], *, capture: bool = False) -> Measured:
+    """Run ``command``; its wall time, peak MB and exit code (and its output, with ``capture``).
+
+    Without ``capture`` its stdout is discarded and its stderr goes to ours.
+    """
     peak = [0.0]
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    finished = threading.Event()
+    with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=output if capture else subprocess.DEVNULL,
+            stderr=errors if capture else None,
+        )
+        finished = threading.Event()
 
-    def poll() -> None:
-        while not finished.is_set():
-            try:
-                peak[0] = max(peak[0], high_water_mb(process.pid))
-            except (OSError, ValueError):  # exited, or a zombie without memory
-                return
-            finished.wait(0.01)
+        def poll() -> None:
+            while not finished.is_set():
+                try:
+                    peak[0] = max(peak[0], high_water_mb(process.pid))
+                except (OSError, ValueError):  # exited, or a zombie without memory
+                    return
+                finished.wait(0.01)
 
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    _, status, _ = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    finished.set()
-    poller.join()
-    return Measured(seconds, peak[0], os.waitstatus_to_exitcode(status))
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        _, status, _ = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        finished.set()
+        poller.join()
+        output.seek(0)
+        errors.seek(0)
+        return Measured(
+            seconds,
+            peak[0],
+            os.waitstatus_to_exitcode(status),
+            output.read(),
+            errors.read().decode(errors="replace").strip(),
+        )

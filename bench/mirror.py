@@ -43,6 +43,7 @@ import orjson
 from cohortsync.export.mirror import DEFAULT_MEMORY_LIMIT, ParquetResult, plan_mirror
 from cohortsync.export.snapshots import CohortKey, SnapshotStore
 from cohortsync.export.spec import MirrorOptions
+from measured import high_water_mb, run_measured
 
 TARGET_SECONDS = 20.0
 TARGET_MB = 500.0
@@ -137,42 +138,6 @@ def child(step: str, directory: Path, memory_limit: str, threads: int) -> None:
     figures["seconds"] = round(time.perf_counter() - started, 2)
     figures["peak_mb"] = round(high_water_mb("self"), 1)
     print(json.dumps(figures))
-
-
-def high_water_mb(pid: int | str) -> float:
-    """``VmHWM`` of a live process, in MB: its peak resident memory since exec."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float, int, bytes, str]:
-    """Run ``command``; return seconds, peak MB (polled ``VmHWM``), exit code, stdout, stderr."""
-    peak = [0.0]
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=errors)
-
-        def poll() -> None:
-            while process.poll() is None:
-                try:
-                    peak[0] = max(peak[0], high_water_mb(process.pid))
-                except (FileNotFoundError, ProcessLookupError, ValueError):
-                    return
-                time.sleep(0.02)
-
-        watcher = threading.Thread(target=poll, daemon=True)
-        watcher.start()
-        assert process.stdout is not None
-        stdout = process.stdout.read()
-        process.wait()
-        seconds = time.perf_counter() - started
-        watcher.join()
-        errors.seek(0)
-        stderr = errors.read().decode().strip()
-    return seconds, peak[0], process.returncode, stdout, stderr
 
 
 def measure(step: str, directory: Path, memory_limit: str, threads: int) -> dict[str, object]:
@@ -339,11 +304,12 @@ def end_to_end(directory: Path, members: int, churn: float, threads: int) -> Non
         before = Counter(CountingPartner.counts)
         command = [*head, "--table", table, "--operation", operation, "--cohort-id", cohort]
         command += ["--max-remove-pct", "100"]
-        seconds, peak_mb, returncode, stdout, stderr = run_measured(command, env)
-        if returncode != 0:
-            print(f"  {label}: FAILED {stderr}")
+        done = run_measured(command, env, capture=True)
+        seconds, peak_mb = done.seconds, done.peak_mb
+        if done.returncode != 0:
+            print(f"  {label}: FAILED {done.stderr}")
             continue
-        report = json.loads(stdout)
+        report = json.loads(done.stdout)
         after = CountingPartner.counts - before
         requests = sum(n for path, n in after.items() if path.endswith("/cohorts/users"))
         print(

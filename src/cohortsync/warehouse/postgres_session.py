@@ -246,18 +246,24 @@ class _CopyStream(io.RawIOBase):
         return not self._left
 
     def readinto(self, buffer: Any) -> int:
-        while not self._left:
-            if self._done:
-                return 0
-            try:
-                self._left = memoryview(next(self._chunks))
-            except StopIteration:
-                self._done = True
-                return 0
-        size = min(len(buffer), len(self._left))
-        buffer[:size] = self._left[:size]
-        self._left = self._left[size:]
-        return size
+        """Fill ``buffer`` as far as the copy goes: the server sends a message per row,
+        and Arrow makes a block (a batch) of whatever one read returns."""
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view):
+            if not self._left:
+                if self._done:
+                    break
+                try:
+                    self._left = memoryview(next(self._chunks)).cast("B")
+                except StopIteration:
+                    self._done = True
+                    break
+            size = min(len(view) - filled, len(self._left))
+            view[filled : filled + size] = self._left[:size]
+            self._left = self._left[size:]
+            filled += size
+        return filled
 
     def finish(self, cancel: Callable[[], None] | None = None) -> None:
         """End the copy, so the connection can run the next statement.
