@@ -40,13 +40,14 @@ TARGET_SHARE = 0.02
 
 
 def create_cohorts(url: str, members: int, churn: float) -> None:
-    """Tables ``base`` and ``churned`` (``n``, ``kind``), views ``*_cohort`` of identifier columns."""
+    """Tables ``base`` and ``churned`` (``n``, ``kind``); views ``*_cohort`` of identifiers."""
     changed = int(members * churn / 2)
     step = members // changed if changed else members + 1
     kind = "CASE WHEN n % 10 = 8 THEN 'd' WHEN n % 10 = 9 THEN 'e' ELSE 'u' END"
     with psycopg.connect(url, autocommit=True) as con:
         con.execute(
-            f"CREATE TABLE base AS SELECT n, {kind} AS kind FROM generate_series(0, {members - 1}) n"
+            f"CREATE TABLE base AS SELECT n, {kind} AS kind "
+            f"FROM generate_series(0, {members - 1}) n"
         )
         # The churned result: every step-th member left, as many new ones came in.
         con.execute(
