@@ -3,17 +3,20 @@
 ``cohortsync braze serve`` (a PostgreSQL store whose URL carries a password,
 the access log on), ``cohortsync console`` (a password from the
 environment) and ``cohortsync scheduler`` (a scheduled activation exported to
-the served sandbox with its data import key, and a scheduled query delivered
-as a custom attribute with its REST API key) all run with
-``--log-format json``. The console creates an authentication (its key
+the served sandbox with its data import key, a scheduled query delivered
+as a custom attribute with its REST API key, and a query whose workspace
+never enabled the partner, which fails with a 401 that echoes its key, then
+posts to a webhook whose path is its token and whose port refuses) all run
+with ``--log-format json``. The console creates an authentication (its key
 checked against the service) and refuses one with a wrong key; someone logs
 in to the console and to the sandbox's dashboard (by a one-time link).
 
 Then every line each process printed, on stdout and stderr, must parse as a
-JSON object, and none may hold any secret of the flow: the data import key,
-the REST API key, the partner key, the console's and the dashboard's
-passwords, their session cookies, the console's CSRF token, the
-dashboard's one-time link token, and the store's database password.
+JSON object, and none may hold any secret of the flow: both data import
+keys, the REST API key, the partner key, the webhook's token, the console's
+and the dashboard's passwords, their session cookies, the console's CSRF
+token, the dashboard's one-time link token, and the store's database
+password.
 """
 
 from __future__ import annotations
@@ -33,11 +36,12 @@ import orjson
 import pytest
 
 from services import POSTGRES_ADMIN_URL, missing_service
-from support import cli_environment, cohortsync_command, run_cli, wait_for
+from support import cli_environment, cohortsync_command, run_cli, unused_port, wait_for
 
 PARTNER_KEY = "pk-" + uuid.uuid4().hex
 CONSOLE_PASSWORD = "console-" + uuid.uuid4().hex
 DASHBOARD_PASSWORD = "dashboard-" + uuid.uuid4().hex
+WEBHOOK_TOKEN = "hook" + uuid.uuid4().hex
 DB_PASSWORD = "dbpw" + uuid.uuid4().hex  # PostgreSQL on trust auth: sent, never checked
 
 DEFINITIONS = """\
@@ -57,7 +61,15 @@ activations:
     operation: mirror
     mapping: [external_id=user_ids]
     schedule: "* * * * *"
+authentications:
+  - name: not-enabled        # a workspace that never enabled the partner: its runs fail (401)
+    endpoint: ${SANDBOX_URL}
+    data_import_key: ${OTHER_KEY}
 queries:
+  - name: refused
+    sql: SELECT external_id AS user_ids FROM customers
+    export: {auth: not-enabled, cohort_id: refused}
+    schedule: "* * * * *"
   - name: gold_attribute
     sql: SELECT external_id AS user_ids FROM customers WHERE tier = 'gold'
     export: {auth: sandbox-rest, cohort_id: gold-attr}
@@ -132,6 +144,13 @@ def store_url() -> Iterator[str]:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def refusing_port() -> Iterator[int]:
+    """A port where every connection is refused, for the whole test."""
+    with unused_port() as port:
+        yield port
+
+
 def started_url(process: Process, logger: str) -> str:
     """The ``url`` field of the first JSON line of ``logger`` (where the process serves)."""
     return wait_for(
@@ -153,7 +172,7 @@ def csrf_of(page: str) -> str:
 
 
 def test_every_line_is_json_and_no_secret_is_in_any(
-    home: Path, tmp_path: Path, store_url: str
+    home: Path, tmp_path: Path, store_url: str, refusing_port: int
 ) -> None:
     def braze(*args: str) -> Any:
         return run_cli("braze", *args, "--db", store_url).json()
@@ -163,6 +182,8 @@ def test_every_line_is_json_and_no_secret_is_in_any(
     braze("partner", "create", "treasuredata", "--api-key", PARTNER_KEY)
     braze("partner", "enable", "treasuredata", "-w", "demo")
     data_import_key = braze("key", "generate", "-w", "demo")["data_import_key"]
+    braze("workspace", "create", "other")
+    other_key = braze("key", "generate", "-w", "other")["data_import_key"]
     users = tmp_path / "users.ndjson"
     users.write_text("".join(f'{{"external_id": "c{i}"}}\n' for i in range(1, 21)))
     braze("users", "load", str(users), "-w", "demo")
@@ -249,14 +270,23 @@ def test_every_line_is_json_and_no_secret_is_in_any(
         )  # fmt: skip
         definitions = tmp_path / "cohortsync.yaml"
         definitions.write_text(DEFINITIONS)
-        run_cli("apply", str(definitions))
+        run_cli("apply", str(definitions), env={"SANDBOX_URL": sandbox, "OTHER_KEY": other_key})
         an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None)
         with sqlite3.connect(home / "catalog.db") as catalog:
             catalog.execute("UPDATE schedules SET anchor = ?", (an_hour_ago.isoformat(" "),))
 
         scheduler = Process(
             "scheduler",
-            ["scheduler", "--poll-interval", "0.2", "--log-format", "json"],
+            # A webhook whose path is its credential, on a port that refuses: its failure is logged.
+            [
+                "scheduler",
+                "--poll-interval",
+                "0.2",
+                "--log-format",
+                "json",
+                "--webhook",
+                f"http://127.0.0.1:{refusing_port}/hooks/{WEBHOOK_TOKEN}",
+            ],
             base_env,
             logs,
         )
@@ -264,19 +294,27 @@ def test_every_line_is_json_and_no_secret_is_in_any(
 
         def both_finished() -> list[dict[str, Any]] | None:
             finished = scheduler.json_lines("stdout")
-            return finished if len(finished) >= 2 else None
+            return finished if len(finished) >= 3 else None
 
         outcomes = wait_for(
             both_finished,
             120,
-            what="the scheduler to finish both jobs",
+            what="the scheduler to finish its three jobs",
             interval=0.1,
             process=scheduler.popen,
         )
         assert {(o["job"], o["status"]) for o in outcomes} == {
             ("activation:gold_every_minute", "succeeded"),
             ("query:gold_attribute", "succeeded"),
+            ("query:refused", "failed"),
         }, outcomes
+        refused = next(o for o in outcomes if o["job"] == "query:refused")
+        assert "Partner not enabled for client with client secret" in refused["error"]
+        wait_for(
+            lambda: any("webhook" in e["message"] for e in scheduler.json_lines()),
+            30,
+            what="the webhook's failure to be logged",
+        )
     finally:
         for process in reversed(processes):
             process.stop()
@@ -286,6 +324,8 @@ def test_every_line_is_json_and_no_secret_is_in_any(
 
     secrets = {
         "data import key": data_import_key,
+        "data import key of the workspace without the partner": other_key,
+        "webhook token": WEBHOOK_TOKEN,
         "REST API key": rest_api_key,
         "partner key": PARTNER_KEY,
         "console password": CONSOLE_PASSWORD,
@@ -320,10 +360,16 @@ def test_every_line_is_json_and_no_secret_is_in_any(
         and e["status"] == 200 for e in access
     )  # fmt: skip
     assert any("token=[redacted]" in e["route"] for e in access)
-    ends = [e for e in seen["scheduler"] if "duration_s" in e]
-    assert {e["job"] for e in ends} == {"activation:gold_every_minute", "query:gold_attribute"}
-    for end in ends:
-        assert end["status"] == "succeeded" and end["run_id"] and end["cohort"]
+    ends = {e["job"]: e for e in seen["scheduler"] if "duration_s" in e}
+    assert set(ends) == {"activation:gold_every_minute", "query:gold_attribute", "query:refused"}
+    for end in ends.values():
+        assert end["run_id"] and end["cohort"]
+    assert ends["query:refused"]["status"] == "failed"
+    assert ends["query:gold_attribute"]["status"] == "succeeded"
+    [webhook] = [e for e in seen["scheduler"] if "webhook" in e.get("message", "")]
+    assert (
+        webhook["level"] == "WARNING" and f"http://127.0.0.1:{refusing_port} " in webhook["message"]
+    )
     assert any(e["status"] == 401 for e in access)  # the console's check of the wrong key
     assert seen["console"][0]["url"] == console_url
     assert "***" in next(e["store"] for e in seen["serve"] if "store" in e)
