@@ -18,10 +18,12 @@ import os
 import re
 import stat
 from pathlib import Path
-
-from cryptography.fernet import Fernet, InvalidToken
+from typing import TYPE_CHECKING
 
 from cohortsync.errors import ConfigError
+
+if TYPE_CHECKING:  # loaded when a key is used: an export with --data-import-key needs none
+    from cryptography.fernet import Fernet
 
 KEY_FILE_NAME = "secret.key"
 
@@ -34,6 +36,8 @@ def key_file_path(home: Path) -> Path:
 def _create_key_file(path: Path) -> None:
     """Write a fresh Fernet key with mode 0600, atomically (no world-readable window)."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from cryptography.fernet import Fernet
+
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(descriptor, Fernet.generate_key())
@@ -83,6 +87,8 @@ def load_fernet(home: Path, *, create: bool = False) -> Fernet:
             f"the secret key file {path} has mode {mode:04o}, readable by others",
             hint=f"run 'chmod 600 {path}' and try again",
         )
+    from cryptography.fernet import Fernet
+
     try:
         return Fernet(path.read_bytes().strip())
     except ValueError as error:
@@ -103,6 +109,8 @@ def decrypt(home: Path, token: bytes) -> str:
     Raises:
         ConfigError: the token was written under another key file.
     """
+    from cryptography.fernet import InvalidToken
+
     try:
         return load_fernet(home).decrypt(token).decode()
     except InvalidToken as error:

@@ -21,7 +21,6 @@ from cohortsync.export.plan import CHANGES_FILE, AddRemovePlanner, Planner
 from cohortsync.export.snapshots import SnapshotStore
 from cohortsync.export.spec import ExportSpec
 from cohortsync.export.stopping import StopToken
-from cohortsync.export.warehouse_mirror import WarehouseMirror
 from cohortsync.identity import CohortKey
 from cohortsync.settings import Settings
 from cohortsync.warehouse.capabilities import (
@@ -62,6 +61,9 @@ def planner_for(
     if spec.operation == "mirror":
         url = in_warehouse_url(spec, settings)
         if url is not None and settings is not None:
+            # Loaded only for such a mirror: a plain export keeps its imports lean.
+            from cohortsync.export.warehouse_mirror import WarehouseMirror
+
             return WarehouseMirror(
                 SnapshotStore(home, key),
                 run_id,

@@ -37,7 +37,6 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from cohortsync.definitions.fields import check_attribute_name
 from cohortsync.definitions.invalid import RuleBroken
@@ -155,6 +154,8 @@ class TrackBodyBuilder:
 
     def changes_body(self, chunk: pa.Table) -> tuple[bytes, dict[str, int]]:
         """The body of one request for ``chunk`` (columns kind, should_remove, item)."""
+        import pyarrow.compute as pc  # only an attribute export builds its bodies with it
+
         parts = [b'{"attributes":[']
         counts: dict[str, int] = {}
         for kind, remove, items in runs_of(chunk):

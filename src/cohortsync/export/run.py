@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -65,7 +65,7 @@ from cohortsync.export.plan import (
     resume_plan,
     write_plan,
 )
-from cohortsync.export.planners import check_planned_state, planner_for
+from cohortsync.export.planners import check_planned_state, in_warehouse_url, planner_for
 from cohortsync.export.report import ExportReport
 from cohortsync.export.reporting import RunReporter, SilentReporter
 from cohortsync.export.rest_attribute import check_attribute, unaddressable_kinds
@@ -78,9 +78,11 @@ from cohortsync.export.spec import REST_ATTRIBUTE, ExportSpec
 from cohortsync.export.stages import Planned, Recorded, SendTally, Sent, Staged
 from cohortsync.export.staging import SourceStreamFailed, Staging
 from cohortsync.export.stopping import StopToken, stop_on_signals
-from cohortsync.export.warehouse_mirror import WarehouseMirror
 from cohortsync.settings import Settings
 from cohortsync.warehouse.connect import duckdb_path
+
+if TYPE_CHECKING:
+    from cohortsync.export.warehouse_mirror import WarehouseMirror as WarehouseMirrorType
 
 log = logging.getLogger(__name__)
 
@@ -443,8 +445,12 @@ def prepare(
             settings=settings,
         )
     reporter.stage_started("staging")
-    if isinstance(planner, WarehouseMirror):
-        return _prepare_in_warehouse(spec, planner, reporter, dry_run=dry_run)
+    if spec.operation == "mirror" and in_warehouse_url(spec, settings) is not None:
+        # Loaded only for such a mirror: a plain export keeps its imports (and peak) lean.
+        from cohortsync.export.warehouse_mirror import WarehouseMirror
+
+        if isinstance(planner, WarehouseMirror):
+            return _prepare_in_warehouse(spec, planner, reporter, dry_run=dry_run)
     # A dry run never fails on invalid identifiers: it plans without them and shows them.
     staging = Staging(
         run_dir,
@@ -471,7 +477,7 @@ def prepare(
 
 
 def _prepare_in_warehouse(
-    spec: ExportSpec, planner: WarehouseMirror, reporter: RunReporter, *, dry_run: bool
+    spec: ExportSpec, planner: WarehouseMirrorType, reporter: RunReporter, *, dry_run: bool
 ) -> Prepared:
     """Stage, diff and plan inside the warehouse: only the changes reach the run's plan."""
 
