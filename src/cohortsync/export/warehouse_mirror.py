@@ -1,4 +1,4 @@
-"""Mirror diffs inside PostgreSQL: only the entries and exits leave the warehouse.
+"""Mirror diffs inside the warehouse: only the entries and exits leave it.
 
 A local mirror (:mod:`cohortsync.export.mirror`) streams the whole result to
 cohortsync on every run and diffs it against a Parquet snapshot. With a
@@ -6,34 +6,41 @@ hundred million members and one percent churn, that moves a hundred times
 more rows than the sync sends. Here the snapshot of tracked members is a
 table of the warehouse, and the diff is a join inside it:
 
-1. **Staging, in the warehouse.** In one ``REPEATABLE READ READ ONLY``
-   transaction (so the user's query writes nothing, and every statement sees
-   the same data) the result is counted once (rows, NULL, empty and invalid
-   values per kind) and its distinct identifiers are put into a session table.
+1. **Staging, in the warehouse.** In one consistent reading of the data (on
+   PostgreSQL one ``REPEATABLE READ READ ONLY`` transaction, so the user's
+   query writes nothing and every statement sees the same data) the result
+   is counted once (rows, NULL, empty and invalid values per kind) and its
+   distinct identifiers are put into a session relation.
 2. **The diff, in the warehouse.** One full outer join of the result with the
    snapshot (or, after runs abandoned half-way, the anti-joins of
-   :mod:`mirror`) fills a session table of changes; the guards and the dry
-   run's counts are computed on it there.
-3. **Only the changes travel**, ordered, through ``COPY ... TO STDOUT``, into
-   the run's plan file (``changes.parquet``), the same plan every export
-   sends, checkpoints and resumes.
-4. **The commit, after every batch is acknowledged**: in one transaction the
-   new snapshot's two tables are built from the previous ones and the sent
-   changes (the plan file, copied back in), then the home's snapshot store
-   names them current (:mod:`snapshots`, format 2). A crash before the
-   transaction commits leaves nothing; after it, the resumed run finds the
-   tables and finishes naming them. Older tables are dropped after.
+   :mod:`mirror`) fills a session relation of changes; the guards and the
+   dry run's counts are computed on it there.
+3. **Only the changes travel**, ordered, as Arrow batches, into the run's
+   plan file (``changes.parquet``), the same plan every export sends,
+   checkpoints and resumes.
+4. **The commit, after every batch is acknowledged**: the new snapshot's two
+   tables are built from the previous ones and the sent changes (the plan
+   file, copied back in), then the home's snapshot store names them current
+   (:mod:`snapshots`, format 2). The engine writes each table whole or not at
+   all, and a resumed commit keeps the tables it finds complete; until the
+   pointer moves the previous tables stay current. Older tables are dropped
+   after (a crash before that leaves them to the next commit).
 
 The tables are ``<schema>.m_<cohort>_<run>`` (members) and ``x_...`` (known
 exits), in the schema ``cohortsync`` by default (``COHORTSYNC_SNAPSHOT_SCHEMA``).
-The warehouse role needs ``USAGE`` and ``CREATE`` on that schema, and the
-right to create session tables; a missing right is named before anything is
-sent. The pointer to the current tables stays in the home, with the run
-history, so one commit protocol serves every engine.
+A missing right is named before anything is sent. The pointer to the current
+tables stays in the home, with the run history, so one commit protocol serves
+every engine.
+
+This module holds the diff, the same for every engine; what differs between
+engines (session relations, SQL spellings, streaming, how tables are written)
+is behind :class:`~cohortsync.warehouse.warehouse_snapshots.SnapshotWarehouse`:
+PostgreSQL in :mod:`cohortsync.warehouse.postgres_snapshots`, Spark in
+:mod:`cohortsync.warehouse.spark_snapshots`.
 
 A cohort whose snapshot is still a Parquet generation (an earlier release, or
 a local diff) is upgraded on its next run: the Parquet files are copied into
-session tables and diffed there, and the commit writes the first warehouse
+session relations and diffed there, and the commit writes the first warehouse
 generation from them.
 """
 
@@ -48,7 +55,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from cohortsync.errors import ConfigError, SourceError
 from cohortsync.export.identifiers import (
@@ -77,40 +83,45 @@ from cohortsync.export.staging import InvalidIdentifiers, StagedCounts
 from cohortsync.export.staging import KindCounts as StagedKindCounts
 from cohortsync.export.stopping import StopToken
 from cohortsync.warehouse import open_engine
-from cohortsync.warehouse.capabilities import POSTGRESQL
+from cohortsync.warehouse.capabilities import POSTGRESQL, SPARK, capabilities_of
 from cohortsync.warehouse.connect import display_url
-from cohortsync.warehouse.dialect_statements import check_sql_query
-from cohortsync.warehouse.placeholders import to_named
-from cohortsync.warehouse.postgres_session import (
-    PostgresSession,
-    quote_identifier,
-    quote_literal,
+from cohortsync.warehouse.warehouse_snapshots import (
+    CHANGES_SCHEMA,
+    MEMBERS_SCHEMA,
+    SnapshotWarehouse,
 )
 
-CHANGES_SCHEMA = pa.schema(
-    [("kind", pa.string()), ("value", pa.string()), ("should_remove", pa.bool_())]
-)
-MEMBERS_SCHEMA = pa.schema([("kind", pa.string()), ("value", pa.string())])
-# Session tables: gone with the connection, and they need no right on any schema.
+__all__ = ["CHANGES_SCHEMA", "MEMBERS_SCHEMA", "WarehouseMirror", "snapshot_tables"]
+
+# Session relations: gone with the session, and they need no right on any schema.
 RESULT = "cs_result"
 DIFF = "cs_diff"
 ABANDONED = "cs_abandoned"
 SENT = "cs_sent"
 LOCAL_MEMBERS = "cs_previous_members"
 LOCAL_EXITS = "cs_previous_exits"
-_COLLATED = 'kind COLLATE "C", value COLLATE "C"'
 
 
-def invalid_sql(value: str) -> str:
-    """PostgreSQL condition: the text ``value`` is one Braze would refuse (:mod:`identifiers`).
+def open_snapshot_warehouse(url: str, schema: str) -> SnapshotWarehouse:
+    """A session on the warehouse ``url`` for a mirror's diff, its snapshot tables in ``schema``.
 
-    A NUL cannot be stored in PostgreSQL text, so the control characters
-    tested are U+0001 to U+001F and U+007F to U+009F.
+    Raises:
+        ConfigError: the engine cannot diff inside the warehouse.
+        SourceError: the warehouse cannot be reached.
     """
-    return (
-        f"(char_length({value}) > {MAX_IDENTIFIER_CHARS} "
-        f"OR octet_length({value}) > {MAX_IDENTIFIER_BYTES} "
-        f"OR {value} ~ '[\\x01-\\x1f\\x7f-\\u009f]')"
+    engine = capabilities_of(url)
+    if engine is POSTGRESQL:
+        from cohortsync.warehouse.postgres_snapshots import PostgresSnapshots
+
+        return PostgresSnapshots(url, schema)
+    if engine is SPARK:
+        # Imported here: pyspark is loaded only when a Spark warehouse is used.
+        from cohortsync.warehouse.spark_snapshots import SparkSnapshots
+
+        return SparkSnapshots(url, schema)
+    raise ConfigError(
+        f"the warehouse {display_url(url)} cannot run a mirror's diff",
+        hint="set COHORTSYNC_MIRROR_DIFF=local to diff in cohortsync",
     )
 
 
@@ -124,15 +135,20 @@ class WarehousePrepared:
     plan: Plan
 
 
+def cohort_prefix(key_slug: str) -> str:
+    """The part of a cohort's table names after ``m``/``x``: ``_<hash>_``."""
+    return f"_{hashlib.sha256(key_slug.encode()).hexdigest()[:12]}_"
+
+
 def snapshot_tables(key_slug: str, run_id: str) -> tuple[str, str]:
     """The names of a generation's members and exits tables (lower case, under 63 bytes)."""
-    cohort = hashlib.sha256(key_slug.encode()).hexdigest()[:12]
+    prefix = cohort_prefix(key_slug)
     run = run_id.lower().replace("-", "_")
-    return f"m_{cohort}_{run}", f"x_{cohort}_{run}"
+    return f"m{prefix}{run}", f"x{prefix}{run}"
 
 
 class WarehouseMirror:
-    """The mirror planner of a run whose diff runs in PostgreSQL (a :class:`Planner`).
+    """The mirror planner of a run whose diff runs in the warehouse (a :class:`Planner`).
 
     Args:
         store: the cohort's snapshot store in the home (the pointer to the tables).
@@ -140,7 +156,7 @@ class WarehouseMirror:
         plan_path: the run's plan file: written when planning, read back to commit.
         options: guards and ``full_resync``.
         alias_label: the export's alias column.
-        warehouse_url: the PostgreSQL warehouse the source is read from.
+        warehouse_url: the warehouse the source is read from (PostgreSQL, Spark).
         schema: the schema of the snapshot tables.
         abandoned: plans of earlier runs that may have been applied in part.
         dry_run: plan only; write nothing in the warehouse or the store.
@@ -148,7 +164,6 @@ class WarehouseMirror:
     """
 
     scans_staged_in_order = False
-    engine = POSTGRESQL
 
     def __init__(
         self,
@@ -170,6 +185,7 @@ class WarehouseMirror:
         self.options = options
         self.alias_label = alias_label
         self.url = warehouse_url
+        self.engine = capabilities_of(warehouse_url)
         self.schema = schema
         self.abandoned = tuple(abandoned)
         self.dry_run = dry_run
@@ -228,34 +244,33 @@ class WarehouseMirror:
             ConfigError: a right is missing, or the snapshot is elsewhere.
         """
         reporter = reporter or SilentReporter()
-        query, params = self._query(source)
-        columns = self._columns(source, check_sql_query(source_sql(source), "postgresql"))
-        unsent = left_out(columns)
         previous = self._previous()
         self.plan_path.parent.mkdir(parents=True, exist_ok=True)
-        with self._session() as session:
+        with self._session() as warehouse:
+            checked = self._checked_query(warehouse, source)
+            query, params = warehouse.bind(checked, source.params)
+            columns = self._columns(source, checked)
+            unsent = left_out(columns)
             if not self.dry_run:
-                self._ensure_schema(session)
-            tables = self._session_tables(session, previous)
-            with session.read_only():
-                counts = self._stage(session, source, query, params, columns, unsent)
+                warehouse.prepare_schema()
+            tables = self._session_relations(warehouse, previous)
+            with warehouse.reading():
+                counts = self._stage(warehouse, source, query, params, columns, unsent)
                 reporter.rows_read(counts.rows_read)
                 if counts.invalid and not skip_invalid:
-                    counts.add_samples(
-                        self._invalid_samples(session, source, query, params, columns)
-                    )
+                    counts.add_samples(self._invalid_samples(warehouse, query, params, columns))
                     raise InvalidIdentifiers(counts)
                 check_alias_label(
                     previous,
                     self.alias_label,
                     self.store.key.describe(),
-                    tracked_aliases=self._previous_aliases(session, tables),
+                    tracked_aliases=self._previous_aliases(warehouse, tables),
                 )
                 reporter.stage_started("planning")
-                diff = _Diff(session, tables, abandoned=bool(self.abandoned))
+                diff = _Diff(warehouse, tables, abandoned=bool(self.abandoned))
                 self.plan = diff.plan(full_resync=self.options.full_resync)
                 check_guards(self.plan, self.options, cohort=self.store.key.describe())
-                self.rows_transferred = self._write_plan(session, diff.send_sql(), self.plan_path)
+                self.rows_transferred = self._write_plan(warehouse, diff.send_sql())
             for kind, kind_counts in counts.kinds.items():
                 if kind in self.plan.by_kind:
                     kind_counts.distinct = self.plan.by_kind[kind].result
@@ -274,13 +289,12 @@ class WarehouseMirror:
             counts, columns.ignored, unaddressable, read_plan(self.plan_path, batch_size=batch_size)
         )
 
-    def _query(self, source: Source) -> tuple[str, dict[str, Any]]:
-        """The user's query, checked to be one read-only statement, with ``:name`` parameters."""
+    def _checked_query(self, warehouse: SnapshotWarehouse, source: Source) -> str:
+        """The user's query, checked to be one read-only statement of the warehouse's SQL."""
         try:
-            sql = check_sql_query(source_sql(source), "postgresql")
+            return warehouse.check_query(source_sql(source))
         except SourceError as error:
             raise query_failed(source, error) from error
-        return to_named(sql, source.params)
 
     def _columns(self, source: Source, query: str) -> IdentifierColumns:
         """The result's identifier columns, from its schema (no row read)."""
@@ -309,117 +323,90 @@ class WarehouseMirror:
         return previous
 
     @contextmanager
-    def _session(self) -> Iterator[PostgresSession]:
-        session = PostgresSession(self.url)
+    def _session(self) -> Iterator[SnapshotWarehouse]:
+        warehouse = open_snapshot_warehouse(self.url, self.schema)
         try:
-            with self.stop.interrupting(session.cancel):
-                yield session
+            with self.stop.interrupting(warehouse.cancel):
+                yield warehouse
         except Exception as error:
             if self.stop.requested:
                 raise self.stop.interrupted("the mirror diff in the warehouse") from error
             raise
         finally:
-            session.close()
+            warehouse.close()
 
-    def _ensure_schema(self, session: PostgresSession) -> None:
-        """Create the snapshot schema if needed; refuse, naming it, a right the role lacks."""
-        schema = quote_literal(self.schema)
-        exists = session.scalar(f"SELECT count(*) FROM pg_namespace WHERE nspname = {schema}")
-        if not exists:
-            session.execute(
-                f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(self.schema)}",
-                doing=f"creating the snapshot schema {self.schema}",
-            )
-            session.commit()
-        for right in ("USAGE", "CREATE"):
-            if not session.scalar(f"SELECT has_schema_privilege({schema}, '{right}')"):
-                raise ConfigError(
-                    f"the warehouse role {session.user!r} has no {right} right on the snapshot "
-                    f"schema {self.schema!r}",
-                    hint=f"GRANT USAGE, CREATE ON SCHEMA {quote_identifier(self.schema)} TO "
-                    f"{quote_identifier(session.user)}, or set COHORTSYNC_SNAPSHOT_SCHEMA to a "
-                    "schema it owns",
-                )
+    def _session_relations(
+        self, warehouse: SnapshotWarehouse, previous: Snapshot | None
+    ) -> _Tables:
+        """Declare the session relations; copy a Parquet snapshot and abandoned plans in."""
+        warehouse.declare(RESULT, MEMBERS_SCHEMA)
+        warehouse.declare(DIFF, CHANGES_SCHEMA)
+        warehouse.load(ABANDONED, self.abandoned, CHANGES_SCHEMA, doing="copying abandoned plans")
+        return self._previous_tables(warehouse, previous)
 
-    def _session_tables(self, session: PostgresSession, previous: Snapshot | None) -> _Tables:
-        """Create the session tables; copy a Parquet snapshot and abandoned plans in."""
-        for name, columns in (
-            (RESULT, "kind text NOT NULL, value text NOT NULL"),
-            (DIFF, "kind text NOT NULL, value text NOT NULL, should_remove boolean NOT NULL"),
-            (ABANDONED, "kind text NOT NULL, value text NOT NULL, should_remove boolean NOT NULL"),
-        ):
-            session.execute(
-                f"CREATE TEMP TABLE {name} ({columns})", doing="creating session tables"
-            )
-        for path in self.abandoned:
-            session.copy_in(ABANDONED, CHANGES_SCHEMA.names, _parquet_batches(path, CHANGES_SCHEMA))
-        tables = self._previous_tables(session, previous)
-        session.commit()
-        return tables
-
-    def _previous_tables(self, session: PostgresSession, previous: Snapshot | None) -> _Tables:
+    def _previous_tables(self, warehouse: SnapshotWarehouse, previous: Snapshot | None) -> _Tables:
+        doing = "copying the snapshot into the warehouse"
         if previous is None:
-            # Empty session tables: the statements read the same relations either way.
+            # Empty relations: the statements read the same relations either way.
+            warehouse.load(LOCAL_MEMBERS, (), MEMBERS_SCHEMA, doing=doing)
+            warehouse.load(LOCAL_EXITS, (), MEMBERS_SCHEMA, doing=doing)
             return _Tables(
-                members=_copy_local(session, None, LOCAL_MEMBERS),
-                exits=_copy_local(session, None, LOCAL_EXITS),
+                members=LOCAL_MEMBERS,
+                exits=LOCAL_EXITS,
                 first_run=not self.abandoned,
                 tracked=False,
             )
         if previous.warehouse is not None:
-            members = self._qualified(previous.warehouse["members_table"])
-            exits = self._qualified(previous.warehouse["exits_table"])
-            for table in (members, exits):
-                if not session.scalar(f"SELECT to_regclass({quote_literal(table)}) IS NOT NULL"):
+            names = (previous.warehouse["members_table"], previous.warehouse["exits_table"])
+            for name in names:
+                if not warehouse.has_table(name):
                     raise ConfigError(
-                        f"the mirror snapshot table {table} of {self.store.key.describe()} is "
-                        "missing from the warehouse",
+                        f"the mirror snapshot table {warehouse.table(name)} of "
+                        f"{self.store.key.describe()} is missing from the warehouse",
                         hint=f"restore it, or remove {previous.directory} to start the cohort "
                         "over (members who left since will then not be removed)",
                     )
-            return _Tables(members=members, exits=exits)
-        return _Tables(
-            members=_copy_local(session, previous.members_path, LOCAL_MEMBERS),
-            exits=_copy_local(session, previous.exits_path, LOCAL_EXITS),
-        )
+            return _Tables(members=warehouse.table(names[0]), exits=warehouse.table(names[1]))
+        warehouse.load(LOCAL_MEMBERS, (previous.members_path,), MEMBERS_SCHEMA, doing=doing)
+        warehouse.load(LOCAL_EXITS, (previous.exits_path,), MEMBERS_SCHEMA, doing=doing)
+        return _Tables(members=LOCAL_MEMBERS, exits=LOCAL_EXITS)
 
-    def _qualified(self, table: str) -> str:
-        return f"{quote_identifier(self.schema)}.{quote_identifier(table)}"
-
-    def _previous_aliases(self, session: PostgresSession, tables: _Tables) -> int:
+    def _previous_aliases(self, warehouse: SnapshotWarehouse, tables: _Tables) -> int:
         if not tables.tracked:
             return 0
         return int(
-            session.scalar(
+            warehouse.scalar(
                 f"SELECT count(*) FROM (SELECT 1 FROM {tables.members} "
-                "WHERE kind = 'alias' LIMIT 1) a"
+                "WHERE kind = 'alias' LIMIT 1) a",
+                doing="reading the snapshot",
             )
         )
 
     def _stage(
         self,
-        session: PostgresSession,
+        warehouse: SnapshotWarehouse,
         source: Source,
         query: str,
-        params: dict[str, Any],
+        params: Any,
         columns: IdentifierColumns,
         left_out: tuple[str, ...],
     ) -> StagedCounts:
-        """Count the result's values and put its distinct identifiers in the result table."""
+        """Count the result's values and put its distinct identifiers in the result relation."""
         kinds = columns.kinds
         selects = ["count(*)"]
         for kind in kinds:
-            column = f"q.{quote_identifier(columns.columns[kind])}"
-            valid = f"{column} <> '' AND NOT {invalid_sql(column)}"
+            column = f"q.{warehouse.identifier(columns.columns[kind])}"
+            invalid = _invalid(warehouse, column)
+            valid = f"{column} <> '' AND NOT {invalid}"
             selects += [
                 f"count({column})",
                 f"count(*) FILTER (WHERE {column} = '')",
-                f"count(*) FILTER (WHERE {column} <> '' AND {invalid_sql(column)})",
+                f"count(*) FILTER (WHERE {column} <> '' AND {invalid})",
                 f"coalesce(sum(octet_length({column})), 0)",
                 f"count(DISTINCT {column}) FILTER (WHERE {valid})" if kind in left_out else "0",
             ]
         try:
-            [row] = session.rows(
+            [row] = warehouse.rows(
                 f"SELECT {', '.join(selects)} FROM ({query}) AS q",
                 params,
                 doing="counting the result",
@@ -428,51 +415,44 @@ class WarehouseMirror:
             raise query_failed(source, error) from error
         counts = StagedCounts(rows_read=int(row[0]))
         for index, kind in enumerate(kinds):
-            non_null, empty, invalid, size, distinct = (
+            non_null, empty, invalid_count, size, distinct = (
                 int(v) for v in row[1 + 5 * index : 6 + 5 * index]
             )
             counts.kinds[kind] = StagedKindCounts(
-                values=non_null - empty - invalid,
+                values=non_null - empty - invalid_count,
                 distinct=distinct,
                 null=counts.rows_read - non_null,
                 empty=empty,
-                invalid=invalid,
+                invalid=invalid_count,
                 value_bytes=size,
             )
         sent = [kind for kind in kinds if kind not in left_out]
         if sent:
-            pairs = ", ".join(
-                f"({quote_literal(kind)}, q.{quote_identifier(columns.columns[kind])})"
-                for kind in sent
-            )
-            session.execute(
-                f"INSERT INTO {RESULT} SELECT DISTINCT v.kind, v.value FROM ({query}) AS q "
-                f"CROSS JOIN LATERAL (VALUES {pairs}) AS v(kind, value) "
-                f"WHERE v.value <> '' AND NOT {invalid_sql('v.value')}",
+            pairs = _pairs(warehouse, columns, sent, "q")
+            warehouse.fill(
+                RESULT,
+                f"SELECT DISTINCT v.kind AS kind, v.value AS value FROM ({query}) AS q "
+                f"{warehouse.unpivot(pairs)} "
+                f"WHERE v.value <> '' AND NOT {_invalid(warehouse, 'v.value')}",
                 params,
                 doing="staging the result",
             )
-        session.execute(f"ANALYZE {RESULT}", doing="staging the result")
         return counts
 
     def _invalid_samples(
         self,
-        session: PostgresSession,
-        source: Source,
+        warehouse: SnapshotWarehouse,
         query: str,
-        params: dict[str, Any],
+        params: Any,
         columns: IdentifierColumns,
     ) -> list[InvalidIdentifier]:
         """The first invalid identifiers, with their row numbers, for the message."""
-        pairs = ", ".join(
-            f"({quote_literal(kind)}, s.{quote_identifier(columns.columns[kind])})"
-            for kind in columns.kinds
-        )
-        rows = session.rows(
+        pairs = _pairs(warehouse, columns, columns.kinds, "s")
+        rows = warehouse.rows(
             "SELECT s.cs_row, v.kind, v.value FROM "
-            f"(SELECT row_number() OVER () AS cs_row, q.* FROM ({query}) AS q) AS s "
-            f"CROSS JOIN LATERAL (VALUES {pairs}) AS v(kind, value) "
-            f"WHERE v.value <> '' AND {invalid_sql('v.value')} ORDER BY s.cs_row "
+            f"(SELECT {warehouse.row_number()} AS cs_row, q.* FROM ({query}) AS q) AS s "
+            f"{warehouse.unpivot(pairs)} "
+            f"WHERE v.value <> '' AND {_invalid(warehouse, 'v.value')} ORDER BY s.cs_row "
             f"LIMIT {SAMPLE_INVALID}",
             params,
             doing="finding the invalid identifiers",
@@ -482,11 +462,11 @@ class WarehouseMirror:
             for number, kind, value in rows
         ]
 
-    def _write_plan(self, session: PostgresSession, send_sql: str, path: Path) -> int:
+    def _write_plan(self, warehouse: SnapshotWarehouse, send_sql: str) -> int:
         """Stream the changes to send into the run's plan file; the rows that crossed."""
-        reader = session.copy_out(
+        reader = warehouse.stream(
             f"SELECT kind, value, should_remove FROM ({send_sql}) s "
-            f"ORDER BY should_remove, {_COLLATED}",
+            f"ORDER BY should_remove, {warehouse.ordered('kind', 'value')}",
             CHANGES_SCHEMA,
             doing="reading the changes",
         )
@@ -496,7 +476,9 @@ class WarehouseMirror:
             con.register("changes_stream", counted.reader())
             con.execute(
                 plan_copy_sql(
-                    "SELECT kind, value, should_remove FROM changes_stream", path, self.alias_label
+                    "SELECT kind, value, should_remove FROM changes_stream",
+                    self.plan_path,
+                    self.alias_label,
                 )
             )
         finally:
@@ -518,66 +500,51 @@ class WarehouseMirror:
         """Build the new snapshot tables from the previous ones and the plan, then name them.
 
         Every batch has been acknowledged. Safe to call again after a crash
-        at any point of an earlier call: tables committed by it are kept.
+        at any point of an earlier call: tables completed by it are kept.
         """
         if self.dry_run:
             return
         previous = self.store.current()
         if previous is not None and previous.run_id == self.run_id:
             return  # an earlier call committed all of it
-        with self._session() as session:
-            members = self._qualified(self.members_table)
-            exits = self._qualified(self.exits_table)
-            if not session.scalar(f"SELECT to_regclass({quote_literal(members)}) IS NOT NULL"):
-                session.execute(
-                    f"CREATE TEMP TABLE {SENT} (kind text NOT NULL, value text NOT NULL, "
-                    "should_remove boolean NOT NULL)",
-                    doing="committing the snapshot",
-                )
-                session.copy_in(
-                    SENT, CHANGES_SCHEMA.names, _parquet_batches(self.plan_path, CHANGES_SCHEMA)
-                )
-                session.execute(f"ANALYZE {SENT}", doing="committing the snapshot")
-                tables = self._previous_tables(session, previous)
+        with self._session() as warehouse:
+            names = (self.members_table, self.exits_table)
+            if not all(warehouse.has_table(name) for name in names):
+                doing = "committing the snapshot"
+                warehouse.load(SENT, (self.plan_path,), CHANGES_SCHEMA, doing=doing)
+                tables = self._previous_tables(warehouse, previous)
                 mentioned = (
                     f"NOT EXISTS (SELECT 1 FROM {SENT} s "
                     "WHERE s.kind = p.kind AND s.value = p.value)"
                 )
-                session.execute(
-                    f"CREATE TABLE {members} AS SELECT p.kind, p.value FROM {tables.members} p "
-                    f"WHERE {mentioned} UNION ALL "
-                    f"SELECT kind, value FROM {SENT} WHERE NOT should_remove",
-                    doing=f"writing the snapshot table {members}",
+                warehouse.write_tables(
+                    {
+                        self.members_table: f"SELECT p.kind, p.value FROM {tables.members} p "
+                        f"WHERE {mentioned} UNION ALL "
+                        f"SELECT kind, value FROM {SENT} WHERE NOT should_remove",
+                        self.exits_table: f"SELECT p.kind, p.value FROM {tables.exits} p "
+                        f"WHERE {mentioned} UNION ALL "
+                        f"SELECT kind, value FROM {SENT} WHERE should_remove",
+                    },
+                    doing="writing the snapshot",
                 )
-                session.execute(
-                    f"CREATE TABLE {exits} AS SELECT p.kind, p.value FROM {tables.exits} p "
-                    f"WHERE {mentioned} UNION ALL "
-                    f"SELECT kind, value FROM {SENT} WHERE should_remove",
-                    doing=f"writing the snapshot table {exits}",
-                )
-                session.commit()
             self.store.commit(self.run_id)
-            self._drop_stale(session)
+            prefix = cohort_prefix(self.store.key.slug)
+            warehouse.drop_tables((f"m{prefix}", f"x{prefix}"), keep=names)
 
-    def _drop_stale(self, session: PostgresSession) -> None:
-        """Drop this cohort's tables of older generations (a failure leaves them for next time)."""
-        prefix = self.members_table[: self.members_table.index("_", 2) + 1]
-        patterns = [quote_literal(f"{letter}{prefix[1:]}%") for letter in ("m", "x")]
-        try:
-            names = session.rows(
-                f"SELECT tablename FROM pg_tables WHERE schemaname = {quote_literal(self.schema)} "
-                f"AND (tablename LIKE {patterns[0]} OR tablename LIKE {patterns[1]})",
-                doing="listing older snapshot tables",
-            )
-            for (name,) in names:
-                if name not in (self.members_table, self.exits_table):
-                    session.execute(
-                        f"DROP TABLE IF EXISTS {self._qualified(name)}",
-                        doing="dropping an older snapshot table",
-                    )
-            session.commit()
-        except Exception:
-            session.rollback()
+
+def _invalid(warehouse: SnapshotWarehouse, value: str) -> str:
+    return warehouse.invalid(value, max_chars=MAX_IDENTIFIER_CHARS, max_bytes=MAX_IDENTIFIER_BYTES)
+
+
+def _pairs(
+    warehouse: SnapshotWarehouse, columns: IdentifierColumns, kinds: Sequence[str], alias: str
+) -> list[tuple[str, str]]:
+    """(kind literal, column of ``alias``) for each kind: what :meth:`unpivot` takes."""
+    return [
+        (warehouse.literal(kind), f"{alias}.{warehouse.identifier(columns.columns[kind])}")
+        for kind in kinds
+    ]
 
 
 @dataclass(frozen=True)
@@ -591,24 +558,25 @@ class _Tables:
 
 
 class _Diff:
-    """The diff's statements on the session tables, inside the read-only transaction."""
+    """The diff's statements on the session relations, inside the consistent reading."""
 
-    def __init__(self, session: PostgresSession, tables: _Tables, *, abandoned: bool) -> None:
-        self.session = session
+    def __init__(self, warehouse: SnapshotWarehouse, tables: _Tables, *, abandoned: bool) -> None:
+        self.warehouse = warehouse
         self.tables = tables
         self.abandoned = abandoned
         self.counts: dict[str, dict[str, int]] = {}
         self.full_resync = False
         self._count("result", f"SELECT kind, count(*) FROM {RESULT} GROUP BY kind")
         if tables.first_run:
-            self._run(f"INSERT INTO {DIFF} SELECT kind, value, false FROM {RESULT}")
+            diff = f"SELECT kind, value, false AS should_remove FROM {RESULT}"
         elif not abandoned:
             self._count("previous", f"SELECT kind, count(*) FROM {tables.members} GROUP BY kind")
             # Both anti-joins in one full outer join keeping the unmatched rows of each side.
-            self._run(
-                f"INSERT INTO {DIFF} SELECT coalesce(r.kind, p.kind), coalesce(r.value, p.value), "
-                f"r.value IS NULL FROM {RESULT} r FULL OUTER JOIN {tables.members} p "
-                "ON r.kind = p.kind AND r.value = p.value WHERE r.value IS NULL OR p.value IS NULL"
+            diff = (
+                "SELECT coalesce(r.kind, p.kind) AS kind, coalesce(r.value, p.value) AS value, "
+                f"r.value IS NULL AS should_remove FROM {RESULT} r FULL OUTER JOIN "
+                f"{tables.members} p ON r.kind = p.kind AND r.value = p.value "
+                "WHERE r.value IS NULL OR p.value IS NULL"
             )
         else:
             # As the local mirror: certain = tracked and never removed by an abandoned run;
@@ -622,17 +590,14 @@ class _Diff:
                 f"SELECT kind, value FROM {ABANDONED} WHERE NOT should_remove"
             )
             self._count("previous", f"SELECT kind, count(*) FROM ({possible}) s GROUP BY kind")
-            self._run(
-                f"INSERT INTO {DIFF} SELECT r.kind, r.value, false FROM {RESULT} r "
+            diff = (
+                f"SELECT r.kind AS kind, r.value AS value, false AS should_remove FROM {RESULT} r "
                 "WHERE NOT EXISTS "
-                f"(SELECT 1 FROM ({certain}) c WHERE c.kind = r.kind AND c.value = r.value)"
-            )
-            self._run(
-                f"INSERT INTO {DIFF} SELECT s.kind, s.value, true FROM ({possible}) s "
-                "WHERE NOT EXISTS "
+                f"(SELECT 1 FROM ({certain}) c WHERE c.kind = r.kind AND c.value = r.value) "
+                f"UNION ALL SELECT s.kind, s.value, true FROM ({possible}) s WHERE NOT EXISTS "
                 f"(SELECT 1 FROM {RESULT} r WHERE r.kind = s.kind AND r.value = s.value)"
             )
-        self._run(f"ANALYZE {DIFF}")
+        warehouse.fill(DIFF, diff, doing="diffing the result against the snapshot")
         self._count(
             "entries", f"SELECT kind, count(*) FROM {DIFF} WHERE NOT should_remove GROUP BY kind"
         )
@@ -641,11 +606,8 @@ class _Diff:
                 "exits", f"SELECT kind, count(*) FROM {DIFF} WHERE should_remove GROUP BY kind"
             )
 
-    def _run(self, sql: str) -> None:
-        self.session.execute(sql, doing="diffing the result against the snapshot")
-
     def _count(self, name: str, sql: str) -> None:
-        for kind, count in self.session.rows(sql, doing="counting the diff"):
+        for kind, count in self.warehouse.rows(sql, doing="counting the diff"):
             counts = self.counts.setdefault(str(kind), {})
             counts[name] = counts.get(name, 0) + int(count)
 
@@ -673,7 +635,11 @@ class _Diff:
             name: sum(values.get(name, 0) for values in self.counts.values())
             for name in ("result", "previous", "entries", "exits")
         }
-        new_exits = int(self.session.scalar(f"SELECT count(*) FROM ({self.new_exits_sql()}) e"))
+        new_exits = int(
+            self.warehouse.scalar(
+                f"SELECT count(*) FROM ({self.new_exits_sql()}) e", doing="counting the diff"
+            )
+        )
         adds = total["result"] if full_resync else total["entries"]
         removes = new_exits if full_resync else total["exits"]
         return MirrorPlan(
@@ -692,10 +658,10 @@ class _Diff:
         )
 
     def _sample(self, remove: bool, size: int) -> tuple[Identifier, ...]:
-        rows = self.session.rows(
+        rows = self.warehouse.rows(
             f"SELECT kind, value FROM ({self.send_sql()}) s "
             f"WHERE should_remove = {str(remove).lower()} "
-            f"ORDER BY {_COLLATED} LIMIT {int(size)}",
+            f"ORDER BY {self.warehouse.ordered('kind', 'value')} LIMIT {int(size)}",
             doing="sampling the changes",
         )
         return tuple((str(kind), str(value)) for kind, value in rows)
@@ -715,26 +681,3 @@ class _Counted:
                 yield batch
 
         return pa.RecordBatchReader.from_batches(self._reader.schema, batches())
-
-
-def _parquet_batches(path: Path, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    """The ``schema`` columns of a Parquet file, a batch at a time."""
-    parquet = pq.ParquetFile(path)
-    try:
-        yield from parquet.iter_batches(batch_size=65_536, columns=schema.names)
-    finally:
-        parquet.close()
-
-
-def _copy_local(session: PostgresSession, path: Path | None, table: str) -> str:
-    """A session table of a Parquet generation's members or exits (empty for none); its name."""
-    doing = "copying the snapshot into the warehouse"
-    session.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {table} (kind text NOT NULL, value text NOT NULL)",
-        doing=doing,
-    )
-    session.execute(f"TRUNCATE {table}", doing=doing)
-    if path is not None and path.exists():
-        session.copy_in(table, MEMBERS_SCHEMA.names, _parquet_batches(path, MEMBERS_SCHEMA))
-        session.execute(f"ANALYZE {table}", doing=doing)
-    return table
