@@ -20,6 +20,7 @@ changes the rate:
 
     python bench/rest_track.py                        # 1,000,000 users
     python bench/rest_track.py --users 100000 --requests 200
+    python bench/rest_track.py --no-metrics           # the server without its metrics
 """
 
 from __future__ import annotations
@@ -110,12 +111,18 @@ def thread_cpu_seconds(pid: int) -> tuple[float, float]:
 
 
 def bench_http(
-    home: Path, db_url: str, rest_key: str, users: int, requests_: int, clients: int
+    home: Path,
+    db_url: str,
+    rest_key: str,
+    users: int,
+    requests_: int,
+    clients: int,
+    serve_options: tuple[str, ...] = (),
 ) -> dict[str, float]:
     env = {**os.environ, "COHORTSYNC_HOME": str(home)}
     server = subprocess.Popen(
         [sys.executable, "-m", "cohortsync", "braze", "serve", "--port", "0", "--db", db_url,
-         "--rate-limit", "1000000000/hour"],
+         "--rate-limit", "1000000000/hour", *serve_options],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     peak = [0.0]
@@ -188,6 +195,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2_000, help="direct requests of 75")
     parser.add_argument("--http-requests", type=int, default=1_000, help="HTTP requests of 75")
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
+    parser.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="serve without GET /metrics and its request counting, to measure their cost",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-track-") as folder:
@@ -232,7 +244,13 @@ def main() -> None:
         )
 
         http = bench_http(
-            home, db_url, workspace["rest_api_key"], args.users, args.http_requests, args.clients
+            home,
+            db_url,
+            workspace["rest_api_key"],
+            args.users,
+            args.http_requests,
+            args.clients,
+            ("--no-metrics",) if args.no_metrics else (),
         )
         print(
             f"HTTP (POST /users/track, {PER_REQUEST} objects a request, {args.clients} clients): "

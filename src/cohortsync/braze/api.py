@@ -14,6 +14,12 @@ from fastapi import FastAPI
 import cohortsync
 from cohortsync.braze.dashboard.app import MOUNT_PATH, create_dashboard
 from cohortsync.braze.error_handlers import install_error_handlers
+from cohortsync.braze.metrics import (
+    METRICS_PATH,
+    MetricsMiddleware,
+    ServiceMetrics,
+    metrics_endpoint,
+)
 from cohortsync.braze.ratelimit import RateLimit, RateLimiter, parse_rate_limit
 from cohortsync.braze.routes import campaigns, partner, segments, users
 from cohortsync.braze.store import Store
@@ -25,11 +31,14 @@ def create_app(
     *,
     rate_limit: RateLimit | str | int = RateLimit(),
     login_throttle: LoginThrottle | None = None,
+    metrics: bool = True,
 ) -> FastAPI:
     """The service over an open store, with its own rate-limit counters, and the dashboard.
 
     The dashboard (:mod:`.dashboard`) is mounted at ``/dashboard`` over the
-    same store; ``login_throttle`` is its failed-login throttling.
+    same store; ``login_throttle`` is its failed-login throttling. With
+    ``metrics``, every request is counted in a registry of this app's own,
+    served at ``GET /metrics`` (:mod:`.metrics`); without, neither exists.
     """
     app = FastAPI(
         title="cohortsync Braze-compatible service",
@@ -42,6 +51,17 @@ def create_app(
     )
     app.state.store = store
     app.state.limiter = RateLimiter(parse_rate_limit(rate_limit))
+    app.state.metrics = ServiceMetrics() if metrics else None
+    if app.state.metrics is not None:
+        app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+        # An API route (not a plain one): FastAPI's routes name themselves in the
+        # request's scope, which is where the middleware reads the route label.
+        app.add_api_route(
+            METRICS_PATH,
+            metrics_endpoint(app.state.metrics),
+            methods=["GET"],
+            include_in_schema=False,
+        )
     install_error_handlers(app)
     for router in (partner.router, users.router, segments.router, campaigns.router):
         app.include_router(router)

@@ -58,10 +58,16 @@ async def rest_budget(request: Request) -> RequestBudget:
     return _install_budget(request, ("rest", None))
 
 
-def _charge(request: Request, key: Hashable) -> None:
-    """Count the request against ``key``'s budget; 429 once it is spent."""
+def _charge(request: Request, key: tuple[Hashable, ...]) -> None:
+    """Count the request against ``key``'s budget; 429 once it is spent.
+
+    ``key[0]`` names the API (``partner`` or ``rest``) in the refusals' metric.
+    """
     budget: RequestBudget = request.state.budget
     if not budget.charge(key).allowed:
+        metrics = request.app.state.metrics
+        if metrics is not None:
+            metrics.count_rate_limited(str(key[0]))
         raise ApiError(429, messages.RATE_LIMITED)
 
 

@@ -35,10 +35,15 @@ def build_app(
     rate_limit: RateLimit | str | int = RateLimit(),
     busy_timeout: float = 30.0,
     login_throttle: LoginThrottle | None = None,
+    metrics: bool = True,
 ) -> tuple[FastAPI, Store]:
-    """The app (API and dashboard) over the store at ``db_url`` (created when missing)."""
+    """The app (API and dashboard) over the store at ``db_url`` (created when missing).
+
+    ``metrics``: count requests and serve them at ``GET /metrics`` (:mod:`.metrics`).
+    """
     store = open_store(db_url, busy_timeout=busy_timeout)
-    return create_app(store, rate_limit=rate_limit, login_throttle=login_throttle), store
+    app = create_app(store, rate_limit=rate_limit, login_throttle=login_throttle, metrics=metrics)
+    return app, store
 
 
 def _uvicorn_server(
@@ -74,6 +79,7 @@ def serve(
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     schedule_interval: float | None = DEFAULT_INTERVAL,
     log_format: str = "text",
+    metrics: bool = True,
 ) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM stop it cleanly).
 
@@ -81,8 +87,9 @@ def serve(
     client gets 408 and its connection is closed. ``schedule_interval``:
     seconds between the scheduler's looks for due campaigns (None: no scheduler).
     ``log_format``: ``text`` or ``json`` (:mod:`cohortsync.logs`, set up by the caller).
+    ``metrics``: serve ``GET /metrics`` (:mod:`.metrics`).
     """
-    app, store = build_app(db_url, rate_limit=rate_limit)
+    app, store = build_app(db_url, rate_limit=rate_limit, metrics=metrics)
     sock = bind(host, port)
     # The bound socket's address: with --port 0 this line is how a caller learns the port.
     url = base_url(sock)
@@ -120,6 +127,7 @@ def serve_in_background(
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     login_throttle: LoginThrottle | None = None,
     schedule_interval: float | None = DEFAULT_INTERVAL,
+    metrics: bool = True,
 ) -> Iterator[str]:
     """Run the real uvicorn server in a thread; yield its base URL while it runs.
 
@@ -134,12 +142,17 @@ def serve_in_background(
         login_throttle: the dashboard's failed-login throttling.
         schedule_interval: seconds between the campaign scheduler's looks
             for due campaigns; None runs no scheduler.
+        metrics: count requests and serve them at ``GET /metrics``.
 
     Yields:
         ``"http://HOST:PORT"``, once the server accepts connections.
     """
     app, store = build_app(
-        db_url, rate_limit=rate_limit, busy_timeout=busy_timeout, login_throttle=login_throttle
+        db_url,
+        rate_limit=rate_limit,
+        busy_timeout=busy_timeout,
+        login_throttle=login_throttle,
+        metrics=metrics,
     )
     scheduler = CampaignScheduler(store, interval=schedule_interval or DEFAULT_INTERVAL)
     try:

@@ -125,6 +125,13 @@ def serve(
         ),
     ] = 30.0,
     log_format: LogFormatOption = LogFormatChoice.text,
+    metrics: Annotated[
+        bool,
+        typer.Option(
+            help="Serve Prometheus metrics at GET /metrics, without authentication "
+            "(see docs/braze-service.md#metrics).",
+        ),
+    ] = True,
 ) -> None:
     """Run the service: POST /partners/{partner}/cohorts[/users] and Braze's /users, /segments.
 
@@ -141,6 +148,7 @@ def serve(
       cohortsync braze serve --port 0   # any free port: see the 'serving on' line
       cohortsync braze serve --rate-limit 1000/minute --body-timeout 10 --access-log
       cohortsync braze serve --log-format json --access-log   # one JSON object a line
+      cohortsync braze serve --no-metrics   # no GET /metrics
     """
     # Imported here: FastAPI and uvicorn are loaded only by the command that serves.
     from cohortsync.braze.server import serve as run
@@ -160,6 +168,7 @@ def serve(
         access_log=access_log,
         body_timeout=body_timeout,
         log_format=log_format.value,
+        metrics=metrics,
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from cohortsync.braze import matching, schemas
 from cohortsync.braze.dependencies import partner_budget, partner_caller
 from cohortsync.braze.keys import PartnerCaller
+from cohortsync.braze.metrics import ServiceMetrics
 from cohortsync.braze.routes.registration import operations_router
 from cohortsync.braze.store import Store
 from cohortsync.braze.validation import parse_cohort_definition, parse_membership_changes
@@ -34,10 +35,21 @@ def create_cohort(store: Store, caller: PartnerCaller, body: dict[str, Any]) -> 
     "Add users to a cohort or remove them",
     schemas.MEMBERSHIP_CHANGES,
 )
-def change_cohort_users(store: Store, caller: PartnerCaller, body: dict[str, Any]) -> None:
+def change_cohort_users(
+    store: Store,
+    caller: PartnerCaller,
+    body: dict[str, Any],
+    metrics: ServiceMetrics | None = None,
+) -> None:
     """At most 1,000 identifiers per request; unknown identifiers are dropped."""
     changes = parse_membership_changes(body)
     # Checks and lookups on a read snapshot, then the write holding the cohort.
     with store.read() as conn:
         resolved = matching.resolve_request(store, conn, caller, changes)
-    matching.write_changes(store, caller, changes, resolved)
+    report = matching.write_changes(store, caller, changes, resolved)
+    if metrics is not None:  # counted once the write has committed
+        metrics.count_import(
+            {kind: (c.received, c.matched) for kind, c in report.counts.items()},
+            report.added,
+            report.removed,
+        )

@@ -69,7 +69,9 @@ def operations_router(
     then runs ``caller``, the dependency that authenticates the request and
     charges its budget (in the operation's thread-pool call, see
     :func:`_deferred`); the operation gets what ``caller`` returns as its
-    second argument. ``errors`` documents the family's error answers.
+    second argument, and, when it has a ``metrics`` parameter, the app's
+    :class:`~cohortsync.braze.metrics.ServiceMetrics` (None when served
+    without metrics). ``errors`` documents the family's error answers.
     """
     deferred_caller = _deferred(caller)
     router = APIRouter(
@@ -82,7 +84,14 @@ def operations_router(
         path: str, summary: str, body_schema: dict[str, Any]
     ) -> Callable[[Operation], Operation]:
         def register(operation: Operation) -> Operation:
-            def authenticated(store: Store, who: Callable[[], Any], body: dict[str, Any]) -> Any:
+            # An operation that counts what it did takes the app's metrics (None: no metrics).
+            counts = "metrics" in inspect.signature(operation).parameters
+
+            def authenticated(
+                store: Store, who: Callable[[], Any], body: dict[str, Any], metrics: Any
+            ) -> Any:
+                if counts:
+                    return operation(store, who(), body, metrics=metrics)
                 return operation(store, who(), body)
 
             async def endpoint(
@@ -91,7 +100,9 @@ def operations_router(
                 body: JsonBody,
                 store: StoreDep,
             ) -> Response:
-                result = await run_in_threadpool(authenticated, store, who, body)
+                result = await run_in_threadpool(
+                    authenticated, store, who, body, request.app.state.metrics
+                )
                 status = 200
                 if isinstance(result, WithStatus):
                     status, result = result.status, result.result
