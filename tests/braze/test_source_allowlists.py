@@ -18,8 +18,10 @@ import pytest
 
 from cohortsync.braze import admin, messages
 from cohortsync.braze.keys import key_fingerprint
-from cohortsync.braze.sandbox import Sandbox
+from cohortsync.braze.sandbox import Sandbox, provision
+from cohortsync.braze.server import serve_in_background
 from cohortsync.braze.sources import allows, encode_sources, parse_sources
+from cohortsync.braze.store import open_store
 from cohortsync.errors import ConfigError
 from support import run_cli
 
@@ -217,6 +219,52 @@ def test_a_rest_api_key_restricted_leaves_the_data_import_keys_alone(
     admin.set_key_sources(sandbox.store, sandbox.rest_api_key, [ALLOWED])
     assert change(from_address[OTHER], cohort_body(sandbox, "vip", "u1")).status_code == 200
     assert track(from_address[OTHER], sandbox, "u1").status_code == 401
+
+
+# ---------------------------------------------------------------- IPv6 peers
+
+
+def served_on(tmp_path: Path, host: str) -> Any:
+    """A provisioned store and the server listening on ``host`` over it."""
+    db_url = f"sqlite:///{tmp_path / 'braze.db'}"
+    store = open_store(db_url)
+    sandbox = provision(store, workspace_name="v6")
+    sandbox.load_users([{"external_id": "u1"}])
+    return store, sandbox, serve_in_background(db_url, host=host)
+
+
+def test_ipv6_peers_are_checked_against_ipv6_entries(tmp_path: Path) -> None:
+    store, sandbox, serving = served_on(tmp_path, "::1")
+    try:
+        with serving as url:
+            sandbox.base_url = url
+            with httpx.Client(base_url=url, timeout=30) as client:
+                admin.set_key_sources(store, sandbox.data_import_key, ["127.0.0.1"])
+                assert change(client, cohort_body(sandbox, "vip", "u1")).status_code == 401
+                admin.set_key_sources(store, sandbox.data_import_key, ["::1"])
+                assert change(client, cohort_body(sandbox, "vip", "u1")).status_code == 200
+                admin.set_key_sources(store, sandbox.rest_api_key, ["fd00::/8"])
+                assert track(client, sandbox, "u1").status_code == 401
+                admin.set_key_sources(store, sandbox.rest_api_key, ["::/0"])
+                assert track(client, sandbox, "u1").status_code == 200
+    finally:
+        store.close()
+
+
+def test_an_ipv4_client_of_an_ipv6_socket_counts_as_its_ipv4_address(tmp_path: Path) -> None:
+    # The socket is IPv6; the client's IPv4 address reaches the service as ::ffff:127.0.0.1.
+    store, sandbox, serving = served_on(tmp_path, "::ffff:127.0.0.1")
+    try:
+        with serving as url:
+            port = url.rsplit(":", 1)[1]
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+                admin.set_key_sources(store, sandbox.data_import_key, ["127.0.0.2"])
+                assert change(client, cohort_body(sandbox, "vip", "u1")).status_code == 401
+                admin.set_key_sources(store, sandbox.data_import_key, ["127.0.0.1"])
+                assert change(client, cohort_body(sandbox, "vip", "u1")).status_code == 200
+        assert [m["external_id"] for m in sandbox.members("vip")] == ["u1"]
+    finally:
+        store.close()
 
 
 # ---------------------------------------------------------------- the rules and the commands
