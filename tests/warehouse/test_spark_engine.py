@@ -281,3 +281,30 @@ def test_saved_queries_are_checked_in_sparks_dialect_for_every_spark_url(url: st
         check_query_for("DELETE FROM customers", url)
     with pytest.raises(SourceError, match=r"reflect\(\)"):
         check_query_for("SELECT reflect('java.lang.System', 'exit', '0')", url)
+
+
+# The in-warehouse mirror on Spark: collected here, so they share this module's worker
+# and its one Spark session.
+from warehouse.spark_mirror_cases import (  # noqa: E402
+    partner,
+    spark_home,
+    test_spark_dry_run_writes_nothing,
+    test_spark_guard_refuses_and_nothing_is_sent_or_written,
+    test_spark_mirror_converges_and_spares_foreign_members,
+    test_spark_parquet_snapshot_moves_into_the_warehouse,
+    test_spark_refuses_a_query_that_is_not_one_read_only_statement,
+    test_spark_resumed_commit_keeps_the_tables_it_finds_complete,
+    test_spark_second_run_transfers_and_sends_only_the_changes,
+)
+
+__all__ = [
+    "partner",
+    "spark_home",
+    "test_spark_dry_run_writes_nothing",
+    "test_spark_guard_refuses_and_nothing_is_sent_or_written",
+    "test_spark_mirror_converges_and_spares_foreign_members",
+    "test_spark_parquet_snapshot_moves_into_the_warehouse",
+    "test_spark_refuses_a_query_that_is_not_one_read_only_statement",
+    "test_spark_resumed_commit_keeps_the_tables_it_finds_complete",
+    "test_spark_second_run_transfers_and_sends_only_the_changes",
+]

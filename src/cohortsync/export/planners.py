@@ -3,7 +3,7 @@
 ``add`` and ``remove`` send the staged identifiers as they are
 (:class:`~cohortsync.export.plan.AddRemovePlanner`); ``mirror`` diffs them
 against the cohort's snapshot: inside the warehouse where its engine can
-(:class:`~cohortsync.export.warehouse_mirror.WarehouseMirror`, PostgreSQL,
+(:class:`~cohortsync.export.warehouse_mirror.WarehouseMirror`, PostgreSQL and Spark,
 unless ``COHORTSYNC_MIRROR_DIFF=local``), else in cohortsync
 (:class:`~cohortsync.export.mirror.MirrorStep`).
 The rest of a run only talks to the :class:`~cohortsync.export.plan.Planner`

@@ -82,7 +82,6 @@ from cohortsync.export.spec import MAX_IDENTIFIERS_PER_REQUEST, MirrorOptions, S
 from cohortsync.export.staging import InvalidIdentifiers, StagedCounts
 from cohortsync.export.staging import KindCounts as StagedKindCounts
 from cohortsync.export.stopping import StopToken
-from cohortsync.warehouse import open_engine
 from cohortsync.warehouse.capabilities import POSTGRESQL, SPARK, capabilities_of
 from cohortsync.warehouse.connect import display_url
 from cohortsync.warehouse.warehouse_snapshots import (
@@ -249,7 +248,7 @@ class WarehouseMirror:
         with self._session() as warehouse:
             checked = self._checked_query(warehouse, source)
             query, params = warehouse.bind(checked, source.params)
-            columns = self._columns(source, checked)
+            columns = self._columns(warehouse, source, checked)
             unsent = left_out(columns)
             if not self.dry_run:
                 warehouse.prepare_schema()
@@ -296,17 +295,14 @@ class WarehouseMirror:
         except SourceError as error:
             raise query_failed(source, error) from error
 
-    def _columns(self, source: Source, query: str) -> IdentifierColumns:
+    def _columns(
+        self, warehouse: SnapshotWarehouse, source: Source, query: str
+    ) -> IdentifierColumns:
         """The result's identifier columns, from its schema (no row read)."""
-        engine = open_engine(self.url)
         try:
-            reader = engine.stream(f"SELECT * FROM ({query}) AS q LIMIT 0", source.params)
-            schema = reader.schema
-            reader.read_all()
+            schema = warehouse.result_schema(query, source.params)
         except SourceError as error:
             raise query_failed(source, error) from error
-        finally:
-            engine.close()
         return identifier_columns(schema, self.alias_label)
 
     def _previous(self) -> Snapshot | None:
@@ -566,11 +562,11 @@ class _Diff:
         self.abandoned = abandoned
         self.counts: dict[str, dict[str, int]] = {}
         self.full_resync = False
-        self._count("result", f"SELECT kind, count(*) FROM {RESULT} GROUP BY kind")
+        previous: str | None = None  # the relation of the members tracked before
         if tables.first_run:
             diff = f"SELECT kind, value, false AS should_remove FROM {RESULT}"
         elif not abandoned:
-            self._count("previous", f"SELECT kind, count(*) FROM {tables.members} GROUP BY kind")
+            previous = tables.members
             # Both anti-joins in one full outer join keeping the unmatched rows of each side.
             diff = (
                 "SELECT coalesce(r.kind, p.kind) AS kind, coalesce(r.value, p.value) AS value, "
@@ -589,7 +585,7 @@ class _Diff:
                 f"SELECT kind, value FROM {tables.members} UNION "
                 f"SELECT kind, value FROM {ABANDONED} WHERE NOT should_remove"
             )
-            self._count("previous", f"SELECT kind, count(*) FROM ({possible}) s GROUP BY kind")
+            previous = f"({possible}) s"
             diff = (
                 f"SELECT r.kind AS kind, r.value AS value, false AS should_remove FROM {RESULT} r "
                 "WHERE NOT EXISTS "
@@ -598,18 +594,28 @@ class _Diff:
                 f"(SELECT 1 FROM {RESULT} r WHERE r.kind = s.kind AND r.value = s.value)"
             )
         warehouse.fill(DIFF, diff, doing="diffing the result against the snapshot")
-        self._count(
-            "entries", f"SELECT kind, count(*) FROM {DIFF} WHERE NOT should_remove GROUP BY kind"
-        )
-        if not tables.first_run:
-            self._count(
-                "exits", f"SELECT kind, count(*) FROM {DIFF} WHERE should_remove GROUP BY kind"
-            )
+        self.previous = previous
+        self._count_all()
 
-    def _count(self, name: str, sql: str) -> None:
-        for kind, count in self.warehouse.rows(sql, doing="counting the diff"):
+    def _count_all(self) -> None:
+        """Every count of the plan, by kind, in one statement (one pass on Spark)."""
+        parts = [f"SELECT 'result' AS counted, kind, count(*) AS n FROM {RESULT} GROUP BY kind"]
+        if self.previous is not None:
+            parts.append(f"SELECT 'previous', kind, count(*) FROM {self.previous} GROUP BY kind")
+        parts += [
+            "SELECT CASE WHEN should_remove THEN 'exits' ELSE 'entries' END, kind, count(*) "
+            f"FROM {DIFF} GROUP BY should_remove, kind",
+            f"SELECT 'new_exits', '', count(*) FROM ({self.new_exits_sql()}) e",
+        ]
+        self.new_exits = 0
+        for counted, kind, count in self.warehouse.rows(
+            " UNION ALL ".join(parts), doing="counting the diff"
+        ):
+            if counted == "new_exits":
+                self.new_exits = int(count)
+                continue
             counts = self.counts.setdefault(str(kind), {})
-            counts[name] = counts.get(name, 0) + int(count)
+            counts[str(counted)] = counts.get(str(counted), 0) + int(count)
 
     def new_exits_sql(self) -> str:
         """Known exits still out, with this run's exits: the next known exits."""
@@ -635,11 +641,8 @@ class _Diff:
             name: sum(values.get(name, 0) for values in self.counts.values())
             for name in ("result", "previous", "entries", "exits")
         }
-        new_exits = int(
-            self.warehouse.scalar(
-                f"SELECT count(*) FROM ({self.new_exits_sql()}) e", doing="counting the diff"
-            )
-        )
+        new_exits = self.new_exits
+        samples = self._samples(sample_size)
         adds = total["result"] if full_resync else total["entries"]
         removes = new_exits if full_resync else total["exits"]
         return MirrorPlan(
@@ -653,18 +656,24 @@ class _Diff:
             removes=removes,
             new_known_exits=new_exits,
             by_kind=by_kind,
-            sample_adds=self._sample(False, sample_size),
-            sample_removes=self._sample(True, sample_size),
+            sample_adds=samples[False],
+            sample_removes=samples[True],
         )
 
-    def _sample(self, remove: bool, size: int) -> tuple[Identifier, ...]:
+    def _samples(self, size: int) -> dict[bool, tuple[Identifier, ...]]:
+        """The first adds and the first removes to send, in the plan's order (one statement)."""
+        ordered = self.warehouse.ordered("kind", "value")
         rows = self.warehouse.rows(
-            f"SELECT kind, value FROM ({self.send_sql()}) s "
-            f"WHERE should_remove = {str(remove).lower()} "
-            f"ORDER BY {self.warehouse.ordered('kind', 'value')} LIMIT {int(size)}",
+            "SELECT kind, value, should_remove FROM (SELECT kind, value, should_remove, "
+            f"row_number() OVER (PARTITION BY should_remove ORDER BY {ordered}) AS cs_rank "
+            f"FROM ({self.send_sql()}) s) r WHERE cs_rank <= {int(size)} "
+            f"ORDER BY should_remove, {ordered}",
             doing="sampling the changes",
         )
-        return tuple((str(kind), str(value)) for kind, value in rows)
+        samples: dict[bool, list[Identifier]] = {False: [], True: []}
+        for kind, value, remove in rows:
+            samples[bool(remove)].append((str(kind), str(value)))
+        return {remove: tuple(found) for remove, found in samples.items()}
 
 
 class _Counted:

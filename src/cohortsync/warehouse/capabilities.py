@@ -41,7 +41,11 @@ DUCKDB = EngineCapabilities("duckdb")
 POSTGRESQL = EngineCapabilities(
     "postgresql", diffs_in_warehouse=True, transactional_ddl=True, temp_tables=True
 )
-SPARK = EngineCapabilities("spark")
+# Spark with the session in this process (spark+local://, spark://): snapshot tables are
+# Parquet tables of the home's warehouse. Spark Connect (sc://) reads its server's tables
+# and cannot read the home's files: its mirrors diff in cohortsync.
+SPARK = EngineCapabilities("spark", diffs_in_warehouse=True)
+SPARK_CONNECT = EngineCapabilities("spark")
 OTHER_SQL = EngineCapabilities("sql")
 
 
@@ -52,7 +56,9 @@ def capabilities_of(url: str) -> EngineCapabilities:
         return DUCKDB
     if scheme.split("+", 1)[0] in ("postgresql", "postgres"):
         return POSTGRESQL
-    if scheme in ("spark", "sc") or scheme.startswith("spark+"):
+    if scheme == "sc":
+        return SPARK_CONNECT
+    if scheme == "spark" or scheme.startswith("spark+"):
         return SPARK
     return OTHER_SQL
 
@@ -67,7 +73,7 @@ def check_mirror_diff_mode(mode: str) -> str:
     if text not in MIRROR_DIFF_MODES:
         raise ConfigError(
             f"COHORTSYNC_MIRROR_DIFF is {mode!r}",
-            hint="set it to auto (diff inside PostgreSQL) or local (diff in cohortsync)",
+            hint="set it to auto (diff inside PostgreSQL or Spark) or local (diff in cohortsync)",
         )
     return text
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cohortsync.errors import ConfigError
+from cohortsync.warehouse.connect import open_engine
 from cohortsync.warehouse.dialect_statements import check_sql_query
 from cohortsync.warehouse.placeholders import to_named
 from cohortsync.warehouse.postgres_session import (
@@ -43,6 +44,7 @@ class PostgresSnapshots:
     engine = "postgresql"
 
     def __init__(self, url: str, schema: str) -> None:
+        self.url = url
         self.schema = schema
         self.session = PostgresSession(url)
 
@@ -50,6 +52,17 @@ class PostgresSnapshots:
 
     def check_query(self, sql: str) -> str:
         return check_sql_query(sql, "postgresql")
+
+    def result_schema(self, sql: str, params: Sequence[Any]) -> pa.Schema:
+        """Through the query engine, as any export reads its source."""
+        engine = open_engine(self.url)
+        try:
+            reader = engine.stream(f"SELECT * FROM ({sql}) AS q LIMIT 0", params)
+            schema = reader.schema
+            reader.read_all()
+        finally:
+            engine.close()
+        return schema
 
     def bind(self, sql: str, params: Sequence[Any]) -> tuple[str, Any]:
         return to_named(sql, params)

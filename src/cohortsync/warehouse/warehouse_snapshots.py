@@ -57,6 +57,10 @@ class SnapshotWarehouse(Protocol):
         """The one read-only statement of ``sql`` (raises ``SourceError`` otherwise)."""
         ...
 
+    def result_schema(self, sql: str, params: Sequence[Any]) -> pa.Schema:
+        """The columns of the checked query ``sql`` (``?`` parameters), reading no row."""
+        ...
+
     def bind(self, sql: str, params: Sequence[Any]) -> tuple[str, Any]:
         """``sql`` and its ``?`` parameters as this session's statements take them."""
         ...
