@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import subprocess
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from export.partner_server import CLIENT_SECRET, PartnerServer
@@ -56,6 +57,13 @@ def membership(server: PartnerServer) -> set[Identifier]:
 def received(server: PartnerServer) -> Counter[tuple[str, str, bool]]:
     """How many times each change reached the server and was acknowledged."""
     return Counter(server.identifiers())
+
+
+def partway(
+    process: subprocess.Popen[str], server: PartnerServer, requests: int
+) -> Callable[[], bool]:
+    """True once the server has seen ``requests`` requests, or the process has ended."""
+    return lambda: process.poll() is not None or len(server.requests) >= requests
 
 
 def interrupt(process: subprocess.Popen[str], signum: int = signal.SIGTERM) -> None:

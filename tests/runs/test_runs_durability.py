@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from runs_helpers import export_args, membership, received, runs_json
+from runs_helpers import export_args, membership, partway, received, runs_json
 
 from export.partner_server import PartnerServer
 from support import run_cli, wait_for
@@ -94,13 +94,6 @@ def test_runs_resume_continues_a_stopped_run_by_id(
     again = run_cli("runs", "resume", run["id"], "--data-import-key", "x", expect=None)
     assert again.returncode == 2
     assert "not the one run" in again.stderr
-
-
-def partway(
-    process: subprocess.Popen[str], server: PartnerServer, requests: int
-) -> Callable[[], bool]:
-    """True once the server has seen ``requests`` requests, or the process has ended."""
-    return lambda: process.poll() is not None or len(server.requests) >= requests
 
 
 @pytest.mark.slow

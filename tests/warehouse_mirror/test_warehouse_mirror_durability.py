@@ -14,7 +14,6 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -26,37 +25,15 @@ from cohortsync.export.snapshots import CohortKey, SnapshotStore
 from cohortsync.export.spec import MirrorOptions, Source
 from cohortsync.export.warehouse_mirror import WarehouseMirror
 from export.partner_server import PartnerServer
-from runs.runs_helpers import export_args, membership, received
+from runs.runs_helpers import export_args, membership, partway, received
 from support import run_cli, wait_for
+from support.mirror_model import KINDS, Identifier, Step, check_changes, identifiers, play, steps
 from warehouse_mirror.conftest import PostgresSource
 
 Spawn = Callable[[list[str]], "subprocess.Popen[str]"]
 BATCH = 3  # identifiers per request in the model (1,000 in production)
-KINDS = ("user_ids", "device_ids", "alias")
-COLUMNS = {"user_ids": "user_ids", "device_ids": "device_ids", "alias": "email"}
-OURS = [(kind, f"v{i}") for kind in KINDS for i in range(6)]
-FOREIGN = [(kind, f"foreign{i}") for kind in KINDS for i in range(3)]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One run: its result, whether it re-sends everything, and how it ends."""
-
-    result: frozenset[tuple[str, str]]
-    full_resync: bool
-    ending: str
-    applied: frozenset[int]
-    after_stop: str
-
-
-steps = st.builds(
-    Step,
-    result=st.frozensets(st.sampled_from(OURS), max_size=len(OURS)),
-    full_resync=st.sampled_from([False, False, False, True]),
-    ending=st.sampled_from(["done", "done", "stopped"]),
-    applied=st.frozensets(st.integers(0, 7), max_size=8),
-    after_stop=st.sampled_from(["resume", "abandon"]),
-)
+OURS = identifiers("v", 6)
+FOREIGN = identifiers("foreign", 3)
 
 
 def load_result(url: str, table: str, result: frozenset[tuple[str, str]]) -> None:
@@ -81,11 +58,6 @@ def changes_of(path: Path) -> list[tuple[str, str, bool]]:
     )
 
 
-def apply(cohort: set[tuple[str, str]], batch: list[tuple[str, str, bool]]) -> None:
-    for kind, value, remove in batch:
-        (cohort.discard if remove else cohort.add)((kind, value))
-
-
 # The schemas of ``pg`` are shared by the examples; each example is a cohort of its own.
 @settings(
     max_examples=25,
@@ -94,7 +66,7 @@ def apply(cohort: set[tuple[str, str]], batch: list[tuple[str, str, bool]]) -> N
 )
 @given(
     foreign=st.frozensets(st.sampled_from(FOREIGN)),
-    runs=st.lists(steps, min_size=1, max_size=5),
+    runs=st.lists(steps(OURS, batches=8), min_size=1, max_size=5),
 )
 def test_in_warehouse_mirror_converges_and_spares_foreign_members(
     pg: PostgresSource, foreign: frozenset[tuple[str, str]], runs: list[Step]
@@ -105,7 +77,7 @@ def test_in_warehouse_mirror_converges_and_spares_foreign_members(
         store = SnapshotStore(root / "home", key)
         table = f"{pg.schema}.result"
         cohort: set[tuple[str, str]] = set(foreign)
-        ever_added: set[tuple[str, str]] = set()
+        ever_added: set[Identifier] = set()
         abandoned: list[Path] = []
         for number, step in enumerate(runs):
             run_id = f"20261203T000000-{number:04x}"
@@ -122,27 +94,11 @@ def test_in_warehouse_mirror_converges_and_spares_foreign_members(
             )
             prepared = planner.prepare(Source(table=table), skip_invalid=False, batch_size=BATCH)
             changes = changes_of(prepared.plan.path)
-            assert changes == sorted(set(changes), key=lambda c: (c[2], c[0], c[1]))
-            removed = {(kind, value) for kind, value, remove in changes if remove}
-            added = {(kind, value) for kind, value, remove in changes if not remove}
-            assert removed <= ever_added, "a removal of something this system never added"
-            assert not removed & step.result
-            ever_added |= added
-            parts = [changes[start : start + BATCH] for start in range(0, len(changes), BATCH)]
-            if step.ending == "stopped":
-                for index in sorted(step.applied):
-                    if index < len(parts):
-                        apply(cohort, parts[index])
-                if step.after_stop == "abandon":
-                    abandoned.append(prepared.plan.path)
-                    planner.discard()
-                    continue
-                for index, batch in enumerate(parts):
-                    if index not in step.applied:
-                        apply(cohort, batch)
-            else:
-                for batch in parts:
-                    apply(cohort, batch)
+            check_changes(changes, step.result, ever_added)
+            if not play(step, cohort, changes, BATCH):
+                abandoned.append(prepared.plan.path)
+                planner.discard()
+                continue
             planner.commit()
             planner.commit()  # a resumed run that died after its commit commits again: a no-op
             abandoned.clear()
@@ -151,13 +107,6 @@ def test_in_warehouse_mirror_converges_and_spares_foreign_members(
             assert snapshot is not None and snapshot.members == len(step.result)
             assert snapshot.warehouse is not None
             assert pg.members_of(snapshot.warehouse["members_table"]) == set(step.result)
-
-
-def partway(
-    process: subprocess.Popen[str], server: PartnerServer, requests: int
-) -> Callable[[], bool]:
-    """True once the server has seen ``requests`` requests, or the process has ended."""
-    return lambda: process.poll() is not None or len(server.requests) >= requests
 
 
 def test_sigkill_at_random_points_then_restart_converges(
