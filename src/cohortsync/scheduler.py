@@ -64,6 +64,7 @@ from cohortsync.jobs.cron import (
 from cohortsync.jobs.history import find_run_since, record_failed_run
 from cohortsync.jobs.kinds import JobContext, JobResult, JobRunner, job_runner, register_job_kind
 from cohortsync.jobs.leases import LEASE_TTL, held_lease, new_owner
+from cohortsync.jobs.metrics import SchedulerMetrics
 from cohortsync.logs import bind, log_context
 from cohortsync.queries import run_query_job
 from cohortsync.settings import Settings
@@ -189,6 +190,8 @@ class Scheduler:
         max_parallel: how many different jobs may run at the same time.
         webhook_url: where to POST the report of a failed run, if anywhere.
         on_outcome: called with each finished job (the CLI prints it).
+        metrics: where the runs are counted (``--metrics-port`` serves them); a
+            registry of the scheduler's own unless given.
     """
 
     def __init__(
@@ -201,6 +204,7 @@ class Scheduler:
         webhook_timeout: float = 5.0,
         lease_ttl: timedelta = LEASE_TTL,
         on_outcome: Callable[[JobOutcome], None] | None = None,
+        metrics: SchedulerMetrics | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.engine = open_catalog(self.settings.catalog_path)
@@ -210,6 +214,7 @@ class Scheduler:
         self.lease_ttl = lease_ttl
         self.on_outcome = on_outcome
         self.max_parallel = max_parallel
+        self.metrics = metrics or SchedulerMetrics()
         self.owner = new_owner("scheduler")
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="job")
@@ -361,7 +366,7 @@ class Scheduler:
 
     def _run(self, due: DueJob, lease: Lease) -> JobOutcome:
         # Every line logged while the job runs, the export's own too, names the job.
-        with log_context(job=due.job):
+        with log_context(job=due.job), self.metrics.running():
             return self._run_job(due, lease)
 
     def _run_job(self, due: DueJob, lease: Lease) -> JobOutcome:
@@ -373,7 +378,7 @@ class Scheduler:
             schedule.name,
             self.owner,
             StopToken(),
-            FieldsReporter(due.job),
+            self.metrics.reporter(due.job, FieldsReporter(due.job)),
         )
         started = self.clock()
         log.info("running %s (slot %s)", due.job, due.slot.isoformat())
@@ -392,6 +397,7 @@ class Scheduler:
             error=result.error,
             finished_at=finished,
         )
+        self.metrics.job_finished(due.job, result.status, finished)
         sent = None
         if result.status == "failed" and self.webhook_url:
             payload = failure_payload(

@@ -14,6 +14,7 @@ from cohortsync.catalog import schedules
 from cohortsync.catalog.db import open_catalog
 from cohortsync.cli.export_options import MAX_SECONDS
 from cohortsync.cli.log_options import LogFormatChoice, LogFormatOption
+from cohortsync.jobs.metrics import SchedulerMetrics
 from cohortsync.logs import configure as configure_logs
 from cohortsync.scheduler import JobOutcome, Scheduler, next_run, utc_now
 from cohortsync.settings import Settings
@@ -56,6 +57,20 @@ def scheduler(
         bool, typer.Option("--json", help="Print one JSON object per line for scripts.")
     ] = False,
     log_format: LogFormatOption = LogFormatChoice.text,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            metavar="PORT",
+            help="Serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option("--metrics-host", metavar="HOST", help="The address the metrics listen on."),
+    ] = "127.0.0.1",
 ) -> None:
     """Run every due saved query and activation by its cron schedule.
 
@@ -79,6 +94,10 @@ def scheduler(
     With --log-format json every log line on stderr is one JSON object (with
     the job, run id, cohort, status and duration where they exist), and each
     finished job is printed on stdout as with --json.
+
+    With --metrics-port the scheduler serves Prometheus metrics over HTTP:
+    runs by job and status, identifiers sent, retries, the last success and
+    the cohort's size by job, and the runs in flight (docs/scheduling.md).
 
     Exit code with --once: 0 when every job succeeded, 1 when one failed.
     """
@@ -108,8 +127,30 @@ def scheduler(
             line += f": {outcome.result.error}"
         typer.echo(line)
 
-    runner = Scheduler(settings, max_parallel=max_parallel, webhook_url=url, on_outcome=report)
+    metrics = SchedulerMetrics()
+    served = metrics.serve(metrics_host, metrics_port) if metrics_port is not None else None
+    if served is not None:
+        logging.getLogger("cohortsync.scheduler").info("metrics on %s", served.url)
+    runner = Scheduler(
+        settings, max_parallel=max_parallel, webhook_url=url, on_outcome=report, metrics=metrics
+    )
     runner.install_signal_handlers()
+    try:
+        _run(runner, once=once, poll_interval=poll_interval, as_json=as_json, failed=failed)
+    finally:
+        if served is not None:
+            served.close()
+
+
+def _run(
+    runner: Scheduler,
+    *,
+    once: bool,
+    poll_interval: float,
+    as_json: bool,
+    failed: list[JobOutcome],
+) -> None:
+    """Run what is due once (``--once``) or as a daemon until SIGTERM."""
     if once:
         try:
             outcomes = runner.run_once()
@@ -121,7 +162,7 @@ def scheduler(
             raise typer.Exit(1)
         return
     logging.getLogger("cohortsync.scheduler").info(
-        "scheduler started: every %ss, up to %d jobs at once", poll_interval, max_parallel
+        "scheduler started: every %ss, up to %d jobs at once", poll_interval, runner.max_parallel
     )
     runner.run_forever(poll_interval=poll_interval)
 
