@@ -8,7 +8,7 @@ partner API server on 127.0.0.1, on real Parquet tables.
 
 The properties are those of the PostgreSQL mirror
 (``tests/warehouse_mirror/test_warehouse_mirror_durability.py``) on fewer
-examples (five, of up to three runs: a Spark run costs seconds): random
+examples (four, of up to three runs: a Spark run costs seconds): random
 result sequences with stops, resumes and abandoned runs converge, and no
 foreign member is removed.
 """
@@ -34,20 +34,15 @@ from export.conftest import partner
 from export.partner_server import PartnerServer
 from runs.runs_helpers import export_args, membership, received
 from support.cli import run_cli_in_process
-from warehouse_mirror.test_warehouse_mirror_durability import (
-    BATCH,
-    FOREIGN,
-    KINDS,
-    Step,
-    apply,
-    changes_of,
-    steps,
-)
+from support.mirror_model import KINDS, Identifier, Step, check_changes, identifiers, play, steps
+from warehouse_mirror.test_warehouse_mirror_durability import BATCH, changes_of
 
 __all__ = ["partner"]
 
 URL = "spark+local://"
 QUERY = "SELECT user_ids FROM t"
+OURS = identifiers("v", 6)
+FOREIGN = identifiers("foreign", 3)
 
 
 def users(start: int, stop: int) -> set[tuple[str, str]]:
@@ -275,13 +270,13 @@ def load_result(home: Path, result: frozenset[tuple[str, str]]) -> None:
 
 
 @settings(
-    max_examples=5,
+    max_examples=4,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(
     foreign=st.frozensets(st.sampled_from(FOREIGN)),
-    runs=st.lists(steps, min_size=1, max_size=3),
+    runs=st.lists(steps(OURS, batches=8), min_size=1, max_size=3),
 )
 def test_spark_mirror_converges_and_spares_foreign_members(
     spark_home: Path, foreign: frozenset[tuple[str, str]], runs: list[Step]
@@ -291,7 +286,7 @@ def test_spark_mirror_converges_and_spares_foreign_members(
         key = CohortKey.for_destination("http://127.0.0.1:1", "k", "treasuredata", root.name)
         store = SnapshotStore(root / "home", key)
         cohort: set[tuple[str, str]] = set(foreign)
-        ever_added: set[tuple[str, str]] = set()
+        ever_added: set[Identifier] = set()
         abandoned: list[Path] = []
         for number, step in enumerate(runs):
             run_id = f"20261203T000000-{number:04x}"
@@ -312,27 +307,11 @@ def test_spark_mirror_converges_and_spares_foreign_members(
                 batch_size=BATCH,
             )
             changes = changes_of(prepared.plan.path)
-            assert changes == sorted(set(changes), key=lambda c: (c[2], c[0], c[1]))
-            removed = {(kind, value) for kind, value, remove in changes if remove}
-            added = {(kind, value) for kind, value, remove in changes if not remove}
-            assert removed <= ever_added, "a removal of something this system never added"
-            assert not removed & step.result
-            ever_added |= added
-            parts = [changes[start : start + BATCH] for start in range(0, len(changes), BATCH)]
-            if step.ending == "stopped":
-                for index in sorted(step.applied):
-                    if index < len(parts):
-                        apply(cohort, parts[index])
-                if step.after_stop == "abandon":
-                    abandoned.append(prepared.plan.path)
-                    planner.discard()
-                    continue
-                for index, batch in enumerate(parts):
-                    if index not in step.applied:
-                        apply(cohort, batch)
-            else:
-                for batch in parts:
-                    apply(cohort, batch)
+            check_changes(changes, step.result, ever_added)
+            if not play(step, cohort, changes, BATCH):
+                abandoned.append(prepared.plan.path)
+                planner.discard()
+                continue
             planner.commit()
             planner.commit()  # a resumed run that died after its commit commits again: a no-op
             abandoned.clear()

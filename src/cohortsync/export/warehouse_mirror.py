@@ -259,12 +259,13 @@ class WarehouseMirror:
                 if counts.invalid and not skip_invalid:
                     counts.add_samples(self._invalid_samples(warehouse, query, params, columns))
                     raise InvalidIdentifiers(counts)
-                check_alias_label(
-                    previous,
-                    self.alias_label,
-                    self.store.key.describe(),
-                    tracked_aliases=self._previous_aliases(warehouse, tables),
-                )
+                if previous is not None and previous.alias_label != self.alias_label:
+                    check_alias_label(
+                        previous,
+                        self.alias_label,
+                        self.store.key.describe(),
+                        tracked_aliases=self._previous_aliases(warehouse, tables),
+                    )
                 reporter.stage_started("planning")
                 diff = _Diff(warehouse, tables, abandoned=bool(self.abandoned))
                 self.plan = diff.plan(full_resync=self.options.full_resync)
@@ -661,19 +662,20 @@ class _Diff:
         )
 
     def _samples(self, size: int) -> dict[bool, tuple[Identifier, ...]]:
-        """The first adds and the first removes to send, in the plan's order (one statement)."""
-        ordered = self.warehouse.ordered("kind", "value")
-        rows = self.warehouse.rows(
-            "SELECT kind, value, should_remove FROM (SELECT kind, value, should_remove, "
-            f"row_number() OVER (PARTITION BY should_remove ORDER BY {ordered}) AS cs_rank "
-            f"FROM ({self.send_sql()}) s) r WHERE cs_rank <= {int(size)} "
-            f"ORDER BY should_remove, {ordered}",
-            doing="sampling the changes",
-        )
-        samples: dict[bool, list[Identifier]] = {False: [], True: []}
-        for kind, value, remove in rows:
-            samples[bool(remove)].append((str(kind), str(value)))
-        return {remove: tuple(found) for remove, found in samples.items()}
+        """The first adds and the first removes to send, in the plan's order.
+
+        One ``ORDER BY ... LIMIT`` each: a top-N, where a window over both would sort them all.
+        """
+        samples = {}
+        for remove in (False, True):
+            rows = self.warehouse.rows(
+                f"SELECT kind, value FROM ({self.send_sql()}) s "
+                f"WHERE should_remove = {str(remove).lower()} "
+                f"ORDER BY {self.warehouse.ordered('kind', 'value')} LIMIT {int(size)}",
+                doing="sampling the changes",
+            )
+            samples[remove] = tuple((str(kind), str(value)) for kind, value in rows)
+        return samples
 
 
 class _Counted:
