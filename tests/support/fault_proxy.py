@@ -15,7 +15,10 @@ suffix (``/cohorts/users`` by default):
   the client gets the second answer.
 
 Real sockets and threads, one thread per client connection, keep-alive as
-the client wants it; a new upstream connection per request.
+the client wants it; a new upstream connection per request, to
+``upstream_port``, which a test may change (a restarted server) while the
+client keeps the proxy's address. When the upstream is down or goes away
+mid-request, the client's connection is closed without an answer.
 """
 
 from __future__ import annotations
@@ -109,7 +112,7 @@ class FaultProxy:
                     return
                 if not self._answer(client, *request):
                     return
-        except OSError:
+        except (OSError, http.client.HTTPException):  # either side went away: so does this
             return
         finally:
             reader.close()
