@@ -44,7 +44,7 @@ import sqlalchemy as sa
 from cohortsync.audience.activations import run_activation_job
 from cohortsync.catalog import schedules as catalog
 from cohortsync.catalog.db import open_catalog
-from cohortsync.catalog.leases import Lease, acquire_lease
+from cohortsync.catalog.leases import Lease, acquire_lease, release_lease
 from cohortsync.errors import CohortsyncError, RunInterrupted
 from cohortsync.export.report import ExportReport
 from cohortsync.export.reporting import LoggingReporter
@@ -251,7 +251,11 @@ class Scheduler:
             if lease is None:
                 log.info("%s is due but already running elsewhere; it will run when free", due.job)
                 continue
-            catalog.consume_slot(self.engine, due.job, due.slot)
+            if not catalog.consume_slot(
+                self.engine, due.job, due.slot, seen=due.schedule.last_slot
+            ):  # another scheduler ran this slot since the schedules were read
+                release_lease(self.engine, lease)
+                continue
             future = self._pool.submit(self._run, due, lease)
             with self._lock:
                 self._running[due.job] = future

@@ -134,9 +134,18 @@ def list_schedules(engine: sa.Engine) -> list[Schedule]:
     return [_schedule(row) for row in rows]
 
 
-def consume_slot(engine: sa.Engine, job: str, slot: datetime) -> None:
-    """Mark every slot up to ``slot`` as consumed (done once for all missed slots)."""
-    update_rows(engine, schedules, schedules.c.job == job, last_slot=utc_naive(slot))
+def consume_slot(engine: sa.Engine, job: str, slot: datetime, *, seen: datetime | None) -> bool:
+    """Mark every slot up to ``slot`` as consumed (done once for all missed slots).
+
+    ``seen`` is the ``last_slot`` the caller read when it found the job due:
+    the slot is consumed only if no one consumed one since, and the return
+    says whether it was. Two schedulers may read the same due job; one of
+    them can take its lease, run it and release the lease before the other
+    reaches it, and the lease alone would then let the job run twice.
+    """
+    stored = utc_naive(seen) if seen is not None else None
+    where = sa.and_(schedules.c.job == job, schedules.c.last_slot.is_not_distinct_from(stored))
+    return update_rows(engine, schedules, where, last_slot=utc_naive(slot)) > 0
 
 
 def restore_slot(engine: sa.Engine, job: str, previous: datetime | None) -> None:
