@@ -2,13 +2,15 @@
 
 The fault proxy (``support.fault_proxy``) sits between the exporter and the
 recording partner API server and breaks chosen ``cohorts/users`` requests:
-a connection reset half way through the answer, an answer held past the
-client's timeout (``COHORTSYNC_HTTP_TIMEOUT``, set low here), an answer
-dripped a byte at a time, a request delivered twice. Each case runs a first
-mirror export and a second one after the warehouse changed, with faults in
-both, and checks what the server ended with: exactly the query's result,
-and changes delivered more than once only within the requests that were in
-flight when a fault struck (threads x 1,000 identifiers per fault).
+a connection reset before the request reaches the server, a reset half way
+through the answer, an answer held past the client's timeout
+(``COHORTSYNC_HTTP_TIMEOUT``, set low here), an answer dripped a byte at a
+time, a request delivered twice. Each case runs a first mirror export and a
+second one after the warehouse changed, with faults in both, and checks
+what the server ended with: exactly the query's result, and changes
+delivered more than once only within the requests that were in flight when
+a fault struck (threads x 1,000 identifiers per fault). Then the same faults
+on the cohort's name request, and an outage that outlasts the retries.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def resent(partner: PartnerServer) -> int:
     return sum(count - 1 for count in received(partner).values())
 
 
-@pytest.mark.parametrize("fault", ["reset", "stall", "drip", "duplicate"])
+@pytest.mark.parametrize("fault", ["drop", "reset", "stall", "drip", "duplicate"])
 def test_the_cohort_ends_exact_whatever_the_network_does(
     fault: Fault,
     partner: PartnerServer,
@@ -91,7 +93,10 @@ def test_the_cohort_ends_exact_whatever_the_network_does(
     extra = resent(partner)
     assert extra <= faults * THREADS * 1000
     retries = first["retries"] + second["retries"]
-    if fault in ("reset", "stall"):
+    if fault == "drop":  # the server never saw it: sent again, applied once
+        assert retries >= faults
+        assert extra == 0
+    elif fault in ("reset", "stall"):
         # the answer never came: the batch was sent again, and it had already been applied
         assert retries >= faults
         assert extra >= faults * 1000
@@ -103,3 +108,47 @@ def test_the_cohort_ends_exact_whatever_the_network_does(
         assert extra == 0
     assert first["sent_total"] == 12_000
     assert second["sent_total"] == 7_000
+
+
+@pytest.mark.parametrize("fault", ["reset", "stall", "duplicate"])
+def test_a_fault_on_the_cohort_name_request(
+    fault: Fault, partner: PartnerServer, warehouse: Callable[[str], None]
+) -> None:
+    """The ``cohorts`` request (the cohort's name) broken once: sent again, then the members."""
+    proxy = FaultProxy.to(partner.url, path_suffix="/cohorts", stall_s=TIMEOUT_S + 1.5)
+    try:
+        warehouse(table_of(0, 3_000))
+        proxy.script({0: fault})
+        report = export(proxy)
+    finally:
+        proxy.stop()
+    assert [i.path for i in proxy.injected] == ["/partners/treasuredata/cohorts"]
+    named = [r for r in partner.requests if r.kind == "cohorts" and r.status == 201]
+    assert len(named) == 2  # applied twice: retried (reset, stall) or delivered twice
+    assert {r.body["name"] for r in named} == {"vip"}
+    assert report["retries"] == (0 if fault == "duplicate" else 1)
+    assert membership(partner) == users(0, 3_000)
+    assert resent(partner) == 0
+
+
+def test_an_outage_exhausts_the_retries_then_the_next_export_converges(
+    partner: PartnerServer, proxy: FaultProxy, warehouse: Callable[[str], None]
+) -> None:
+    """Every batch request reset: the run fails in one line (exit 5); once the network is
+    back, the same export ends with the cohort exact."""
+    warehouse(table_of(0, 8_000))
+    proxy.script(dict.fromkeys(range(10_000), "reset"))
+    done = run_cli(
+        "export", "--endpoint", proxy.url, "--data-import-key", CLIENT_SECRET,
+        "--cohort-id", "vip", "--table", "t", "--operation", "mirror",
+        "--threads", str(THREADS), expect=None, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 5, done.stderr
+    assert "after 8 attempts" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(proxy.injected) >= 8  # the first batch tried 8 times at least
+
+    proxy.script({})
+    report = export(proxy)
+    assert report["retries"] == 0
+    assert membership(partner) == users(0, 8_000)

@@ -5,6 +5,8 @@ answer back, except for the requests the test scripts a fault for, counted
 by their order of arrival among the requests whose path ends with a given
 suffix (``/cohorts/users`` by default):
 
+* ``drop``: the connection is reset as soon as the request arrived; the
+  server never sees it;
 * ``reset``: the request reaches the server (which applies it), half of the
   answer reaches the client, then the connection is reset (RST);
 * ``stall``: the request reaches the server, the answer is held for
@@ -31,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
 
-Fault = Literal["reset", "stall", "drip", "duplicate"]
+Fault = Literal["drop", "reset", "stall", "drip", "duplicate"]
 
 # Hop-by-hop headers, and those the proxy writes itself.
 _NOT_FORWARDED = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
@@ -133,13 +135,15 @@ class FaultProxy:
                 body: bytes) -> bool:  # fmt: skip
         """Answer one request; ``False`` when the connection is done with."""
         fault = self._fault_for(path)
+        if fault == "drop":
+            _reset(client)
+            return False
         answer = self._forward(method, path, headers, body)
         if fault == "duplicate":
             answer = self._forward(method, path, headers, body)
         if fault == "reset":
             client.sendall(answer[: len(answer) - max(1, len(answer) // 4)])
-            # SO_LINGER with a zero timeout: close() sends RST, not FIN.
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            _reset(client)
             return False
         if fault == "stall":
             self._stopping.wait(self.stall_s)
@@ -172,6 +176,11 @@ class FaultProxy:
             return "\r\n".join(lines).encode("latin-1") + content
         finally:
             connection.close()
+
+
+def _reset(client: socket.socket) -> None:
+    """Make the coming close() send RST, not FIN: SO_LINGER on, with a zero timeout."""
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def _read_request(reader: BinaryIO) -> tuple[str, str, dict[str, str], bytes] | None:
