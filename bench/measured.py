@@ -3,11 +3,14 @@
 The peak is the child's ``VmHWM``, polled every 10 ms until it exits: the
 kernel's high-water mark of that process's memory since it started, which does
 not include the parent. (``wait4``'s ``ru_maxrss`` would: on Linux a child's
-``ru_maxrss`` starts from its parent's resident size at fork.)
+``ru_maxrss`` starts from its parent's resident size at fork.) The processes
+the child starts in turn (Spark's JVM) are measured apart: the largest sum of
+their ``VmHWM`` seen while polling.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -23,6 +26,7 @@ class Measured:
     returncode: int
     stdout: bytes = b""  # with capture=True
     stderr: str = ""
+    children_peak_mb: float = 0.0  # the processes the child started (a JVM), apart
 
 
 def high_water_mb(pid: int | str) -> float:
@@ -34,12 +38,28 @@ def high_water_mb(pid: int | str) -> float:
     return 0.0
 
 
+def children_of(pid: int) -> list[int]:
+    """The live child processes of ``pid``, and theirs, from ``/proc``."""
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
+        try:
+            with open(f"/proc/{parent}/task/{parent}/children") as listed:
+                children = [int(text) for text in listed.read().split()]
+        except OSError:
+            continue
+        found += children
+        pending += children
+    return found
+
+
 def run_measured(command: list[str], env: dict[str, str], *, capture: bool = False) -> Measured:
     """Run ``command``; its wall time, peak MB and exit code (and its output, with ``capture``).
 
     Without ``capture`` its stdout is discarded and its stderr goes to ours.
     """
-    peak = [0.0]
+    peak = [0.0, 0.0]
     started = time.perf_counter()
     with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(
@@ -56,6 +76,11 @@ def run_measured(command: list[str], env: dict[str, str], *, capture: bool = Fal
                     peak[0] = max(peak[0], high_water_mb(process.pid))
                 except (OSError, ValueError):  # exited, or a zombie without memory
                     return
+                children = 0.0
+                for child in children_of(process.pid):
+                    with contextlib.suppress(OSError, ValueError):  # it exited meanwhile
+                        children += high_water_mb(child)
+                peak[1] = max(peak[1], children)
                 finished.wait(0.01)
 
         poller = threading.Thread(target=poll, daemon=True)
@@ -72,4 +97,5 @@ def run_measured(command: list[str], env: dict[str, str], *, capture: bool = Fal
             os.waitstatus_to_exitcode(status),
             output.read(),
             errors.read().decode(errors="replace").strip(),
+            peak[1],
         )

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
@@ -37,6 +38,11 @@ from measured import run_measured
 from mirror import CountingPartner, serve_counting_partner
 
 TARGET_SHARE = 0.02
+# The two syncs of a home: label and the export's source arguments.
+TABLE_RUNS = (
+    ("first sync", ["--table", "base_cohort"]),
+    ("1% churn", ["--table", "churned_cohort"]),
+)
 
 
 def create_cohorts(url: str, members: int, churn: float) -> None:
@@ -96,9 +102,18 @@ def main() -> None:
             con.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
-def sync_twice(home: Path, url: str, endpoint: str, where: str) -> list[dict[str, float]]:
-    """The first sync and the churn sync of one home; one figures dict each."""
-    home.mkdir(parents=True)
+def sync_twice(
+    home: Path,
+    url: str,
+    endpoint: str,
+    where: str,
+    runs_of: Sequence[tuple[str, list[str]]] = TABLE_RUNS,
+) -> list[dict[str, float]]:
+    """The first sync and the churn sync of one home; one figures dict each.
+
+    ``runs_of``: each run's label and source arguments (``--table`` or ``--query``).
+    """
+    home.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "COHORTSYNC_HOME": str(home),
@@ -110,9 +125,9 @@ def sync_twice(home: Path, url: str, endpoint: str, where: str) -> list[dict[str
     head += ["--data-import-key", "bench-key", "--alias-column", "email", "--json"]
     head += ["--operation", "mirror", "--cohort-id", f"bench-{where}", "--max-remove-pct", "100"]
     runs = []
-    for label, table in (("first sync", "base_cohort"), ("1% churn", "churned_cohort")):
+    for label, source in runs_of:
         sent_before = CountingPartner.counts["identifiers"]
-        done = run_measured([*head, "--table", table], env, capture=True)
+        done = run_measured([*head, *source], env, capture=True)
         if done.returncode != 0:
             raise SystemExit(f"{where} {label} failed: {done.stderr}")
         result = orjson.loads(done.stdout)
@@ -122,13 +137,20 @@ def sync_twice(home: Path, url: str, endpoint: str, where: str) -> list[dict[str
             {
                 "seconds": done.seconds,
                 "peak_mb": done.peak_mb,
+                "children_peak_mb": done.children_peak_mb,
                 "transferred": transferred,
                 "sent": CountingPartner.counts["identifiers"] - sent_before,
             }
         )
+        children = (
+            f" (its child processes {done.children_peak_mb:6.0f} MB)"
+            if done.children_peak_mb
+            else ""
+        )
         print(
-            f"  {where:<9} {label:<10} {done.seconds:7.1f} s, peak {done.peak_mb:6.0f} MB, "
-            f"{transferred:>11,} rows from the warehouse, {runs[-1]['sent']:>11,} sent",
+            f"  {where:<9} {label:<10} {done.seconds:7.1f} s, peak {done.peak_mb:6.0f} MB"
+            f"{children}, {transferred:>11,} rows from the warehouse, "
+            f"{runs[-1]['sent']:>11,} sent",
             flush=True,
         )
     return runs
