@@ -14,6 +14,7 @@ prints its message as one line on stderr (no traceback) and exits with its
     ├── RetriesExhausted            exit 5  retryable failures outlasted the retries
     ├── RunInterrupted              exit 6  stopped by SIGTERM/Ctrl-C; resumable
     ├── MirrorGuardRefused          exit 1  a mirror run would empty or shrink its cohort too far
+    ├── AlertHeld                   exit 1  a saved job's alert hold kept a deviating run back
     └── CohortBusy                  exit 1  another run of the cohort holds its lock
 
 An error raised by an export run that was recorded in the run history names
@@ -139,6 +140,22 @@ class MirrorGuardRefused(CohortsyncError):
         self.result_members = result_members
         self.previous_members = previous_members
         self.exits = exits
+
+
+class AlertHeld(CohortsyncError):
+    """A saved job's alert hold kept its run back before anything was sent.
+
+    The plan deviated from the last successful run beyond a threshold of the
+    job's alerts (:mod:`cohortsync.export.hold`).
+
+    Attributes:
+        triggers: each trigger that fired, with its numbers (``trigger``,
+            ``value``, ``threshold`` and the counts it compared).
+    """
+
+    def __init__(self, message: str, *, hint: str, triggers: list[dict[str, Any]]) -> None:
+        super().__init__(message, hint=hint)
+        self.triggers = triggers
 
 
 class CohortBusy(CohortsyncError):

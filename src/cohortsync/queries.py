@@ -12,6 +12,7 @@ Every run, manual or scheduled, first takes the job's lease, so a manual
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,20 +26,24 @@ from cohortsync.catalog import runs as run_history
 from cohortsync.catalog import schedules
 from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.rows import clamped_offset
-from cohortsync.definitions import Query, validated
+from cohortsync.definitions import Alerts, Query, validated
 
 # The export settings of a saved query, named here for the callers of save_query.
 from cohortsync.definitions import QueryExport as QueryExport
+from cohortsync.definitions.invalid import refusal
 from cohortsync.errors import ConfigError, SourceError
 from cohortsync.export.report import ExportReport
 from cohortsync.export.reporting import RunReporter
 from cohortsync.export.spec import Source
 from cohortsync.export.stopping import StopToken
+from cohortsync.jobs.alerts import alerted
 from cohortsync.jobs.cron import next_run
 from cohortsync.jobs.history import failures_recorded
 from cohortsync.jobs.kinds import JobContext, JobResult
 from cohortsync.jobs.leases import held_lease, new_owner
 from cohortsync.settings import Settings
+
+log = logging.getLogger(__name__)
 
 KIND = "query"
 PREVIEW_ROWS = 10
@@ -65,6 +70,7 @@ class SavedQuery(Query):
             "export": self.export.model_dump() if self.export else None,
             "schedule": self.schedule,
             "timezone": self.timezone if self.schedule else None,
+            "alerts": self.alerts.model_dump() if self.alerts else None,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
             "last_run_id": self.last_run_id,
@@ -79,7 +85,12 @@ def _catalog(settings: Settings | None) -> tuple[Settings, sa.Engine]:
 
 
 def _saved(row: store.QueryRow, schedule: schedules.Schedule | None) -> SavedQuery:
-    fields = {"name": row.name, "sql": row.sql, "warehouse": row.warehouse_url}
+    fields = {
+        "name": row.name,
+        "sql": row.sql,
+        "warehouse": row.warehouse_url,
+        "alerts": row.alerts,
+    }
     state = {
         "schedule": schedule.cron if schedule else None,
         "timezone": schedule.timezone if schedule else "UTC",
@@ -124,15 +135,22 @@ def save_query(
     schedule: str | None = None,
     timezone: str = "UTC",
     warehouse_url: str | None = None,
+    alerts: Alerts | dict[str, Any] | None = None,
     settings: Settings | None = None,
     now: dt.datetime | None = None,
 ) -> SaveOutcome:
     """Create or replace the saved query ``name``: ``created``, ``updated`` or ``unchanged``.
 
     The definition is replaced whole: a save without ``schedule`` unschedules
-    the query. See :func:`save`.
+    the query, one without ``alerts`` drops its alerts. See :func:`save`.
     """
-    fields = {"name": name, "sql": sql, "warehouse": warehouse_url, "export": export}
+    fields = {
+        "name": name,
+        "sql": sql,
+        "warehouse": warehouse_url,
+        "export": export,
+        "alerts": alerts,
+    }
     query = validated(Query, {**fields, "schedule": schedule, "timezone": timezone})
     return save(query, settings=settings, now=now)
 
@@ -188,6 +206,7 @@ def save(
             sql=query.sql,
             warehouse_url=warehouse_url,
             export=_export_to_store(query.export, stored.export if stored else None),
+            alerts=query.alerts.model_dump() if query.alerts else None,
         )
         scheduled = query.scheduled
         if scheduled is not None:
@@ -370,7 +389,11 @@ def _run(
 
     job = schedules.job_label(KIND, row.name)
     source = Source(sql=row.sql, warehouse_url=row.warehouse_url)
-    with failures_recorded(catalog, job, dry_run=dry_run, source=_source_dict(source)):
+    alerts = _alerts_of(row)
+    with (
+        alerted(catalog, job, alerts, dry_run=dry_run, settings=settings) as hold,
+        failures_recorded(catalog, job, dry_run=dry_run, source=_source_dict(source)),
+    ):
         if row.export is None:
             return _run_without_export(catalog, settings, row, source, dry_run)
         # Imported here: cryptography is loaded only by commands that use a saved auth.
@@ -378,8 +401,25 @@ def _run(
 
         export = validated(QueryExport, row.export, subject=f"saved query {row.name!r}")
         spec = export_spec(export, source, job=job, full_resync=full_resync, settings=settings)
-        report = run_export(spec, dry_run=dry_run, reporter=reporter, settings=settings, stop=stop)
+        report = run_export(
+            spec, dry_run=dry_run, reporter=reporter, settings=settings, stop=stop, hold=hold
+        )
     return QueryRunResult(row.name, report.status, report.run_id, report.to_dict())
+
+
+def _alerts_of(row: store.QueryRow) -> Alerts | None:
+    """The saved query's alerts; ``None`` when it has none, or when they no longer read.
+
+    Alerts that a looser release stored and this one refuses are skipped, with
+    a warning, rather than failing a run that would otherwise work.
+    """
+    if row.alerts is None:
+        return None
+    try:
+        return Alerts.model_validate(row.alerts)
+    except ValidationError as error:
+        log.warning("saved query %r: its alerts are skipped: %s", row.name, refusal(error))
+        return None
 
 
 def plan_export(

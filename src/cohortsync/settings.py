@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     mirror_diff: str = "auto"
     # The warehouse schema of the snapshot tables of in-warehouse mirrors.
     snapshot_schema: str = "cohortsync"
+    # Delivery of saved jobs' alerts (docs/alerts.md): seconds an attempt waits for
+    # the webhook, attempts in all, seconds before the second (doubled after each).
+    alert_timeout: float = 5.0
+    alert_attempts: int = 3
+    alert_backoff: float = 1.0
 
     @cached_property
     def home_dir(self) -> Path:

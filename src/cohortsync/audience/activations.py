@@ -28,12 +28,13 @@ from cohortsync.audience.segments import resolve_segment
 from cohortsync.catalog import audiences, schedules
 from cohortsync.catalog.audiences import SavedActivation, SavedParent
 from cohortsync.catalog.runs import RunRecord, latest_runs, list_runs
-from cohortsync.definitions import Activation, validated
+from cohortsync.definitions import Activation, Alerts, validated
 from cohortsync.errors import ConfigError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
 from cohortsync.export.reporting import RunReporter
 from cohortsync.export.spec import ExportSpec, Source
 from cohortsync.export.stopping import StopToken
+from cohortsync.jobs.alerts import alerted
 from cohortsync.jobs.history import failures_recorded
 from cohortsync.jobs.kinds import JobContext, JobResult
 from cohortsync.jobs.leases import held_lease, new_owner
@@ -282,7 +283,13 @@ def _run(
     # Imported here: the export pipeline (DuckDB, HTTP) is loaded only to run one.
     from cohortsync.export.run import run_export
 
-    with failures_recorded(catalog, job_label(name), dry_run=dry_run):
+    job = job_label(name)
+    with (
+        alerted(
+            catalog, job, _alerts_of(name, settings), dry_run=dry_run, settings=settings
+        ) as hold,
+        failures_recorded(catalog, job, dry_run=dry_run),
+    ):
         spec = activation_spec(
             name, full_resync=full_resync, skip_invalid=skip_invalid, settings=settings
         )
@@ -293,7 +300,16 @@ def _run(
             settings=settings,
             lock_timeout=lock_timeout,
             stop=stop,
+            hold=hold,
         )
+
+
+def _alerts_of(name: str, settings: Settings) -> Alerts | None:
+    """The activation's alerts; ``None`` for none, or when it cannot be read (its run says why)."""
+    try:
+        return get_activation(name, settings=settings).alerts
+    except ConfigError:
+        return None
 
 
 def activation_runs(

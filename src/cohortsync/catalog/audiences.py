@@ -68,6 +68,8 @@ activations = definition_table(
     sa.Column("skip_invalid", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.Column("attribute_mode", sa.String, nullable=False, default="array", server_default="array"),
     sa.Column("attribute", sa.String, nullable=True),
+    # The activation's Alerts (definitions.alerts) as one document, or NULL (revision 0008).
+    sa.Column("alerts", sa.JSON(none_as_null=True), nullable=True),
 )
 
 

@@ -5,8 +5,9 @@ optionally the export settings that send its result to a Braze cohort each
 time it runs. Its schedule lives in ``schedules`` (job ``"query:NAME"``), like
 an activation's, so one scheduler serves both.
 
-The export settings are stored as one JSON document validated by
-:class:`cohortsync.queries.QueryExport`; this module only stores and fetches.
+The export settings and the alerts are stored as JSON documents validated by
+:class:`cohortsync.queries.QueryExport` and :class:`cohortsync.definitions.Alerts`;
+this module only stores and fetches.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ saved_queries = definition_table(
     sa.Column("sql", sa.Text, nullable=False),
     sa.Column("warehouse_url", sa.String, nullable=True),
     sa.Column("export", sa.Text, nullable=True),  # QueryExport JSON, or NULL
+    sa.Column("alerts", sa.Text, nullable=True),  # Alerts JSON, or NULL (revision 0008)
 )
 
 
@@ -39,6 +41,7 @@ class QueryRow:
     export: dict[str, Any] | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    alerts: dict[str, Any] | None = None
 
 
 def _row(row: sa.Row[Any]) -> QueryRow:
@@ -49,6 +52,7 @@ def _row(row: sa.Row[Any]) -> QueryRow:
         export=orjson.loads(row.export) if row.export else None,
         created_at=stored_utc(row.created_at),
         updated_at=stored_utc(row.updated_at),
+        alerts=orjson.loads(row.alerts) if row.alerts else None,
     )
 
 
@@ -72,10 +76,12 @@ def store_query(
     sql: str,
     warehouse_url: str | None,
     export: dict[str, Any] | None,
+    alerts: dict[str, Any] | None = None,
 ) -> bool:
     """Insert or replace a saved query; returns whether the stored definition changed."""
     now = dt.datetime.now(dt.UTC)
-    export_json = orjson.dumps(export, option=orjson.OPT_SORT_KEYS).decode() if export else None
+    export_json = _json(export)
+    alerts_json = _json(alerts)
     with catalog.begin() as conn:
         current = conn.execute(sa.select(saved_queries).where(saved_queries.c.name == name)).first()
         if current is None:
@@ -85,23 +91,36 @@ def store_query(
                     sql=sql,
                     warehouse_url=warehouse_url,
                     export=export_json,
+                    alerts=alerts_json,
                     created_at=now,
                     updated_at=now,
                 )
             )
             return True
-        if (current.sql, current.warehouse_url, current.export) == (
+        if (current.sql, current.warehouse_url, current.export, current.alerts) == (
             sql,
             warehouse_url,
             export_json,
+            alerts_json,
         ):
             return False
         conn.execute(
             saved_queries.update()
             .where(saved_queries.c.name == name)
-            .values(sql=sql, warehouse_url=warehouse_url, export=export_json, updated_at=now)
+            .values(
+                sql=sql,
+                warehouse_url=warehouse_url,
+                export=export_json,
+                alerts=alerts_json,
+                updated_at=now,
+            )
         )
         return True
+
+
+def _json(document: dict[str, Any] | None) -> str | None:
+    """A document as stored: sorted keys, so the same settings compare equal as text."""
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode() if document else None
 
 
 def remove_query(catalog: sa.Engine, name: str) -> bool:

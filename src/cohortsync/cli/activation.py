@@ -10,6 +10,18 @@ from rich.table import Table
 
 from cohortsync.audience import activations
 from cohortsync.audience.views import activation_view, run_view
+from cohortsync.cli.alert_options import (
+    AlertDurationOption,
+    AlertFormatOption,
+    AlertHoldOption,
+    AlertOnFailureOption,
+    AlertRefusedOption,
+    AlertRemovalsOption,
+    AlertSizeChangeOption,
+    AlertWebhookOption,
+    alert_settings,
+    alerts_text,
+)
 from cohortsync.cli.audience import echo_json, echo_saved
 from cohortsync.cli.export_options import (
     MAX_SHOWN,
@@ -30,7 +42,7 @@ from cohortsync.cli.progress import console_reporter
 from cohortsync.cli.run_report import render_report
 from cohortsync.definitions import Activation, validated
 from cohortsync.definitions.fields import DEFAULT_MAX_REMOVE_PCT, DEFAULT_THREADS
-from cohortsync.errors import CohortsyncError
+from cohortsync.errors import CohortsyncError, ConfigError
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
 
 app = typer.Typer(
@@ -110,6 +122,14 @@ def create(
             "(0-100).",
         ),
     ] = DEFAULT_MAX_REMOVE_PCT,
+    alert_webhook: AlertWebhookOption = None,
+    alert_format: AlertFormatOption = None,
+    alert_on_failure: AlertOnFailureOption = None,
+    alert_size_change: AlertSizeChangeOption = None,
+    alert_removals: AlertRemovalsOption = None,
+    alert_duration: AlertDurationOption = None,
+    alert_refused_pct: AlertRefusedOption = None,
+    alert_hold: AlertHoldOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Create an activation: export a segment to a Braze cohort.
@@ -144,6 +164,16 @@ def create(
             "schedule": schedule,
             "timezone": timezone,
             "mirror": {"allow_empty": allow_empty, "max_remove_pct": max_remove_pct},
+            "alerts": alert_settings(
+                alert_webhook,
+                alert_format,
+                alert_on_failure,
+                alert_size_change,
+                alert_removals,
+                alert_duration,
+                alert_refused_pct,
+                alert_hold,
+            ),
         },
     )
     row = activations.create_activation(definition)
@@ -191,9 +221,31 @@ def update(
             show_default=False,
         ),
     ] = None,
+    alert_webhook: AlertWebhookOption = None,
+    alert_format: AlertFormatOption = None,
+    alert_on_failure: AlertOnFailureOption = None,
+    alert_size_change: AlertSizeChangeOption = None,
+    alert_removals: AlertRemovalsOption = None,
+    alert_duration: AlertDurationOption = None,
+    alert_refused_pct: AlertRefusedOption = None,
+    alert_hold: Annotated[
+        bool | None,
+        typer.Option(
+            "--alert-hold/--no-alert-hold",
+            help="Hold a run back before sending when its plan fires the size change or "
+            "removals trigger.",
+            show_default=False,
+        ),
+    ] = None,
+    no_alerts: Annotated[
+        bool, typer.Option("--no-alerts", help="Remove the activation's alerts.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Change some settings of an activation; the result is checked like a new one.
+
+    Alert options change the alerts' settings they name and keep the others;
+    --no-alerts removes them.
 
     Example: cohortsync activation update fr_vip --operation mirror --schedule '0 * * * *'
     """
@@ -219,6 +271,33 @@ def update(
     }
     if no_schedule:
         changes["schedule"] = None
+    alert_changes = {
+        key: value
+        for key, value in {
+            "webhook": alert_webhook,
+            "format": alert_format.value if alert_format else None,
+            "on_failure": alert_on_failure,
+            "size_change_pct": alert_size_change,
+            "removals": alert_removals,
+            "duration_s": alert_duration,
+            "refused_pct": alert_refused_pct,
+            "hold": alert_hold,
+        }.items()
+        if value is not None
+    }
+    if no_alerts and alert_changes:
+        raise ConfigError("--no-alerts was given with alert settings", hint="give one or the other")
+    if no_alerts:
+        changes["alerts"] = None
+    elif alert_changes:
+        current = activations.get_activation(name).alerts
+        merged = {**(current.model_dump() if current else {}), **alert_changes}
+        if "webhook" not in merged:
+            raise ConfigError(
+                "alert settings were given without a webhook to post to",
+                hint="add --alert-webhook URL",
+            )
+        changes["alerts"] = merged
     row = activations.update_activation(name, **changes)
     echo_saved(activation_view(row), f"updated activation {name}", as_json=as_json)
 
@@ -319,6 +398,8 @@ def show(
             value = ", ".join(value) or "none"
         elif key == "mirror":
             value = f"allow empty {value['allow_empty']}, max remove {value['max_remove_pct']}%"
+        elif key == "alerts":
+            value = alerts_text(value)
         table.add_row(key, "" if value is None else str(value))
     console.print(table)
     if not last:

@@ -13,6 +13,18 @@ from rich.console import Console
 from rich.table import Table
 
 from cohortsync import queries
+from cohortsync.cli.alert_options import (
+    AlertDurationOption,
+    AlertFormatOption,
+    AlertHoldOption,
+    AlertOnFailureOption,
+    AlertRefusedOption,
+    AlertRemovalsOption,
+    AlertSizeChangeOption,
+    AlertWebhookOption,
+    alert_settings,
+    alerts_text,
+)
 from cohortsync.cli.export_options import (
     AttributeModeChoice,
     CohortNameOption,
@@ -114,9 +126,17 @@ def save(
     timezone: Annotated[
         str, typer.Option("--timezone", help="Time zone of --schedule (IANA name).")
     ] = "UTC",
+    alert_webhook: AlertWebhookOption = None,
+    alert_format: AlertFormatOption = None,
+    alert_on_failure: AlertOnFailureOption = None,
+    alert_size_change: AlertSizeChangeOption = None,
+    alert_removals: AlertRemovalsOption = None,
+    alert_duration: AlertDurationOption = None,
+    alert_refused_pct: AlertRefusedOption = None,
+    alert_hold: AlertHoldOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Save a query under a name, with an optional export and schedule.
+    """Save a query under a name, with an optional export, schedule and alerts.
 
     Saving an existing name replaces its whole definition (a save without
     --schedule unschedules it). The authentication, cron expression and time
@@ -133,6 +153,10 @@ def save(
 
       cohortsync query save raw --sql-file raw.sql --export braze-prod --cohort-id raw
         --skip-invalid
+
+      cohortsync query save vip --sql-file vip.sql --export braze-prod --cohort-id vip
+        --operation mirror --alert-webhook https://hooks.slack.com/services/...
+        --alert-format slack --alert-size-change 20 --alert-hold
     """
     text = _sql_text(sql, sql_file)
     export = None
@@ -156,6 +180,16 @@ def save(
         )
     elif cohort_id or cohort_name or alias_column:
         raise ConfigError("export settings were given without --export", hint="add --export AUTH")
+    alerts = alert_settings(
+        alert_webhook,
+        alert_format,
+        alert_on_failure,
+        alert_size_change,
+        alert_removals,
+        alert_duration,
+        alert_refused_pct,
+        alert_hold,
+    )
     outcome = queries.save_query(
         name,
         text,
@@ -163,6 +197,7 @@ def save(
         schedule=schedule,
         timezone=timezone,
         warehouse_url=warehouse,
+        alerts=alerts,
     )
     saved = queries.get_query(name)
     if as_json:
@@ -217,6 +252,7 @@ def show(name: NameArgument, as_json: JsonOption = False) -> None:
         console.print("schedule:  none (runs on demand: 'cohortsync query run')")
     if query.warehouse:
         console.print(f"warehouse: {query.warehouse}", markup=False)
+    console.print(f"alerts:    {alerts_text(query.alerts)}", markup=False)
     for run in runs:
         line = f"run {run.id}: {run.status} at {run.started_at:%Y-%m-%d %H:%M:%S}Z"
         console.print(line + (f" - {run.error}" if run.error else ""), markup=False)

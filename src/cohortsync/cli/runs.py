@@ -153,9 +153,24 @@ def show(run_id: RunIdArgument, json: JsonOption = False) -> None:
         table.add_row("batches", f"{acknowledged:,} acknowledged")
     if view["error"]:
         table.add_row("error", view["error"])
+    for delivery in view["alerts"]:
+        table.add_row("alert", alert_line(delivery))
     Console().print(table)
     if view["resumable"]:
         typer.echo(f"continue it with: cohortsync runs resume {run_id}")
+
+
+def alert_line(delivery: dict[str, Any]) -> str:
+    """One alert delivery: its triggers, where it went, how it ended, after how many attempts."""
+    names = ", ".join(trigger["trigger"] for trigger in delivery["triggers"])
+    held = " (run held)" if delivery["held"] else ""
+    attempts = f"{delivery['attempts']} attempt" + ("s" if delivery["attempts"] != 1 else "")
+    outcome = delivery["status"]
+    if delivery["error"]:
+        outcome += f": {delivery['error']}"
+    return (
+        f"{names}{held} -> {delivery['destination']} ({delivery['format']}): {outcome}, {attempts}"
+    )
 
 
 @app.command()

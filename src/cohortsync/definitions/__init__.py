@@ -15,6 +15,7 @@ once and read the same everywhere.
     Activation       activation.py  a segment exported to a cohort, maybe on a schedule
     Schedule         schedule.py    a cron expression and its time zone
     CohortExport     fields.py      the settings every export to a cohort shares
+    Alerts           alerts.py      a saved job's webhook and the triggers that post to it
 
 The models check what can be checked without the catalog or the warehouse
 (names, bounds, the shape of a mapping, cron syntax, time zones); checks
@@ -25,6 +26,7 @@ catalog and everything above it can use it.
 """
 
 from cohortsync.definitions.activation import Activation, OutputMapping
+from cohortsync.definitions.alerts import Alerts
 from cohortsync.definitions.auth import Authentication
 from cohortsync.definitions.fields import CohortExport, MirrorGuards
 from cohortsync.definitions.invalid import RuleBroken, field_problems, validated
@@ -35,6 +37,7 @@ from cohortsync.definitions.segment import Segment
 
 __all__ = [
     "Activation",
+    "Alerts",
     "Authentication",
     "CohortExport",
     "MirrorGuards",

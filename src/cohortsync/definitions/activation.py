@@ -14,6 +14,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from cohortsync.definitions.alerts import Alerted
 from cohortsync.definitions.fields import CohortExport, Definition
 from cohortsync.definitions.invalid import RuleBroken
 from cohortsync.definitions.schedule import Scheduled
@@ -63,12 +64,13 @@ def allowed_outputs(alias_column: str | None) -> list[str]:
     return [USER_IDS, DEVICE_IDS, *([alias_column] if alias_column else [])]
 
 
-class Activation(Definition, Scheduled, CohortExport):
+class Activation(Definition, Scheduled, CohortExport, Alerted):
     """A segment exported to a cohort through a saved authentication (``auth``).
 
     Its runs are labelled ``activation:NAME``. ``cast_to_string`` sends
     non-text attributes in their text form; ``skip_invalid`` makes every run,
-    scheduled or not, skip and count identifiers Braze would refuse.
+    scheduled or not, skip and count identifiers Braze would refuse;
+    ``alerts`` post to a webhook after its runs.
     """
 
     kind = "activation"

@@ -6,6 +6,7 @@ from typing import Self
 
 from pydantic import model_validator
 
+from cohortsync.definitions.alerts import Alerted
 from cohortsync.definitions.fields import CohortExport, Definition
 from cohortsync.definitions.invalid import RuleBroken
 from cohortsync.definitions.schedule import Scheduled
@@ -15,12 +16,13 @@ class QueryExport(CohortExport):
     """Where a saved query's result goes: every setting of ``cohortsync export``."""
 
 
-class Query(Definition, Scheduled):
+class Query(Definition, Scheduled, Alerted):
     """A saved query (the Data Workbench path).
 
     ``warehouse`` is ``None`` for the warehouse configured when it runs. A
     time zone means something only with a schedule, so without one it is
-    kept as ``UTC``.
+    kept as ``UTC``. ``alerts`` post to a webhook after its runs
+    (:mod:`cohortsync.definitions.alerts`).
     """
 
     kind = "query"

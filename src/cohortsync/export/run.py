@@ -51,10 +51,11 @@ import sqlalchemy as sa
 
 from cohortsync.catalog import runs
 from cohortsync.catalog.db import open_catalog
-from cohortsync.errors import CohortsyncError, ConfigError, RunInterrupted
+from cohortsync.errors import AlertHeld, CohortsyncError, ConfigError, RunInterrupted
 from cohortsync.export import formats
 from cohortsync.export.batches import Batch, iter_batches
 from cohortsync.export.client import PartnerClient
+from cohortsync.export.hold import HoldCheck
 from cohortsync.export.identifiers import KINDS, IdentifierColumns, identifier_columns
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT, CohortLock
 from cohortsync.export.match_log import MatchLog, resumed_match
@@ -109,6 +110,7 @@ def run_export(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     resume_run_id: str | None = None,
     stop: StopToken | None = None,
+    hold: HoldCheck | None = None,
 ) -> ExportReport:
     """Run one export and return its report.
 
@@ -138,7 +140,7 @@ def run_export(
     reporter = reporter or SilentReporter()
     if dry_run:
         return _dry_run(spec, settings, stop, reporter)
-    return _run(spec, settings, stop, reporter, lock_timeout, resume_run_id)
+    return _run(spec, settings, stop, reporter, lock_timeout, resume_run_id, hold)
 
 
 def _dry_run(
@@ -201,6 +203,7 @@ def _run(
     reporter: RunReporter,
     lock_timeout: float,
     resume_run_id: str | None,
+    hold: HoldCheck | None = None,
 ) -> ExportReport:
     """A recorded run: take the cohort's lock, choose a run to continue or start one."""
     catalog = open_catalog(settings.catalog_path)
@@ -214,7 +217,7 @@ def _run(
             except BaseException:  # no run was recorded: the reporter still hears of the end
                 reporter.finished(ExportReport.from_stages(spec, run_id=None, status="running"))
                 raise
-            return _run_locked(spec, settings, catalog, lock, choice, stop, reporter)
+            return _run_locked(spec, settings, catalog, lock, choice, stop, reporter, hold)
     finally:
         lock.release()
         catalog.dispose()
@@ -267,6 +270,7 @@ def _run_locked(
     choice: RunChoice,
     stop: StopToken,
     reporter: RunReporter,
+    hold: HoldCheck | None = None,
 ) -> ExportReport:
     """One run under its cohort's lock: plan (or resume), send, commit, finish.
 
@@ -347,6 +351,8 @@ def _run_locked(
                 reporter=reporter,
                 on_columns=columns_found,
             )
+            if hold is not None:
+                _hold_back(hold, planned, run_dir)
         with stop.sending():
             send_plan(spec, planned.plan, catalog, run_id, reporter, tally, stop=stop)
         if stop.requested and len(runs.acknowledged_batches(catalog, run_id)) < planned.batches:
@@ -373,6 +379,22 @@ def _run_locked(
     report = finish("succeeded", None)
     shutil.rmtree(run_dir, ignore_errors=True)
     return report
+
+
+def _hold_back(hold: HoldCheck, planned: Planned, run_dir: Path) -> None:
+    """Apply a saved job's alert hold to the plan, before the first request.
+
+    A held run sent nothing, so its plan is dropped: the run ends failed like
+    a mirror guard's, and is never resumed.
+
+    Raises:
+        AlertHeld: the plan fires a deviation trigger of the hold.
+    """
+    try:
+        hold.check(planned)
+    except AlertHeld:
+        (run_dir / CHANGES_FILE).unlink(missing_ok=True)
+        raise
 
 
 def check_spec(spec: ExportSpec) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, get_args
 
+from cohortsync.catalog import run_alerts
 from cohortsync.catalog import runs as history
 from cohortsync.catalog.db import open_catalog
 from cohortsync.catalog.runs import RunRecord, RunStatus
@@ -198,7 +199,10 @@ def error_parts(error: str | None) -> tuple[str, str | None]:
 
 
 def show_run_view(settings: Settings, run_id: str) -> dict[str, Any]:
-    """One run as :func:`run_view`, with ``acknowledged_batches``: the batches the server took.
+    """One run as :func:`run_view`, with ``acknowledged_batches`` and ``alerts``.
+
+    ``acknowledged_batches`` counts the batches the server took; ``alerts``
+    lists the run's alert deliveries (:mod:`cohortsync.catalog.run_alerts`).
 
     Raises:
         ConfigError: no run has that id.
@@ -207,10 +211,12 @@ def show_run_view(settings: Settings, run_id: str) -> dict[str, Any]:
     try:
         record = history.get_run(catalog, run_id)
         acknowledged = len(history.acknowledged_batches(catalog, run_id))
+        alerts = [delivery.to_dict() for delivery in run_alerts.deliveries(catalog, run_id)]
     finally:
         catalog.dispose()
     view = run_view(settings, record)
     view["acknowledged_batches"] = acknowledged
+    view["alerts"] = alerts
     return view
 
 
