@@ -163,3 +163,68 @@ def test_a_busy_metrics_port_is_one_line_and_exit_2(home: Path) -> None:
     assert f"cannot serve the metrics on 127.0.0.1:{port}" in result.stderr
     assert "--metrics-port" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def start_scheduler(folder: Path, name: str) -> tuple[subprocess.Popen[str], str, Path]:
+    """A scheduler process with its metrics on a free port; its URL, and its stdout file."""
+    stdout, stderr = folder / f"{name}.out", folder / f"{name}.err"
+    with stdout.open("w") as out, stderr.open("w") as err:
+        process = subprocess.Popen(
+            cohortsync_command("scheduler", "--poll-interval", "0.1", "--json",
+                               "--metrics-port", "0"),
+            stdout=out, stderr=err, text=True, env=dict(os.environ),
+        )  # fmt: skip
+    url = wait_for(
+        lambda: (found := METRICS_ON.search(stderr.read_text())) and found.group(1),
+        30,
+        what=f"{name} to say where its metrics are",
+        process=process,
+    )
+    return process, url, stdout
+
+
+def test_a_resumed_run_counts_only_what_it_sent_itself(
+    home: Path,
+    partner: PartnerServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    with duckdb.connect(str(home / "warehouse.duckdb")) as connection:
+        connection.execute("CREATE TABLE t AS SELECT 'u' || i AS user_ids FROM range(12000) r(i)")
+    save_home_auth("partner", partner.url, CLIENT_SECRET)
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    export = QueryExport(auth="partner", cohort_id="big", operation="mirror", threads=1)
+    save_query("big", "SELECT user_ids FROM t", export=export, schedule="* * * * *",
+               now=an_hour_ago)  # fmt: skip
+    partner.delay = 0.15  # 12 batches, one at a time
+
+    first, _url, _ = start_scheduler(tmp_path, "first")
+    try:
+        wait_for(lambda: len(partner.users_requests()) >= 3, 30, what="3 batches", process=first)
+    finally:
+        first.send_signal(signal.SIGTERM)  # the run ends interrupted, its slot handed back
+        first.wait(timeout=30)
+    assert first.returncode == 0
+    before = len(partner.users_requests())
+    assert 3 <= before < 12
+
+    partner.delay = 0
+    second, url, stdout = start_scheduler(tmp_path, "second")
+    try:
+        wait_for(lambda: stdout.read_text(), 30, what="the resumed run to end", process=second)
+        [outcome] = [orjson.loads(line) for line in stdout.read_text().splitlines()]
+        assert outcome["status"] == "succeeded"
+        samples = wait_for(
+            lambda: (s := scrape(url)) and value(s, "cohortsync_scheduler_runs_in_flight") == 0
+            and s,
+            10,
+            what="no run in flight",
+        )  # fmt: skip
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)
+    sent = value(samples, "cohortsync_scheduler_identifiers_sent_total", job="query:big")
+    assert sent == 12_000 - 1000 * before  # the batches the first attempt got in are not counted
+    assert value(samples, "cohortsync_scheduler_cohort_members", job="query:big") == 12_000
+    assert value(samples, "cohortsync_scheduler_runs_total", job="query:big",
+                 status="succeeded") == 1  # fmt: skip
+    assert len(partner.users_requests()) == 12  # and nothing was sent twice
