@@ -26,6 +26,14 @@ from pydantic import ValidationError
 
 from cohortsync import queries
 from cohortsync.catalog.auths import list_auths
+from cohortsync.console.alert_form import (
+    FORMAT_OPTIONS,
+    alert_data,
+    alert_problems,
+    alert_values,
+    blank_alert_values,
+    saved_alert_values,
+)
 from cohortsync.console.attribute_form import (
     attribute_context,
     attribute_data,
@@ -125,6 +133,14 @@ def editor_form(
     attribute: str = Form(""),
     schedule: str = Form(""),
     timezone: str = Form("UTC"),
+    alert_webhook: str = Form(""),
+    alert_format: str = Form("json"),
+    alert_on_failure: str = Form(""),
+    alert_size_change_pct: str = Form(""),
+    alert_removals: str = Form(""),
+    alert_duration_s: str = Form(""),
+    alert_refused_pct: str = Form(""),
+    alert_hold: str = Form(""),
     result_columns: list[str] = Form([]),
 ) -> Editor:
     """The editor's form as posted by *Run*, *Dry run* and *Save* (htmx sends the whole form)."""
@@ -143,6 +159,18 @@ def editor_form(
         **attribute_values({"attribute_mode": attribute_mode, "attribute": attribute}),
         "schedule": schedule.strip(),
         "timezone": timezone.strip() or "UTC",
+        **alert_values(
+            {
+                "alert_webhook": alert_webhook,
+                "alert_format": alert_format,
+                "alert_on_failure": alert_on_failure,
+                "alert_size_change_pct": alert_size_change_pct,
+                "alert_removals": alert_removals,
+                "alert_duration_s": alert_duration_s,
+                "alert_refused_pct": alert_refused_pct,
+                "alert_hold": alert_hold,
+            }
+        ),
     }
     return Editor(values, [column for column in result_columns if column])
 
@@ -164,6 +192,7 @@ def blank_values() -> dict[str, str]:
         "attribute": "",
         "schedule": "",
         "timezone": "UTC",
+        **blank_alert_values(),
     }
 
 
@@ -175,6 +204,7 @@ def saved_values(query: queries.SavedQuery) -> dict[str, str]:
         name=query.name,
         schedule=query.schedule or "",
         timezone=query.timezone,
+        **saved_alert_values(query.alerts),
     )
     export = query.export
     if export is not None:
@@ -357,11 +387,13 @@ def save(
         ),
         "schedule": values["schedule"] or None,
         "timezone": values["timezone"],
+        "alerts": alert_data(values),
     }
     try:
         query = Query.model_validate(data)
     except ValidationError as error:
-        errors = {**_form_problems(field_problems(error)), **errors}
+        alert_errors, other = alert_problems(field_problems(error))
+        errors = {**_form_problems(other), **alert_errors, **errors}
     if not values["sql"].strip():
         errors["sql"] = "Type the query's SQL"
     if errors:
@@ -377,6 +409,7 @@ def save(
             export=query.export,
             schedule=query.schedule,
             timezone=query.timezone,
+            alerts=query.alerts,
             settings=console.settings,
         )
     except CohortsyncError as error:
@@ -446,6 +479,7 @@ def _editor_page(
             "outcome": outcome,
             "last_run": last[0] if last else None,
             "zones": _zones(values["timezone"]),
+            "alert_format_options": FORMAT_OPTIONS,
             **_export_context(request, console, editor, errors),
             **_schedule_context(values["schedule"], values["timezone"], errors),
         },

@@ -18,6 +18,12 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from cohortsync.catalog.audiences import SavedActivation
+from cohortsync.console.alert_form import (
+    alert_data,
+    alert_problems,
+    alert_values,
+    saved_alert_values,
+)
 from cohortsync.console.attribute_form import attribute_data, attribute_values
 from cohortsync.definitions import field_problems
 from cohortsync.definitions.activation import DEVICE_IDS, USER_IDS
@@ -69,6 +75,7 @@ def activation_values(form: FormData) -> dict[str, Any]:
         **attribute_values(form),
         "schedule": text("schedule"),
         "timezone": text("timezone") or "UTC",
+        **alert_values(form),
     }
 
 
@@ -99,6 +106,7 @@ def activation_data(
         **attribute_data(values, rest_attribute),
         "schedule": values["schedule"] or None,
         "timezone": values["timezone"],
+        "alerts": alert_data(values),
         "mapping": [
             {
                 "attribute": row.attribute,
@@ -129,6 +137,7 @@ def values_of(activation: SavedActivation) -> tuple[dict[str, Any], list[Mapping
         "attribute": activation.attribute or "",
         "schedule": activation.schedule or "",
         "timezone": activation.timezone,
+        **saved_alert_values(activation.alerts),
     }
     mapping = [
         MappingRow(
@@ -155,8 +164,7 @@ def new_activation_values() -> dict[str, Any]:
 
 def activation_problems(error: ValidationError) -> dict[str, str]:
     """Field problems keyed by the form's field names; the model's own rules are the mapping's."""
-    problems = field_problems(error)
-    shown: dict[str, str] = {}
+    shown, problems = alert_problems(field_problems(error))
     for path, message in problems.items():
         if path == "__root__" or path.startswith("mapping"):
             shown.setdefault("mapping", message)

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from cohortsync.audience import activations, parents, segments
 from cohortsync.catalog.audiences import SavedActivation
 from cohortsync.catalog.auths import list_auths
+from cohortsync.console.alert_form import FORMAT_OPTIONS
 from cohortsync.console.attribute_form import attribute_context, is_rest_attribute
 from cohortsync.console.context import Console, console_of
 from cohortsync.console.field_errors import said
@@ -255,6 +256,7 @@ def _activation_form(
         "auths": [auth.name for auth in auths],
         **attribute_context(values, shown, _fields_url(request)),
         "operations": OPERATIONS,
+        "alert_format_options": FORMAT_OPTIONS,
         "max_threads": MAX_THREADS,
         "zones": time_zones(),
         "next": next_runs(str(values.get("schedule", "")), str(values.get("timezone") or "UTC")),
