@@ -103,7 +103,8 @@ class SchedulerMetrics:
         except OSError as error:
             raise ConfigError(
                 f"cannot serve the metrics on {host}:{port}: {error.strerror or error}",
-                hint="pick another --metrics-port, or stop what listens there",
+                hint="pick a free --metrics-port (or stop what listens there) and an "
+                "address of this machine for --metrics-host",
             ) from None
         return MetricsServer(server, thread)
 
