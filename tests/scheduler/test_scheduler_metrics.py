@@ -4,7 +4,9 @@ The scheduler runs two saved queries against the recording partner API
 server: one mirror export (its first batch answered 503 once, so it retries)
 and one whose SQL fails. Its ``/metrics`` is fetched with a real HTTP client
 while the export runs and after both jobs ended, and parsed with
-prometheus-client's own parser; every value is checked exactly.
+prometheus-client's own parser; every value is checked exactly. Then a run
+stopped by SIGTERM and resumed by the next scheduler (which counts only what
+it sent itself), and a scheduled activation, counted as a query is.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +26,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from catalog_helpers import save_home_auth
+from cohortsync.apply import apply_file
 from cohortsync.jobs.metrics import SchedulerMetrics
 from cohortsync.queries import QueryExport, save_query
 from export.conftest import partner  # noqa: F401  (the fixture)
@@ -231,3 +235,67 @@ def test_a_resumed_run_counts_only_what_it_sent_itself(
     assert value(samples, "cohortsync_scheduler_runs_total", job="query:big",
                  status="succeeded") == 1  # fmt: skip
     assert len(partner.users_requests()) == 12  # and nothing was sent twice
+
+
+ACTIVATION = """\
+parents:
+  - name: members
+    table: members
+    key: external_id
+segments:
+  - name: gold
+    parent: members
+    rules: {column: tier, op: "=", value: gold}
+activations:
+  - name: gold_daily
+    segment: gold
+    auth: partner
+    cohort_id: gold
+    operation: mirror
+    mapping: [external_id=user_ids]
+    schedule: "0 0 1 1 *"
+"""
+
+
+def test_an_activation_job_is_counted_as_a_query_is(
+    home: Path,
+    partner: PartnerServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    with duckdb.connect(str(home / "warehouse.duckdb")) as connection:
+        connection.execute(
+            "CREATE TABLE members AS SELECT 'm' || i AS external_id, "
+            "CASE WHEN i % 3 = 0 THEN 'gold' ELSE 'silver' END AS tier FROM range(1500) r(i)"
+        )
+    save_home_auth("partner", partner.url, CLIENT_SECRET)
+    definitions = tmp_path / "cohortsync.yaml"
+    definitions.write_text(ACTIVATION)
+    assert apply_file(definitions).changed
+    # saved now, the schedule owes nothing before next year: anchor it two years back
+    with sqlite3.connect(home / "catalog.db") as catalog:
+        anchor = (datetime.now(UTC) - timedelta(days=730)).replace(tzinfo=None)
+        catalog.execute("UPDATE schedules SET anchor = ?", (anchor.isoformat(" "),))
+
+    process, url, stdout = start_scheduler(tmp_path, "scheduler")
+    try:
+        wait_for(lambda: stdout.read_text(), 30, what="the activation to run", process=process)
+        [outcome] = [orjson.loads(line) for line in stdout.read_text().splitlines()]
+        assert (outcome["job"], outcome["status"]) == ("activation:gold_daily", "succeeded")
+        samples = wait_for(
+            lambda: (s := scrape(url)) and value(s, "cohortsync_scheduler_runs_in_flight") == 0
+            and s,
+            10,
+            what="no run in flight",
+        )  # fmt: skip
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    job = "activation:gold_daily"
+    assert value(samples, "cohortsync_scheduler_runs_total", job=job, status="succeeded") == 1
+    assert value(samples, "cohortsync_scheduler_identifiers_sent_total", job=job) == 500
+    assert value(samples, "cohortsync_scheduler_retries_total", job=job) == 0
+    assert value(samples, "cohortsync_scheduler_cohort_members", job=job) == 500
+    finished = datetime.fromisoformat(outcome["finished_at"]).timestamp()
+    assert value(samples, "cohortsync_scheduler_last_success_timestamp_seconds", job=job) == (
+        pytest.approx(finished, abs=1e-3)
+    )
