@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     # Host directories DuckDB queries may read, os.pathsep-separated; none by default.
     allow_files: str = ""
     # Where a mirror diffs: "auto" inside the warehouse where the engine can
-    # (PostgreSQL), "local" always in cohortsync (cohortsync.warehouse.capabilities).
+    # (PostgreSQL, Spark), "local" always in cohortsync (cohortsync.warehouse.capabilities).
     mirror_diff: str = "auto"
     # The warehouse schema of the snapshot tables of in-warehouse mirrors.
     snapshot_schema: str = "cohortsync"
