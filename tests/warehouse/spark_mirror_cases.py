@@ -134,6 +134,15 @@ def test_spark_second_run_transfers_and_sends_only_the_changes(
     assert len(tables) == 2 and not set(tables) & set(old_tables)  # the old pair dropped
 
 
+def test_spark_mirror_of_a_table_by_name(spark_home: Path, partner: PartnerServer) -> None:
+    """``--table t`` reads the table in Spark's quoting (backticks), as a query would."""
+    load_users(spark_home, 0, 300)
+    done = run_cli_in_process(*export_args(partner, "--json"), expect=None)
+    assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout)["rows_read"] == 300
+    assert membership(partner) == users(0, 300)
+
+
 def test_spark_guard_refuses_and_nothing_is_sent_or_written(
     spark_home: Path, partner: PartnerServer
 ) -> None:

@@ -18,20 +18,23 @@ from cohortsync.errors import ConfigError, SourceError, whole_message
 from cohortsync.export.spec import Source
 from cohortsync.settings import Settings
 from cohortsync.warehouse import open_engine, quote_table_name
+from cohortsync.warehouse.capabilities import capabilities_of
 from cohortsync.warehouse.duckdb_engine import DuckDBEngine
 
 STREAM_BATCH_ROWS = 65_536
 
 
-def source_sql(source: Source) -> str:
-    """The SQL that reads ``source``.
+def source_sql(source: Source, warehouse_url: str | None = None) -> str:
+    """The SQL that reads ``source`` on the warehouse ``warehouse_url`` (its own when given).
 
     Raises:
         SourceError: neither a query nor a table, or an invalid table name.
     """
     if source.table:
+        url = source.warehouse_url or warehouse_url or ""
+        quote = "`" if capabilities_of(url).name == "spark" else '"'
         try:
-            return f"SELECT * FROM {quote_table_name(source.table)}"
+            return f"SELECT * FROM {quote_table_name(source.table, quote=quote)}"
         except ConfigError as error:
             raise SourceError(error.message, hint=error.hint) from error
     if source.sql and source.sql.strip():
@@ -46,7 +49,7 @@ def stream_source(source: Source, settings: Settings) -> Iterator[pa.RecordBatch
     Raises:
         SourceError: the warehouse cannot be opened or the query fails.
     """
-    sql = source_sql(source)
+    sql = source_sql(source, settings.warehouse_url)
     engine = open_engine(source.warehouse_url or settings.warehouse_url)
     try:
         try:

@@ -292,7 +292,7 @@ class WarehouseMirror:
     def _checked_query(self, warehouse: SnapshotWarehouse, source: Source) -> str:
         """The user's query, checked to be one read-only statement of the warehouse's SQL."""
         try:
-            return warehouse.check_query(source_sql(source))
+            return warehouse.check_query(source_sql(source, self.url))
         except SourceError as error:
             raise query_failed(source, error) from error
 

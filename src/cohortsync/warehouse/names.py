@@ -31,11 +31,15 @@ def split_table_name(table: str) -> tuple[str | None, str]:
     return None, parts[0]
 
 
-def quote_table_name(table: str) -> str:
-    """The SQL text for ``table``, each part double-quoted (DuckDB and PostgreSQL)."""
+def quote_table_name(table: str, *, quote: str = '"') -> str:
+    """The SQL text for ``table``, each part quoted.
+
+    ``quote`` is ``"`` for DuckDB and PostgreSQL, a backtick for Spark SQL,
+    which reads a double-quoted text as a string.
+    """
     schema, name = split_table_name(table)
-    quoted = f'"{name}"'
-    return f'"{schema}".{quoted}' if schema else quoted
+    quoted = f"{quote}{name}{quote}"
+    return f"{quote}{schema}{quote}.{quoted}" if schema else quoted
 
 
 def quote_identifier(name: str) -> str:
