@@ -157,6 +157,10 @@ def test_a_query_that_fails_before_its_export_alerts_too(
     (body,) = receiver.bodies
     assert body["status"] == "failed" and body["triggers"][0]["trigger"] == "failure"
     assert "customers" in body["error"]
+    [recorded] = json.loads(cli("runs", "list", "--json").stdout)
+    shown = cli("runs", "show", recorded["id"])  # a run without its export's destination
+    assert shown.returncode == 0, shown.stderr
+    assert "failed" in shown.stdout and "Traceback" not in shown.stderr
 
 
 def test_slack_payload_is_one_text(

@@ -121,16 +121,21 @@ def show(run_id: RunIdArgument, json: JsonOption = False) -> None:
     table = Table(title=f"Export run {run_id}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    job = view["job"]
-    source = job.get("source", {})
+    # A run that failed before its export was built (a saved query without an
+    # export) records the job alone: show what there is.
+    job = view["job"] or {}
+    source = job.get("source") or {}
+    destination = job.get("destination") or {}
     table.add_row("status", status_text(view))
     table.add_row("cohort", f"{view['cohort_id']} ({view['operation']})")
-    table.add_row("destination", f"{job['destination']['endpoint']} ({view['partner']})")
-    if job["destination"].get("auth_name"):
-        table.add_row("authentication", job["destination"]["auth_name"])
+    endpoint = destination.get("endpoint") or view.get("endpoint") or "-"
+    table.add_row("destination", f"{endpoint} ({view['partner']})")
+    if destination.get("auth_name"):
+        table.add_row("authentication", destination["auth_name"])
     if job.get("job"):
         table.add_row("job", job["job"])
-    table.add_row("source", f"table {source['table']}" if source.get("table") else source["sql"])
+    shown = f"table {source['table']}" if source.get("table") else source.get("sql") or "-"
+    table.add_row("source", shown)
     table.add_row("started (UTC)", view["started_at"])
     table.add_row("finished (UTC)", view["finished_at"] or "-")
     if report:
