@@ -222,6 +222,7 @@ def test_a_thread_count_that_is_neither_auto_nor_a_number_is_a_usage_error(
 ) -> None:
     result = cli(*export_args(partner.url, "c", 10, "--threads", "many"))
     assert result.returncode == 2
-    assert "'many' is neither auto nor a number from 1 to 64" in result.stderr
+    assert "thread count 'many' is neither auto nor a number" in result.stderr
+    assert "give auto or 1 to 64 threads" in result.stderr
     assert "Traceback" not in result.stderr
     assert partner.requests == []
