@@ -15,7 +15,6 @@ foreign member is removed.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +33,8 @@ from export.conftest import partner
 from export.partner_server import PartnerServer
 from runs.runs_helpers import export_args, membership, received
 from support.cli import run_cli_in_process
-from support.mirror_model import KINDS, Identifier, Step, check_changes, identifiers, play, steps
-from warehouse_mirror.test_warehouse_mirror_durability import BATCH, changes_of
+from support.mirror_model import KINDS, Step, identifiers, steps
+from warehouse_mirror.sequence import play_in_warehouse
 
 __all__ = ["partner"]
 
@@ -290,42 +289,12 @@ def load_result(home: Path, result: frozenset[tuple[str, str]]) -> None:
 def test_spark_mirror_converges_and_spares_foreign_members(
     spark_home: Path, foreign: frozenset[tuple[str, str]], runs: list[Step]
 ) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        key = CohortKey.for_destination("http://127.0.0.1:1", "k", "treasuredata", root.name)
-        store = SnapshotStore(root / "home", key)
-        cohort: set[tuple[str, str]] = set(foreign)
-        ever_added: set[Identifier] = set()
-        abandoned: list[Path] = []
-        for number, step in enumerate(runs):
-            run_id = f"20261203T000000-{number:04x}"
-            load_result(spark_home, step.result)
-            planner = WarehouseMirror(
-                store,
-                run_id,
-                MirrorOptions(allow_empty=True, max_remove_pct=100, full_resync=step.full_resync),
-                plan_path=root / "home" / "runs" / run_id / "changes.parquet",
-                alias_label="email",
-                warehouse_url=URL,
-                schema="cohortsync",
-                abandoned=tuple(abandoned),
-            )
-            prepared = planner.prepare(
-                Source(sql="SELECT user_ids, device_ids, email FROM result"),
-                skip_invalid=False,
-                batch_size=BATCH,
-            )
-            changes = changes_of(prepared.plan.path)
-            check_changes(changes, step.result, ever_added)
-            if not play(step, cohort, changes, BATCH):
-                abandoned.append(prepared.plan.path)
-                planner.discard()
-                continue
-            planner.commit()
-            planner.commit()  # a resumed run that died after its commit commits again: a no-op
-            abandoned.clear()
-            assert cohort == set(step.result) | foreign
-            snapshot = store.current()
-            assert snapshot is not None and snapshot.members == len(step.result)
-            assert snapshot.warehouse is not None
-            assert members_of(spark_home, snapshot.warehouse["members_table"]) == set(step.result)
+    play_in_warehouse(
+        runs,
+        foreign,
+        warehouse_url=URL,
+        schema="cohortsync",
+        source=Source(sql="SELECT user_ids, device_ids, email FROM result"),
+        load_result=lambda result: load_result(spark_home, result),
+        members_of=lambda table: members_of(spark_home, table),
+    )

@@ -11,27 +11,22 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import psycopg
-import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cohortsync.export.snapshots import CohortKey, SnapshotStore
-from cohortsync.export.spec import MirrorOptions, Source
-from cohortsync.export.warehouse_mirror import WarehouseMirror
+from cohortsync.export.spec import Source
 from export.partner_server import PartnerServer
 from runs.runs_helpers import export_args, membership, partway, received
 from support import run_cli, wait_for
-from support.mirror_model import KINDS, Identifier, Step, check_changes, identifiers, play, steps
+from support.mirror_model import KINDS, Step, identifiers, steps
 from warehouse_mirror.conftest import PostgresSource
+from warehouse_mirror.sequence import play_in_warehouse
 
 Spawn = Callable[[list[str]], "subprocess.Popen[str]"]
-BATCH = 3  # identifiers per request in the model (1,000 in production)
 OURS = identifiers("v", 6)
 FOREIGN = identifiers("foreign", 3)
 
@@ -44,18 +39,6 @@ def load_result(url: str, table: str, result: frozenset[tuple[str, str]]) -> Non
         with connection.cursor().copy(f"COPY {table} FROM STDIN") as copy:
             for kind, value in sorted(result):
                 copy.write_row([value if kind == name else None for name in KINDS])
-
-
-def changes_of(path: Path) -> list[tuple[str, str, bool]]:
-    table = pq.read_table(path, columns=["kind", "value", "should_remove"])
-    return list(
-        zip(
-            table.column("kind").to_pylist(),
-            table.column("value").to_pylist(),
-            table.column("should_remove").to_pylist(),
-            strict=True,
-        )
-    )
 
 
 # The schemas of ``pg`` are shared by the examples; each example is a cohort of its own.
@@ -71,42 +54,15 @@ def changes_of(path: Path) -> list[tuple[str, str, bool]]:
 def test_in_warehouse_mirror_converges_and_spares_foreign_members(
     pg: PostgresSource, foreign: frozenset[tuple[str, str]], runs: list[Step]
 ) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        key = CohortKey.for_destination("http://127.0.0.1:1", "k", "treasuredata", root.name)
-        store = SnapshotStore(root / "home", key)
-        table = f"{pg.schema}.result"
-        cohort: set[tuple[str, str]] = set(foreign)
-        ever_added: set[Identifier] = set()
-        abandoned: list[Path] = []
-        for number, step in enumerate(runs):
-            run_id = f"20261203T000000-{number:04x}"
-            load_result(pg.url, table, step.result)
-            planner = WarehouseMirror(
-                store,
-                run_id,
-                MirrorOptions(allow_empty=True, max_remove_pct=100, full_resync=step.full_resync),
-                plan_path=root / "home" / "runs" / run_id / "changes.parquet",
-                alias_label="email",
-                warehouse_url=pg.url,
-                schema=pg.snapshot_schema,
-                abandoned=tuple(abandoned),
-            )
-            prepared = planner.prepare(Source(table=table), skip_invalid=False, batch_size=BATCH)
-            changes = changes_of(prepared.plan.path)
-            check_changes(changes, step.result, ever_added)
-            if not play(step, cohort, changes, BATCH):
-                abandoned.append(prepared.plan.path)
-                planner.discard()
-                continue
-            planner.commit()
-            planner.commit()  # a resumed run that died after its commit commits again: a no-op
-            abandoned.clear()
-            assert cohort == set(step.result) | foreign
-            snapshot = store.current()
-            assert snapshot is not None and snapshot.members == len(step.result)
-            assert snapshot.warehouse is not None
-            assert pg.members_of(snapshot.warehouse["members_table"]) == set(step.result)
+    play_in_warehouse(
+        runs,
+        foreign,
+        warehouse_url=pg.url,
+        schema=pg.snapshot_schema,
+        source=Source(table=f"{pg.schema}.result"),
+        load_result=lambda result: load_result(pg.url, f"{pg.schema}.result", result),
+        members_of=pg.members_of,
+    )
 
 
 def test_sigkill_at_random_points_then_restart_converges(
