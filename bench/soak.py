@@ -65,7 +65,9 @@ PARTNER = "treasuredata"
 TRACK_OBJECTS = 75
 EXPORT_IDS = 50
 CHURN_RANGE = (0.001, 0.02)
-HEADER = "cycle  churn     sent  export s  peak MB  service RSS MB  fds  threads    members  ok"
+HEADER = (
+    "cycle  churn     sent  export s  peak MB  service RSS MB  fds  threads  home MB    members  ok"
+)
 GROWTH_SHARE, GROWTH_MB = 0.10, 20.0
 # The cohort's identifiers, by member: the kind its user is known by in receiver.write_users.
 COHORT_VIEW = f"""
@@ -90,6 +92,7 @@ class Cycle:
     service_rss_mb: float
     fds: int
     threads: int
+    home_mb: float  # the exporting home on disk: its snapshots, runs and warehouse
     members: int
     entries: int  # the export's report: identifiers it added
     exits: int  # and removed
@@ -208,6 +211,11 @@ def service_figures(pid: int) -> tuple[float, int, int]:
     """The service's resident MB, open file descriptors and threads, from ``/proc``."""
     rss = psutil.Process(pid).memory_info().rss / 2**20
     return rss, len(os.listdir(f"/proc/{pid}/fd")), len(os.listdir(f"/proc/{pid}/task"))
+
+
+def disk_mb(directory: Path) -> float:
+    """The size of the files under ``directory``, in MB."""
+    return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file()) / 2**20
 
 
 def member_numbers(store: Store, workspace: int) -> list[int]:
@@ -383,6 +391,7 @@ def main() -> None:
                     apply_churn(warehouse, leaving, entering)
                 done = run_measured(command, env, capture=True)
                 rss, fds, threads = service_figures(server.pid)
+                home_mb = disk_mb(home)
                 in_store = member_numbers(store, workspace["id"])
                 ok, detail = compare(in_store, query_numbers(warehouse))
                 if ok and set(in_store) != set(inside):
@@ -405,6 +414,7 @@ def main() -> None:
                     rss,
                     fds,
                     threads,
+                    home_mb,
                     len(in_store),
                     entries,
                     exits,
@@ -414,7 +424,8 @@ def main() -> None:
                 results.append(result)
                 print(
                     f"{cycle:5}  {len(leaving):5,}  {entries + exits:7,}  {done.seconds:8.1f}  "
-                    f"{done.peak_mb:7.0f}  {rss:14.0f}  {fds:3}  {threads:7}  {len(in_store):9,}  "
+                    f"{done.peak_mb:7.0f}  {rss:14.0f}  {fds:3}  {threads:7}  {home_mb:7.1f}  "
+                    f"{len(in_store):9,}  "
                     f"{'yes' if result.membership_ok else 'NO ' + detail}",
                     flush=True,
                 )
@@ -461,6 +472,11 @@ def report(
     print(
         f"service RSS: first {first.service_rss_mb:.0f} MB, last {last.service_rss_mb:.0f} MB, "
         f"max {max(rss):.0f} MB ({'grew' if rss_grew else 'flat'})"
+    )
+    home = [r.home_mb for r in churned]
+    print(
+        f"exporting home on disk: first {first.home_mb:.1f} MB, last {last.home_mb:.1f} MB, "
+        f"max {max(home):.1f} MB"
     )
     print(
         f"service fds: first {first.fds}, last {last.fds}, max {max(fds):.0f} "
