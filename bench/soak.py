@@ -26,7 +26,7 @@ second half of the churn cycles past the first half's maximum (memory: by
 more than 10% and 20 MB).
 
     .venv/bin/python bench/soak.py [--members 1000000] [--cycles 50] [--clients 8]
-        [--users N] [--seed N]
+        [--users N] [--seed N] [--max-minutes M]
 """
 
 from __future__ import annotations
@@ -304,6 +304,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--users", type=int, default=None, help="default: members + 10%%")
     parser.add_argument("--seed", type=int, default=None, help="default: a random one")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="start no cycle after this many minutes; the report says how many ran",
+    )
     options = parser.parse_args()
     users_count = options.users or options.members + options.members // 10
     if users_count <= options.members:
@@ -384,6 +390,14 @@ def main() -> None:
             load.start()
             print(HEADER, flush=True)
             for cycle in range(options.cycles + 1):
+                minutes = (time.perf_counter() - load_started) / 60
+                if options.max_minutes is not None and cycle > 1 and minutes > options.max_minutes:
+                    print(
+                        f"stopped after {cycle - 1} of {options.cycles} churn cycles: "
+                        f"{minutes:.1f} minutes passed (--max-minutes {options.max_minutes:g})",
+                        flush=True,
+                    )
+                    break
                 leaving: list[int] = []
                 entering: list[int] = []
                 if cycle:
@@ -440,11 +454,14 @@ def main() -> None:
             store.close()
         statuses = json.loads(Path(statuses_path).read_text()) if load.exitcode == 0 else {}
         tracebacks = log.read_text().count("Traceback")
-        report(results, counts[:], options.clients, load_seconds, statuses, tracebacks)
+        report(
+            results, options.cycles, counts[:], options.clients, load_seconds, statuses, tracebacks
+        )
 
 
 def report(
     results: list[Cycle],
+    cycles: int,
     counts: list[int],
     clients: int,
     load_seconds: float,
@@ -499,8 +516,8 @@ def report(
     passed = not (failed or errors or tracebacks or peak_grew or rss_grew)
     passed = passed and not (fds_grew or threads_grew)
     print(
-        f"verdict: {'PASS' if passed else 'FAIL'}: {len(results) - len(failed)}/{len(results)} "
-        f"cycles exited 0 with the membership exact"
+        f"verdict: {'PASS' if passed else 'FAIL'}: {len(results) - 1} of {cycles} churn cycles "
+        f"ran; {len(results) - len(failed)}/{len(results)} runs exited 0 with the membership exact"
         + (f" (failed: {failed})" if failed else "")
         + f"; memory {'grew' if peak_grew or rss_grew else 'flat'}; fds and threads "
         f"{'grew' if fds_grew or threads_grew else 'did not grow'}; {errors:,} load errors"
