@@ -66,7 +66,8 @@ TRACK_OBJECTS = 75
 EXPORT_IDS = 50
 CHURN_RANGE = (0.001, 0.02)
 HEADER = (
-    "cycle  churn     sent  export s  peak MB  service RSS MB  fds  threads  home MB    members  ok"
+    "cycle   churn       sent  export s  peak MB  service RSS MB  fds  threads  home MB"
+    "    members  ok"
 )
 GROWTH_SHARE, GROWTH_MB = 0.10, 20.0
 # The cohort's identifiers, by member: the kind its user is known by in receiver.write_users.
@@ -92,7 +93,7 @@ class Cycle:
     service_rss_mb: float
     fds: int
     threads: int
-    home_mb: float  # the exporting home on disk: its snapshots, runs and warehouse
+    home_mb: float  # the exporting home on disk but the warehouse: catalog, snapshots, runs
     members: int
     entries: int  # the export's report: identifiers it added
     exits: int  # and removed
@@ -213,9 +214,10 @@ def service_figures(pid: int) -> tuple[float, int, int]:
     return rss, len(os.listdir(f"/proc/{pid}/fd")), len(os.listdir(f"/proc/{pid}/task"))
 
 
-def disk_mb(directory: Path) -> float:
-    """The size of the files under ``directory``, in MB."""
-    return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file()) / 2**20
+def disk_mb(directory: Path, *, besides: Path) -> float:
+    """The size of the files under ``directory`` but ``besides``, in MB."""
+    sizes = (f.stat().st_size for f in directory.rglob("*") if f.is_file() and f != besides)
+    return sum(sizes) / 2**20
 
 
 def member_numbers(store: Store, workspace: int) -> list[int]:
@@ -405,7 +407,7 @@ def main() -> None:
                     apply_churn(warehouse, leaving, entering)
                 done = run_measured(command, env, capture=True)
                 rss, fds, threads = service_figures(server.pid)
-                home_mb = disk_mb(home)
+                home_mb = disk_mb(home, besides=warehouse)
                 in_store = member_numbers(store, workspace["id"])
                 ok, detail = compare(in_store, query_numbers(warehouse))
                 if ok and set(in_store) != set(inside):
@@ -437,7 +439,7 @@ def main() -> None:
                 )
                 results.append(result)
                 print(
-                    f"{cycle:5}  {len(leaving):5,}  {entries + exits:7,}  {done.seconds:8.1f}  "
+                    f"{cycle:5}  {len(leaving):6,}  {entries + exits:9,}  {done.seconds:8.1f}  "
                     f"{done.peak_mb:7.0f}  {rss:14.0f}  {fds:3}  {threads:7}  {home_mb:7.1f}  "
                     f"{len(in_store):9,}  "
                     f"{'yes' if result.membership_ok else 'NO ' + detail}",
@@ -492,8 +494,8 @@ def report(
     )
     home = [r.home_mb for r in churned]
     print(
-        f"exporting home on disk: first {first.home_mb:.1f} MB, last {last.home_mb:.1f} MB, "
-        f"max {max(home):.1f} MB"
+        f"exporting home on disk (but the warehouse): first {first.home_mb:.1f} MB, "
+        f"last {last.home_mb:.1f} MB, max {max(home):.1f} MB"
     )
     print(
         f"service fds: first {first.fds}, last {last.fds}, max {max(fds):.0f} "
