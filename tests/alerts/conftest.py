@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import duckdb
 import pytest
 
 from alerts.receiver import Receiver
-from export.conftest import partner as partner  # the partner API server fixture
+
+# The partner API server, the warehouse and the CLI are the export suite's fixtures.
+from export.conftest import cli as cli
+from export.conftest import partner as partner
+from export.conftest import warehouse as warehouse
 from export.partner_server import CLIENT_SECRET, PartnerServer
-from support import CliResult, run_cli
+from support import CliResult
 
 Cli = Callable[..., CliResult]
 
@@ -22,27 +24,6 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver().start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def warehouse(home: Path) -> Callable[[str], None]:
-    """Run SQL against the home's embedded DuckDB warehouse."""
-
-    def run(sql: str) -> None:
-        with duckdb.connect(str(home / "warehouse.duckdb")) as connection:
-            connection.execute(sql)
-
-    return run
-
-
-@pytest.fixture
-def cli(home: Path) -> Cli:
-    """The real ``cohortsync`` in a subprocess; the test checks the exit code."""
-
-    def run(*args: str, timeout: float = 120) -> CliResult:
-        return run_cli(*args, expect=None, timeout=timeout)
-
-    return run
 
 
 @pytest.fixture
