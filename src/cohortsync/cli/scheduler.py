@@ -14,6 +14,12 @@ from cohortsync.catalog import schedules
 from cohortsync.catalog.db import open_catalog
 from cohortsync.cli.export_options import MAX_SECONDS
 from cohortsync.cli.log_options import LogFormatChoice, LogFormatOption
+from cohortsync.cli.metrics_options import (
+    DEFAULT_METRICS_HOST,
+    MetricsHostOption,
+    MetricsPortOption,
+    serve_metrics,
+)
 from cohortsync.jobs.metrics import SchedulerMetrics
 from cohortsync.logs import configure as configure_logs
 from cohortsync.scheduler import JobOutcome, Scheduler, next_run, utc_now
@@ -57,20 +63,8 @@ def scheduler(
         bool, typer.Option("--json", help="Print one JSON object per line for scripts.")
     ] = False,
     log_format: LogFormatOption = LogFormatChoice.text,
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(
-            "--metrics-port",
-            min=0,
-            max=65535,
-            metavar="PORT",
-            help="Serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port).",
-        ),
-    ] = None,
-    metrics_host: Annotated[
-        str,
-        typer.Option("--metrics-host", metavar="HOST", help="The address the metrics listen on."),
-    ] = "127.0.0.1",
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = DEFAULT_METRICS_HOST,
 ) -> None:
     """Run every due saved query and activation by its cron schedule.
 
@@ -128,9 +122,7 @@ def scheduler(
         typer.echo(line)
 
     metrics = SchedulerMetrics()
-    served = metrics.serve(metrics_host, metrics_port) if metrics_port is not None else None
-    if served is not None:
-        logging.getLogger("cohortsync.scheduler").info("metrics on %s", served.url)
+    served = serve_metrics(metrics, metrics_host, metrics_port, logger="cohortsync.scheduler")
     runner = Scheduler(
         settings, max_parallel=max_parallel, webhook_url=url, on_outcome=report, metrics=metrics
     )

@@ -10,6 +10,7 @@ from cohortsync.console.accounts import CatalogAccounts
 from cohortsync.console.context import Console, console_pages
 from cohortsync.console.launches import Launches
 from cohortsync.console.routes import ROUTERS
+from cohortsync.jobs.metrics import ConsoleMetrics, JobMetrics
 from cohortsync.settings import Settings
 from cohortsync.web.app import install
 from cohortsync.web.guard import Guard, OneTimeLinks
@@ -25,6 +26,7 @@ def create_app(
     *,
     links: OneTimeLinks | None = None,
     throttle: LoginThrottle | None = None,
+    metrics: JobMetrics | None = None,
 ) -> FastAPI:
     """The console over the home of ``settings``.
 
@@ -32,6 +34,8 @@ def create_app(
         settings: the home (catalog, warehouse, secrets) the console works on.
         links: where the one-time login links printed at start are kept.
         throttle: failed-login throttling (tests pass a faster one).
+        metrics: where the runs the console launches are counted; a registry of
+            its own unless given (``console --metrics-port`` serves the one it gives).
     """
     catalog = open_catalog(settings.catalog_path)
     pages = console_pages()
@@ -44,7 +48,7 @@ def create_app(
         links=links,
     )
     app = FastAPI(title="cohortsync console", docs_url=None, redoc_url=None, openapi_url=None)
-    launches = Launches()
+    launches = Launches(metrics or ConsoleMetrics())
     app.state.console = Console(settings=settings, catalog=catalog, pages=pages, launches=launches)
     app.state.guard = guard
     install(app, guard)

@@ -12,6 +12,12 @@ Launches live in the console's process; a run started elsewhere (the CLI,
 the scheduler) is followed through its checkpoints in the catalog instead.
 A stop token is kept per launch, so stopping the console stops its runs at
 their next checkpoint: they end interrupted, and resume.
+
+Each launch is counted in the console's metrics (:mod:`cohortsync.jobs.metrics`,
+served by ``console --metrics-port``) under its job's name, as the scheduler
+counts its runs: in flight while it works, then by the status it ended with
+(succeeded, failed, or interrupted when stopped), its identifiers as they are
+acknowledged (a resumed run only what it sent itself).
 """
 
 from __future__ import annotations
@@ -21,19 +27,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
 
-from cohortsync.errors import CohortsyncError
+from cohortsync.errors import CohortsyncError, RunInterrupted
 from cohortsync.export.report import ExportReport
-from cohortsync.export.reporting import Stage
+from cohortsync.export.reporting import RunReporter, Stage
 from cohortsync.export.stopping import StopToken
+from cohortsync.jobs.metrics import ConsoleMetrics, JobMetrics
 from cohortsync.web.pages import redirect
 
 # Seconds the browser's request waits for the run's id before showing the launch's own page.
 WAIT_FOR_RUN_ID = 10.0
+
+# The job of a resumed run that belongs to no saved query or activation (a bare ``export``).
+EXPORT_JOB = "export"
 
 
 @dataclass
@@ -85,6 +96,7 @@ class Launch:
 
     id: str
     label: str
+    job: str = ""  # the job's name, the ``job`` label of its metrics
     progress: LaunchProgress = field(default_factory=LaunchProgress)
     stop: StopToken = field(default_factory=StopToken)
     run_id: str | None = None
@@ -130,17 +142,19 @@ class Launch:
 
 
 class Launches:
-    """The console's launches, by launch id and by run id."""
+    """The console's launches, by launch id and by run id, counted in ``metrics``."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: JobMetrics | None = None) -> None:
         self._launches: dict[str, Launch] = {}
         self._lock = threading.Lock()
+        self.metrics = metrics or ConsoleMetrics()
 
     def start(
         self,
         label: str,
-        work: Callable[[Launch, StopToken], Any],
+        work: Callable[[RunReporter, StopToken], Any],
         *,
+        job: str | None = None,
         progress: LaunchProgress | None = None,
         resumes: str | None = None,
     ) -> Launch:
@@ -151,28 +165,41 @@ class Launches:
         ``run_history.resume_run``). A :class:`CohortsyncError` it raises is
         kept on the launch (with the run it names, if any); anything else is a
         bug and is raised in the thread, with its traceback in the log.
+        ``job`` is the job's name (``query:NAME``, ``activation:NAME``) the
+        run is counted under in :attr:`metrics`; the label when not given.
         ``progress`` is where a resumed run starts (:meth:`LaunchProgress.resuming`),
         ``resumes`` the run it continues, for the launch's page if it fails first.
         """
         launch = Launch(
             id=secrets.token_hex(6),
             label=label,
+            job=job or label,
             progress=progress or LaunchProgress(),
             resumes=resumes,
         )
         with self._lock:
             self._launches[launch.id] = launch
+        metrics = self.metrics
+        # The launch is the run's reporter, through the metrics' one that counts what it sends.
+        reporter = metrics.reporter(launch.job, launch)
 
         def target() -> None:
+            status = "failed"  # unless the work returns, or is stopped
             try:
-                launch.result = work(launch, launch.stop)
-                run_id = getattr(launch.result, "run_id", None)
-                if launch.run_id is None and isinstance(run_id, str):
-                    launch.run_id = run_id
-            except CohortsyncError as error:
-                launch.error = error
-                if launch.run_id is None:
-                    launch.run_id = error.run_id
+                with metrics.running():
+                    try:
+                        launch.result = work(reporter, launch.stop)
+                        status = str(getattr(launch.result, "status", None) or "succeeded")
+                        run_id = getattr(launch.result, "run_id", None)
+                        if launch.run_id is None and isinstance(run_id, str):
+                            launch.run_id = run_id
+                    except CohortsyncError as error:
+                        status = "interrupted" if isinstance(error, RunInterrupted) else "failed"
+                        launch.error = error
+                        if launch.run_id is None:
+                            launch.run_id = error.run_id
+                    finally:
+                        metrics.job_finished(launch.job, status, datetime.now(UTC))
             finally:
                 launch.done = True
                 launch._known.set()

@@ -1,20 +1,28 @@
-"""Prometheus metrics of the scheduler, served over HTTP by ``scheduler --metrics-port``.
+"""Prometheus metrics of the jobs a process runs, served over HTTP by ``--metrics-port``.
 
-One :class:`SchedulerMetrics` per scheduler, over a ``CollectorRegistry`` of
-its own (never the process-wide default one), so several schedulers in one
-process (the test suite) count apart, as the receiving service's apps do
-(:mod:`cohortsync.braze.metrics`). What is counted, and where:
+Two processes run jobs and serve these metrics: ``cohortsync scheduler``
+(its scheduled runs) and ``cohortsync console`` (the runs started by *Run
+now* and *Resume*). One :class:`JobMetrics` per process, named by it: the
+metrics are ``cohortsync_<process>_*`` (``cohortsync_scheduler_runs_total``,
+``cohortsync_console_runs_total``), the same metrics under each process's
+prefix, so a dashboard or an alert on the scheduler's names never counts
+the console's runs by accident, and the two add up with one ``sum``.
+
+Each over a ``CollectorRegistry`` of its own (never the process-wide
+default one), so several in one process (the test suite) count apart, as
+the receiving service's apps do (:mod:`cohortsync.braze.metrics`). What is
+counted, and where:
 
 * the runs of each job by their status, the last success and the runs in
-  flight: the scheduler, around each job it runs (:meth:`SchedulerMetrics.running`,
-  :meth:`SchedulerMetrics.job_finished`);
+  flight: the process, around each job it runs (:meth:`JobMetrics.running`,
+  :meth:`JobMetrics.job_finished`);
 * identifiers acknowledged, retries and the cohort's size: the job's export,
-  through the :class:`MetricsReporter` the scheduler hands it, so identifiers
+  through the :class:`MetricsReporter` the process hands it, so identifiers
   are counted as each batch is acknowledged (a resumed run counts only what
   it sent itself, never again what the run it continues sent).
 
 The ``job`` label is a job's name (``query:NAME``, ``activation:NAME``):
-the series are as many as the scheduled jobs, never a run id or a cohort's
+the series are as many as the jobs, never a run id or a cohort's
 identifiers.
 """
 
@@ -34,44 +42,55 @@ from cohortsync.export.reporting import RunReporter, Stage
 
 STATUSES = ("succeeded", "failed", "interrupted")
 
+# The processes that run jobs, the ``<process>`` of their metrics' names.
+PROCESSES = ("scheduler", "console")
 
-class SchedulerMetrics:
-    """The scheduler's metrics, registered in a registry of their own."""
 
-    def __init__(self) -> None:
+class JobMetrics:
+    """The metrics of the jobs one process runs, registered in a registry of their own.
+
+    Args:
+        process: ``scheduler`` or ``console``: the metrics are ``cohortsync_<process>_*``.
+    """
+
+    def __init__(self, process: str = "scheduler") -> None:
+        if process not in PROCESSES:
+            raise ValueError(f"unknown process {process!r}: one of {', '.join(PROCESSES)}")
+        self.process = process
+        prefix = f"cohortsync_{process}"
         self.registry = CollectorRegistry(auto_describe=True)
         self.runs = Counter(
-            "cohortsync_scheduler_runs",
-            "Job runs the scheduler finished, by job and status (succeeded, failed, interrupted).",
+            f"{prefix}_runs",
+            f"Job runs the {process} finished, by job and status (succeeded, failed, interrupted).",
             ("job", "status"),
             registry=self.registry,
         )
         self.identifiers_sent = Counter(
-            "cohortsync_scheduler_identifiers_sent",
+            f"{prefix}_identifiers_sent",
             "Identifiers the destination acknowledged, by job.",
             ("job",),
             registry=self.registry,
         )
         self.retries = Counter(
-            "cohortsync_scheduler_retries",
+            f"{prefix}_retries",
             "Requests the exports of a job sent again after a retriable answer, by job.",
             ("job",),
             registry=self.registry,
         )
         self.last_success = Gauge(
-            "cohortsync_scheduler_last_success_timestamp_seconds",
+            f"{prefix}_last_success_timestamp_seconds",
             "When the job's last succeeded run finished, in Unix seconds.",
             ("job",),
             registry=self.registry,
         )
         self.cohort_members = Gauge(
-            "cohortsync_scheduler_cohort_members",
+            f"{prefix}_cohort_members",
             "Members of the result the job's last succeeded export synced, by job.",
             ("job",),
             registry=self.registry,
         )
         self.in_flight = Gauge(
-            "cohortsync_scheduler_runs_in_flight",
+            f"{prefix}_runs_in_flight",
             "Job runs under way now.",
             registry=self.registry,
         )
@@ -109,6 +128,20 @@ class SchedulerMetrics:
         return MetricsServer(server, thread)
 
 
+class SchedulerMetrics(JobMetrics):
+    """The scheduler's metrics: ``cohortsync_scheduler_*``."""
+
+    def __init__(self) -> None:
+        super().__init__("scheduler")
+
+
+class ConsoleMetrics(JobMetrics):
+    """The console's metrics: ``cohortsync_console_*``, for the runs it launches."""
+
+    def __init__(self) -> None:
+        super().__init__("console")
+
+
 class MetricsServer:
     """The HTTP server of the metrics, running in a daemon thread."""
 
@@ -129,7 +162,7 @@ class MetricsServer:
 
 
 class MetricsReporter:
-    """Counts a job's export into the scheduler's metrics and passes every call on.
+    """Counts a job's export into its process's metrics and passes every call on.
 
     The job's counters exist (at 0) from its first run on; the cohort's size
     only once a run succeeded. ``batches_sent`` counts the identifiers as
@@ -140,7 +173,7 @@ class MetricsReporter:
     sent (its whole deduplicated result).
     """
 
-    def __init__(self, metrics: SchedulerMetrics, job: str, inner: RunReporter) -> None:
+    def __init__(self, metrics: JobMetrics, job: str, inner: RunReporter) -> None:
         self._sent = metrics.identifiers_sent.labels(job)
         self._retries = metrics.retries.labels(job)
         self._members = metrics.cohort_members  # a size only once a run succeeded

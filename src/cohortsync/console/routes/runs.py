@@ -20,9 +20,10 @@ from fastapi.responses import HTMLResponse, Response
 
 from cohortsync.console.charts import job_series, line_chart
 from cohortsync.console.context import Console, console_of
-from cohortsync.console.launches import Launch, LaunchProgress, launched
+from cohortsync.console.launches import EXPORT_JOB, Launch, LaunchProgress, launched
 from cohortsync.errors import CohortsyncError, ConfigError
 from cohortsync.export.report import ExportReport
+from cohortsync.export.reporting import RunReporter
 from cohortsync.jobs.run_history import (
     STATUSES,
     check_job,
@@ -184,7 +185,7 @@ def resume(
         context["key_error"] = error.message
         return console.pages.render(request, "console/runs_show.html", context, status_code=422)
 
-    def work(reporter: Launch, stop: Any) -> Any:
+    def work(reporter: RunReporter, stop: Any) -> Any:
         return resume_run(
             run_id, reporter=reporter, stop=stop, settings=console.settings, data_import_key=key
         )
@@ -193,6 +194,7 @@ def resume(
     launch = console.launches.start(
         f"Resume of run {run_id}",
         work,
+        job=str(view["job"].get("job") or EXPORT_JOB),
         progress=LaunchProgress.resuming(view["acknowledged_batches"], sent_before),
         resumes=run_id,
     )
