@@ -7,7 +7,8 @@ server; ``/metrics`` is fetched with a real HTTP client and parsed with
 prometheus-client's own parser, and every value is checked exactly against
 what the run history and the server saw: a succeeded mirror (one retry), a
 query whose SQL fails, a run stopped from its page and resumed (which
-counts only what it sent itself). Then SIGTERM: the console stops its
+counts only what it sent itself), an activation, and the resume of a bare
+export (no saved job, counted as ``export``). Then SIGTERM: the console stops its
 running launch at a checkpoint (interrupted, resumable) and exits 0.
 """
 
@@ -25,18 +26,25 @@ from pathlib import Path
 
 import duckdb
 import httpx
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from catalog_helpers import save_home_auth
+from cohortsync.apply import apply_file
 from cohortsync.catalog import runs as run_history
 from cohortsync.catalog.db import open_catalog
+from cohortsync.errors import RunInterrupted
+from cohortsync.export.reporting import SilentReporter
+from cohortsync.export.run import run_export
+from cohortsync.export.spec import Source
+from cohortsync.export.stopping import StopToken
 from cohortsync.jobs.metrics import ConsoleMetrics
 from cohortsync.jobs.run_history import show_run_view
 from cohortsync.queries import QueryExport, save_query
 from cohortsync.settings import Settings
 from export.conftest import partner  # noqa: F401  (the fixture)
-from export.partner_server import CLIENT_SECRET, PartnerServer
+from export.partner_server import CLIENT_SECRET, PartnerServer, spec_for
 from support import cohortsync_command, run_cli, wait_for
 
 PASSWORD = "console password for the metrics tests"
@@ -86,25 +94,30 @@ class ConsoleProcess:
 
 
 @pytest.fixture
-def start_console(tmp_path: Path) -> Iterator[Callable[[], ConsoleProcess]]:
+def start_console(tmp_path: Path) -> Iterator[Callable[..., ConsoleProcess]]:
     started: list[subprocess.Popen[str]] = []
 
-    def start() -> ConsoleProcess:
+    def start(*extra: str) -> ConsoleProcess:
+        """The console with its metrics on a free port; ``extra`` arguments after those."""
         stderr = tmp_path / f"console{len(started)}.err"
         with stderr.open("w") as err:
             popen = subprocess.Popen(
-                cohortsync_command("console", "--port", "0", "--metrics-port", "0"),
+                cohortsync_command("console", "--port", "0", "--metrics-port", "0", *extra),
                 stdout=subprocess.DEVNULL, stderr=err, text=True,
                 env={**os.environ, "COHORTSYNC_CONSOLE_PASSWORD": PASSWORD},
             )  # fmt: skip
         started.append(popen)
+        as_json = "json" in extra
 
-        def said(pattern: re.Pattern[str]) -> str | None:
+        def said(pattern: re.Pattern[str], field: str) -> str | None:
+            if as_json:  # the URLs are fields of the console's JSON lines
+                lines = [orjson.loads(line) for line in stderr.read_text().splitlines()]
+                return next((line[field] for line in lines if field in line), None)
             found = pattern.search(stderr.read_text())
             return found.group(1) if found else None
 
-        url = wait_for(lambda: said(CONSOLE_ON), 60, what="the console's URL", process=popen)
-        metrics_url = said(METRICS_ON)
+        url = wait_for(lambda: said(CONSOLE_ON, "url"), 60, what="the console's URL", process=popen)
+        metrics_url = said(METRICS_ON, "metrics_url")
         assert metrics_url is not None, stderr.read_text()  # said before the console's URL
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/metrics", metrics_url)
         client = httpx.Client(base_url=url, timeout=30)
@@ -158,7 +171,7 @@ def acknowledged(run_id: str) -> int:
 def test_the_console_serves_the_runs_it_launches_as_prometheus_metrics(
     home: Path,
     partner: PartnerServer,  # noqa: F811
-    start_console: Callable[[], ConsoleProcess],
+    start_console: Callable[..., ConsoleProcess],
 ) -> None:
     with duckdb.connect(str(home / "warehouse.duckdb")) as connection:
         # 2,500 distinct members, 100 of them twice, and 10 NULLs: the result holds 2,500.
@@ -222,7 +235,7 @@ def test_the_console_serves_the_runs_it_launches_as_prometheus_metrics(
 def test_a_run_stopped_then_resumed_from_the_console_counts_each_identifier_once(
     home: Path,
     partner: PartnerServer,  # noqa: F811
-    start_console: Callable[[], ConsoleProcess],
+    start_console: Callable[..., ConsoleProcess],
 ) -> None:
     with duckdb.connect(str(home / "warehouse.duckdb")) as connection:
         connection.execute("CREATE TABLE t AS SELECT 'u' || i AS user_ids FROM range(12000) r(i)")
@@ -274,10 +287,93 @@ def test_a_run_stopped_then_resumed_from_the_console_counts_each_identifier_once
     assert console.stop() == 0, console.stderr.read_text()
 
 
+ACTIVATION = """\
+parents:
+  - name: members
+    table: members
+    key: external_id
+segments:
+  - name: gold
+    parent: members
+    rules: {column: tier, op: "=", value: gold}
+activations:
+  - name: gold_now
+    segment: gold
+    auth: partner
+    cohort_id: gold
+    operation: mirror
+    mapping: [external_id=user_ids]
+"""
+
+
+class StopAfterFirstBatch(SilentReporter):
+    def __init__(self, stop: StopToken) -> None:
+        self.stop = stop
+
+    def batches_sent(self, batches: int, identifiers: int) -> None:
+        self.stop.request("the test")
+
+
+def test_an_activation_and_a_resumed_bare_export_are_counted_under_their_job_names(
+    home: Path,
+    partner: PartnerServer,  # noqa: F811
+    tmp_path: Path,
+    start_console: Callable[..., ConsoleProcess],
+) -> None:
+    with duckdb.connect(str(home / "warehouse.duckdb")) as connection:
+        connection.execute(
+            "CREATE TABLE members AS SELECT 'm' || i AS external_id, "
+            "CASE WHEN i % 3 = 0 THEN 'gold' ELSE 'silver' END AS tier FROM range(1500) r(i)"
+        )
+        connection.execute("CREATE TABLE t AS SELECT 'u' || i AS user_ids FROM range(3000) r(i)")
+    save_home_auth("partner", partner.url, CLIENT_SECRET)
+    definitions = tmp_path / "cohortsync.yaml"
+    definitions.write_text(ACTIVATION)
+    assert apply_file(definitions).changed
+    # A bare export (no saved job), given its key, stopped after its first batch.
+    stop = StopToken()
+    spec = spec_for(partner, Source(table="t"), threads=1)
+    with pytest.raises(RunInterrupted) as interrupted:
+        run_export(spec, settings=Settings(), reporter=StopAfterFirstBatch(stop), stop=stop)
+    bare = str(interrupted.value.run_id)
+    first = acknowledged(bare)
+    assert 1 <= first < 3
+    console = start_console("--log-format", "json")
+
+    page = "/audience/activations/gold_now"
+    assert console.post_form(page, f"{page}/run").status_code == 303
+    resumed = console.post_form(
+        f"/runs/{bare}", f"/runs/{bare}/resume", data_import_key=CLIENT_SECRET
+    )
+    assert resumed.status_code == 303, resumed.text
+    job = "activation:gold_now"
+    runs = "cohortsync_console_runs_total"
+    after = when(
+        console,
+        lambda s: (
+            value(s, runs, job=job, status="succeeded") == 1
+            and value(s, runs, job="export", status="succeeded") == 1
+            and value(s, "cohortsync_console_runs_in_flight") == 0
+        ),
+        "both runs to be counted",
+    )
+    assert value(after, "cohortsync_console_identifiers_sent_total", job=job) == 500
+    assert value(after, "cohortsync_console_cohort_members", job=job) == 500
+    assert value(after, "cohortsync_console_retries_total", job=job) == 0
+    # the resume sent, and counted, only what the interrupted attempt had not got in
+    assert value(after, "cohortsync_console_identifiers_sent_total", job="export") == (
+        3000 - 1000 * first
+    )
+    assert value(after, "cohortsync_console_cohort_members", job="export") == 3000
+    assert console.stop() == 0, console.stderr.read_text()
+    for line in console.stderr.read_text().splitlines():
+        orjson.loads(line)  # every line JSON, the metrics' too
+
+
 def test_sigterm_stops_the_running_launch_at_a_checkpoint_and_exits_0(
     home: Path,
     partner: PartnerServer,  # noqa: F811
-    start_console: Callable[[], ConsoleProcess],
+    start_console: Callable[..., ConsoleProcess],
 ) -> None:
     with duckdb.connect(str(home / "warehouse.duckdb")) as connection:
         connection.execute("CREATE TABLE t AS SELECT 'u' || i AS user_ids FROM range(20000) r(i)")
