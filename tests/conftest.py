@@ -23,9 +23,13 @@ from support import cohortsync_command
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh ``COHORTSYNC_HOME`` for one test, with no partner keys leaking in."""
+    """A fresh ``COHORTSYNC_HOME`` for one test, with no partner keys leaking in.
+
+    Made 0700, as cohortsync makes a home: a wider one would be made private
+    by the first command, which says so on stderr.
+    """
     path = tmp_path / "home"
-    path.mkdir()
+    path.mkdir(mode=0o700)
     monkeypatch.setenv("COHORTSYNC_HOME", str(path))
     for name in list(os.environ):
         if name.startswith("COHORTSYNC_") and name not in (

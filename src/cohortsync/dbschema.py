@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sqlite3
 import zlib
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cohortsync.errors import ConfigError
+from cohortsync.filemodes import PRIVATE_FILE
 
 log = logging.getLogger(__name__)
 
@@ -291,9 +293,11 @@ def _backup(path: Path, revision: str | None) -> Path:
 
     SQLite's online backup reads a consistent snapshot while the caller holds
     the write lock on another connection, so nothing changes under the copy.
+    The copy is created 0600 whatever the umask: it holds what the file holds.
     """
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     target = path.with_name(f"{path.name}.bak-{revision or 'unversioned'}-{stamp}")
+    os.close(os.open(target, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
     source = sqlite3.connect(path, timeout=30)
     try:
         copy = sqlite3.connect(target)

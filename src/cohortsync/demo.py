@@ -37,6 +37,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cohortsync.filemodes import open_private_home
+
 WORKSPACE = "demo"
 PARTNER_API_KEY = "demo-partner-key-us"
 AUTH_NAME = "braze-demo"
@@ -180,7 +182,7 @@ def receiving_service(env: dict[str, str], home: Path) -> Iterator[str]:
 def main() -> None:
     home = Path(sys.argv[1] if len(sys.argv) > 1 else ".demo-home").resolve()
     shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
+    open_private_home(home)  # 0700, and the logs written here 0600, as the commands do
     env = {
         **os.environ,
         "COHORTSYNC_HOME": str(home),

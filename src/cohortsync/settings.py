@@ -1,7 +1,9 @@
 """Settings read from the environment (``COHORTSYNC_*``).
 
 The home directory holds everything the exporting side keeps: the embedded
-warehouse, the catalog, snapshots, run staging files and the secret key file.
+warehouse, the catalog, snapshots, run staging files and the secret key file,
+none of it for other local users: the home is 0700 and what is written in it
+0600 (:mod:`cohortsync.filemodes`).
 It must be an absolute directory: an empty ``COHORTSYNC_HOME=`` would make the
 current directory the home (secret key included), and a relative one would
 move with it, so the next command run elsewhere (cron, the scheduler) would
@@ -19,6 +21,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cohortsync.errors import ConfigError
+from cohortsync.filemodes import open_private_home
 
 
 class Settings(BaseSettings):
@@ -49,7 +52,10 @@ class Settings(BaseSettings):
 
     @cached_property
     def home_dir(self) -> Path:
-        """The home directory, created on first use.
+        """The home directory, created on first use, private (:mod:`cohortsync.filemodes`).
+
+        Created 0700; from here on the process writes files 0600 (umask 077);
+        an older home is made private, in one warning line.
 
         Raises:
             ConfigError: ``COHORTSYNC_HOME`` is empty or relative, names a file,
@@ -57,7 +63,7 @@ class Settings(BaseSettings):
         """
         path = home_path(self.home)
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            open_private_home(path)
         except (FileExistsError, NotADirectoryError):
             raise ConfigError(
                 f"the home {path} (COHORTSYNC_HOME) is not a directory",

@@ -91,7 +91,7 @@ def _make_read_only(path: Path) -> None:
             pytest.skip("running as root without chattr: no way to make a file read-only")
     else:
         for each in [path, *path.rglob("*")]:
-            each.chmod(0o555 if each.is_dir() else 0o444)
+            each.chmod(0o500 if each.is_dir() else 0o400)
 
 
 def _make_writable(path: Path) -> None:
@@ -99,7 +99,7 @@ def _make_writable(path: Path) -> None:
         subprocess.run(["chattr", "-R", "-i", str(path)], capture_output=True)
     else:
         for each in [path, *path.rglob("*")]:
-            each.chmod(0o755 if each.is_dir() else 0o644)
+            each.chmod(0o700 if each.is_dir() else 0o600)
 
 
 @pytest.mark.parametrize("with_catalog", [False, True])

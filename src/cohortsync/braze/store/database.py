@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from cohortsync.errors import CohortsyncError, ConfigError
+from cohortsync.filemodes import prepare_sqlite_file
 
 
 class StoreBusy(CohortsyncError):
@@ -218,6 +219,12 @@ def values_table(dialect: str, name: str, type_: sa.types.TypeEngine[Any]) -> sa
 
 
 def normalise_url(db_url: str, *, create_folder: bool = True) -> sa.URL:
+    """The store's URL, checked; ``create_folder`` prepares a SQLite file for use.
+
+    That is, a missing file is created 0600 (its folder 0700) and an existing
+    one loses its group and other bits (:func:`cohortsync.filemodes.prepare_sqlite_file`):
+    the store keeps its keys in clear.
+    """
     try:
         url = make_url(db_url)
     except sa.exc.ArgumentError as error:
@@ -239,7 +246,7 @@ def normalise_url(db_url: str, *, create_folder: bool = True) -> sa.URL:
                 hint="use sqlite:///PATH; the service and the admin commands share it",
             )
         if create_folder:
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            prepare_sqlite_file(Path(url.database).expanduser())
     return url
 
 
