@@ -54,13 +54,13 @@ segments:
     parent: customers
     rules: {column: tier, op: "=", value: gold}
 activations:
-  - name: gold_every_minute
+  - name: gold_yearly
     segment: gold
     auth: sandbox
     cohort_id: gold
     operation: mirror
     mapping: [external_id=user_ids]
-    schedule: "* * * * *"
+    schedule: "0 0 1 1 *"
 authentications:
   - name: not-enabled        # a workspace that never enabled the partner: its runs fail (401)
     endpoint: ${SANDBOX_URL}
@@ -69,11 +69,11 @@ queries:
   - name: refused
     sql: SELECT external_id AS user_ids FROM customers
     export: {auth: not-enabled, cohort_id: refused}
-    schedule: "* * * * *"
+    schedule: "0 0 1 1 *"
   - name: gold_attribute
     sql: SELECT external_id AS user_ids FROM customers WHERE tier = 'gold'
     export: {auth: sandbox-rest, cohort_id: gold-attr}
-    schedule: "* * * * *"
+    schedule: "0 0 1 1 *"
 """
 
 
@@ -271,9 +271,11 @@ def test_every_line_is_json_and_no_secret_is_in_any(
         definitions = tmp_path / "cohortsync.yaml"
         definitions.write_text(DEFINITIONS)
         run_cli("apply", str(definitions), env={"SANDBOX_URL": sandbox, "OTHER_KEY": other_key})
-        an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None)
+        # Once a year, anchored two years back: due now, and not again while the scheduler
+        # runs (an every-minute job would run again once the run crosses a minute).
+        two_years_ago = (datetime.now(UTC) - timedelta(days=730)).replace(tzinfo=None)
         with sqlite3.connect(home / "catalog.db") as catalog:
-            catalog.execute("UPDATE schedules SET anchor = ?", (an_hour_ago.isoformat(" "),))
+            catalog.execute("UPDATE schedules SET anchor = ?", (two_years_ago.isoformat(" "),))
 
         scheduler = Process(
             "scheduler",
@@ -304,7 +306,7 @@ def test_every_line_is_json_and_no_secret_is_in_any(
             process=scheduler.popen,
         )
         assert {(o["job"], o["status"]) for o in outcomes} == {
-            ("activation:gold_every_minute", "succeeded"),
+            ("activation:gold_yearly", "succeeded"),
             ("query:gold_attribute", "succeeded"),
             ("query:refused", "failed"),
         }, outcomes
@@ -361,7 +363,9 @@ def test_every_line_is_json_and_no_secret_is_in_any(
     )  # fmt: skip
     assert any("token=[redacted]" in e["route"] for e in access)
     ends = {e["job"]: e for e in seen["scheduler"] if "duration_s" in e}
-    assert set(ends) == {"activation:gold_every_minute", "query:gold_attribute", "query:refused"}
+    assert set(ends) == {"activation:gold_yearly", "query:gold_attribute", "query:refused"}
+    # Each job ran once: one end line each.
+    assert len([e for e in seen["scheduler"] if "duration_s" in e]) == len(ends)
     for end in ends.values():
         assert end["run_id"] and end["cohort"]
     assert ends["query:refused"]["status"] == "failed"
