@@ -13,6 +13,7 @@ prints its message as one line on stderr (no traceback) and exits with its
     ├── DestinationRefused          exit 4  the destination refused (400/401)
     ├── RetriesExhausted            exit 5  retryable failures outlasted the retries
     ├── RunInterrupted              exit 6  stopped by SIGTERM/Ctrl-C; resumable
+    ├── DiskWriteFailed             exit 7  a run's or snapshot's file could not be written
     ├── MirrorGuardRefused          exit 1  a mirror run would empty or shrink its cohort too far
     ├── AlertHeld                   exit 1  a saved job's alert hold kept a deviating run back
     └── CohortBusy                  exit 1  another run of the cohort holds its lock
@@ -116,6 +117,17 @@ class RunInterrupted(CohortsyncError):
     """The run was stopped by a signal after recording its requests in flight."""
 
     exit_code = 6
+
+
+class DiskWriteFailed(CohortsyncError):
+    """A file of a run or a snapshot could not be written: a full disk, a quota, read-only.
+
+    Raised by :mod:`cohortsync.export.disk` with the file and the reason;
+    nothing was committed half way, and the same export resumes once the
+    disk has space again.
+    """
+
+    exit_code = 7
 
 
 class MirrorGuardRefused(CohortsyncError):

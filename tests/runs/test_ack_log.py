@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from cohortsync.catalog import runs
 from cohortsync.catalog.db import open_catalog
+from cohortsync.export import formats
 from cohortsync.export.batches import Batch
 from cohortsync.export.run import ACK_LOG, Checkpoint, fold_ack_log
 
@@ -42,11 +43,12 @@ def test_a_killed_attempts_logged_acks_are_folded_before_resuming(tmp_path: Path
 def test_each_ack_is_in_the_log_before_the_next_batch(tmp_path: Path) -> None:
     catalog, run_id = start(tmp_path)
     log = tmp_path / ACK_LOG
-    checkpoint = Checkpoint(catalog, run_id, log)
+    checkpoint = Checkpoint(catalog, run_id, log)  # a new log starts with its format header
+    assert log.read_bytes() == formats.ACK_HEADER
     for number in range(3):
         checkpoint.add(Batch(number, b"{}", {"user_ids": 1000}))
         # On disk (page cache) at once: a SIGKILL now would lose none of them.
-        assert len(log.read_bytes()) == 16 * (number + 1)
+        assert len(log.read_bytes()) == 16 * (number + 2)
     checkpoint.close()
     assert runs.acknowledged_batches(catalog, run_id) == {0, 1, 2}
     assert not log.exists()

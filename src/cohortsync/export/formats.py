@@ -71,6 +71,7 @@ import pyarrow.parquet as pq
 
 from cohortsync import __version__
 from cohortsync.errors import CohortsyncError, FileFormatTooNew
+from cohortsync.export import disk
 from cohortsync.export.identifiers import ALIAS
 
 PLAN = "plan"
@@ -82,6 +83,12 @@ MATCH_LOG = "match log"
 PLAN_FILE = "changes.parquet"
 ACK_LOG_FILE = "acks.log"
 MATCH_LOG_FILE = "match.log"
+
+# What each file is called in the error of a write that failed (:mod:`cohortsync.export.disk`).
+PLAN_WHAT = f"the run's {PLAN}"
+ACK_LOG_WHAT = f"the run's {ACK_LOG}"
+MATCH_LOG_WHAT = f"the run's {MATCH_LOG}"
+SNAPSHOT_WHAT = "the cohort's new snapshot"
 
 PLAN_VERSION = 2
 ACK_LOG_VERSION = 2
@@ -204,9 +211,10 @@ def upgrade_plan(path: Path, *, alias_label: str | None) -> int:
         )
     finally:
         connection.close()
-    _fsync(tmp)
-    os.replace(tmp, path)
-    _fsync(path.parent)
+    disk.fsync(tmp, PLAN_WHAT)
+    with disk.writing(path, PLAN_WHAT):
+        os.replace(tmp, path)
+    disk.fsync(path.parent, PLAN_WHAT)
     return found
 
 
@@ -215,12 +223,7 @@ def upgrade_plan(path: Path, *, alias_label: str | None) -> int:
 
 def start_ack_log(path: Path) -> None:
     """Create a run's ack log with its header, unless it already has records."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        if os.fstat(fd).st_size == 0:
-            os.write(fd, ACK_HEADER)
-    finally:
-        os.close(fd)
+    disk.start_log(path, ACK_HEADER, ACK_LOG_WHAT)
 
 
 def ack_log_records(path: Path, data: bytes) -> bytes:
@@ -341,12 +344,3 @@ def check_run_files(run_dir: Path) -> None:
         raise
     except CohortsyncError:
         pass  # damaged: refused, naming the file, when the run is resumed
-
-
-def _fsync(path: Path) -> None:
-    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
-    fd = os.open(path, flags)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -16,7 +16,6 @@ and its newer line counts), and adds the answers of what it sends itself.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import orjson
 import sqlalchemy as sa
 
 from cohortsync.catalog import runs
-from cohortsync.export import formats
+from cohortsync.export import disk, formats
 from cohortsync.export.batches import Batch
 from cohortsync.export.rest_attribute import MatchTally, TrackAnswer, merge_match
 
@@ -36,20 +35,14 @@ def start_match_log(path: Path, carried: Mapping[str, Any] | None = None) -> Non
     ``carried`` is the match report the run's history holds for batches
     acknowledged before the log existed (a run an earlier release began).
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        if os.fstat(fd).st_size == 0:
-            os.write(fd, formats.match_log_header(carried))
-    finally:
-        os.close(fd)
+    disk.start_log(path, formats.match_log_header(carried), formats.MATCH_LOG_WHAT)
 
 
 class MatchLog:
     """Appends one line per answered batch to a run's match log (created if missing)."""
 
     def __init__(self, path: Path) -> None:
-        start_match_log(path)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self._log = disk.AppendLog(path, formats.match_log_header(None), formats.MATCH_LOG_WHAT)
 
     def add(self, batch: Batch, answer: TrackAnswer) -> None:
         """Record what the answer to ``batch`` said; call before recording its ack.
@@ -64,10 +57,10 @@ class MatchLog:
                 reasons=dict(answer.reasons),
                 first=[dict(item) for item in answer.first],
             )
-        os.write(self._fd, orjson.dumps(entry) + b"\n")
+        self._log.append(orjson.dumps(entry) + b"\n")
 
     def close(self) -> None:
-        os.close(self._fd)
+        self._log.close()
 
 
 def acknowledged_match(path: Path, acknowledged: Collection[int]) -> dict[str, Any] | None:

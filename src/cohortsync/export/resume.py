@@ -126,7 +126,9 @@ def choose_run(
     abandoned: tuple[RunRecord, ...] = ()
     if resume is None and spec.operation == "mirror":
         abandoned = tuple(
-            r for r in earlier if r.operation == "mirror" and _readable(changes_path(home, r.id))
+            r
+            for r in earlier
+            if r.operation == "mirror" and complete_parquet(changes_path(home, r.id))
         )
     return RunChoice(resume=resume, abandoned=abandoned, superseded=earlier)
 
@@ -144,7 +146,7 @@ def check_formats(home: Path, record: RunRecord) -> None:
 
 def resumable(home: Path, record: RunRecord) -> bool:
     """Whether the run's plan (and, for a mirror run, its new snapshot) is on disk."""
-    if not _readable(changes_path(home, record.id)):
+    if not complete_parquet(changes_path(home, record.id)):
         return False
     if record.operation == "mirror":
         return SnapshotStore(home, CohortKey.for_run(record)).has_pending(record.id)
@@ -208,8 +210,8 @@ def _named_run(
     return record
 
 
-def _readable(path: Path) -> bool:
-    """Whether ``path`` is a complete Parquet file (a run killed while writing leaves none)."""
+def complete_parquet(path: Path) -> bool:
+    """Whether ``path`` is a complete Parquet file (a run killed, or out of space, leaves none)."""
     try:
         pq.ParquetFile(path)
     except (FileNotFoundError, pa.ArrowInvalid, OSError):

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -51,8 +50,14 @@ import sqlalchemy as sa
 
 from cohortsync.catalog import runs
 from cohortsync.catalog.db import open_catalog
-from cohortsync.errors import AlertHeld, CohortsyncError, ConfigError, RunInterrupted
-from cohortsync.export import formats
+from cohortsync.errors import (
+    AlertHeld,
+    CohortsyncError,
+    ConfigError,
+    DiskWriteFailed,
+    RunInterrupted,
+)
+from cohortsync.export import disk, formats
 from cohortsync.export.batches import Batch, iter_batches
 from cohortsync.export.client import PartnerClient
 from cohortsync.export.hold import HoldCheck
@@ -70,7 +75,7 @@ from cohortsync.export.planners import check_planned_state, in_warehouse_url, pl
 from cohortsync.export.report import ExportReport
 from cohortsync.export.reporting import RunReporter, SilentReporter
 from cohortsync.export.rest_attribute import check_attribute, unaddressable_kinds
-from cohortsync.export.resume import RunChoice, choose_run, resolve_superseded
+from cohortsync.export.resume import RunChoice, choose_run, complete_parquet, resolve_superseded
 from cohortsync.export.send import send_all
 from cohortsync.export.sinks import batch_size_of, sink_for
 from cohortsync.export.snapshots import CohortKey
@@ -366,12 +371,16 @@ def _run_locked(
             f"export run {run_id} was interrupted by {stop.by}; acknowledged batches are recorded",
             hint=f"run the same export again, or 'cohortsync runs resume {run_id}'",
         ).for_run(run_id, report.to_dict()) from None
+    except DiskWriteFailed as error:
+        # A full disk breaks no promise of the run: with its plan whole it ends
+        # interrupted, and the same export resumes it once there is space.
+        if complete_parquet(run_dir / CHANGES_FILE):
+            error.for_run(run_id, finish("interrupted", str(error)).to_dict())
+        else:
+            _failed(error, run_id, finish, run_dir, planner)
+        raise
     except CohortsyncError as error:
-        report = finish("failed", str(error))
-        if not (run_dir / CHANGES_FILE).exists():  # nothing was sent: nothing to resume
-            shutil.rmtree(run_dir, ignore_errors=True)
-            planner.discard()
-        error.for_run(run_id, report.to_dict())
+        _failed(error, run_id, finish, run_dir, planner)
         raise
     except Exception as error:
         finish("failed", f"internal error: {error!r}")
@@ -379,6 +388,21 @@ def _run_locked(
     report = finish("succeeded", None)
     shutil.rmtree(run_dir, ignore_errors=True)
     return report
+
+
+def _failed(
+    error: CohortsyncError,
+    run_id: str,
+    finish: Callable[[runs.RunStatus, str | None], ExportReport],
+    run_dir: Path,
+    planner: Planner,
+) -> None:
+    """Record the run failed with ``error``; drop its files if nothing can be resumed."""
+    report = finish("failed", str(error))
+    if not (run_dir / CHANGES_FILE).exists():  # nothing was sent: nothing to resume
+        shutil.rmtree(run_dir, ignore_errors=True)
+        planner.discard()
+    error.for_run(run_id, report.to_dict())
 
 
 def _hold_back(hold: HoldCheck, planned: Planned, run_dir: Path) -> None:
@@ -606,6 +630,11 @@ def _stage_and_plan(
     except SourceStreamFailed as failed:
         raise query_failed(spec.source, failed.cause) from failed.cause
     except duckdb.Error as error:
+        full = disk.disk_full_in(
+            str(error), what="a staging or plan file", fallback=staging.path.parent
+        )
+        if full is not None:
+            raise full from error
         raise CohortsyncError(
             f"staging or planning the changes in {staging.path.parent} failed: {error}",
             hint="check the free disk space of COHORTSYNC_HOME, where large results spill",
@@ -669,12 +698,12 @@ class Checkpoint:
     def __init__(self, catalog: sa.Engine, run_id: str, log_path: Path) -> None:
         self.recorder = runs.AckRecorder(catalog, run_id)
         self.log_path = log_path
-        self.log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.log = disk.AppendLog(log_path, formats.ACK_HEADER, formats.ACK_LOG_WHAT)
         self.pending: list[tuple[int, int]] = []
         self.last_flush = time.monotonic()
 
     def add(self, batch: Batch) -> None:
-        os.write(self.log, _ACK_RECORD.pack(batch.number, batch.size))
+        self.log.append(_ACK_RECORD.pack(batch.number, batch.size))
         self.pending.append((batch.number, batch.size))
         now = time.monotonic()
         if len(self.pending) >= CHECKPOINT_BATCHES or now - self.last_flush >= CHECKPOINT_SECONDS:
@@ -692,7 +721,7 @@ class Checkpoint:
             self.flush()
             self.log_path.unlink(missing_ok=True)
         finally:
-            os.close(self.log)
+            self.log.close()
             self.recorder.close()
 
 

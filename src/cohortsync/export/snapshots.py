@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from cohortsync.errors import CohortsyncError
-from cohortsync.export import formats
+from cohortsync.export import disk, formats
 from cohortsync.identity import CohortKey, key_fingerprint, normalize_endpoint
 
 MEMBERS_FILE = "members.parquet"
@@ -184,7 +184,7 @@ class SnapshotStore:
         pending = self.directory / f"{_PENDING_PREFIX}{run_id}"
         if warehouse is None:
             for name in (MEMBERS_FILE, EXITS_FILE):
-                _fsync_file(pending / name)
+                disk.fsync(pending / name, formats.SNAPSHOT_WHAT)
         else:
             pending.mkdir(parents=True, exist_ok=True)
         meta: dict[str, Any] = formats.stamp_snapshot(
@@ -197,7 +197,7 @@ class SnapshotStore:
                 **({"warehouse": dict(warehouse)} if warehouse is not None else {}),
             }
         )
-        _write_atomically(pending / META_FILE, json.dumps(meta, indent=2, sort_keys=True))
+        _write_meta(pending / META_FILE, meta)
 
     def commit(self, run_id: str) -> Snapshot:
         """Make the pending snapshot of ``run_id`` the current one.
@@ -206,8 +206,9 @@ class SnapshotStore:
         again after a crash at any point of a previous call.
         """
         generation = self._promote(run_id)
-        _write_atomically(self.directory / CURRENT_FILE, generation.name + "\n")
-        _fsync_dir(self.directory)
+        current = self.directory / CURRENT_FILE
+        disk.replace_atomically(current, f"{generation.name}\n".encode(), formats.SNAPSHOT_WHAT)
+        disk.fsync(self.directory, formats.SNAPSHOT_WHAT)
         self._remove_stale(keep=generation.name)
         snapshot = self.current()
         assert snapshot is not None  # just committed
@@ -229,9 +230,10 @@ class SnapshotStore:
         # A pending snapshot of the previous release is the same format, now marked.
         meta = formats.stamp_snapshot(meta)
         meta["committed_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        _write_atomically(pending / META_FILE, json.dumps(meta, indent=2, sort_keys=True))
-        os.rename(pending, generation)
-        _fsync_dir(self.directory)
+        _write_meta(pending / META_FILE, meta)
+        with disk.writing(generation, formats.SNAPSHOT_WHAT):
+            os.rename(pending, generation)
+        disk.fsync(self.directory, formats.SNAPSHOT_WHAT)
         return generation
 
     def pending_meta(self, run_id: str) -> dict[str, Any] | None:
@@ -255,27 +257,7 @@ class SnapshotStore:
                 shutil.rmtree(path, ignore_errors=True)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text``: temp file, fsync, rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _write_meta(path: Path, meta: Mapping[str, Any]) -> None:
+    """Replace a generation's ``meta.json`` atomically (:func:`disk.replace_atomically`)."""
+    text = json.dumps(meta, indent=2, sort_keys=True)
+    disk.replace_atomically(path, text.encode(), formats.SNAPSHOT_WHAT)
