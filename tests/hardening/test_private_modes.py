@@ -116,10 +116,13 @@ def sandbox_key(env: dict[str, str]) -> str:
     return str(json.loads(key.stdout)["data_import_key"])
 
 
-def test_a_new_home_and_all_it_holds_are_private(
+def served_auth(
     tmp_path: Path, environment: dict[str, str], started: list[subprocess.Popen[str]]
-) -> None:
-    home = Path(environment["COHORTSYNC_HOME"])
+) -> subprocess.Popen[str]:
+    """A served sandbox, 50 members in the warehouse and an authentication ``prod`` for it.
+
+    Every command runs under umask 022; the ``braze serve`` process is returned.
+    """
     key = sandbox_key(environment)
     service = start022(started, "braze", "serve", "--port", "0", env=environment)
     base_url, _printed = served_url_on_stderr(service)
@@ -130,6 +133,14 @@ def test_a_new_home_and_all_it_holds_are_private(
         "auth", "create", "prod", "--endpoint", base_url,
         env={**environment, "COHORTSYNC_DATA_IMPORT_KEY": key},
     )  # fmt: skip
+    return service
+
+
+def test_a_new_home_and_all_it_holds_are_private(
+    tmp_path: Path, environment: dict[str, str], started: list[subprocess.Popen[str]]
+) -> None:
+    home = Path(environment["COHORTSYNC_HOME"])
+    served_auth(tmp_path, environment, started)
     run022(
         "export", "--auth", "prod", "--cohort-id", "vip", "--operation", "mirror",
         "--table", "members", env=environment,
@@ -160,16 +171,7 @@ def test_an_interrupted_run_keeps_its_plan_and_ack_log_private(
 ) -> None:
     """A run that failed leaves its staging folder: plan and ack log, identifiers in them."""
     home = Path(environment["COHORTSYNC_HOME"])
-    key = sandbox_key(environment)
-    service = start022(started, "braze", "serve", "--port", "0", env=environment)
-    base_url, _printed = served_url_on_stderr(service)
-    ids = tmp_path / "ids.csv"
-    ids.write_text("user_ids\n" + "".join(f"u{number}\n" for number in range(50)))
-    run022("warehouse", "load", "members", str(ids), env=environment)
-    run022(
-        "auth", "create", "prod", "--endpoint", base_url,
-        env={**environment, "COHORTSYNC_DATA_IMPORT_KEY": key},
-    )  # fmt: skip
+    service = served_auth(tmp_path, environment, started)
     # The service stops: the run plans, then fails on its first request and stays resumable.
     service.send_signal(signal.SIGTERM)
     service.communicate(timeout=30)
