@@ -11,6 +11,7 @@ times the margin a correct pace needs), so a slow machine does not fail them.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -113,6 +114,10 @@ def test_auto_is_the_default_and_grows_while_answers_stay_fast(
     shown = cli("runs", "show", result.json()["run_id"], "--json")
     assert shown.returncode == 0, shown.stderr
     assert shown.json()["report"]["concurrency"] == concurrency
+    text = cli("runs", "show", result.json()["run_id"])
+    assert f"auto: up to {concurrency['max']} threads, {concurrency['final']} at the end" in (
+        text.stdout
+    )
 
 
 def test_a_fixed_thread_count_stays_fixed(partner: PartnerServer, cli: CliRunner) -> None:
@@ -121,6 +126,9 @@ def test_a_fixed_thread_count_stays_fixed(partner: PartnerServer, cli: CliRunner
     assert result.returncode == 0, result.stderr
     assert result.json()["concurrency"] == {"threads": 3, "max": 3, "final": 3}
     assert partner.max_in_flight == 3
+    text = cli(*export_args(partner.url, "c", 30_000, "--threads", "3"))
+    assert text.returncode == 0, text.stderr
+    assert re.search(r"│ concurrency +│ 3 threads +│", text.stdout), text.stdout
 
 
 class OverloadedServer(PartnerServer):

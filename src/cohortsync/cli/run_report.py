@@ -46,6 +46,8 @@ def render_report(console: Console, report: ExportReport) -> None:
         table.add_row("match", match_line(report.match))
     if not report.dry_run:
         table.add_row("requests", f"{report.requests:,} ({report.retries:,} retries)")
+        if report.concurrency is not None:
+            table.add_row("concurrency", concurrency_line(report.concurrency))
         table.add_row(
             "duration",
             f"{report.duration_s:.2f} s, {report.identifiers_per_second:,.0f} identifiers/s",
@@ -62,6 +64,13 @@ def render_report(console: Console, report: ExportReport) -> None:
         else:
             console.print("first cohorts/users request (keys masked, identifiers shortened):")
         console.print_json(data=_shortened(report.plan["first_request"]))
+
+
+def concurrency_line(concurrency: dict[str, Any]) -> str:
+    """How many requests the run kept under way: a fixed count, or ``auto``'s highest and last."""
+    if concurrency["threads"] != "auto":
+        return f"{concurrency['threads']} threads"
+    return f"auto: up to {concurrency['max']} threads, {concurrency['final']} at the end"
 
 
 def match_line(match: dict[str, Any]) -> str:

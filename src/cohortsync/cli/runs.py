@@ -23,7 +23,12 @@ from cohortsync.cli.export_options import (
 )
 from cohortsync.cli.output import JsonOption, echo_json_line
 from cohortsync.cli.progress import console_reporter
-from cohortsync.cli.run_report import match_line, render_report, unaddressable_line
+from cohortsync.cli.run_report import (
+    concurrency_line,
+    match_line,
+    render_report,
+    unaddressable_line,
+)
 from cohortsync.export.locks import DEFAULT_LOCK_TIMEOUT
 from cohortsync.export.rest_attribute import REST_API_KEY_ENV
 from cohortsync.jobs.run_history import (
@@ -154,6 +159,8 @@ def show(run_id: RunIdArgument, json: JsonOption = False) -> None:
             table.add_row("not addressable", unaddressable_line(report["unaddressable"]))
         if report.get("match") is not None:
             table.add_row("match", match_line(report["match"]))
+        if report.get("concurrency") is not None:
+            table.add_row("concurrency", concurrency_line(report["concurrency"]))
     else:
         table.add_row("batches", f"{acknowledged:,} acknowledged")
     if view["error"]:
