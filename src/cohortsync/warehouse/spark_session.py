@@ -12,7 +12,11 @@ remote address.
 
 The driver JVM's own output (log4j lines, stage progress, JVM warnings) goes
 to ``$COHORTSYNC_HOME/spark/spark.log``, never to the terminal: a command's
-stderr keeps its one-line errors.
+stderr keeps its one-line errors. The JVM logs warnings and errors only, so
+the file grows by failures; once it passes :data:`SPARK_LOG_MAX_BYTES` it is
+rotated when the next session starts (:func:`rotate_log`), keeping
+:data:`SPARK_LOG_KEEP` older files. The JVM holds the file open while it runs,
+so a long-running process (the scheduler) rotates it at its next start.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ JAVA_HINT = (
 # JIT settings for a driver that mostly starts, plans a query and streams it:
 # the client compiler alone halves the JVM's start-up on a small machine.
 _LOCAL_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+# spark.log is rotated at a session's start past this size, into spark.log.1 (then .2, ...).
+SPARK_LOG_MAX_BYTES = 10 * 1024 * 1024
+SPARK_LOG_KEEP = 3
 
 _lock = threading.Lock()
 _classic: tuple[SessionKey, Any] | None = None
@@ -143,6 +151,7 @@ def _start_classic(url: str, master: str, spark_dir: Path) -> Any:
         conf.set("spark.sql.adaptive.advisoryPartitionSizeInBytes", "16m")
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     log_path = spark_dir / "spark.log"
+    rotate_log(log_path)
     try:
         with log_path.open("ab") as log:
             gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
@@ -153,6 +162,26 @@ def _start_classic(url: str, master: str, spark_dir: Path) -> Any:
             f"cannot start Spark for the warehouse {url}: {whole_message(error)}",
             hint=f"see {log_path}; check that Java 17 or later runs",
         ) from error
+
+
+def rotate_log(
+    path: Path, *, max_bytes: int = SPARK_LOG_MAX_BYTES, keep: int = SPARK_LOG_KEEP
+) -> None:
+    """Move ``path`` to ``path.1`` (``.1`` to ``.2``, ...) once it holds ``max_bytes`` or more.
+
+    The oldest of the ``keep`` older files is dropped. A log that cannot be
+    moved (another process rotating it at the same moment) is left to grow.
+    """
+    try:
+        if path.stat().st_size < max_bytes:
+            return
+        for number in range(keep - 1, 0, -1):
+            older = path.with_name(f"{path.name}.{number}")
+            if older.exists():
+                os.replace(older, path.with_name(f"{path.name}.{number + 1}"))
+        os.replace(path, path.with_name(f"{path.name}.1"))
+    except OSError:
+        return
 
 
 def connect_session(url: str) -> Any:
