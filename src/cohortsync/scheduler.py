@@ -44,7 +44,7 @@ import sqlalchemy as sa
 from cohortsync.audience.activations import run_activation_job
 from cohortsync.catalog import schedules as catalog
 from cohortsync.catalog.db import open_catalog
-from cohortsync.catalog.leases import Lease, acquire_lease, release_lease
+from cohortsync.catalog.leases import Lease, abandoned_leases, acquire_lease, release_lease
 from cohortsync.errors import CohortsyncError, RunInterrupted
 from cohortsync.export.report import ExportReport
 from cohortsync.export.reporting import LoggingReporter
@@ -53,6 +53,7 @@ from cohortsync.jobs.cron import (
     CRON_HINT,
     Clock,
     DueJob,
+    abandoned_jobs,
     check_cron,
     due_jobs,
     latest_slot,
@@ -234,11 +235,19 @@ class Scheduler:
         A job is claimed (its lease taken, its slot consumed) only when a worker
         is free to start it, so a job waiting for a worker never blocks a
         manual run, and one still due after this tick is simply taken later.
-        Jobs whose lease is held elsewhere stay due.
+        Jobs whose lease is held elsewhere stay due. A job whose scheduler died
+        running it (its lease left behind, :func:`abandoned_leases`) is due
+        again at once, without a new slot: its run is continued from its
+        checkpoints by whichever scheduler takes the dead one's lease first.
         """
         started = []
         now = self.clock()
-        for due in due_jobs(catalog.list_schedules(self.engine), now):
+        scheduled = catalog.list_schedules(self.engine)
+        due_now = due_jobs(scheduled, now)
+        abandoned = abandoned_leases(self.engine, "scheduler", now=now)
+        fresh = {due.job for due in due_now}
+        due_now += [due for due in abandoned_jobs(scheduled, abandoned) if due.job not in fresh]
+        for due in due_now:
             if self.stopping.is_set():
                 break
             with self._lock:
@@ -247,11 +256,25 @@ class Scheduler:
                 continue
             if len(busy) >= self.max_parallel:
                 break
-            lease = acquire_lease(self.engine, due.job, self.owner, now=now, ttl=self.lease_ttl)
+            lease = acquire_lease(
+                self.engine,
+                due.job,
+                self.owner,
+                now=now,
+                ttl=self.lease_ttl,
+                replacing=due.abandoned,
+            )
             if lease is None:
-                log.info("%s is due but already running elsewhere; it will run when free", due.job)
-                continue
-            if not catalog.consume_slot(
+                if due.abandoned is None:
+                    log.info("%s is due but already running elsewhere; it runs when free", due.job)
+                continue  # an abandoned run another scheduler took over first
+            if due.abandoned is not None:
+                log.warning(
+                    "%s was left running by %s, which died; continuing its run now",
+                    due.job,
+                    due.abandoned.owner,
+                )
+            elif not catalog.consume_slot(
                 self.engine, due.job, due.slot, seen=due.schedule.last_slot
             ):  # another scheduler ran this slot since the schedules were read
                 release_lease(self.engine, lease)

@@ -5,9 +5,10 @@ their due jobs, the console *Run now* of the same jobs, through its HTTP
 forms. Each scheduled slot must run once (across both schedulers), no two
 runs of one job may overlap, and every cohort must end exact at the
 recording partner API server. Then one scheduler is SIGKILLed in the middle
-of an export: the lease it held must not lock the job out (the console's
-*Run now* takes it over at once and finishes the run), and no lease is
-left in the catalog once everything has stopped.
+of an export: the other scheduler takes its lease over at once and finishes
+the run, without waiting for the job's next slot; with no scheduler left,
+the console's *Run now* does. No lease is left in the catalog once
+everything has stopped.
 """
 
 from __future__ import annotations
@@ -207,48 +208,83 @@ def test_two_schedulers_and_a_console_run_each_slot_once(
     assert leases_left(home) == []
 
 
-def test_a_scheduler_killed_mid_export_leaves_no_lease_that_locks_the_job(
+def killed_while_sending(
+    partner: PartnerServer, catalog: Any, schedulers: list[Process]
+) -> tuple[run_history.RunRecord, Process]:
+    """SIGKILL the scheduler running ``query:big`` once 3 batches are in; its run and it."""
+
+    def sending() -> run_history.RunRecord | None:
+        runs = job_runs(catalog, "query:big")
+        if runs and len(run_history.acknowledged_batches(catalog, runs[0].id)) >= 3:
+            return runs[0]
+        return None
+
+    run = wait_for(sending, 30, what="the export to be sending", process=schedulers[0].popen)
+    lease = get_lease(catalog, "query:big")
+    assert lease is not None
+    [holder] = [process for process in schedulers if process.popen.pid == lease.pid]
+    holder.popen.send_signal(signal.SIGKILL)
+    holder.popen.wait(timeout=10)
+    return run, holder
+
+
+def finished_run(catalog: Any, what: str) -> run_history.RunRecord:
+    """The one run of ``query:big``, once it has succeeded."""
+    wait_for(lambda: job_runs(catalog, "query:big")[0].status == "succeeded", 30, what=what)
+    [finished] = job_runs(catalog, "query:big")
+    return finished
+
+
+def test_a_scheduler_killed_mid_export_leaves_its_run_to_the_other_at_once(
     home: Path, partner: PartnerServer, start: Callable[..., Process]
 ) -> None:
+    """The live scheduler takes the dead one's lease over and continues the same run now,
+    not at the job's next slot (next year)."""
     make_home(home, partner, {"big": 20_000}, quick=0)
     partner.delay = 0.15  # 20 batches, one at a time: about 3 s of sending
     a = start("a", *scheduler_args())
     b = start("b", *scheduler_args())
     catalog = open_catalog(Settings().catalog_path)
     try:
+        run, holder = killed_while_sending(partner, catalog, [a, b])
+        other = b if holder is a else a
+        partner.delay = 0
+        finished = finished_run(catalog, "the other scheduler to finish the run")
+        assert finished.id == run.id  # the killed run, continued from its checkpoints
+        assert cohort_members(partner, "big") == ids("big", 20_000)
+        # Resent only what was in flight when the process died: one batch at a time.
+        assert len(partner.users_requests()) <= 20 + 1
+        assert get_lease(catalog, "query:big") is None
+        taken_over = [line for line in other.json_lines() if line.get("job") == "query:big"]
+        assert [line["status"] for line in taken_over] == ["succeeded"], taken_over
+        assert "which died; continuing its run now" in other.stderr.read_text()
+    finally:
+        catalog.dispose()
+    stop_all(other)
+    assert leases_left(home) == []
 
-        def sending() -> run_history.RunRecord | None:
-            runs = job_runs(catalog, "query:big")
-            if runs and len(run_history.acknowledged_batches(catalog, runs[0].id)) >= 3:
-                return runs[0]
-            return None
 
-        run = wait_for(sending, 30, what="the export to be sending", process=a.popen)
-        lease = get_lease(catalog, "query:big")
-        assert lease is not None
-        holder, other = (a, b) if lease.pid == a.popen.pid else (b, a)
-        assert lease.pid == holder.popen.pid
-        holder.popen.send_signal(signal.SIGKILL)
-        holder.popen.wait(timeout=10)
-        assert get_lease(catalog, "query:big") == lease  # left behind by the dead process
-
-        # The console's Run now takes the dead holder's lease over and finishes the run.
+def test_a_lone_scheduler_killed_mid_export_leaves_no_lease_that_locks_the_job(
+    home: Path, partner: PartnerServer, start: Callable[..., Process]
+) -> None:
+    """With no scheduler left, the console's Run now takes the dead lease over and finishes."""
+    make_home(home, partner, {"big": 20_000}, quick=0)
+    partner.delay = 0.15
+    a = start("a", *scheduler_args())
+    catalog = open_catalog(Settings().catalog_path)
+    try:
+        run, _holder = killed_while_sending(partner, catalog, [a])
+        assert get_lease(catalog, "query:big") is not None  # left behind by the dead process
         partner.delay = 0
         console, client = console_session(start)
         answer = run_now(client, "big")
         assert answer.status_code in (200, 303), answer.text
-        wait_for(
-            lambda: job_runs(catalog, "query:big")[0].status == "succeeded",
-            30,
-            what="the run to be finished from the console",
-        )
-        [finished] = job_runs(catalog, "query:big")
-        assert finished.id == run.id  # the killed run, continued from its checkpoints
+        finished = finished_run(catalog, "the run to be finished from the console")
+        assert finished.id == run.id
         assert cohort_members(partner, "big") == ids("big", 20_000)
         assert get_lease(catalog, "query:big") is None
-        assert other.popen.poll() is None
     finally:
         catalog.dispose()
-    stop_all(other, console)
+    stop_all(console)
     client.close()
     assert leases_left(home) == []

@@ -113,6 +113,40 @@ def test_an_expired_lease_or_a_dead_holder_is_taken_over(
         assert sorted(o.job for o in scheduler.run_once()) == ["probe:a", "probe:b"]
 
 
+def test_a_job_a_dead_scheduler_left_runs_again_at_once_and_only_once(
+    settings: Settings, clock: Clock, probe: Probe
+) -> None:
+    """Its slot was consumed by the dead scheduler: it is due again without a new slot,
+    once for the first live scheduler that takes the lease over, and never for a second."""
+    schedule(settings, "left", "*/5 * * * *", clock)
+    schedule(settings, "manual", "*/5 * * * *", clock)
+    clock.advance(minutes=5)
+    catalog = open_catalog(settings.catalog_path)
+    for job in ("probe:left", "probe:manual"):
+        [due] = [s for s in schedules.list_schedules(catalog) if s.job == job]
+        assert schedules.consume_slot(catalog, job, clock(), seen=due.last_slot)
+    # Both holders died mid-run (expired leases); only a scheduler's run is continued.
+    past = clock() - TTL * 2
+    leases.acquire_lease(catalog, "probe:left", "scheduler@gone:1/x", now=past, ttl=TTL)
+    leases.acquire_lease(catalog, "probe:manual", "query-run@gone:2/y", now=past, ttl=TTL)
+    [abandoned] = leases.abandoned_leases(catalog, "scheduler", now=clock())
+    assert abandoned.job == "probe:left"
+
+    with Scheduler(settings, clock=clock) as scheduler:
+        assert [o.job for o in scheduler.run_once()] == ["probe:left"]
+        assert scheduler.run_once() == []  # done: not due again until its next slot
+    assert probe.count("left") == 1 and probe.count("manual") == 0
+    assert leases.get_lease(catalog, "probe:left") is None
+    # A scheduler that read the abandoned lease before another took it over and finished
+    # does not run the job a second time.
+    assert (
+        leases.acquire_lease(
+            catalog, "probe:left", "late", now=clock(), ttl=TTL, replacing=abandoned
+        )
+        is None
+    )
+
+
 def test_two_schedulers_never_run_the_same_job_at_once(
     settings: Settings, clock: Clock, probe: Probe
 ) -> None:

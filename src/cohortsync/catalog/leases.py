@@ -70,9 +70,20 @@ def _is_stale(lease: Lease, now: datetime) -> bool:
 
 
 def acquire_lease(
-    engine: sa.Engine, job: str, owner: str, *, now: datetime, ttl: timedelta
+    engine: sa.Engine,
+    job: str,
+    owner: str,
+    *,
+    now: datetime,
+    ttl: timedelta,
+    replacing: Lease | None = None,
 ) -> Lease | None:
     """Take the lease of ``job`` for ``owner``; ``None`` when someone else holds it.
+
+    With ``replacing`` (a stale lease the caller found, :func:`abandoned_leases`)
+    the lease is taken only if that very lease is still recorded: once another
+    process took it over, or took it over and finished, the job is not the
+    caller's to run again.
 
     The check and the write happen in one ``BEGIN IMMEDIATE``-style transaction
     (SQLite serialises writers), so two processes cannot both win.
@@ -91,9 +102,13 @@ def acquire_lease(
         conn.exec_driver_sql("UPDATE job_leases SET job = job WHERE 0")
         row = conn.execute(sa.select(job_leases).where(job_leases.c.job == job)).first()
         if row is None:
+            if replacing is not None:
+                return None
             conn.execute(job_leases.insert().values(job=job, **values))
             return lease
         current = _lease(row)
+        if replacing is not None and current.owner != replacing.owner:
+            return None
         if current.owner != owner and not _is_stale(current, now):
             return None
         conn.execute(job_leases.update().where(job_leases.c.job == job).values(**values))
@@ -114,6 +129,19 @@ def release_lease(engine: sa.Engine, lease: Lease) -> None:
 def _held(lease: Lease) -> sa.ColumnElement[bool]:
     """The row of ``lease`` while its owner still holds it."""
     return sa.and_(job_leases.c.job == lease.job, job_leases.c.owner == lease.owner)
+
+
+def abandoned_leases(engine: sa.Engine, role: str, *, now: datetime) -> list[Lease]:
+    """The leases that processes of ``role`` (``"scheduler"``) left behind when they died.
+
+    A lease is deleted when its run ends, however it ends, so a stale one
+    means its holder was killed in the middle of the run.
+    """
+    prefix = f"{role}@"
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(job_leases).where(job_leases.c.owner.startswith(prefix)))
+        leases = [_lease(row) for row in rows]
+    return [lease for lease in leases if _is_stale(lease, now)]
 
 
 def get_lease(engine: sa.Engine, job: str) -> Lease | None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from cronsim import CronSim
 
+from cohortsync.catalog.leases import Lease
 from cohortsync.catalog.schedules import Schedule
 from cohortsync.definitions.invalid import RuleBroken
 
@@ -94,10 +95,16 @@ def upcoming_slots(
 
 @dataclass(frozen=True)
 class DueJob:
-    """A job to run now, and the slot its run consumes (the latest one)."""
+    """A job to run now, and the slot its run consumes (the latest one).
+
+    ``abandoned`` is the lease of a scheduler that died running the job: its
+    slot is consumed already, and the run it left is continued now instead of
+    at the job's next slot.
+    """
 
     schedule: Schedule
     slot: datetime
+    abandoned: Lease | None = None
 
     @property
     def job(self) -> str:
@@ -112,6 +119,16 @@ def due_jobs(scheduled: list[Schedule], now: datetime) -> list[DueJob]:
         if slot is not None and slot > schedule.consumed_until:
             due.append(DueJob(schedule, slot))
     return due
+
+
+def abandoned_jobs(scheduled: list[Schedule], abandoned: list[Lease]) -> list[DueJob]:
+    """The scheduled jobs whose scheduler died running them, due again at their consumed slot."""
+    by_job = {lease.job: lease for lease in abandoned}
+    return [
+        DueJob(schedule, schedule.consumed_until, by_job[schedule.job])
+        for schedule in scheduled
+        if schedule.job in by_job
+    ]
 
 
 def next_run(schedule: Schedule, now: datetime) -> datetime | None:
