@@ -109,29 +109,27 @@ def _email_to_identify(item: dict[str, Any], where: str, kind: str = "email") ->
     """``{"external_id", "email" | "phone", "prioritization": [...]}``, checked as Braze
     documents it."""
     external_id = _external_id(item.get("external_id"), where)
-    email = item.get(kind)
-    if not is_identifier(email) or not email:
-        raise ApiError(400, f"{where}.{kind} must be a non-empty string")
-    order = item.get("prioritization")
-    if (
-        not isinstance(order, list)
-        or not order
-        or any(value not in PRIORITIZATIONS for value in order)
-        or len(set(order)) != len(order)
-        or {"identified", "unidentified"} <= set(order)
-    ):
-        raise ApiError(
-            400,
-            f"{where}.prioritization must be a non-empty array of distinct values among "
-            f"{', '.join(PRIORITIZATIONS)}, with at most one of identified and unidentified",
-        )
-    return EmailToIdentify(external_id, str(email), tuple(order), kind)
+    email, order = _prioritized_contact(item, kind, where)
+    return EmailToIdentify(external_id, email, order, kind)
 
 
 def _contact(item: Any, kind: str, where: str) -> tuple[str, str, tuple[str, ...]]:
     """``{"email" | "phone": ..., "prioritization": [...]}`` of ``/users/delete``."""
     if not isinstance(item, dict):
         raise ApiError(400, f"{where} must be an object with {kind} and prioritization")
+    value, order = _prioritized_contact(item, kind, where)
+    return kind, value, order
+
+
+def _prioritized_contact(
+    item: dict[str, Any], kind: str, where: str
+) -> tuple[str, tuple[str, ...]]:
+    """The e-mail address or phone number of ``item`` and its ``prioritization``, checked.
+
+    Braze picks among the users who share the address in the order of
+    ``prioritization``: distinct values, at most one of ``identified`` and
+    ``unidentified``.
+    """
     value = item.get(kind)
     if not is_identifier(value) or not value:
         raise ApiError(400, f"{where}.{kind} must be a non-empty string")
@@ -148,7 +146,7 @@ def _contact(item: Any, kind: str, where: str) -> tuple[str, str, tuple[str, ...
             f"{where}.prioritization must be a non-empty array of distinct values among "
             f"{', '.join(PRIORITIZATIONS)}, with at most one of identified and unidentified",
         )
-    return kind, str(value), tuple(order)
+    return str(value), tuple(order)
 
 
 def parse_delete(body: dict[str, Any]) -> UsersToDelete:
