@@ -17,8 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from cohortsync.filemodes import private_umask
 from services import POSTGRES_ADMIN_URL, missing_service
 from support import cohortsync_command
+
+# A process that opens a home narrows its umask (cohortsync.filemodes); the test
+# process does so from the start, so a file a test writes into a home (a warehouse,
+# a fixture) is private as cohortsync would make it, whichever test ran first in
+# this worker. Otherwise a command's first run would say it made the home private.
+private_umask()
 
 
 @pytest.fixture

@@ -11,8 +11,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from support.loopback_server import LoopbackServer
 
 
 @dataclass
@@ -23,7 +25,7 @@ class Received:
     at: float
 
 
-class Receiver:
+class Receiver(LoopbackServer):
     """The server and what it received; ``status`` and ``hang`` script its answers."""
 
     def __init__(self) -> None:
@@ -32,24 +34,15 @@ class Receiver:
         self.hang = 0.0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        super().__init__(self._handler())
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/hooks/t0ken-secret"
-
-    def start(self) -> Receiver:
-        self._thread.start()
-        return self
+        return f"{super().url}/hooks/t0ken-secret"
 
     def stop(self) -> None:
         self._stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().stop()
 
     @property
     def bodies(self) -> list[Any]:

@@ -17,10 +17,11 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from cohortsync.export.spec import Destination, ExportSpec, Source
+from support.loopback_server import LoopbackServer
 
 PARTNER_API_KEY = "pk-test-0123456789abcdef"
 CLIENT_SECRET = "dik-test-fedcba9876543210"
@@ -49,10 +50,10 @@ class Scripted:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class PartnerServer:
+class PartnerServer(LoopbackServer):
     """The server and its script; see the module docstring."""
 
-    def __init__(self, *, partner: str = "treasuredata") -> None:
+    def __init__(self, *, partner: str = "treasuredata", port: int = 0) -> None:
         self.partner = partner
         self.partner_api_key = PARTNER_API_KEY
         self.client_secret = CLIENT_SECRET
@@ -66,23 +67,7 @@ class PartnerServer:
         self._window_count = 0
         self._script: dict[str, deque[Scripted]] = {"cohorts": deque(), "users": deque()}
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(  # a short poll: stop() returns at once
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def start(self) -> PartnerServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(self._handler_class(), port=port)
 
     def script(
         self, which: str, status: int, message: str, *, times: int = 1, **headers: str

@@ -25,8 +25,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from support.loopback_server import LoopbackServer
 
 REST_API_KEY = "rest-test-0123456789abcdef"
 UNKNOWN_USER = "no such user and _update_existing_only is true"
@@ -45,7 +47,7 @@ class Request:
     started: float = field(default_factory=time.monotonic)
 
 
-class TrackServer:
+class TrackServer(LoopbackServer):
     """The server, its profiles and its script; see the module docstring."""
 
     def __init__(self) -> None:
@@ -58,23 +60,7 @@ class TrackServer:
         self._window = (0.0, 0)
         self._script: deque[tuple[int, str, dict[str, str]]] = deque()
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def start(self) -> TrackServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(self._handler_class())
 
     def add_users(self, *external_ids: str) -> None:
         for external_id in external_ids:

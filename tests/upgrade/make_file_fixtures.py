@@ -32,7 +32,6 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +68,7 @@ class FixedPortPartner(PartnerServer):
     """
 
     def __init__(self, port: int = PORT, *, hold_after: int | None = None) -> None:
-        super().__init__()
-        self._httpd.server_close()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        super().__init__(port=port)
         self.hold_after = hold_after
         self.release = threading.Event()
 
