@@ -139,3 +139,51 @@ def test_the_partner_key_comes_from_the_endpoint_region(
     monkeypatch.setenv("COHORTSYNC_PARTNER_API_KEY_US", partner.partner_api_key)
     assert create(cli, partner).returncode == 0
     assert partner.requests[0].body["partner_api_key"] == partner.partner_api_key
+
+
+def test_update_rotates_the_key_in_place_once_the_endpoint_accepts_it(
+    partner: PartnerServer, cli: CliRunner, home: Path, warehouse: Callable[[str], None]
+) -> None:
+    """The rotation without a gap: the saved key works until the new one is checked."""
+    assert create(cli, partner).returncode == 0
+    warehouse("CREATE TABLE t AS SELECT 'u' || i AS user_ids FROM range(5) r(i)")
+    new_key = "dik-test-rotated-00000000"
+    partner.client_secret = new_key  # Braze: the new key made, the old one invalidated
+
+    refused = cli("auth", "update", "prod", "--data-import-key", "-", stdin="dik-wrong-1111\n")
+    assert refused.returncode == 4, refused.stderr
+    assert "dik-wrong-1111" not in refused.stderr and "Traceback" not in refused.stderr
+    listed = json.loads(cli("auth", "list", "--json").stdout)
+    assert listed[0]["data_import_key"] == "****" + CLIENT_SECRET[-4:]  # the saved key is kept
+
+    updated = cli("auth", "update", "prod", "--data-import-key", "-", "--json", stdin=new_key)
+    assert updated.returncode == 0, updated.stderr
+    shown = json.loads(updated.stdout)
+    assert shown["changed"] is True and shown["data_import_key"] == "****" + new_key[-4:]
+    assert partner.requests[-1].body["client_secret"] == new_key  # checked before saving
+    assert new_key.encode() not in (home / "catalog.db").read_bytes()
+
+    exported = cli("export", "--auth", "prod", "--table", "t", "--cohort-id", "c")
+    assert exported.returncode == 0, exported.stderr
+    assert partner.requests[-1].body["client_secret"] == new_key
+
+    again = cli("auth", "update", "prod", "--data-import-key", new_key)
+    assert again.returncode == 0 and "already had that endpoint, partner and key" in again.stdout
+
+
+def test_update_refuses_what_it_cannot_change(
+    partner: PartnerServer, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert create(cli, partner).returncode == 0
+    before = len(partner.requests)
+    monkeypatch.delenv("COHORTSYNC_DATA_IMPORT_KEY", raising=False)
+    nothing = cli("auth", "update", "prod")
+    assert (
+        nothing.returncode == 2 and "nothing to change in authentication 'prod'" in nothing.stderr
+    )
+    other_type = cli("auth", "update", "prod", "--rest-api-key", "rk-1")
+    assert other_type.returncode == 2
+    assert "--rest-api-key belongs to rest-attribute authentications" in other_type.stderr
+    unknown = cli("auth", "update", "nope", "--data-import-key", CLIENT_SECRET)
+    assert unknown.returncode == 2 and "no authentication named 'nope'" in unknown.stderr
+    assert len(partner.requests) == before  # refused before any request

@@ -95,3 +95,19 @@ def test_partner_options_are_refused_with_the_rest_type(track: TrackServer, cli:
     other = cli("auth", "create", "p", "--endpoint", track.url, "--rest-api-key", "-")
     assert other.returncode == 2 and "belongs to --type rest-attribute" in other.stderr
     assert track.requests == []
+
+
+def test_update_rotates_the_rest_api_key_from_the_environment(
+    track: TrackServer, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert create(cli, track).returncode == 0
+    rotated = "rest-test-rotated-9876543210"
+    track.rest_api_key = rotated  # Braze: a new REST API key with users.track
+    monkeypatch.setenv("COHORTSYNC_REST_API_KEY", rotated)
+    updated = cli("auth", "update", "rest", "--json")
+    assert updated.returncode == 0, updated.stderr
+    assert json.loads(updated.stdout)["rest_api_key"] == "****" + rotated[-4:]
+    assert track.requests[-1].headers["Authorization"] == f"Bearer {rotated}"
+    partner_option = cli("auth", "update", "rest", "--data-import-key", "-", stdin="x\n")
+    assert partner_option.returncode == 2
+    assert "belong to partner-cohort authentications" in partner_option.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from typing import Annotated
 
@@ -14,7 +15,7 @@ from cohortsync.cli.listing import print_listing
 from cohortsync.definitions import Authentication, validated
 from cohortsync.definitions.fields import DEFAULT_PARTNER
 from cohortsync.errors import ConfigError
-from cohortsync.export.credentials import create_checked_auth
+from cohortsync.export.credentials import create_checked_auth, update_checked_auth
 from cohortsync.export.rest_attribute import REST_API_KEY_ENV, read_rest_api_key
 from cohortsync.secrets import DATA_IMPORT_KEY_ENV, read_data_import_key
 from cohortsync.settings import Settings
@@ -140,6 +141,108 @@ def create(
             f"saved {auth.type} authentication {name!r} for {auth.endpoint} "
             f"({record.key_label} {record.masked_key})"
         )
+
+
+@app.command("update")
+def update(
+    name: Annotated[str, typer.Argument(help="The saved authentication to change.")],
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint", help="A new REST endpoint of the workspace.", show_default=False
+        ),
+    ] = None,
+    data_import_key: Annotated[
+        str | None,
+        typer.Option(
+            "--data-import-key",
+            help=f"partner-cohort: the new data import key; '-' reads it from stdin. When "
+            f"omitted, {DATA_IMPORT_KEY_ENV} is used if set, else the saved key is kept.",
+            show_default=False,
+        ),
+    ] = None,
+    rest_api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--rest-api-key",
+            help=f"rest-attribute: the new REST API key; '-' reads it from stdin. When "
+            f"omitted, {REST_API_KEY_ENV} is used if set, else the saved key is kept.",
+            show_default=False,
+        ),
+    ] = None,
+    partner: Annotated[
+        str | None,
+        typer.Option("--partner", help="partner-cohort: a new partner name.", show_default=False),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Replace a saved authentication's key (or endpoint) in place, once the endpoint accepts it.
+
+    This is how a key is rotated without a gap: make the new key in Braze,
+    run 'auth update' with it, then invalidate the old key in Braze. The saved
+    key keeps working until the new one is checked (the same harmless request
+    as 'auth create'); a refused key changes nothing. The saved queries,
+    activations and schedules that name the authentication use the new key
+    from their next run on. The type of an authentication does not change.
+
+    Examples:
+
+    \b
+      cohortsync auth update braze-prod --data-import-key - < new-key.txt
+
+    \b
+      COHORTSYNC_REST_API_KEY=... cohortsync auth update braze-rest
+    """
+    catalog = open_catalog(Settings().catalog_path)
+    try:
+        saved = get_auth(catalog, name)
+    finally:
+        catalog.dispose()
+    key = _new_key(saved.type, data_import_key, rest_api_key, partner)
+    if key is None and endpoint is None and partner is None:
+        raise ConfigError(
+            f"nothing to change in authentication {name!r}",
+            hint="give the new key (an option, '-' for stdin, or its environment variable), "
+            "--endpoint or --partner",
+        )
+    record, changed = update_checked_auth(
+        name, Settings(), endpoint=endpoint, partner=partner, key=key
+    )
+    if json:
+        typer.echo(orjson.dumps({**record.to_dict(), "changed": changed}).decode())
+    elif changed:
+        typer.echo(
+            f"updated {record.type} authentication {name!r} for {record.endpoint} "
+            f"({record.key_label} {record.masked_key})"
+        )
+    else:
+        typer.echo(f"authentication {name!r} already had that endpoint, partner and key")
+
+
+def _new_key(
+    auth_type: str, data_import_key: str | None, rest_api_key: str | None, partner: str | None
+) -> str | None:
+    """The new key the options or the environment give for an authentication of ``auth_type``.
+
+    ``None`` keeps the saved key. An option of the other type is refused.
+    """
+    if auth_type == AuthTypeChoice.rest_attribute.value:
+        if data_import_key is not None or partner is not None:
+            raise ConfigError(
+                "--data-import-key and --partner belong to partner-cohort authentications",
+                hint=f"give the new REST API key (${REST_API_KEY_ENV} or --rest-api-key -)",
+            )
+        if rest_api_key is None and not os.environ.get(REST_API_KEY_ENV, "").strip():
+            return None
+        return read_rest_api_key(rest_api_key)
+    if rest_api_key is not None:
+        raise ConfigError(
+            "--rest-api-key belongs to rest-attribute authentications",
+            hint=f"give the new data import key (${DATA_IMPORT_KEY_ENV} or --data-import-key -)",
+        )
+    if data_import_key is None and not os.environ.get(DATA_IMPORT_KEY_ENV, "").strip():
+        return None
+    return read_data_import_key(data_import_key)
 
 
 @app.command("list")

@@ -19,13 +19,17 @@ import orjson
 
 from cohortsync.catalog.auths import (
     AuthRecord,
+    auth_fields,
     check_secret_key,
     exists_already,
+    get_auth,
     list_auths,
     save_auth,
+    unknown_auth,
+    upsert_auth,
 )
 from cohortsync.catalog.db import open_catalog
-from cohortsync.definitions import Authentication
+from cohortsync.definitions import Authentication, validated
 from cohortsync.errors import ConfigError, RetriesExhausted
 from cohortsync.export.client import PartnerClient, RetryPolicy
 from cohortsync.export.rest_attribute import TRACK_PATH
@@ -95,28 +99,67 @@ def create_checked_auth(auth: Authentication, settings: Settings) -> AuthRecord:
             endpoint is unreachable.
         DestinationRefused: the endpoint refused the key (its message included).
     """
+    catalog = open_catalog(settings.catalog_path)
+    try:
+        if auth.name in {record.name for record in list_auths(catalog)}:
+            raise exists_already(auth.name)
+        check_secret_key(catalog, settings)
+        check_credentials(_checked_destination(auth, settings))
+        return save_auth(catalog, settings, auth)
+    finally:
+        catalog.dispose()
+
+
+def update_checked_auth(
+    name: str,
+    settings: Settings,
+    *,
+    endpoint: str | None = None,
+    partner: str | None = None,
+    key: str | None = None,
+) -> tuple[AuthRecord, bool]:
+    """Give a saved authentication a new endpoint, partner or key once the endpoint accepts it.
+
+    The rotation of a key without a gap (``auth update``): the saved
+    authentication keeps working until the new key is checked, then the new
+    one replaces it in place, so the saved queries, activations and schedules
+    that name it take it at their next run. What is not given is kept. Returns
+    the saved record and whether anything changed.
+
+    Raises:
+        ConfigError: no authentication has the name, the key file is missing,
+            the change is invalid, or the endpoint is unreachable.
+        DestinationRefused: the endpoint refused the key; the saved one is kept.
+    """
+    catalog = open_catalog(settings.catalog_path)
+    try:
+        saved = auth_fields(catalog, settings, name)
+        if saved is None:
+            raise unknown_auth(name)
+        changes = {"endpoint": endpoint, "partner": partner, "data_import_key": key}
+        fields = {**saved, **{k: v for k, v in changes.items() if v is not None}}
+        auth = validated(Authentication, {"name": name, **fields})
+        check_credentials(_checked_destination(auth, settings))
+        changed = upsert_auth(catalog, settings, auth)
+        return get_auth(catalog, name), changed
+    finally:
+        catalog.dispose()
+
+
+def _checked_destination(auth: Authentication, settings: Settings) -> Destination:
+    """The destination the credentials check of ``auth`` is sent to."""
     if auth.type == REST_ATTRIBUTE:
-        destination = Destination(
+        return Destination(
             endpoint=auth.endpoint,
             data_import_key=auth.data_import_key,
             partner_api_key="",
             auth_name=auth.name,
             type=REST_ATTRIBUTE,
         )
-    else:
-        destination = Destination(
-            endpoint=auth.endpoint,
-            data_import_key=auth.data_import_key,
-            partner_api_key=settings.partner_api_key_for(auth.endpoint),
-            partner=auth.partner,
-            auth_name=auth.name,
-        )
-    catalog = open_catalog(settings.catalog_path)
-    try:
-        if auth.name in {record.name for record in list_auths(catalog)}:
-            raise exists_already(auth.name)
-        check_secret_key(catalog, settings)
-        check_credentials(destination)
-        return save_auth(catalog, settings, auth)
-    finally:
-        catalog.dispose()
+    return Destination(
+        endpoint=auth.endpoint,
+        data_import_key=auth.data_import_key,
+        partner_api_key=settings.partner_api_key_for(auth.endpoint),
+        partner=auth.partner,
+        auth_name=auth.name,
+    )
