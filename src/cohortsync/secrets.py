@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from cohortsync.errors import ConfigError
 
 if TYPE_CHECKING:  # loaded when a key is used: an export with --data-import-key needs none
-    from cryptography.fernet import Fernet
+    from cryptography.fernet import MultiFernet
 
 KEY_FILE_NAME = "secret.key"
 
@@ -64,8 +64,14 @@ def missing_key_error(home: Path) -> ConfigError:
     )
 
 
-def load_fernet(home: Path, *, create: bool = False) -> Fernet:
+def load_fernet(home: Path, *, create: bool = False) -> MultiFernet:
     """The Fernet cipher of this home.
+
+    The key file holds one Fernet key a line. It holds one, but while
+    :func:`cohortsync.catalog.auths.rekey_auths` re-encrypts the saved keys it
+    holds the new key first and the older ones after it: the cipher encrypts
+    with the first and decrypts with any, so every saved key stays readable
+    whenever the re-keying stops.
 
     Args:
         create: make the key file when it is missing. Only for a home with no
@@ -87,15 +93,47 @@ def load_fernet(home: Path, *, create: bool = False) -> Fernet:
             f"the secret key file {path} has mode {mode:04o}, readable by others",
             hint=f"run 'chmod 600 {path}' and try again",
         )
-    from cryptography.fernet import Fernet
+    from cryptography.fernet import Fernet, MultiFernet
 
     try:
-        return Fernet(path.read_bytes().strip())
+        keys = path.read_bytes().split()
+        return MultiFernet([Fernet(key) for key in keys])
     except ValueError as error:
         raise ConfigError(
             f"the secret key file {path} does not hold a Fernet key",
             hint="restore it from a backup; saved authentications cannot be read without it",
         ) from error
+
+
+def add_new_key(home: Path) -> bytes:
+    """Put a fresh key first in the key file, the current ones after it; returns the new key.
+
+    From then on new secrets are encrypted with it, and old ones still decrypt.
+    """
+    from cryptography.fernet import Fernet
+
+    load_fernet(home)  # the current file must be a readable, private key file
+    path = key_file_path(home)
+    new = Fernet.generate_key()
+    _replace_key_file(path, [new, *path.read_bytes().split()])
+    return new
+
+
+def keep_only_key(home: Path, key: bytes) -> None:
+    """Make ``key`` the key file's only key (the end of a re-keying)."""
+    _replace_key_file(key_file_path(home), [key])
+
+
+def _replace_key_file(path: Path, keys: list[bytes]) -> None:
+    """Replace the key file with ``keys``, one a line: a private temporary file, renamed."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(descriptor, b"\n".join(keys) + b"\n")
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    os.replace(temporary, path)
 
 
 def encrypt(home: Path, secret: str, *, create_key: bool = False) -> bytes:

@@ -187,3 +187,72 @@ def test_update_refuses_what_it_cannot_change(
     unknown = cli("auth", "update", "nope", "--data-import-key", CLIENT_SECRET)
     assert unknown.returncode == 2 and "no authentication named 'nope'" in unknown.stderr
     assert len(partner.requests) == before  # refused before any request
+
+
+def saved_tokens(home: Path) -> dict[str, bytes]:
+    import sqlite3
+
+    with sqlite3.connect(home / "catalog.db") as catalog:
+        return dict(catalog.execute("SELECT name, encrypted_key FROM auths").fetchall())
+
+
+def test_rekey_re_encrypts_every_saved_key_and_retires_the_old_secret_key(
+    partner: PartnerServer, cli: CliRunner, home: Path, warehouse: Callable[[str], None]
+) -> None:
+    from cryptography.fernet import Fernet, InvalidToken
+
+    assert create(cli, partner, "a").returncode == 0
+    assert create(cli, partner, "b").returncode == 0
+    old_key = (home / "secret.key").read_bytes().strip()
+    before = saved_tokens(home)
+
+    done = cli("auth", "rekey", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["re_encrypted"] == 2
+    key_file = home / "secret.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    [new_key] = key_file.read_bytes().split()
+    assert new_key != old_key
+    after = saved_tokens(home)
+    assert after.keys() == before.keys() and all(after[n] != before[n] for n in after)
+    for token in after.values():
+        assert Fernet(new_key).decrypt(token) == CLIENT_SECRET.encode()
+        with pytest.raises(InvalidToken):
+            Fernet(old_key).decrypt(token)  # a copy of the old key file reads nothing now
+
+    warehouse("CREATE TABLE t AS SELECT 'u' || i AS user_ids FROM range(3) r(i)")
+    exported = cli("export", "--auth", "b", "--table", "t", "--cohort-id", "c")
+    assert exported.returncode == 0, exported.stderr
+    assert partner.requests[-1].body["client_secret"] == CLIENT_SECRET
+
+
+def test_a_rekey_stopped_after_its_first_step_leaves_every_key_readable_and_runs_again(
+    partner: PartnerServer, cli: CliRunner, home: Path
+) -> None:
+    from cohortsync.secrets import add_new_key
+
+    assert create(cli, partner, "a").returncode == 0
+    add_new_key(home)  # the key file as a rekey leaves it when stopped after its first step
+    assert len((home / "secret.key").read_bytes().split()) == 2
+    shown = cli("auth", "list", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert create(cli, partner, "b").returncode == 0  # saved meanwhile, under the new key
+
+    done = cli("auth", "rekey")
+    assert done.returncode == 0, done.stderr
+    assert "re-encrypted 2 saved key(s)" in done.stdout
+    assert len((home / "secret.key").read_bytes().split()) == 1
+    assert cli("auth", "update", "a", "--data-import-key", CLIENT_SECRET).returncode == 0
+
+
+def test_rekey_without_the_key_file_says_so_in_one_line(
+    partner: PartnerServer, cli: CliRunner, home: Path
+) -> None:
+    assert create(cli, partner, "a").returncode == 0
+    before = saved_tokens(home)
+    (home / "secret.key").unlink()
+    refused = cli("auth", "rekey")
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(f"error: the secret key file {home / 'secret.key'} is missing")
+    assert "Traceback" not in refused.stderr
+    assert saved_tokens(home) == before

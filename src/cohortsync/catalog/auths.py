@@ -203,6 +203,58 @@ def check_secret_key(catalog: sa.Engine, settings: Settings) -> None:
             raise secrets.missing_key_error(settings.home_dir)
 
 
+def rekey_auths(catalog: sa.Engine, settings: Settings) -> int:
+    """Re-encrypt every saved key under a new secret key, and retire the old one.
+
+    Three steps, each leaving every saved key readable if the command stops
+    there: the key file gets the new key first and keeps the old ones after it
+    (:func:`secrets.add_new_key`); one transaction re-encrypts every saved key
+    with the new one; a second, holding the catalog's write lock, checks that
+    every saved key reads with the new key alone and only then makes it the
+    file's one key. A key saved meanwhile by another command under the old key
+    is found by that check, and the old key is kept. Returns how many keys
+    were re-encrypted.
+
+    Raises:
+        ConfigError: the key file is missing, not private, or not a key; or an
+            authentication was saved under the old key while re-keying.
+    """
+    from cryptography.fernet import Fernet, InvalidToken
+
+    check_secret_key(catalog, settings)
+    home = settings.home_dir
+    new_key = secrets.add_new_key(home)
+    with catalog.begin() as conn:
+        _write_lock(conn)
+        cipher = secrets.load_fernet(home)
+        rows = conn.execute(sa.select(auths.c.name, auths.c.encrypted_key)).all()
+        for name, token in rows:
+            conn.execute(
+                auths.update()
+                .where(auths.c.name == name)
+                .values(encrypted_key=cipher.rotate(token))
+            )
+    only_new = Fernet(new_key)
+    with catalog.begin() as conn:
+        _write_lock(conn)
+        for name, token in conn.execute(sa.select(auths.c.name, auths.c.encrypted_key)):
+            try:
+                only_new.decrypt(token)
+            except InvalidToken:
+                raise ConfigError(
+                    f"authentication {name!r} was saved under the old secret key while "
+                    "re-keying; the old key is kept in the key file",
+                    hint="run 'cohortsync auth rekey' again",
+                ) from None
+        secrets.keep_only_key(home, new_key)
+    return len(rows)
+
+
+def _write_lock(conn: sa.Connection) -> None:
+    """Take SQLite's write lock now, so no other command saves a key until the commit."""
+    conn.exec_driver_sql("UPDATE auths SET name = name WHERE 0")
+
+
 def list_auths(catalog: sa.Engine) -> list[AuthRecord]:
     """Every saved authentication, by name."""
     with catalog.connect() as conn:

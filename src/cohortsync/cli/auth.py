@@ -9,7 +9,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from cohortsync.catalog.auths import AuthRecord, delete_auth, get_auth, list_auths
+from cohortsync.catalog.auths import AuthRecord, delete_auth, get_auth, list_auths, rekey_auths
 from cohortsync.catalog.db import open_catalog
 from cohortsync.cli.listing import print_listing
 from cohortsync.definitions import Authentication, validated
@@ -17,7 +17,7 @@ from cohortsync.definitions.fields import DEFAULT_PARTNER
 from cohortsync.errors import ConfigError
 from cohortsync.export.credentials import create_checked_auth, update_checked_auth
 from cohortsync.export.rest_attribute import REST_API_KEY_ENV, read_rest_api_key
-from cohortsync.secrets import DATA_IMPORT_KEY_ENV, read_data_import_key
+from cohortsync.secrets import DATA_IMPORT_KEY_ENV, key_file_path, read_data_import_key
 from cohortsync.settings import Settings
 
 
@@ -243,6 +243,35 @@ def _new_key(
     if data_import_key is None and not os.environ.get(DATA_IMPORT_KEY_ENV, "").strip():
         return None
     return read_data_import_key(data_import_key)
+
+
+@app.command("rekey")
+def rekey(json: JsonOption = False) -> None:
+    """Re-encrypt every saved key under a new secret key, and retire the old one.
+
+    The saved keys are encrypted with the home's secret key file
+    (COHORTSYNC_HOME/secret.key). Re-key when that file may have been copied:
+    a new key replaces it, every saved key is re-encrypted with it, and the old
+    key no longer reads them. Saved authentications keep their keys and keep
+    working; nothing is sent to Braze. Stopped at any point, every saved key
+    stays readable, and running it again finishes the job.
+
+    Examples:
+
+    \b
+      cohortsync auth rekey
+    """
+    settings = Settings()
+    catalog = open_catalog(settings.catalog_path)
+    try:
+        count = rekey_auths(catalog, settings)
+    finally:
+        catalog.dispose()
+    path = key_file_path(settings.home_dir)
+    if json:
+        typer.echo(orjson.dumps({"re_encrypted": count, "key_file": str(path)}).decode())
+    else:
+        typer.echo(f"re-encrypted {count} saved key(s) under a new secret key in {path}")
 
 
 @app.command("list")
