@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from cohortsync.braze.dashboard.accounts import create_user
-from support import run_cli
+from support import run_cli, wait_for
 from support.browser import screenshot
 
 from .conftest import ANA, BO, Site, form_token, log_in, log_in_client
@@ -113,6 +113,25 @@ def test_password_stdin_sets_it_and_mistakes_are_one_line(site: Site, tmp_path: 
     assert "this password cannot be used" in short.stderr
     listed = run_cli("braze", "user", "list", *db, home=tmp_path).stdout
     assert "g@acme.io" not in listed and "f@acme.io" not in listed  # nothing half-made
+
+
+def test_end_sessions_logs_every_user_out_of_a_running_service(site: Site, tmp_path: Path) -> None:
+    """A running service drops the sessions within seconds; logging in again works."""
+    page = f"/w/{site.acme.workspace}"
+    with log_in_client(site) as ana, log_in_client(site, BO) as bo:
+        assert ana.get(page).status_code == 200
+        ended = run_cli(
+            "braze", "user", "end-sessions", "--db", site.acme.db_url, "--json", home=tmp_path
+        )
+        assert json.loads(ended.stdout)["sessions_ended"] is True
+
+        def logged_out(client: httpx.Client, path: str) -> bool:
+            return "/login" in str(client.get(path).url)
+
+        wait_for(lambda: logged_out(ana, page), 10, what="ana's session to end")
+        assert logged_out(bo, f"/w/{site.globex.workspace}")
+    with log_in_client(site) as again:
+        assert again.get(page).status_code == 200
 
 
 def test_another_workspace_is_refused_like_one_that_does_not_exist(

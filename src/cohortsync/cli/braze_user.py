@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 
 from cohortsync.braze.dashboard.accounts import (
+    SECRET_REFRESH_SECONDS,
     create_user,
     describe_user,
+    end_sessions,
     issue_login_link,
     list_users,
 )
@@ -116,6 +118,26 @@ def user_link(
         print_json({**user.as_json(), "login_link": link})
     else:
         typer.echo(link)
+
+
+@user_app.command("end-sessions")
+def user_end_sessions(json: JsonFlag = False, db: DbOption = None) -> None:
+    """Log every dashboard user out: each must log in again (password or a new link).
+
+    For a password or a laptop that may have leaked: the sessions' signing
+    secret is replaced, so every session cookie issued so far stops working,
+    within a few seconds also in a running 'braze serve'. Passwords, users and
+    keys are unchanged.
+    """
+    with store_of(db) as store:
+        end_sessions(store)
+    if json:
+        print_json({"sessions_ended": True, "within_seconds": SECRET_REFRESH_SECONDS})
+    else:
+        typer.echo(
+            "every dashboard session is ended; a running service drops them within "
+            f"{SECRET_REFRESH_SECONDS:g} s"
+        )
 
 
 @user_app.command("list")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +24,8 @@ from cohortsync.web.passwords import hash_password, password_problem
 
 LINK_LIFETIME = timedelta(hours=24)
 SESSION_SECRET = "session"
+# How long a service trusts the session secret it read before reading it again.
+SECRET_REFRESH_SECONDS = 2.0
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -48,6 +51,7 @@ class StoreAccounts:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._secret: str | None = None
+        self._read_at = 0.0
 
     def password_hash(self, user: str) -> str | None:
         with self.store.read() as conn:
@@ -63,9 +67,16 @@ class StoreAccounts:
             dashboard_queries.set_password_hash(conn, user, password_hash)
 
     def session_secret(self) -> str:
-        """The key that signs session cookies: drawn once per store, then read back."""
-        if self._secret is None:
+        """The key that signs session cookies: drawn once per store, then read back.
+
+        Read again from the store every :data:`SECRET_REFRESH_SECONDS`, so that
+        :func:`end_sessions`, run by another process, logs out the sessions of
+        a running service within that time.
+        """
+        now = time.monotonic()
+        if self._secret is None or now - self._read_at >= SECRET_REFRESH_SECONDS:
             self._secret = session_secret(self.store)
+            self._read_at = now
         return self._secret
 
 
@@ -88,7 +99,20 @@ class StoreLoginLinks:
             return dashboard_queries.take_login_link(conn, token_digest(token), utc_now())
 
 
+def end_sessions(store: Store) -> None:
+    """Log every dashboard session of the store out: a new signing secret makes old cookies void.
+
+    A running service reads the new secret within :data:`SECRET_REFRESH_SECONDS`.
+    """
+    with store.write() as conn:
+        dashboard_queries.replace_secret(conn, SESSION_SECRET, secrets.token_urlsafe(32))
+
+
 def session_secret(store: Store) -> str:
+    with store.read() as conn:
+        found = dashboard_queries.secret(conn, SESSION_SECRET)
+    if found is not None:
+        return found
     with store.write() as conn:
         found = dashboard_queries.secret(conn, SESSION_SECRET)
         if found is None:

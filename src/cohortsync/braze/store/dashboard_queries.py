@@ -130,6 +130,15 @@ def insert_secret(conn: sa.Connection, name: str, value: str) -> None:
     conn.execute(sa.insert(dashboard_secrets).values(name=name, value=value))
 
 
+def replace_secret(conn: sa.Connection, name: str, value: str) -> None:
+    """Set the secret ``name`` to ``value``, whether it existed or not."""
+    updated = conn.execute(
+        sa.update(dashboard_secrets).where(dashboard_secrets.c.name == name).values(value=value)
+    )
+    if updated.rowcount == 0:
+        insert_secret(conn, name, value)
+
+
 def workspace_counts(conn: sa.Connection, workspace_id: int) -> dict[str, int]:
     """How much of each thing the workspace has, for its home page."""
 
