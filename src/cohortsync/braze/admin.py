@@ -142,6 +142,18 @@ def create_workspace(
     return {"id": workspace_id, "name": name, "rest_api_key": key, "allowed_sources": sources}
 
 
+def rotate_rest_api_key(store: Store, *, workspace: WorkspaceRef) -> dict[str, Any]:
+    """Replace a workspace's REST API key with a new one; the old one is refused at once.
+
+    The key's source allowlist stays. Returns ``{"id", "name", "rest_api_key"}``.
+    """
+    key = new_key()
+    with store.write() as conn:
+        workspace_id = resolve_workspace(conn, workspace)
+        name = account_queries.replace_rest_api_key(conn, workspace_id, key)
+    return {"id": workspace_id, "name": name, "rest_api_key": key}
+
+
 def create_partner(
     store: Store,
     name: str,

@@ -186,6 +186,28 @@ def workspace_create(
         print_json(admin.create_workspace(store, name, allow=allow))
 
 
+@workspace_app.command("rotate-rest-key")
+def workspace_rotate_rest_key(
+    workspace: Annotated[str, typer.Argument(help="Workspace id or name.")],
+    db: DbOption = None,
+) -> None:
+    """Give a workspace a new REST API key; prints {"id", "name", "rest_api_key"}.
+
+    The old key is refused (401) from this moment on, by a running service
+    too; its source allowlist carries over to the new key. Then give the new
+    key to the exporting side: 'cohortsync auth update NAME' with
+    COHORTSYNC_REST_API_KEY set to it. Runs started in between fail with 401
+    and are run again.
+
+    Examples:
+
+    \b
+      cohortsync braze workspace rotate-rest-key acme
+    """
+    with store_of(db) as store:
+        print_json(admin.rotate_rest_api_key(store, workspace=workspace))
+
+
 @partner_app.command("create")
 def partner_create(
     name: Annotated[str, typer.Argument(help="Partner name used in the URL, e.g. treasuredata.")],

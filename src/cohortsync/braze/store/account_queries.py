@@ -40,6 +40,18 @@ def workspace_named(conn: sa.Connection, name: str) -> int | None:
     return None if found is None else int(found)
 
 
+def replace_rest_api_key(conn: sa.Connection, workspace_id: int, rest_api_key: str) -> str:
+    """Give the workspace ``rest_api_key`` instead of its current one; returns its name."""
+    return str(
+        conn.execute(
+            sa.update(workspaces)
+            .where(workspaces.c.id == workspace_id)
+            .values(rest_api_key=rest_api_key)
+            .returning(workspaces.c.name)
+        ).scalar_one()
+    )
+
+
 def insert_workspace(
     conn: sa.Connection, name: str, rest_api_key: str, sources: str | None = None
 ) -> int:
