@@ -201,6 +201,22 @@ def create_partner(
         return account_queries.describe_partner(conn, partner_id)
 
 
+def remove_partner_api_key(store: Store, name: str, *, api_key: str) -> dict[str, Any]:
+    """Stop accepting one of a partner's API keys; its other keys keep working.
+
+    Returns the partner as :func:`create_partner` does, without the key.
+    """
+    with store.write() as conn:
+        partner_id = _partner_id(conn, name)
+        if not account_queries.delete_partner_api_key(conn, api_key, partner_id):
+            raise ConfigError(
+                f"partner {name!r} has no such partner API key",
+                hint=f"give one of the keys 'cohortsync braze partner create {name} --api-key KEY' "
+                "added",
+            )
+        return account_queries.describe_partner(conn, partner_id)
+
+
 def enable_partner(store: Store, name: str, *, workspace: WorkspaceRef) -> dict[str, Any]:
     """Let a workspace accept cohorts from a partner (idempotent)."""
     with store.write() as conn:

@@ -239,6 +239,23 @@ def partner_create(
         )
 
 
+@partner_app.command("remove-key")
+def partner_remove_key(
+    name: Annotated[str, typer.Argument(help="Partner name.")],
+    api_key: Annotated[str, typer.Option("--api-key", help="The partner API key to refuse.")],
+    db: DbOption = None,
+) -> None:
+    """Stop accepting one of a partner's API keys; prints the partner and the keys left.
+
+    With 'partner create NAME --api-key NEW' first, a partner API key rotates
+    without a gap: add the new key, move the exporting side to it
+    (COHORTSYNC_PARTNER_API_KEY, then restart the scheduler and the console),
+    then remove the old one. Requests with it are refused from then on.
+    """
+    with store_of(db) as store:
+        print_json(admin.remove_partner_api_key(store, name, api_key=api_key))
+
+
 @partner_app.command("enable")
 def partner_enable(
     name: Annotated[str, typer.Argument(help="Partner name.")],

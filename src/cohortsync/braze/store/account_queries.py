@@ -146,6 +146,16 @@ def insert_partner_api_key(conn: sa.Connection, api_key: str, partner_id: int, r
     )
 
 
+def delete_partner_api_key(conn: sa.Connection, api_key: str, partner_id: int) -> bool:
+    """Remove the partner's API key ``api_key``; whether it had it."""
+    deleted = conn.execute(
+        sa.delete(partner_api_keys).where(
+            partner_api_keys.c.key == api_key, partner_api_keys.c.partner_id == partner_id
+        )
+    )
+    return deleted.rowcount == 1
+
+
 def describe_partner(conn: sa.Connection, partner_id: int) -> dict[str, Any]:
     """``{"name", "display_name", "filter_name", "api_keys": [{"key", "region"}]}``."""
     row = conn.execute(sa.select(partners).where(partners.c.id == partner_id)).one()

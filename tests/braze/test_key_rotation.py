@@ -1,4 +1,4 @@
-"""A workspace's REST API key replaced by a new one, against a running service."""
+"""Keys rotated in a running service: a workspace's REST API key, a partner's API key."""
 
 from __future__ import annotations
 
@@ -53,3 +53,42 @@ def test_the_old_key_is_refused_at_once_and_the_new_one_keeps_the_allowlist(
         home=tmp_path, expect=2,
     )  # fmt: skip
     assert unknown.stderr.startswith("error: no workspace 'nowhere' in this store")
+
+
+def define(sandbox: Sandbox, partner_api_key: str, cohort_id: str) -> httpx.Response:
+    return httpx.post(
+        f"{sandbox.base_url}/partners/{sandbox.partner}/cohorts",
+        json={
+            "partner_api_key": partner_api_key,
+            "client_secret": sandbox.data_import_key,
+            "cohort_id": cohort_id,
+            "name": cohort_id,
+            "created_at": "2021-01-21T19:20:30+05:00",
+        },
+        timeout=30,
+    )
+
+
+def test_a_partner_api_key_rotates_without_a_gap(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Add the new key, move to it, remove the old one: both work in between."""
+    db = ("--db", sandbox.db_url)
+    old, new = sandbox.partner_api_key, f"{sandbox.partner_api_key}-next"
+    run_cli("braze", "partner", "create", sandbox.partner, "--api-key", new, *db, home=tmp_path)
+    assert define(sandbox, old, "a").status_code == 200
+    assert define(sandbox, new, "b").status_code == 200
+
+    removed = run_cli(
+        "braze", "partner", "remove-key", sandbox.partner, "--api-key", old, *db, home=tmp_path
+    )
+    keys = [key["key"] for key in json.loads(removed.stdout)["api_keys"]]
+    assert old not in keys and new in keys
+    assert define(sandbox, old, "c").status_code == 401  # the running service, at once
+    assert define(sandbox, new, "d").status_code == 200
+
+    again = run_cli(
+        "braze", "partner", "remove-key", sandbox.partner, "--api-key", old, *db,
+        home=tmp_path, expect=2,
+    )  # fmt: skip
+    assert again.stderr.startswith(
+        f"error: partner {sandbox.partner!r} has no such partner API key"
+    )
