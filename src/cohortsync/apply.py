@@ -45,8 +45,8 @@ from cohortsync.definitions import Activation, Authentication, Parent, Query, Se
 from cohortsync.definitions.fields import Definition
 from cohortsync.definitions.invalid import refusal
 from cohortsync.errors import ConfigError, DestinationRefused
-from cohortsync.export.credentials import check_credentials
-from cohortsync.export.spec import REST_ATTRIBUTE, Destination
+from cohortsync.export.credentials import check_credentials, checked_destination
+from cohortsync.export.spec import REST_ATTRIBUTE
 from cohortsync.settings import Settings
 from cohortsync.textfiles import read_text
 from cohortsync.warehouse.connect import require_stored_warehouse
@@ -499,7 +499,7 @@ def apply_file(
         changes = plan(definitions, settings=settings)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error.message}", hint=error.hint) from None
-    _check_rest_api_keys(path, definitions, changes)
+    _check_rest_api_keys(path, definitions, changes, settings)
     result = ApplyResult(dry_run=dry_run)
     if dry_run:
         result.changes = changes
@@ -517,7 +517,9 @@ def apply_file(
     return result
 
 
-def _check_rest_api_keys(path: Path, definitions: AsCodeFile, changes: list[Change]) -> None:
+def _check_rest_api_keys(
+    path: Path, definitions: AsCodeFile, changes: list[Change], settings: Settings
+) -> None:
     """Check each rest-attribute key the file creates or changes, as ``auth create`` does.
 
     This runs before anything is saved (and on a dry run, which then tells
@@ -539,7 +541,7 @@ def _check_rest_api_keys(path: Path, definitions: AsCodeFile, changes: list[Chan
         if item.type != REST_ATTRIBUTE:
             continue
         try:
-            check_credentials(_rest_destination(item))
+            check_credentials(checked_destination(item, settings))
         except DestinationRefused as error:
             raise DestinationRefused(
                 f"{where}: its rest_api_key was refused: {error.message}",
@@ -551,17 +553,6 @@ def _check_rest_api_keys(path: Path, definitions: AsCodeFile, changes: list[Chan
                 f"{where}: its rest_api_key could not be checked: {error.message}",
                 hint=error.hint,
             ) from None
-
-
-def _rest_destination(item: Authentication) -> Destination:
-    """The destination ``auth create`` checks for a rest-attribute authentication."""
-    return Destination(
-        endpoint=item.endpoint,
-        data_import_key=item.data_import_key,
-        partner_api_key="",
-        auth_name=item.name,
-        type=REST_ATTRIBUTE,
-    )
 
 
 def _apply_item(item: Definition, settings: Settings) -> None:

@@ -104,7 +104,7 @@ def create_checked_auth(auth: Authentication, settings: Settings) -> AuthRecord:
         if auth.name in {record.name for record in list_auths(catalog)}:
             raise exists_already(auth.name)
         check_secret_key(catalog, settings)
-        check_credentials(_checked_destination(auth, settings))
+        check_credentials(checked_destination(auth, settings))
         return save_auth(catalog, settings, auth)
     finally:
         catalog.dispose()
@@ -139,15 +139,16 @@ def update_checked_auth(
         changes = {"endpoint": endpoint, "partner": partner, "data_import_key": key}
         fields = {**saved, **{k: v for k, v in changes.items() if v is not None}}
         auth = validated(Authentication, {"name": name, **fields})
-        check_credentials(_checked_destination(auth, settings))
+        check_credentials(checked_destination(auth, settings))
         changed = upsert_auth(catalog, settings, auth)
         return get_auth(catalog, name), changed
     finally:
         catalog.dispose()
 
 
-def _checked_destination(auth: Authentication, settings: Settings) -> Destination:
-    """The destination the credentials check of ``auth`` is sent to."""
+def checked_destination(auth: Authentication, settings: Settings) -> Destination:
+    """The destination the credentials check of ``auth`` is sent to (``auth create|update``,
+    ``apply``)."""
     if auth.type == REST_ATTRIBUTE:
         return Destination(
             endpoint=auth.endpoint,
