@@ -121,3 +121,42 @@ def test_a_rest_attribute_authentication_asks_for_a_rest_api_key(
     assert page.get_by_label("REST API key").input_value() == ""  # the type chosen stays
     assert "not-a-rest-api-key" not in page.content()
     assert saved_names(console) == ["braze-rest"]
+
+
+def test_replace_key_checks_the_new_key_first_and_keeps_the_old_one_when_refused(
+    console_page: Any, console: RunningConsole, braze_sandbox: Any
+) -> None:
+    page = console_page
+    page.goto(f"{console.url}/hub/braze/new")
+    fill_auth_form(page, "braze-sandbox", braze_sandbox.base_url, braze_sandbox.data_import_key)
+    page.wait_for_url(f"{console.url}/hub/braze?saved=braze-sandbox")
+    new_key = braze_sandbox.generate_key()  # Braze: a second data import key of the workspace
+
+    page.get_by_role("link", name="Replace the key of braze-sandbox").click()
+    screenshot(page, "console-hub-replace-key")
+    page.get_by_label("New data import key").fill("not-a-data-import-key")
+    page.get_by_role("button", name="Check and replace").click()
+    alert = page.get_by_role("alert").inner_text()
+    assert alert.startswith("Not changed:") and "The saved key is kept." in alert
+    assert "not-a-data-import-key" not in page.content()
+    screenshot(page, "console-hub-replace-key-refused")
+    [before] = list_auth_records(console)
+    assert before.masked_key.endswith(braze_sandbox.data_import_key[-4:])
+
+    page.get_by_label("New data import key").fill(new_key)
+    page.get_by_role("button", name="Check and replace").click()
+    page.wait_for_url(f"{console.url}/hub/braze?updated=braze-sandbox")
+    assert "replaced the old one" in page.get_by_role("status").inner_text()
+    row = page.get_by_role("row").filter(has_text="braze-sandbox")
+    assert new_key[-4:] in row.inner_text() and new_key not in page.content()
+    screenshot(page, "console-hub-key-replaced")
+    [after] = list_auth_records(console)
+    assert after.masked_key.endswith(new_key[-4:]) and after.created_at == before.created_at
+
+
+def list_auth_records(console: RunningConsole) -> list[Any]:
+    catalog = open_catalog(console.settings.catalog_path)
+    try:
+        return list_auths(catalog)
+    finally:
+        catalog.dispose()

@@ -1,8 +1,14 @@
-"""SIGTERM and Ctrl-C sent to this process request the run's stop token."""
+"""SIGTERM and Ctrl-C sent to this process request the run's stop token.
+
+The signals are raised in the main thread itself (``signal.raise_signal``),
+whose C handler then runs before the call returns. A signal sent to the
+process (``os.kill``) may be taken by another of its threads, and handled a
+moment later: after the block under test had restored the default handler,
+where a Ctrl-C becomes a KeyboardInterrupt that ends the test worker.
+"""
 
 from __future__ import annotations
 
-import os
 import signal
 from types import FrameType
 
@@ -13,7 +19,7 @@ from cohortsync.export.stopping import StopToken, stop_on_signals
 
 
 def spin() -> None:
-    """A few bytecodes, so that the interpreter runs the pending signal handler."""
+    """A few bytecodes, so that the interpreter runs the signal handler the C handler queued."""
     for _ in range(1000):
         pass
 
@@ -29,7 +35,7 @@ def test_a_signal_while_sending_stops_handing_out_batches() -> None:
         for number in stop.batches(iter(range(100))):
             handed.append(number)
             if number == 3:
-                os.kill(os.getpid(), signal.SIGTERM)
+                signal.raise_signal(signal.SIGTERM)
     assert handed == [0, 1, 2, 3]
     assert stop.requested
     assert stop.signal_name == "SIGTERM"
@@ -40,7 +46,7 @@ def test_a_signal_outside_sending_interrupts_the_operation_and_stops_at_the_boun
     interrupted: list[bool] = []
     with stop_on_signals(StopToken()) as stop:
         with stop.interrupting(lambda: interrupted.append(True)):
-            os.kill(os.getpid(), signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)
             spin()
         assert interrupted == [True]  # a DuckDB statement, say, is interrupted at once
         with pytest.raises(RunInterrupted, match=r"^the run was stopped by SIGTERM$"):
@@ -54,10 +60,10 @@ def test_a_second_signal_while_sending_interrupts_at_once() -> None:
         stop.sending(),
         stop.interrupting(lambda: interrupted.append(True)),
     ):
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
         spin()
         assert interrupted == []  # the first one waits for the requests in flight
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
         spin()
         assert interrupted == [True]  # the second cancels them
     assert stop.signal_name == "SIGINT"
@@ -72,7 +78,7 @@ def test_the_callers_handler_is_restored_and_told() -> None:
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         with stop_on_signals(StopToken()) as stop, stop.sending():
-            os.kill(os.getpid(), signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)
             spin()
             assert seen == []
         assert seen == [signal.SIGTERM]

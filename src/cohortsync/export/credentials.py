@@ -99,12 +99,13 @@ def create_checked_auth(auth: Authentication, settings: Settings) -> AuthRecord:
             endpoint is unreachable.
         DestinationRefused: the endpoint refused the key (its message included).
     """
+    destination = checked_destination(auth, settings)  # a bad endpoint, before the catalog
     catalog = open_catalog(settings.catalog_path)
     try:
         if auth.name in {record.name for record in list_auths(catalog)}:
             raise exists_already(auth.name)
         check_secret_key(catalog, settings)
-        check_credentials(checked_destination(auth, settings))
+        check_credentials(destination)
         return save_auth(catalog, settings, auth)
     finally:
         catalog.dispose()

@@ -7,6 +7,10 @@ checked against the endpoint first, and a refusal shows the server's message.
 The key is never sent back to the browser: the form's password field starts
 empty, and lists show it masked.
 
+*Replace key* (``/hub/braze/auths/NAME/key``) is ``cohortsync auth update``:
+the new key is checked against the endpoint, and only then replaces the
+saved one, so a key rotates without a gap; a refused key changes nothing.
+
 The form's *Destination type* (``partner-cohort`` or ``rest-attribute``)
 decides what the key is: choosing another type swaps the key's field (its
 label and hint) and the partner field through htmx
@@ -22,12 +26,12 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from cohortsync.catalog.auths import delete_auth, get_auth, list_auths
+from cohortsync.catalog.auths import AuthRecord, delete_auth, get_auth, list_auths
 from cohortsync.console.context import Console, console_of
 from cohortsync.definitions import Authentication, field_problems
 from cohortsync.definitions.fields import DEFAULT_PARTNER
 from cohortsync.errors import CohortsyncError
-from cohortsync.export.credentials import create_checked_auth
+from cohortsync.export.credentials import create_checked_auth, update_checked_auth
 from cohortsync.web.pages import redirect
 
 router = APIRouter()
@@ -54,7 +58,11 @@ def catalog_page(request: Request, console: Console = Depends(console_of)) -> Re
 
 @router.get("/hub/braze")
 def integration_page(
-    request: Request, console: Console = Depends(console_of), saved: str = "", deleted: str = ""
+    request: Request,
+    console: Console = Depends(console_of),
+    saved: str = "",
+    deleted: str = "",
+    updated: str = "",
 ) -> Response:
     return console.pages.render(
         request,
@@ -64,6 +72,7 @@ def integration_page(
             "auths": list_auths(console.catalog),
             "saved": saved,
             "deleted": deleted,
+            "updated": updated,
         },
     )
 
@@ -112,6 +121,36 @@ def create_auth(
     return redirect(request, f"/hub/braze?saved={auth.name}")
 
 
+@router.get("/hub/braze/auths/{name}/key")
+def replace_key_form(
+    request: Request, name: str, console: Console = Depends(console_of)
+) -> Response:
+    record = get_auth(console.catalog, name)
+    return _key_form(request, console, record, {"endpoint": record.endpoint})
+
+
+@router.post("/hub/braze/auths/{name}/key")
+def replace_key(
+    request: Request,
+    name: str,
+    console: Console = Depends(console_of),
+    endpoint: str = Form(""),
+    data_import_key: str = Form(""),
+) -> Response:
+    """Check the new key (and endpoint) like ``auth update``, then replace the saved ones."""
+    record = get_auth(console.catalog, name)
+    values = {"endpoint": endpoint.strip() or record.endpoint}
+    key = data_import_key.strip()
+    if not key:
+        errors = {"data_import_key": f"give the new {record.key_label}"}
+        return _key_form(request, console, record, values, errors=errors, status=422)
+    try:
+        update_checked_auth(name, console.settings, endpoint=values["endpoint"], key=key)
+    except CohortsyncError as error:
+        return _key_form(request, console, record, values, failure=error, status=422)
+    return redirect(request, f"/hub/braze?updated={name}")
+
+
 @router.get("/hub/braze/auths/{name}/delete")
 def confirm_delete(request: Request, name: str, console: Console = Depends(console_of)) -> Response:
     return console.pages.render(
@@ -123,6 +162,24 @@ def confirm_delete(request: Request, name: str, console: Console = Depends(conso
 def delete(request: Request, name: str, console: Console = Depends(console_of)) -> Response:
     delete_auth(console.catalog, name)
     return redirect(request, f"/hub/braze?deleted={name}")
+
+
+def _key_form(
+    request: Request,
+    console: Console,
+    record: AuthRecord,
+    values: dict[str, Any],
+    *,
+    errors: dict[str, str] | None = None,
+    failure: CohortsyncError | None = None,
+    status: int = 200,
+) -> Response:
+    return console.pages.render(
+        request,
+        "console/auth_key.html",
+        {"auth": record, "values": values, "errors": errors or {}, "failure": failure},
+        status_code=status,
+    )
 
 
 def _auth_form(
