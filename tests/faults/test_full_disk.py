@@ -23,7 +23,6 @@ nothing sent.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import pytest
 from runs_helpers import export_args, membership, received, runs_json
 
 from export.partner_server import PartnerServer
-from support import run_cli
+from support import run_cli, wait_for
 from support.small_disk import BALLAST, SmallDisk
 
 THREADS = 2
@@ -83,13 +82,23 @@ def export(partner: PartnerServer, *, expect: int) -> Any:
 
 
 def fill_once_sending(partner: PartnerServer, disk: SmallDisk, after: int = 3) -> threading.Thread:
-    """Fill ``disk`` as soon as the server has answered ``after`` requests of the run."""
+    """Fill ``disk`` as soon as the server has answered ``after`` requests of the run.
+
+    Until the disk is full the server answers slowly (50 ms a request), so the
+    run is still sending when the fill ends, however busy the machine; then at
+    once.
+    """
+    partner.delay = 0.05
 
     def watch() -> None:
-        deadline = time.monotonic() + 60
-        while len(partner.users_requests()) < after and time.monotonic() < deadline:
-            time.sleep(0.002)
+        wait_for(
+            lambda: len(partner.users_requests()) >= after,
+            60,
+            what=f"the server to answer {after} requests",
+            interval=0.002,
+        )
         disk.fill()
+        partner.delay = 0.0
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -163,7 +172,6 @@ def test_the_ack_log_filling_up_mid_send_fails_the_run_and_the_next_export_resum
     home: Path, partner: PartnerServer, warehouse: Callable[[str], None], small_disk: Any
 ) -> None:
     disk = small_disk("runs", "16m")
-    partner.delay = 0.004  # keeps the run sending while the disk fills
     # 300 batches: the ack log's 16-byte records outgrow its first 4 kB page at batch 255.
     warehouse(table_of(0, 300_000))
     watcher = fill_once_sending(partner, disk)
@@ -198,7 +206,6 @@ def test_a_full_disk_at_the_snapshot_commit_keeps_the_old_snapshot_until_the_rer
     export(partner, expect=0)
     before = current_generation(home)
 
-    partner.delay = 0.004
     warehouse(table_of(1_000, 41_000))
     watcher = fill_once_sending(partner, disk, after=len(partner.users_requests()) + 3)
     line = export(partner, expect=7)
