@@ -20,18 +20,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
-import psycopg
 import pyarrow.parquet as pq
 import pytest
 
 from cohortsync.braze.sandbox import Sandbox, provision
 from cohortsync.braze.store import open_store
-from services import POSTGRES_ADMIN_URL, missing_service
+from services import fresh_postgres_database
 from support import cohortsync_command, run_cli, served_url, wait_for
 from support.fault_proxy import FaultProxy
 
@@ -44,16 +42,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'braze.db'}"
         return
-    name = f"cohortsync_faults_{uuid.uuid4().hex[:12]}"
-    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as error:
-        missing_service(f"no PostgreSQL server answers at {admin}: {error}")
-    yield f"{admin.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database("cohortsync_faults") as url:
+        yield url
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ import httpx
 import orjson
 import pytest
 
-from services import POSTGRES_ADMIN_URL, missing_service
+from services import fresh_postgres_database
 from support import cli_environment, cohortsync_command, run_cli, unused_port, wait_for
 
 PARTNER_KEY = "pk-" + uuid.uuid4().hex
@@ -125,23 +125,13 @@ class Process:
 @pytest.fixture
 def store_url() -> Iterator[str]:
     """A fresh PostgreSQL database for the store, its URL carrying a password."""
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        missing_service("psycopg is not installed")
-    name = f"cohortsync_logs_{uuid.uuid4().hex[:12]}"
-    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as error:
-        missing_service(f"PostgreSQL does not answer at {admin}: {error}")
-    base = admin.rsplit("/", 1)[0].replace("postgresql://", "")
-    user_host = base.split("@", 1)
-    user, host = (user_host[0].split(":")[0], user_host[1]) if len(user_host) == 2 else ("", base)
-    yield f"postgresql+psycopg://{user or 'postgres'}:{DB_PASSWORD}@{host}/{name}"
-    with psycopg.connect(admin, autocommit=True, connect_timeout=3) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database("cohortsync_logs") as url:
+        base, name = url.removeprefix("postgresql://").rsplit("/", 1)
+        user_host = base.split("@", 1)
+        user, host = (
+            (user_host[0].split(":")[0], user_host[1]) if len(user_host) == 2 else ("", base)
+        )
+        yield f"postgresql+psycopg://{user or 'postgres'}:{DB_PASSWORD}@{host}/{name}"
 
 
 @pytest.fixture

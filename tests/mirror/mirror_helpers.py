@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 Identifier = tuple[str, str]
-Change = tuple[str, str, bool]
 
 
 def write_identifiers(path: Path, identifiers: Iterable[Identifier]) -> Path:
@@ -27,19 +26,6 @@ def write_identifiers(path: Path, identifiers: Iterable[Identifier]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path)
     return path
-
-
-def read_changes(path: Path) -> list[Change]:
-    """The rows of a changes file, in file order."""
-    table = pq.read_table(path)
-    return list(
-        zip(
-            table.column("kind").to_pylist(),
-            table.column("value").to_pylist(),
-            table.column("should_remove").to_pylist(),
-            strict=True,
-        )
-    )
 
 
 def read_identifiers(path: Path) -> set[Identifier]:

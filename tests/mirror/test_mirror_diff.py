@@ -6,12 +6,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from mirror_helpers import read_changes, read_identifiers, write_identifiers
+from mirror_helpers import read_identifiers, write_identifiers
 
 from cohortsync.errors import CohortsyncError, ConfigError
 from cohortsync.export.mirror import DuckDBResult, MirrorPlan, ParquetResult, plan_mirror
 from cohortsync.export.snapshots import CohortKey, Snapshot, SnapshotStore
 from cohortsync.export.spec import MirrorOptions
+from support.mirror_model import read_changes
 
 KEY = CohortKey.for_destination("http://127.0.0.1:1", "secret-key", "treasuredata", "vip")
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mirror_helpers import read_changes, write_identifiers
+from mirror_helpers import write_identifiers
 
 from cohortsync.export.mirror import ParquetResult, plan_mirror
 from cohortsync.export.snapshots import CohortKey, SnapshotStore
 from cohortsync.export.spec import MirrorOptions
-from support.mirror_model import Step, check_changes, identifiers, play, steps
+from support.mirror_model import Step, check_changes, identifiers, play, read_changes, steps
 
 BATCH = 3  # identifiers per request in the model (1,000 in production)
 OURS = identifiers("v", 8)

@@ -12,11 +12,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+import pyarrow.parquet as pq
 from hypothesis import strategies as st
 
 Identifier = tuple[str, str]
 Change = tuple[str, str, bool]
+
+
+def read_changes(path: Path) -> list[Change]:
+    """The ``(kind, value, should_remove)`` rows of a changes or plan file, in file order."""
+    table = pq.read_table(path, columns=["kind", "value", "should_remove"])
+    return list(
+        zip(
+            table.column("kind").to_pylist(),
+            table.column("value").to_pylist(),
+            table.column("should_remove").to_pylist(),
+            strict=True,
+        )
+    )
+
+
 KINDS = ("user_ids", "device_ids", "alias")
 
 

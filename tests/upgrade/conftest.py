@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from services import POSTGRES_ADMIN_URL, missing_service
+from services import fresh_postgres_database, missing_service
 from support import CliResult, run_cli
 
 DATABASES = Path(__file__).parent / "fixtures" / "databases"
@@ -63,23 +62,13 @@ def cli() -> Callable[..., CliResult]:
 @pytest.fixture
 def old_postgres_store(postgres_url: str) -> Iterator[str]:
     """A fresh PostgreSQL database restored from the previous release's pg_dump."""
-    import psycopg
-
-    name = f"cohortsync_upgrade_{uuid.uuid4().hex[:10]}"
-    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = admin.rsplit("/", 1)[0] + f"/{name}"
     if shutil.which("psql") is None:
         missing_service("psql is not installed")
-    subprocess.run(
-        ["psql", "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "-f",
-         str(DATABASES / "braze-postgres.sql"), url],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    try:
+    with fresh_postgres_database("cohortsync_upgrade") as url:
+        subprocess.run(
+            ["psql", "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "-f",
+             str(DATABASES / "braze-postgres.sql"), url],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
         yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

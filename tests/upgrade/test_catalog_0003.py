@@ -13,7 +13,6 @@ import json
 import shutil
 import sqlite3
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import sqlalchemy as sa
 from cohortsync import dbschema
 from cohortsync.catalog import runs as history
 from cohortsync.catalog.db import catalog_schema, open_catalog
-from services import POSTGRES_ADMIN_URL
+from services import fresh_postgres_database
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -167,17 +166,8 @@ def test_a_new_run_records_its_job_name(home: Path) -> None:
 @pytest.fixture
 def fresh_postgres(postgres_url: str) -> Iterator[str]:
     """An empty PostgreSQL database of its own, dropped after the test."""
-    import psycopg
-
-    name = f"cohortsync_catalog_{uuid.uuid4().hex[:10]}"
-    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database("cohortsync_catalog") as url:
+        yield url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 def copy_frozen_catalog(target: sa.Connection) -> None:

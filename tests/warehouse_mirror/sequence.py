@@ -11,27 +11,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from cohortsync.export.snapshots import CohortKey, SnapshotStore
 from cohortsync.export.spec import MirrorOptions, Source
 from cohortsync.export.warehouse_mirror import WarehouseMirror
-from support.mirror_model import Change, Identifier, Step, check_changes, play
+from support.mirror_model import Identifier, Step, check_changes, play, read_changes
 
 BATCH = 3  # identifiers per request in the model (1,000 in production)
-
-
-def changes_of(path: Path) -> list[Change]:
-    """The ``(kind, value, should_remove)`` rows of a plan file, in its order."""
-    table = pq.read_table(path, columns=["kind", "value", "should_remove"])
-    return list(
-        zip(
-            table.column("kind").to_pylist(),
-            table.column("value").to_pylist(),
-            table.column("should_remove").to_pylist(),
-            strict=True,
-        )
-    )
 
 
 def play_in_warehouse(
@@ -72,7 +57,7 @@ def play_in_warehouse(
                 abandoned=tuple(abandoned),
             )
             prepared = planner.prepare(source, skip_invalid=False, batch_size=BATCH)
-            changes = changes_of(prepared.plan.path)
+            changes = read_changes(prepared.plan.path)
             check_changes(changes, step.result, ever_added)
             if not play(step, cohort, changes, BATCH):
                 abandoned.append(prepared.plan.path)
