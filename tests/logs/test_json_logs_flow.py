@@ -300,8 +300,8 @@ def test_every_line_is_json_and_no_secret_is_in_any(
             ("query:gold_attribute", "succeeded"),
             ("query:refused", "failed"),
         }, outcomes
-        refused = next(o for o in outcomes if o["job"] == "query:refused")
-        assert "Partner not enabled for client with client secret" in refused["error"]
+        refused_job = next(o for o in outcomes if o["job"] == "query:refused")
+        assert "Partner not enabled for client with client secret" in refused_job["error"]
         wait_for(
             lambda: any("webhook" in e["message"] for e in scheduler.json_lines()),
             30,
